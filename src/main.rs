@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(courier_run::cli::main());
+}
