@@ -881,3 +881,24 @@ mod tests {
         );
     }
 }
+
+/// Read the config file at `path` into `scope`; returns its permission bits
+/// (the envdir is private when a config file is). The file is read from one
+/// open descriptor, so the mode and bytes belong to the same file.
+pub fn read_file(scope: &mut Scope, path: &std::path::Path) -> anyhow::Result<u32> {
+    use anyhow::Context;
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let mut f = std::fs::File::open(path)
+        .with_context(|| format!("unable to open config file {}", path.display()))?;
+    let mode = f
+        .metadata()
+        .with_context(|| format!("unable to stat config file {}", path.display()))?
+        .permissions()
+        .mode();
+    let mut src = Vec::new();
+    f.read_to_end(&mut src)
+        .with_context(|| format!("unable to read config file {}", path.display()))?;
+    scope.read(&path.to_string_lossy(), &src)?;
+    Ok(mode)
+}

@@ -7,4 +7,5 @@ pub mod cli;
 pub mod config;
 pub mod envdir;
 pub mod error;
+pub mod launch;
 pub mod limits;
