@@ -83,6 +83,10 @@ enum Cmd {
         envdir: PathBuf,
         /// Config files, read in order into one scope.
         configs: Vec<PathBuf>,
+        /// Make NAME visible to $NAME references without writing it (as
+        /// Courier's rc script predefines prefix, sbindir, ...). Repeatable.
+        #[arg(long = "define", value_name = "NAME=VALUE")]
+        define: Vec<String>,
     },
 }
 
@@ -110,7 +114,7 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(code) => code as i32,
         Err(e) => {
-            eprintln!("courier-run: fatal: {e:#}");
+            eprintln!("courier-run: fatal: {}", describe(&e));
             exit_code(&e) as i32
         }
     }
@@ -118,7 +122,11 @@ pub fn main() -> i32 {
 
 fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.cmd {
-        Some(Cmd::Conf2env { envdir, configs }) => conf2env(&envdir, &configs),
+        Some(Cmd::Conf2env {
+            envdir,
+            configs,
+            define,
+        }) => conf2env(&envdir, &configs, &define),
         None => crate::launch::main(crate::launch::Args {
             runfile: cli.runfile,
             set: cli.set,
@@ -131,6 +139,25 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     }
 }
 
+/// The error chain as one line, `outer: inner: cause`. A system error reads
+/// as strerror says it ("No such file or directory"), without std's
+/// "(os error 2)" suffix, as daemontools prints it.
+pub fn describe(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(|c| match c.downcast_ref::<std::io::Error>() {
+            Some(io) => match io.raw_os_error() {
+                Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+                None => io.to_string(),
+            },
+            None => match c.downcast_ref::<nix::errno::Errno>() {
+                Some(n) => n.desc().to_string(),
+                None => c.to_string(),
+            },
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 /// The inherited environment as (name, value) pairs (bytes, not UTF-8).
 pub fn inherited_env() -> Vec<(String, Vec<u8>)> {
     std::env::vars_os()
@@ -138,8 +165,22 @@ pub fn inherited_env() -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-fn conf2env(dir: &Path, configs: &[PathBuf]) -> anyhow::Result<Exit> {
-    let mut scope = Scope::new(inherited_env());
+fn conf2env(dir: &Path, configs: &[PathBuf], define: &[String]) -> anyhow::Result<Exit> {
+    let mut visible = inherited_env();
+    for d in define {
+        match d.split_once('=') {
+            Some((n, v)) if config::is_name(n.as_bytes()) => {
+                visible.retain(|(k, _)| k != n);
+                visible.push((n.to_string(), v.as_bytes().to_vec()));
+            }
+            _ => {
+                return Err(crate::error::bad_input(format!(
+                    "--define {d}: expected NAME=VALUE"
+                )));
+            }
+        }
+    }
+    let mut scope = Scope::new(visible);
     let mut private = false;
     if configs.is_empty() {
         let mut src = Vec::new();
@@ -162,7 +203,11 @@ fn conf2env(dir: &Path, configs: &[PathBuf]) -> anyhow::Result<Exit> {
         .iter()
         .map(|a| (a.name.as_str(), a.value.as_slice()))
         .collect();
-    let modes = if private { Modes::PRIVATE } else { Modes::PUBLIC };
+    let modes = if private {
+        Modes::PRIVATE
+    } else {
+        Modes::PUBLIC
+    };
     envdir::write(dir, &pairs, modes)?;
     Ok(Exit::Ok)
 }

@@ -121,8 +121,7 @@ pub fn read(dir: &Path) -> anyhow::Result<Vec<(OsString, Option<Vec<u8>>)>> {
             continue;
         }
         let path = e.path();
-        let data =
-            fs::read(&path).with_context(|| format!("unable to read {}", path.display()))?;
+        let data = fs::read(&path).with_context(|| format!("unable to read {}", path.display()))?;
         out.push((name, decode(&data)));
     }
     Ok(out)
@@ -135,6 +134,13 @@ pub fn write(dir: &Path, vars: &[(&str, &[u8])], modes: Modes) -> anyhow::Result
     if holds(dir, vars, modes)? {
         return Ok(Outcome::Unchanged);
     }
+    write_new(dir, vars, modes)?;
+    Ok(Outcome::Written)
+}
+
+/// Replace `dir` with these contents, atomically, without comparing first
+/// (the plan has already found that it differs).
+pub fn write_new(dir: &Path, vars: &[(&str, &[u8])], modes: Modes) -> anyhow::Result<()> {
     let (parent, base) = split(dir)?;
     let tmp = parent.join(format!(".{base}.new.{}", std::process::id()));
     let old = parent.join(format!(".{base}.old.{}", std::process::id()));
@@ -158,8 +164,7 @@ pub fn write(dir: &Path, vars: &[(&str, &[u8])], modes: Modes) -> anyhow::Result
         }
     }
     drop(guard);
-    fsync_dir(&parent)?;
-    Ok(Outcome::Written)
+    fsync_dir(&parent)
 }
 
 /// `dir` split into its parent ("." for a bare name) and its last component.
@@ -177,7 +182,7 @@ fn split(dir: &Path) -> anyhow::Result<(PathBuf, String)> {
 
 /// Does `dir` already hold exactly these files, with these modes, and
 /// nothing else? Any difference (or any doubt) means rewrite.
-fn holds(dir: &Path, vars: &[(&str, &[u8])], modes: Modes) -> anyhow::Result<bool> {
+pub fn holds(dir: &Path, vars: &[(&str, &[u8])], modes: Modes) -> anyhow::Result<bool> {
     let meta = match fs::symlink_metadata(dir) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
@@ -245,8 +250,9 @@ fn swap(tmp: &Path, dir: &Path, old: &Path) -> anyhow::Result<()> {
             Ok(())
         }
         Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS) => {
-            fs::rename(dir, old)
-                .with_context(|| format!("unable to rename {} to {}", dir.display(), old.display()))?;
+            fs::rename(dir, old).with_context(|| {
+                format!("unable to rename {} to {}", dir.display(), old.display())
+            })?;
             if let Err(e) = fs::rename(tmp, dir) {
                 let _ = fs::rename(old, dir);
                 return Err(e).with_context(|| {
@@ -256,9 +262,8 @@ fn swap(tmp: &Path, dir: &Path, old: &Path) -> anyhow::Result<()> {
             let _ = fs::remove_dir_all(old);
             Ok(())
         }
-        Err(e) => Err(std::io::Error::from(e)).with_context(|| {
-            format!("unable to replace {} with {}", dir.display(), tmp.display())
-        }),
+        Err(e) => Err(std::io::Error::from(e))
+            .with_context(|| format!("unable to replace {} with {}", dir.display(), tmp.display())),
     }
 }
 

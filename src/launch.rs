@@ -1,7 +1,22 @@
-//! The launch (stub until the plan lands).
-use crate::cli::Format;
-use crate::error::Exit;
+//! The launch: apply a computed [`Plan`] and execve. No fork: the pid
+//! supervise started is the pid of tcpserver, so `svc` signals reach it.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
+
+use anyhow::Context;
+use nix::sys::signal::{SigHandler, Signal, signal};
+use nix::sys::stat::{Mode, umask};
+use nix::unistd::{Gid, Uid, dup2, execve, setgid, setgroups, setuid};
+
+use crate::cli::Format;
+use crate::envdir;
+use crate::error::{Exit, coded};
+use crate::plan::Plan;
+use crate::settings::Settings;
 
 pub struct Args {
     pub runfile: Option<PathBuf>,
@@ -13,6 +28,123 @@ pub struct Args {
     pub bind: bool,
 }
 
-pub fn main(_args: Args) -> anyhow::Result<Exit> {
-    anyhow::bail!("not yet")
+/// Compute the plan, then print it, check it, or apply it.
+pub fn main(args: Args) -> anyhow::Result<Exit> {
+    if args.check {
+        return crate::check::main(&args);
+    }
+    if !args.dry_run {
+        // The recipe's first line, `exec 2>&1`, done before anything else
+        // so that every error, a config syntax error included, reaches the
+        // log (supervise gives run's stdout to log/run). Only stderr=keep
+        // in a readable run file turns it off.
+        let keep = load_settings(&args).is_ok_and(|s| s.str("stderr") == "keep");
+        if !keep {
+            dup2(1, 2).context("unable to merge stderr into stdout")?;
+        }
+    }
+    let plan = compute(&args)?;
+    if args.dry_run {
+        crate::report::print(&plan, args.format, args.explain)?;
+        return Ok(Exit::Ok);
+    }
+    match launch(&plan)? {}
+}
+
+fn inherited() -> Vec<(Vec<u8>, Vec<u8>)> {
+    std::env::vars_os()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+fn load_settings(args: &Args) -> anyhow::Result<Settings> {
+    Settings::load(
+        args.runfile.as_deref(),
+        &args.set,
+        &crate::cli::inherited_env(),
+    )
+}
+
+/// Settings and plan from the arguments and the inherited environment.
+pub fn compute(args: &Args) -> anyhow::Result<Plan> {
+    Plan::new(load_settings(args)?, inherited())
+}
+
+/// Apply the plan in the classic chain's order (envdir written, stderr
+/// merged, banner, umask, ulimit -v and softlimit, setuidgid) and exec.
+/// Returns only on failure.
+pub fn launch(plan: &Plan) -> anyhow::Result<Infallible> {
+    // Build everything execve needs before changing the process: a NUL
+    // inside an argument is refused while nothing has happened yet.
+    let cstr = |b: &[u8]| {
+        CString::new(b).map_err(|_| {
+            coded(
+                Exit::Usage,
+                format!(
+                    "NUL byte in {}: an exec argument cannot hold one",
+                    String::from_utf8_lossy(b)
+                ),
+            )
+        })
+    };
+    let path = cstr(plan.program.as_os_str().as_bytes())?;
+    let argv = plan
+        .argv
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let envp = plan
+        .env
+        .iter()
+        .map(|v| cstr(&[&v.name[..], b"=", &v.value[..]].concat()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    if let Some(e) = &plan.envdir
+        && !e.unchanged
+    {
+        let pairs: Vec<(&str, &[u8])> = e
+            .vars
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect();
+        envdir::write_new(&e.path, &pairs, e.modes)?;
+    }
+    if plan.merge_stderr {
+        // The recipe's `exec 2>&1`: multilog sees both streams.
+        dup2(1, 2).context("unable to merge stderr into stdout")?;
+    }
+    if !plan.banner.is_empty() {
+        let mut err = std::io::stderr().lock();
+        for line in &plan.banner {
+            let _ = writeln!(err, "{line}");
+        }
+    }
+    if let Some((m, _)) = plan.umask {
+        umask(Mode::from_bits_truncate(m));
+    }
+    crate::limits::apply(&plan.limits)?;
+    if let Some(a) = &plan.setuidgid {
+        // daemontools setuidgid: supplementary groups dropped first, then
+        // the group, then the user (after which nothing else could be set).
+        let gid = Gid::from_raw(a.gid);
+        setgroups(&[gid]).with_context(|| format!("unable to setgroups for {}", a.name))?;
+        setgid(gid).with_context(|| format!("unable to setgid for {}", a.name))?;
+        setuid(Uid::from_raw(a.uid)).with_context(|| format!("unable to setuid for {}", a.name))?;
+    }
+    // Rust's runtime ignores SIGPIPE, and an ignored signal stays ignored
+    // across execve: give tcpserver the default disposition a shell would.
+    // SAFETY: SIG_DFL installs no handler; nothing else runs concurrently.
+    unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }.context("unable to reset SIGPIPE")?;
+    // execve and not std's Command: no fork, and the envp is exactly the
+    // plan's (std would also reset signal dispositions it changed).
+    let Err(err) = execve(&path, &argv, &envp);
+    let code = if err == nix::errno::Errno::ENOENT {
+        Exit::NotFound
+    } else {
+        Exit::NoExec
+    };
+    Err(coded(
+        code,
+        format!("unable to run {}: {}", plan.program.display(), err.desc()),
+    ))
 }

@@ -1,11 +1,18 @@
 //! courier-run: the `run` script of a supervised Courier-IMAP service, as
-//! one exec-chain program. One module per concern; `main.rs` only parses
-//! arguments and maps errors to exit codes.
+//! one exec-chain program. One module per concern; `main.rs` only calls
+//! `cli::main`.
+//!
+//! config -> settings -> plan (side-effect free) -> report (--dry-run) or
+//! launch (envdir, limits, identity, execve).
 
 pub mod account;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod envdir;
 pub mod error;
 pub mod launch;
 pub mod limits;
+pub mod plan;
+pub mod report;
+pub mod settings;

@@ -1,0 +1,384 @@
+//! Printing a [`Plan`]: `--dry-run --format text|json|sh`, and `--explain`.
+//! Read-only: every function here only formats the plan.
+
+use std::io::Write;
+
+use serde_json::{Map, Value, json};
+
+use crate::cli::Format;
+use crate::limits::Resource;
+use crate::plan::Plan;
+use crate::settings::Origin;
+
+pub fn print(plan: &Plan, format: Format, explain: bool) -> anyhow::Result<()> {
+    let out = match format {
+        Format::Text => text(plan, explain).into_bytes(),
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(&json_value(plan, explain))?;
+            s.push('\n');
+            s.into_bytes()
+        }
+        Format::Sh => sh(plan),
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&out)?;
+    stdout.flush()?;
+    Ok(())
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn limit_json(v: Option<u64>) -> Value {
+    v.map_or(Value::Null, Value::from)
+}
+
+/// The plan as one JSON object (see README "--format json").
+pub fn json_value(plan: &Plan, explain: bool) -> Value {
+    let env: Map<String, Value> = plan
+        .env
+        .iter()
+        .map(|v| (lossy(&v.name), Value::from(lossy(&v.value))))
+        .collect();
+    let limits: Map<String, Value> = plan
+        .limits
+        .iter()
+        .map(|(r, l)| {
+            (
+                r.name().to_string(),
+                json!({"soft": limit_json(l.soft), "hard": limit_json(l.hard)}),
+            )
+        })
+        .collect();
+    let mut o = json!({
+        "program": plan.program.to_string_lossy(),
+        "argv": plan.argv.iter().map(|a| lossy(a)).collect::<Vec<_>>(),
+        "env": env,
+        "uid": plan.uid,
+        "gid": plan.gid,
+        "groups": plan.groups,
+        "account": plan.account.as_ref().map(|a| &a.name),
+        "setuidgid": plan.setuidgid.as_ref().map(|a| &a.name),
+        "limits": limits,
+        "umask": plan.umask.as_ref().map(|(m, _)| format!("{m:03o}")),
+        "envdir": plan.envdir.as_ref().map(|e| e.path.to_string_lossy()),
+        "envdir_unchanged": plan.envdir.as_ref().map(|e| e.unchanged),
+        "configs": plan.configs.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
+        "stderr": if plan.merge_stderr { "merge" } else { "keep" },
+        "banner": plan.banner,
+        "warnings": plan.warnings,
+    });
+    if explain {
+        let origins: Map<String, Value> = plan
+            .env
+            .iter()
+            .map(|v| (lossy(&v.name), Value::from(v.origin.to_string())))
+            .collect();
+        let settings: Map<String, Value> = plan
+            .settings
+            .values
+            .iter()
+            .map(|(n, s)| {
+                (
+                    n.to_string(),
+                    json!({"value": s.value, "origin": s.origin.to_string()}),
+                )
+            })
+            .collect();
+        o["origins"] = Value::Object(origins);
+        o["settings"] = Value::Object(settings);
+    }
+    o
+}
+
+fn fmt_limit(v: Option<u64>) -> String {
+    v.map_or("unlimited".to_string(), |n| n.to_string())
+}
+
+/// For people: identity, limits, umask, the environment against the
+/// inherited one, argv one word per line.
+pub fn text(plan: &Plan, explain: bool) -> String {
+    let mut s = String::new();
+    let runfile = plan
+        .settings
+        .runfile
+        .as_ref()
+        .map_or("(no run file)".to_string(), |p| p.display().to_string());
+    let layout = plan.settings.str("layout");
+    s += &format!("courier-run plan for {runfile} (layout={layout})\n\n");
+    s += &format!("program   {}\n", plan.program.display());
+    s += &format!(
+        "identity  uid {} gid {} groups {}",
+        plan.uid,
+        plan.gid,
+        plan.groups
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    match &plan.setuidgid {
+        Some(a) => s += &format!(" (setuidgid {})\n", a.name),
+        None => s += " (unchanged)\n",
+    }
+    if let Some(a) = &plan.account {
+        s += &format!("envuidgid {}: UID={} GID={}\n", a.name, a.uid, a.gid);
+    }
+    match &plan.umask {
+        Some((m, o)) => s += &format!("umask     {m:03o} ({o})\n"),
+        None => s += "umask     unchanged\n",
+    }
+    s += "limits   ";
+    let mut any = false;
+    for r in Resource::ALL {
+        let (after, before) = (plan.limits[&r], plan.limits_before[&r]);
+        if after != before {
+            any = true;
+            s += &format!(
+                " {} soft {} hard {} (was {}/{})\n         ",
+                r.name(),
+                fmt_limit(after.soft),
+                fmt_limit(after.hard),
+                fmt_limit(before.soft),
+                fmt_limit(before.hard)
+            );
+        }
+    }
+    if any {
+        s.truncate(s.trim_end().len());
+        s += "\n";
+    } else {
+        s += " unchanged\n";
+    }
+    match &plan.envdir {
+        Some(e) => {
+            s += &format!(
+                "envdir    {}: {} ({} variables, files {:o})\n",
+                e.path.display(),
+                if e.unchanged {
+                    "unchanged, nothing written"
+                } else {
+                    "would be written"
+                },
+                e.vars.len(),
+                e.modes.file
+            )
+        }
+        None => s += "envdir    none (config variables set directly)\n",
+    }
+    s += &format!(
+        "stderr    {}\n",
+        if plan.merge_stderr {
+            "merged into stdout (exec 2>&1)"
+        } else {
+            "kept"
+        }
+    );
+    let (mut added, mut changed) = (0, 0);
+    let mut lines = String::new();
+    for v in &plan.env {
+        let before = plan.inherited.iter().find(|(n, _)| *n == v.name);
+        let mark = match before {
+            None => {
+                added += 1;
+                '+'
+            }
+            Some((_, old)) if *old != v.value => {
+                changed += 1;
+                '~'
+            }
+            Some(_) => ' ',
+        };
+        if mark == ' ' && !explain {
+            continue;
+        }
+        lines += &format!(
+            "  {mark} {}={}",
+            lossy(&v.name),
+            lossy(&v.value).escape_debug()
+        );
+        if explain {
+            lines += &format!("    [{}]", v.origin);
+        }
+        lines += "\n";
+    }
+    let mut removed = 0;
+    for (n, _) in &plan.inherited {
+        if !plan.env.iter().any(|v| v.name == *n) {
+            removed += 1;
+            lines += &format!("  - {}\n", lossy(n));
+        }
+    }
+    s += &format!(
+        "\nenvironment: {} variables ({added} added, {changed} changed, {removed} removed against the inherited one{})\n",
+        plan.env.len(),
+        if explain {
+            ""
+        } else {
+            "; unchanged ones not shown"
+        }
+    );
+    s += &lines;
+    s += "\nargv\n";
+    for a in &plan.argv {
+        s += &format!("  {}\n", lossy(a));
+    }
+    if explain {
+        s += "\nsettings\n";
+        for (n, set) in &plan.settings.values {
+            let shown = match &set.value {
+                Some(v) => format!("{v:?}"),
+                None => "(from the config)".to_string(),
+            };
+            let origin = match &set.origin {
+                Origin::Default => "default".to_string(),
+                o => o.to_string(),
+            };
+            s += &format!("  {n}={shown}    [{origin}]\n");
+        }
+    }
+    if !plan.warnings.is_empty() {
+        s += "\nwarnings\n";
+        for w in &plan.warnings {
+            s += &format!("  {w}\n");
+        }
+    }
+    s
+}
+
+/// Quote `b` for sh: bare when every byte is safe, else in single quotes
+/// (which carry every byte but `'`, written as '\'').
+pub fn quote(b: &[u8]) -> Vec<u8> {
+    let safe = |c: &u8| c.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(c);
+    if !b.is_empty() && b.iter().all(safe) {
+        return b.to_vec();
+    }
+    let mut out = vec![b'\''];
+    for &c in b {
+        if c == b'\'' {
+            out.extend_from_slice(b"'\\''");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push(b'\'');
+    out
+}
+
+fn words(ws: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, w) in ws.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        out.extend(quote(w));
+    }
+    out
+}
+
+/// The equivalent classic run script, pasteable: the same environment,
+/// limits, identity and argv through daemontools' programs.
+pub fn sh(plan: &Plan) -> Vec<u8> {
+    let mut s: Vec<u8> = Vec::new();
+    let runfile = plan
+        .settings
+        .runfile
+        .as_ref()
+        .map_or("(no run file)".to_string(), |p| p.display().to_string());
+    s.extend(format!(
+        "#!/bin/sh\n# The classic run script equivalent to courier-run {runfile}\n# (courier-run --dry-run --format sh). Needs daemontools.\n"
+    ).bytes());
+    if plan.merge_stderr {
+        s.extend(b"exec 2>&1\n");
+    }
+    // `env -i` with the kept names, for inherit_env=none or a list.
+    let env_i: Vec<u8> = match plan.settings.str("inherit_env") {
+        "all" => Vec::new(),
+        "none" => b"env -i ".to_vec(),
+        names => {
+            let mut v = b"env -i".to_vec();
+            for n in names.split_ascii_whitespace() {
+                v.extend(format!(" ${{{n}+\"{n}=${n}\"}}").bytes());
+            }
+            v.push(b' ');
+            v
+        }
+    };
+    if let Some(e) = &plan.envdir {
+        let exe = std::env::current_exe()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "courier-run".to_string());
+        s.extend(&env_i);
+        let mut cmd: Vec<Vec<u8>> = vec![exe.into_bytes(), b"conf2env".to_vec()];
+        for (n, v) in predefined_for_sh(plan) {
+            cmd.push(b"--define".to_vec());
+            cmd.push(format!("{n}={v}").into_bytes());
+        }
+        cmd.push(e.path.to_string_lossy().as_bytes().to_vec());
+        cmd.extend(
+            plan.configs
+                .iter()
+                .map(|p| p.to_string_lossy().as_bytes().to_vec()),
+        );
+        let refs: Vec<&[u8]> = cmd.iter().map(|c| c.as_slice()).collect();
+        s.extend(words(&refs));
+        s.extend(b" || exit 111\n");
+    }
+    for line in &plan.banner {
+        s.extend(b"printf '%s\\n' ");
+        s.extend(quote(line.as_bytes()));
+        s.extend(b" >&2\n");
+    }
+    if let Some((m, _)) = plan.umask {
+        s.extend(format!("umask {m:03o}\n").bytes());
+    }
+    if let Some((v, _)) = plan.ulimit_v {
+        match v {
+            Some(bytes) => s.extend(format!("ulimit -v {}\n", bytes / 1024).bytes()),
+            None => s.extend(b"ulimit -v unlimited\n"),
+        }
+    }
+    s.extend(b"exec ");
+    s.extend(&env_i);
+    let mut chain: Vec<Vec<u8>> = Vec::new();
+    if let Some(a) = &plan.account {
+        chain.push(b"envuidgid".to_vec());
+        chain.push(a.name.clone().into_bytes());
+    }
+    match &plan.envdir {
+        Some(e) => {
+            chain.push(b"envdir".to_vec());
+            chain.push(e.path.to_string_lossy().as_bytes().to_vec());
+        }
+        None if !plan.config_vars.is_empty() => {
+            chain.push(b"env".to_vec());
+            for a in &plan.config_vars {
+                chain.push([a.name.as_bytes(), b"=", &a.value].concat());
+            }
+        }
+        None => {}
+    }
+    let soft = plan.settings.str("softlimit");
+    if !soft.trim().is_empty() {
+        chain.push(b"softlimit".to_vec());
+        chain.extend(soft.split_ascii_whitespace().map(|w| w.as_bytes().to_vec()));
+    }
+    if let Some(a) = &plan.setuidgid {
+        chain.push(b"setuidgid".to_vec());
+        chain.push(a.name.clone().into_bytes());
+    }
+    chain.extend(plan.argv.iter().cloned());
+    let refs: Vec<&[u8]> = chain.iter().map(|c| c.as_slice()).collect();
+    s.extend(words(&refs));
+    s.push(b'\n');
+    s
+}
+
+/// The rc-script variables the config files reference, for conf2env.
+fn predefined_for_sh(plan: &Plan) -> Vec<(String, String)> {
+    crate::plan::predefined(&plan.settings)
+        .into_iter()
+        .map(|(n, v)| (n, lossy(&v)))
+        .collect()
+}

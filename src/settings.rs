@@ -1,0 +1,309 @@
+//! The run file's settings: read with the config reader (same syntax), then
+//! `--set NAME=VALUE` on top, then the layout's defaults for the rest.
+//! Side-effect free.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::config::{Pos, Scope};
+use crate::error::bad_input;
+
+/// Where a value came from (for `--explain` and for error positions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The layout's default.
+    Default,
+    /// An assignment in the run file or a config file.
+    File(Pos),
+    /// `--set NAME=VALUE`.
+    CommandLine,
+    /// The environment courier-run was started with.
+    Inherited,
+    /// `account` (envuidgid's UID and GID).
+    Envuidgid,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::File(p) => write!(f, "{p}"),
+            Origin::CommandLine => f.write_str("--set"),
+            Origin::Inherited => f.write_str("inherited"),
+            Origin::Envuidgid => f.write_str("envuidgid"),
+        }
+    }
+}
+
+impl Origin {
+    /// The prefix of an error message about a value from here.
+    pub fn at(&self, what: &str) -> String {
+        match self {
+            Origin::File(p) => format!("{p}: {what}"),
+            Origin::CommandLine => format!("--set {what}"),
+            Origin::Default => format!("{what} (default)"),
+            Origin::Inherited | Origin::Envuidgid => format!("{what} ({self})"),
+        }
+    }
+}
+
+/// A setting's value and origin. `None`: derived from the config at plan
+/// time (`umask` from IMAP_UMASK, `port` from PORT, ...).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Setting {
+    pub value: Option<String>,
+    pub origin: Origin,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// The 2004 recipe: Courier-IMAP 2.x under /usr/local/courier-imap.
+    Courier2,
+    /// Courier 5 as packaged by Debian 12.
+    Debian,
+}
+
+/// Every setting, in the order the README's table lists them.
+pub const NAMES: &[&str] = &[
+    "layout",
+    "prefix",
+    "config",
+    "envdir",
+    "inherit_env",
+    "account",
+    "setuidgid",
+    "softlimit",
+    "umask",
+    "ulimit_v",
+    "server",
+    "address",
+    "port",
+    "conlimit",
+    "rules",
+    "login",
+    "auth",
+    "authdir",
+    "imapd",
+    "maildir",
+    "banner",
+    "stderr",
+];
+
+/// The layout's default for `name`; `None` means "from the config".
+pub fn default(layout: Layout, prefix: &str, name: &str) -> Option<String> {
+    use Layout::*;
+    let s = |v: &str| Some(v.to_string());
+    match (name, layout) {
+        ("prefix", Courier2) => s("/usr/local/courier-imap"),
+        ("prefix", Debian) => s("/usr"),
+        ("config", Courier2) => Some(format!("{prefix}/etc/imapd")),
+        ("config", Debian) => s("/etc/courier/imapd"),
+        ("envdir", _) => s("./env"),
+        ("inherit_env", _) => s("all"),
+        ("account", Courier2) => s("courierd"),
+        ("account", Debian) => s("courier"),
+        ("setuidgid", _) => s(""),
+        ("softlimit", Courier2) => s("-m 5000000"),
+        ("softlimit", Debian) => s(""),
+        ("server", _) => s("tcpserver -v -RH -l0"),
+        ("rules", Courier2) => s("/etc/tcprules/imap.cdb"),
+        ("rules", Debian) => s(""),
+        ("login", Courier2) => Some(format!("{prefix}/sbin/imaplogin")),
+        ("login", Debian) => s("/usr/lib/courier/courier/imaplogin"),
+        ("auth", Courier2) => s("authpwd"),
+        ("auth", Debian) => s(""),
+        ("authdir", Courier2) => Some(format!("{prefix}/libexec/authlib")),
+        ("authdir", Debian) => s(""),
+        ("imapd", Courier2) => Some(format!("{prefix}/bin/imapd")),
+        ("imapd", Debian) => s("/usr/bin/imapd"),
+        ("banner", _) => s("yes"),
+        ("stderr", _) => s("merge"),
+        // umask, ulimit_v, address, port, conlimit, maildir: from the config.
+        _ => None,
+    }
+}
+
+/// The resolved settings of one run.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub layout: Layout,
+    pub runfile: Option<PathBuf>,
+    /// One entry per name of [`NAMES`], in that order.
+    pub values: Vec<(&'static str, Setting)>,
+    /// Warnings from reading the run file.
+    pub warnings: Vec<String>,
+}
+
+impl Settings {
+    pub fn get(&self, name: &str) -> &Setting {
+        &self
+            .values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("unknown setting {name} asked for"))
+            .1
+    }
+
+    /// The value of a setting that always has one (not config-derived).
+    pub fn str(&self, name: &str) -> &str {
+        self.get(name).value.as_deref().unwrap_or("")
+    }
+
+    /// Read `runfile` (if any) with `inherited` visible to its references,
+    /// apply `sets` (NAME=VALUE), fill in the layout's defaults.
+    pub fn load(
+        runfile: Option<&Path>,
+        sets: &[String],
+        inherited: &[(String, Vec<u8>)],
+    ) -> anyhow::Result<Settings> {
+        let mut explicit: Vec<(&'static str, Setting)> = Vec::new();
+        let mut warnings = Vec::new();
+        if let Some(path) = runfile {
+            let mut scope = Scope::new(inherited.iter().cloned());
+            crate::config::read_file(&mut scope, path)?;
+            warnings.extend(scope.warnings.iter().map(|w| w.to_string()));
+            for a in scope.vars() {
+                let name = known(&a.name).map_err(|hint| {
+                    bad_input(format!("{}: unknown setting {}{hint}", a.pos, a.name))
+                })?;
+                let value = String::from_utf8(a.value.clone()).map_err(|_| {
+                    bad_input(format!("{}: the value of {} is not UTF-8", a.pos, a.name))
+                })?;
+                explicit.push((
+                    name,
+                    Setting {
+                        value: Some(value),
+                        origin: Origin::File(a.pos.clone()),
+                    },
+                ));
+            }
+        }
+        for s in sets {
+            let Some((n, v)) = s.split_once('=') else {
+                return Err(bad_input(format!(
+                    "--set {s}: expected NAME=VALUE (e.g. --set port=1143)"
+                )));
+            };
+            let name = known(n)
+                .map_err(|hint| bad_input(format!("--set {s}: unknown setting {n}{hint}")))?;
+            explicit.retain(|(x, _)| *x != name);
+            explicit.push((
+                name,
+                Setting {
+                    value: Some(v.to_string()),
+                    origin: Origin::CommandLine,
+                },
+            ));
+        }
+        let find = |n: &str| explicit.iter().find(|(x, _)| *x == n).map(|(_, s)| s);
+        let layout = match find("layout") {
+            None => Layout::Courier2,
+            Some(s) => match s.value.as_deref() {
+                Some("courier2") => Layout::Courier2,
+                Some("debian") => Layout::Debian,
+                Some(other) => {
+                    return Err(bad_input(s.origin.at(&format!(
+                        "layout \"{other}\" is not a layout (courier2 or debian)"
+                    ))));
+                }
+                None => unreachable!("explicit settings have values"),
+            },
+        };
+        let prefix = match find("prefix") {
+            Some(s) => s.value.clone().unwrap_or_default(),
+            None => default(layout, "", "prefix").unwrap_or_default(),
+        };
+        let values = NAMES
+            .iter()
+            .map(|&n| {
+                let s = match find(n) {
+                    Some(s) => s.clone(),
+                    None => Setting {
+                        value: if n == "layout" {
+                            Some("courier2".into())
+                        } else {
+                            default(layout, &prefix, n)
+                        },
+                        origin: Origin::Default,
+                    },
+                };
+                (n, s)
+            })
+            .collect();
+        Ok(Settings {
+            layout,
+            runfile: runfile.map(Path::to_path_buf),
+            values,
+            warnings,
+        })
+    }
+}
+
+/// `name` as one of [`NAMES`], or the hint for the error message.
+fn known(name: &str) -> Result<&'static str, String> {
+    if let Some(n) = NAMES.iter().find(|&&n| n == name) {
+        return Ok(n);
+    }
+    if name.bytes().any(|c| c.is_ascii_uppercase()) && NAMES.contains(&name.to_lowercase().as_str())
+    {
+        return Err(format!(
+            " (settings are lower-case: {})",
+            name.to_lowercase()
+        ));
+    }
+    if name.bytes().all(|c| !c.is_ascii_lowercase()) {
+        return Err(
+            " (the run file holds courier-run's lower-case settings; Courier variables belong in a config file)"
+                .into(),
+        );
+    }
+    let best = NAMES
+        .iter()
+        .map(|n| (distance(name, n), *n))
+        .min()
+        .expect("NAMES is not empty");
+    Err(format!(" (did you mean {}?)", best.1))
+}
+
+/// Levenshtein distance, for "did you mean".
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_name() {
+        assert_eq!(known("softlimt").unwrap_err(), " (did you mean softlimit?)");
+        assert_eq!(known("acount").unwrap_err(), " (did you mean account?)");
+        assert!(known("PORT").unwrap_err().contains("lower-case: port"));
+        assert!(known("MAXPERIP").unwrap_err().contains("config file"));
+        assert_eq!(known("port"), Ok("port"));
+    }
+
+    #[test]
+    fn layouts_and_overrides() {
+        let s = Settings::load(None, &["layout=debian".into(), "port=1143".into()], &[]).unwrap();
+        assert_eq!(s.layout, Layout::Debian);
+        assert_eq!(s.str("login"), "/usr/lib/courier/courier/imaplogin");
+        assert_eq!(s.get("port").value.as_deref(), Some("1143"));
+        assert_eq!(s.get("port").origin, Origin::CommandLine);
+        let s = Settings::load(None, &["prefix=/opt/c".into()], &[]).unwrap();
+        assert_eq!(s.str("imapd"), "/opt/c/bin/imapd");
+        assert_eq!(s.str("config"), "/opt/c/etc/imapd");
+        assert!(Settings::load(None, &["bogus=1".into()], &[]).is_err());
+    }
+}
