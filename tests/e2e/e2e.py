@@ -670,6 +670,9 @@ class World:
     def main_log(self):
         out = []
         if self.svc:
+            out += ["svstat: %s %s; listeners on port %s: %s" % (
+                self.svc.status() + (self.port, sorted(listeners(self.port))
+                                     or "none"))]
             out += ["service log %s (last lines):" % self.svc.current]
             out += ["  | " + l for l in tail(self.svc.current)]
             err = read_text(self.svc.errfile).strip()
@@ -968,8 +971,6 @@ class World:
             typ, data = c.select("INBOX", readonly=True)
             if typ != "OK" or int(data[0]) != 3:
                 raise Fail("SELECT INBOX after recovery: %s %r" % (typ, data))
-            if CAP_TOKEN not in c.capabilities:
-                pass
             c.logout()
         except (imaplib.IMAP4.error, OSError) as e:
             raise Fail("IMAP after recovery: %r" % e)
@@ -1064,8 +1065,6 @@ class World:
                     calls[0][1], want_login_args))
             if calls[3][1] != ["Maildir"]:
                 problems.append("imapd argv %s" % calls[3][1])
-            # words of the values were split: compare the first word
-            rec = read_text(record)
             imapd_line = calls[3][3]
             if "CRTEST_C2=chain env ok " not in imapd_line:
                 problems.append("imapd did not see CRTEST_C2: %s" % imapd_line)
@@ -1086,6 +1085,7 @@ class World:
     def c2_log(self):
         out = []
         if self.c2svc:
+            out += ["svstat: %s %s" % self.c2svc.status()]
             out += ["courier2 service log %s (last lines):" % self.c2svc.current]
             out += ["  | " + l for l in tail(self.c2svc.current)]
             rec = os.path.join(self.tmp, "c2", "record.txt")
