@@ -12,7 +12,9 @@
 //! `export NAME=value ...`, backslash escapes, backslash-newline
 //! continuation, single and double quotes (values may span lines), `$NAME`,
 //! `${NAME}`, `${NAME-w}`, `${NAME:-w}`, `${NAME+w}`, `${NAME:+w}`.
-//! Refused: everything else sh would execute or interpret (see README).
+//! Refused: everything else sh would execute or interpret, tilde expansion,
+//! reading a name dash owns (`$PWD`, `$IFS`, ... before the config assigns
+//! it) and assigning OPTIND (see README).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -61,6 +63,10 @@ impl fmt::Display for Warning {
 const SHELL_OWNED: &[&str] = &[
     "IFS", "LINENO", "OPTIND", "PPID", "PS1", "PS2", "PS4", "PWD",
 ];
+
+/// A NUL byte cannot be in an environment value, and sh drops or mangles it.
+const NUL_MSG: &str =
+    "NUL byte in the input (a value cannot hold one: is this a binary file? remove the byte)";
 
 /// Reserved words: a line starting with one is shell code, not an assignment.
 const KEYWORDS: &[&str] = &[
@@ -303,7 +309,8 @@ impl Parser<'_, '_> {
                     if is_export {
                         return self.export(w.pos);
                     }
-                    self.assignment_word(w)?;
+                    let a = self.assignment_word(w)?;
+                    self.scope.assign(a);
                     words.push(());
                 }
             }
@@ -313,8 +320,11 @@ impl Parser<'_, '_> {
 
     /// `export NAME ...` or `export NAME=value ...`: with `set -a` every
     /// assigned name is exported anyway, so a bare NAME changes nothing.
+    /// Unlike plain assignments, export's arguments are all expanded before
+    /// the builtin assigns any (`A=0; export A=1 B=$A` gives B=0 in dash).
     fn export(&mut self, pos: Pos) -> R<()> {
         let mut any = false;
+        let mut pending = Vec::new();
         loop {
             while matches!(self.peek(), Some(b' ' | b'\t')) {
                 self.bump();
@@ -337,9 +347,12 @@ impl Parser<'_, '_> {
                             "export options are not supported (write export NAME or export NAME=value)",
                         );
                     }
-                    self.assignment_word(w)?;
+                    pending.push(self.assignment_word(w)?);
                 }
             }
+        }
+        for a in pending {
+            self.scope.assign(a);
         }
         if !any {
             return self.err(
@@ -350,8 +363,8 @@ impl Parser<'_, '_> {
         Ok(())
     }
 
-    /// A word that must be `NAME=value`: expand and assign it, or refuse.
-    fn assignment_word(&mut self, w: Word) -> R<()> {
+    /// A word that must be `NAME=value`: expand it, or refuse.
+    fn assignment_word(&mut self, w: Word) -> R<Assignment> {
         let eq = w.bare_prefix.iter().position(|&c| c == b'=');
         let name = match eq {
             Some(n) if is_name(&w.bare_prefix[..n]) => {
@@ -359,13 +372,20 @@ impl Parser<'_, '_> {
             }
             _ => return self.not_assignment(&w),
         };
+        if name == "OPTIND" {
+            // dash checks it as getopts' index: `OPTIND=x` is a fatal
+            // "Illegal number", and its idea of a number is its own.
+            return self.err(
+                &w.pos,
+                "OPTIND is the shell's getopts index, not a setting (sh refuses most values: choose another name)",
+            );
+        }
         let value = self.expand(&w.parts, name.len() + 1)?;
-        self.scope.assign(Assignment {
+        Ok(Assignment {
             name,
             value,
             pos: w.pos,
-        });
-        Ok(())
+        })
     }
 
     fn not_assignment<T>(&self, w: &Word) -> R<T> {
@@ -414,6 +434,8 @@ impl Parser<'_, '_> {
         // previous unquoted byte is enough.
         let mut prev: Option<u8> = None;
         loop {
+            // Continuations first, so that `here` is where the byte is.
+            self.eat_bnl();
             let here = self.pos();
             let Some(c) = self.peek() else { break };
             match c {
@@ -433,16 +455,17 @@ impl Parser<'_, '_> {
                         "command substitution with backquotes is not supported (courier-run never runs commands)",
                     );
                 }
-                0 => return self.err(&here, "NUL byte in the input"),
+                0 => return self.err(&here, NUL_MSG),
                 b'\'' => {
                     bare = false;
                     all_bare = false;
                     self.bump();
                     let mut lit = Vec::new();
                     loop {
+                        let at = self.pos();
                         match self.bump() {
                             Some(b'\'') => break,
-                            Some(0) => return self.err(&self.pos(), "NUL byte in the input"),
+                            Some(0) => return self.err(&at, NUL_MSG),
                             Some(c) => lit.push(c),
                             None => {
                                 return self
@@ -471,7 +494,7 @@ impl Parser<'_, '_> {
                                 "backslash at the end of the file (remove it or add a line after it)",
                             );
                         }
-                        Some(0) => return self.err(&here, "NUL byte in the input"),
+                        Some(0) => return self.err(&here, NUL_MSG),
                         Some(c) => push_lit(&mut parts, &[c]),
                     }
                     prev = Some(b'\\');
@@ -532,6 +555,7 @@ impl Parser<'_, '_> {
     /// The inside of "...", after the opening quote.
     fn double_quoted(&mut self, open: &Pos, parts: &mut Vec<Part>) -> R<()> {
         loop {
+            self.eat_bnl();
             let here = self.pos();
             match self.peek() {
                 None => {
@@ -541,7 +565,7 @@ impl Parser<'_, '_> {
                     self.bump();
                     return Ok(());
                 }
-                Some(0) => return self.err(&here, "NUL byte in the input"),
+                Some(0) => return self.err(&here, NUL_MSG),
                 Some(b'`') => {
                     return self.err(
                         &here,
@@ -550,7 +574,10 @@ impl Parser<'_, '_> {
                 }
                 Some(b'\\') => {
                     self.bump();
-                    match self.peek() {
+                    // The byte after the backslash is read raw, as dash's
+                    // pgetc() does: in "\\<newline>" the escaped backslash
+                    // is not the start of a line continuation.
+                    match self.src.get(self.i).copied() {
                         Some(c @ (b'$' | b'`' | b'"' | b'\\')) => {
                             self.bump();
                             push_lit(parts, &[c]);
@@ -688,6 +715,7 @@ impl Parser<'_, '_> {
     fn op_word(&mut self, at: &Pos, ctx: Ctx) -> R<Vec<Part>> {
         let mut parts = Vec::new();
         loop {
+            self.eat_bnl();
             let here = self.pos();
             match self.peek() {
                 None => return self.err(at, "unterminated ${ (add the closing })"),
@@ -697,7 +725,9 @@ impl Parser<'_, '_> {
                 }
                 Some(b'$') => {
                     self.bump();
-                    match self.dollar(&here, Ctx::DoubleQuoted)? {
+                    // Nested words keep the context: in an unquoted
+                    // `${X-${Y-~}}` sh expands the tilde.
+                    match self.dollar(&here, ctx)? {
                         Some(p) => parts.push(Part::Param(p)),
                         None => push_lit(&mut parts, b"$"),
                     }
@@ -810,6 +840,27 @@ pub fn read_str(file: &str, src: &[u8]) -> anyhow::Result<Scope> {
     Ok(s)
 }
 
+/// Read the config file at `path` into `scope`; returns its permission bits
+/// (the envdir is private when a config file is). The file is read from one
+/// open descriptor, so the mode and bytes belong to the same file.
+pub fn read_file(scope: &mut Scope, path: &std::path::Path) -> anyhow::Result<u32> {
+    use anyhow::Context;
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let mut f = std::fs::File::open(path)
+        .with_context(|| format!("unable to open config file {}", path.display()))?;
+    let mode = f
+        .metadata()
+        .with_context(|| format!("unable to stat config file {}", path.display()))?
+        .permissions()
+        .mode();
+    let mut src = Vec::new();
+    f.read_to_end(&mut src)
+        .with_context(|| format!("unable to read config file {}", path.display()))?;
+    scope.read(&path.to_string_lossy(), &src)?;
+    Ok(mode)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -880,25 +931,4 @@ mod tests {
             "t:1:3: NOPE is not set: $NOPE expands to the empty string"
         );
     }
-}
-
-/// Read the config file at `path` into `scope`; returns its permission bits
-/// (the envdir is private when a config file is). The file is read from one
-/// open descriptor, so the mode and bytes belong to the same file.
-pub fn read_file(scope: &mut Scope, path: &std::path::Path) -> anyhow::Result<u32> {
-    use anyhow::Context;
-    use std::io::Read;
-    use std::os::unix::fs::PermissionsExt;
-    let mut f = std::fs::File::open(path)
-        .with_context(|| format!("unable to open config file {}", path.display()))?;
-    let mode = f
-        .metadata()
-        .with_context(|| format!("unable to stat config file {}", path.display()))?
-        .permissions()
-        .mode();
-    let mut src = Vec::new();
-    f.read_to_end(&mut src)
-        .with_context(|| format!("unable to read config file {}", path.display()))?;
-    scope.read(&path.to_string_lossy(), &src)?;
-    Ok(mode)
 }

@@ -157,14 +157,11 @@ impl Plan {
         check_conlimit(&conlimit)?;
 
         // 4. Identity: envuidgid's account, setuidgid's account.
-        let account = match settings.str("account") {
-            "" => None,
-            name => Some(account::lookup(name, "account")?),
-        };
-        let setuidgid = match settings.str("setuidgid") {
-            "" => None,
-            name => Some(account::lookup(name, "setuidgid")?),
-        };
+        let account = lookup_setting(&settings, "account")?;
+        let setuidgid = lookup_setting(&settings, "setuidgid")?;
+        if let Some(a) = &setuidgid {
+            check_can_switch(a)?;
+        }
         let (uid, gid, groups) = match &setuidgid {
             // setuidgid: setgroups(1, &gid), setgid, setuid (daemontools).
             Some(a) => (a.uid, a.gid, vec![a.gid]),
@@ -254,6 +251,7 @@ impl Plan {
                     .iter()
                     .map(|(n, v)| (n.as_str(), v.as_slice()))
                     .collect();
+                check_envdir_path(&path, &settings.get("envdir").origin)?;
                 let unchanged = envdir::holds(&path, &pairs, modes)?;
                 if !unchanged {
                     check_writable_parent(&path)?;
@@ -444,6 +442,53 @@ fn set(env: &mut Vec<Var>, name: &[u8], value: Vec<u8>, origin: Origin) {
     }
 }
 
+/// The account a setting names (`account`, `setuidgid`), or None when
+/// empty. An unknown account's message starts with where it was set
+/// (`./run:4:1: account: unknown account x`), like every other bad value.
+fn lookup_setting(settings: &Settings, name: &str) -> anyhow::Result<Option<Account>> {
+    match settings.str(name) {
+        "" => Ok(None),
+        acct => {
+            account::lookup(acct, name)
+                .map(Some)
+                .map_err(|e| match &settings.get(name).origin {
+                    Origin::File(p) => e.context(p.to_string()),
+                    _ => e,
+                })
+        }
+    }
+}
+
+/// setuidgid's setgroups and setgid need CAP_SETGID, its setuid
+/// CAP_SETUID (unless already that user): without them the launch would
+/// fail after writing the envdir (111), so the plan fails the same way.
+/// Root in a container may lack them; without /proc, "root can".
+fn check_can_switch(a: &Account) -> anyhow::Result<()> {
+    const CAP_SETGID: u32 = 6;
+    const CAP_SETUID: u32 = 7;
+    let caps = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+            u64::from_str_radix(hex.trim(), 16).ok()
+        });
+    let has = |cap: u32| match caps {
+        Some(c) => (c >> cap) & 1 == 1,
+        None => nix::unistd::geteuid().is_root(),
+    };
+    let (uid, euid) = (nix::unistd::getuid(), nix::unistd::geteuid());
+    let same_user = uid.as_raw() == a.uid && euid.as_raw() == a.uid;
+    if has(CAP_SETGID) && (same_user || has(CAP_SETUID)) {
+        return Ok(());
+    }
+    Err(anyhow::anyhow!(
+        "setuidgid {}: unable to switch to uid {} gid {}: courier-run runs as uid {euid} without the privilege to (CAP_SETUID and CAP_SETGID; start it as root, or set setuidgid= to stay)",
+        a.name,
+        a.uid,
+        a.gid
+    ))
+}
+
 fn parse_umask(v: &Val) -> anyhow::Result<u32> {
     match u32::from_str_radix(&v.text, 8) {
         Ok(m) if m <= 0o777 && !v.text.starts_with('+') => Ok(m),
@@ -580,6 +625,35 @@ pub fn resolve(arg0: &[u8], path: Option<&[u8]>) -> anyhow::Result<PathBuf> {
                 String::from_utf8_lossy(path.unwrap_or(b"/bin:/usr/bin"))
             ),
         )),
+    }
+}
+
+/// What the envdir writer would refuse at launch time, refused here, so
+/// that a dry run's exit code is the launch's and nothing is changed first:
+/// a path without a last component (`.`, `..`, `/`), and an existing entry
+/// that is not a directory (a regular file, or a symlink: the atomic
+/// replacement would replace the link, not the directory it points to).
+fn check_envdir_path(dir: &Path, origin: &Origin) -> anyhow::Result<()> {
+    let shown = dir.display();
+    let Some(base) = dir.file_name() else {
+        return Err(bad_input(origin.at(&format!(
+            "envdir {shown} names no directory of its own (courier-run replaces the envdir as a whole: write e.g. ./env)"
+        ))));
+    };
+    // Without a trailing slash, which would follow a symlink.
+    let entry = dir.with_file_name(base);
+    match std::fs::symlink_metadata(&entry) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(m) => {
+            let what = if m.file_type().is_symlink() {
+                "is a symbolic link (courier-run replaces the envdir with a rename, which would replace the link: set envdir to the directory itself)"
+            } else {
+                "exists and is not a directory (remove it, or set envdir elsewhere)"
+            };
+            Err(bad_input(origin.at(&format!("envdir {shown} {what}"))))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("unable to stat envdir {shown}"))),
     }
 }
 

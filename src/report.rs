@@ -339,6 +339,7 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
             None => s.extend(b"ulimit -v unlimited\n"),
         }
     }
+    let exec_at = s.len();
     s.extend(b"exec ");
     s.extend(&env_i);
     let mut chain: Vec<Vec<u8>> = Vec::new();
@@ -367,6 +368,25 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
     if let Some(a) = &plan.setuidgid {
         chain.push(b"setuidgid".to_vec());
         chain.push(a.name.clone().into_bytes());
+    }
+    // daemontools' envdir looks its program up in the PATH it was started
+    // with (pathexec_run reads its own environ), not in the one it passes
+    // on. The plan resolves argv[0] in the final PATH (as the recipe's
+    // `envdir ./env softlimit ... tcpserver` did, softlimit doing the
+    // lookup): when envdir would exec a bare name itself and the config
+    // sets PATH, let env(1) do the lookup in the final environment.
+    let envdir_execs = plan.envdir.is_some() && soft.trim().is_empty() && plan.setuidgid.is_none();
+    if envdir_execs
+        && !plan.argv[0].contains(&b'/')
+        && plan.config_vars.iter().any(|a| a.name == "PATH")
+    {
+        chain.push(b"env".to_vec());
+        s.splice(
+            exec_at..exec_at,
+            b"# env: looks the server up in the PATH of the envdir (envdir itself would not)\n"
+                .iter()
+                .copied(),
+        );
     }
     chain.extend(plan.argv.iter().cloned());
     let refs: Vec<&[u8]> = chain.iter().map(|c| c.as_slice()).collect();

@@ -240,7 +240,7 @@ impl Settings {
 }
 
 /// `name` as one of [`NAMES`], or the hint for the error message.
-fn known(name: &str) -> Result<&'static str, String> {
+pub fn known(name: &str) -> Result<&'static str, String> {
     if let Some(n) = NAMES.iter().find(|&&n| n == name) {
         return Ok(n);
     }

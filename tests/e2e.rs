@@ -17,7 +17,9 @@ fn missing_peers() -> Vec<&'static str> {
         "/usr/lib/courier/courier/imaplogin",
         "/usr/sbin/useradd",
     ];
-    need.into_iter().filter(|p| !Path::new(p).exists()).collect()
+    need.into_iter()
+        .filter(|p| !Path::new(p).exists())
+        .collect()
 }
 
 #[test]
@@ -25,9 +27,7 @@ fn courier_imap_under_supervise() {
     let missing = missing_peers();
     let root = nix::unistd::geteuid().is_root();
     if !missing.is_empty() || !root {
-        let why = format!(
-            "end-to-end test needs root and {missing:?} (run .ci/install as root)"
-        );
+        let why = format!("end-to-end test needs root and {missing:?} (run .ci/install as root)");
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("{why}");
         }
@@ -49,7 +49,9 @@ fn courier_imap_under_supervise() {
         "end-to-end steps failed (see the FAIL lines and the service log above)"
     );
     assert!(
-        stdout.lines().any(|l| l.ends_with(" 0 failed") || l.contains(" passed, 0 failed")),
+        stdout
+            .lines()
+            .any(|l| l.ends_with(" 0 failed") || l.contains(" passed, 0 failed")),
         "the harness printed no summary line"
     );
 }

@@ -1,0 +1,256 @@
+//! Check 6: the `-x` rules cdb. tcpserver does not refuse a missing or
+//! broken one at startup: it drops every connection ("unable to read").
+
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use super::server::Flags;
+use super::{Ctx, Report, errstr};
+
+pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
+    let rules = match ctx.settings.str("rules") {
+        "" => match f.value('x') {
+            Some(x) => x.to_string(),
+            None => {
+                r.info("rules", "none: tcpserver accepts every client");
+                return;
+            }
+        },
+        x => x.to_string(),
+    };
+    let what = format!("rules {rules}");
+    let path = Path::new(&rules);
+    let rebuild = match source(path) {
+        Some(src) => format!("rebuild it: {}", tcprules(path, &src)),
+        None => "build it with tcprules".to_string(),
+    };
+    let data = match std::fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && f.has('X') => {
+            r.warn(
+                what,
+                "does not exist: with -X, tcpserver accepts every client",
+                rebuild,
+            );
+            return;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            r.fail(
+                what,
+                "does not exist: tcpserver would drop every connection",
+                format!("{rebuild}, or set rules= for none"),
+            );
+            return;
+        }
+        Err(e) => {
+            r.fail(
+                what,
+                format!(
+                    "unable to read: {}: tcpserver would drop every connection",
+                    errstr(&e)
+                ),
+                "",
+            );
+            return;
+        }
+    };
+    let records = match parse_cdb(&data) {
+        Ok(n) => n,
+        Err(why) => {
+            r.fail(what, format!("is not a well-formed cdb: {why}"), rebuild);
+            return;
+        }
+    };
+    if let Some(src) = source(path) {
+        let mtime = |p: &Path| {
+            std::fs::metadata(p)
+                .map(|m| (m.mtime(), m.mtime_nsec()))
+                .ok()
+        };
+        if let (Some(s), Some(c)) = (mtime(&src), mtime(path))
+            && s > c
+        {
+            r.warn(
+                what,
+                format!(
+                    "older than its source {}: changes there are not in effect",
+                    src.display()
+                ),
+                format!("rebuild it: {}", tcprules(path, &src)),
+            );
+            return;
+        }
+    }
+    r.ok(format!("{what} ({records} rules)"));
+}
+
+/// The rules file the cdb is built from: `imap.rules` for `imap.cdb`, or
+/// `tcp.imap` for `tcp.imap.cdb`, if one exists beside it.
+fn source(cdb: &Path) -> Option<PathBuf> {
+    let s = cdb.to_str()?;
+    let stem = s.strip_suffix(".cdb")?;
+    [format!("{stem}.rules"), stem.to_string()]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+fn tcprules(cdb: &Path, src: &Path) -> String {
+    let tmp = cdb.with_extension("tmp");
+    format!(
+        "tcprules {} {} < {}",
+        cdb.display(),
+        tmp.display(),
+        src.display()
+    )
+}
+
+/// djb's cdb hash.
+fn hash(key: &[u8]) -> u32 {
+    key.iter().fold(5381u32, |h, &c| {
+        (h.wrapping_shl(5).wrapping_add(h)) ^ u32::from(c)
+    })
+}
+
+/// Check the cdb format (cdb.cr.yp.to/cdb.html): a 2048-byte header of 256
+/// (position, slots) pairs of little-endian u32, the records (key length,
+/// data length, key, data), then the 256 hash tables of (hash, record
+/// position) slots. Returns the number of records, or what is wrong.
+pub fn parse_cdb(data: &[u8]) -> Result<usize, String> {
+    let len = data.len() as u64;
+    if len < 2048 {
+        return Err(format!("{len} bytes, shorter than the 2048-byte header"));
+    }
+    if len > u64::from(u32::MAX) {
+        return Err("larger than 4 GiB".into());
+    }
+    let at = |i: u64| -> u64 {
+        let i = i as usize;
+        u64::from(u32::from_le_bytes(
+            data[i..i + 4].try_into().expect("4 bytes"),
+        ))
+    };
+    let mut tables = Vec::with_capacity(256);
+    let mut end_of_records = len;
+    for i in 0..256 {
+        let (pos, slots) = (at(i * 8), at(i * 8 + 4));
+        if pos < 2048 || pos > len {
+            return Err(format!(
+                "hash table {i} starts at {pos}, outside the file ({len} bytes)"
+            ));
+        }
+        if pos + slots * 8 > len {
+            return Err(format!(
+                "hash table {i} ({slots} slots at {pos}) runs past the end of the file"
+            ));
+        }
+        end_of_records = end_of_records.min(pos);
+        tables.push((pos, slots));
+    }
+    let mut starts = HashSet::new();
+    let mut p = 2048;
+    while p < end_of_records {
+        if p + 8 > end_of_records {
+            return Err(format!("the record at {p} is cut short"));
+        }
+        let end = p + 8 + at(p) + at(p + 4);
+        if end > end_of_records {
+            return Err(format!(
+                "the record at {p} runs past the end of the records ({end_of_records})"
+            ));
+        }
+        starts.insert(p);
+        p = end;
+    }
+    let mut indexed = 0;
+    for (i, &(pos, slots)) in tables.iter().enumerate() {
+        for s in 0..slots {
+            let (h, rec) = (at(pos + s * 8), at(pos + s * 8 + 4));
+            if rec == 0 {
+                continue;
+            }
+            if !starts.contains(&rec) {
+                return Err(format!(
+                    "hash table {i} points at {rec}, which is not a record"
+                ));
+            }
+            let klen = at(rec);
+            let key = &data[(rec + 8) as usize..(rec + 8 + klen) as usize];
+            if u64::from(hash(key)) != h || h % 256 != i as u64 {
+                return Err(format!(
+                    "the record at {rec} is in the wrong hash table slot"
+                ));
+            }
+            indexed += 1;
+        }
+    }
+    if indexed != starts.len() {
+        return Err(format!(
+            "{} records, but {indexed} in the hash tables",
+            starts.len()
+        ));
+    }
+    Ok(starts.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cdb as cdbmake writes it.
+    fn make(records: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut out = vec![0u8; 2048];
+        let mut entries: Vec<(u32, u32)> = Vec::new();
+        for (k, d) in records {
+            entries.push((hash(k), out.len() as u32));
+            out.extend((k.len() as u32).to_le_bytes());
+            out.extend((d.len() as u32).to_le_bytes());
+            out.extend(*k);
+            out.extend(*d);
+        }
+        for i in 0..256u32 {
+            let mine: Vec<&(u32, u32)> = entries.iter().filter(|(h, _)| h % 256 == i).collect();
+            let slots = (mine.len() * 2) as u32;
+            let pos = out.len() as u32;
+            out[(i * 8) as usize..(i * 8 + 4) as usize].copy_from_slice(&pos.to_le_bytes());
+            out[(i * 8 + 4) as usize..(i * 8 + 8) as usize].copy_from_slice(&slots.to_le_bytes());
+            let mut table = vec![(0u32, 0u32); slots as usize];
+            for &&(h, p) in &mine {
+                let mut j = ((h >> 8) % slots) as usize;
+                while table[j].1 != 0 {
+                    j = (j + 1) % slots as usize;
+                }
+                table[j] = (h, p);
+            }
+            for (h, p) in table {
+                out.extend(h.to_le_bytes());
+                out.extend(p.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn cdb_good_and_bad() {
+        let good = make(&[
+            (b"127.0.0.1", b"+"),
+            (b"", b"-"),
+            (b"10.", b"+RELAYCLIENT=\"\""),
+        ]);
+        assert_eq!(parse_cdb(&good), Ok(3));
+        assert_eq!(parse_cdb(&make(&[])), Ok(0));
+        assert!(parse_cdb(b"x").unwrap_err().contains("shorter than"));
+        assert!(
+            parse_cdb(&good[..good.len() - 4])
+                .unwrap_err()
+                .contains("runs past the end")
+        );
+        let mut bad = good.clone();
+        bad[2048] = 200; // the first key's length
+        assert!(parse_cdb(&bad).is_err());
+        let mut bad = good;
+        bad[2048 + 8] ^= 1; // the first key's first byte: wrong hash
+        assert!(parse_cdb(&bad).unwrap_err().contains("wrong hash table"));
+    }
+}
