@@ -113,8 +113,13 @@ pub fn launch(plan: &Plan) -> anyhow::Result<Infallible> {
         // The recipe's `exec 2>&1`: multilog sees both streams.
         dup2(1, 2).context("unable to merge stderr into stdout")?;
     }
-    if !plan.banner.is_empty() {
+    {
+        // Warnings (unset references, CRLF) go to the log on every start,
+        // before the banner, as conf2env prints them.
         let mut err = std::io::stderr().lock();
+        for w in &plan.warnings {
+            let _ = writeln!(err, "courier-run: warning: {w}");
+        }
         for line in &plan.banner {
             let _ = writeln!(err, "{line}");
         }

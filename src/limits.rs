@@ -290,7 +290,13 @@ pub fn plan(
     ulimit_v: Option<Option<u64>>,
     soft: &[Setting],
 ) -> anyhow::Result<BTreeMap<Resource, Limit>> {
-    plan_with(cur, ulimit_v, soft, may_raise_hard())
+    plan_with(
+        cur,
+        ulimit_v,
+        soft,
+        // Raising a hard limit needs CAP_SYS_RESOURCE (not uid 0).
+        crate::caps::has(crate::caps::CAP_SYS_RESOURCE),
+    )
 }
 
 fn plan_with(
@@ -337,22 +343,6 @@ fn plan_with(
             )
         })
         .collect())
-}
-
-/// Whether setrlimit may raise a hard limit. The kernel asks for
-/// CAP_SYS_RESOURCE, not uid 0, and root in a container often lacks it
-/// (Docker drops it by default): there `ulimit -v` fails for root too.
-/// Without /proc, fall back to "root can".
-fn may_raise_hard() -> bool {
-    const CAP_SYS_RESOURCE: u32 = 24;
-    match std::fs::read_to_string("/proc/self/status") {
-        Ok(status) => status
-            .lines()
-            .find_map(|l| l.strip_prefix("CapEff:"))
-            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-            .is_some_and(|caps| (caps >> CAP_SYS_RESOURCE) & 1 == 1),
-        Err(_) => nix::unistd::geteuid().is_root(),
-    }
 }
 
 /// Apply a planned map with setrlimit, for every entry that differs from the

@@ -287,9 +287,29 @@ impl Plan {
         }
         argv.push(address.text.clone().into_bytes());
         argv.push(port.text.clone().into_bytes());
-        argv.push(settings.str("login").as_bytes().to_vec());
-        for m in settings.str("auth").split_ascii_whitespace() {
+        // login= empty: imapd runs alone, preauthenticated as the user
+        // tcpserver runs as (it answers `* PREAUTH`); auth modules then have
+        // nothing to hand credentials to.
+        let login = settings.str("login");
+        let auth = settings.str("auth");
+        if login.is_empty() && !auth.trim().is_empty() {
+            return Err(bad_input(settings.get("auth").origin.at(
+                "auth modules need a login program, and login is empty (set login=, or auth= for none)",
+            )));
+        }
+        if !login.is_empty() {
+            argv.push(login.as_bytes().to_vec());
+        }
+        for m in auth.split_ascii_whitespace() {
             argv.push(auth_path(&settings, m)?.into_bytes());
+        }
+        if settings.str("imapd").is_empty() {
+            return Err(bad_input(
+                settings
+                    .get("imapd")
+                    .origin
+                    .at("imapd is empty (set it to the imapd program)"),
+            ));
         }
         argv.push(settings.str("imapd").as_bytes().to_vec());
         argv.push(maildir.text.clone().into_bytes());
@@ -462,20 +482,9 @@ fn lookup_setting(settings: &Settings, name: &str) -> anyhow::Result<Option<Acco
 /// setuidgid's setgroups and setgid need CAP_SETGID, its setuid
 /// CAP_SETUID (unless already that user): without them the launch would
 /// fail after writing the envdir (111), so the plan fails the same way.
-/// Root in a container may lack them; without /proc, "root can".
+/// Root in a container may lack them.
 fn check_can_switch(a: &Account) -> anyhow::Result<()> {
-    const CAP_SETGID: u32 = 6;
-    const CAP_SETUID: u32 = 7;
-    let caps = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
-            u64::from_str_radix(hex.trim(), 16).ok()
-        });
-    let has = |cap: u32| match caps {
-        Some(c) => (c >> cap) & 1 == 1,
-        None => nix::unistd::geteuid().is_root(),
-    };
+    use crate::caps::{CAP_SETGID, CAP_SETUID, has};
     let (uid, euid) = (nix::unistd::getuid(), nix::unistd::geteuid());
     let same_user = uid.as_raw() == a.uid && euid.as_raw() == a.uid;
     if has(CAP_SETGID) && (same_user || has(CAP_SETUID)) {

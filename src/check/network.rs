@@ -14,19 +14,6 @@ fn unprivileged_start() -> u32 {
         .unwrap_or(1024)
 }
 
-/// CAP_NET_BIND_SERVICE in this process's effective set.
-fn may_bind_low() -> bool {
-    const CAP_NET_BIND_SERVICE: u32 = 10;
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
-        })
-        .is_some_and(|caps| (caps >> CAP_NET_BIND_SERVICE) & 1 == 1)
-}
-
 /// The port as a number, or why it is not one port.
 fn port_number(t: &str) -> Result<u16, (String, String)> {
     if t.contains(',') {
@@ -89,7 +76,8 @@ pub fn check(ctx: &mut Ctx, r: &mut Report) {
     // tcpserver binds as the identity courier-run execs it with.
     let uid = ctx.exec_id.uid;
     let start = unprivileged_start();
-    let low_ok = uid == 0 || (uid == ctx.euid && may_bind_low());
+    let low_ok =
+        uid == 0 || (uid == ctx.euid && crate::caps::has(crate::caps::CAP_NET_BIND_SERVICE));
     if u32::from(number) < start && !low_ok {
         let who = match ctx.settings.str("setuidgid") {
             "" => format!("courier-run runs as uid {uid}"),
