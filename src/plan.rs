@@ -347,6 +347,27 @@ impl Plan {
             }
         };
 
+        // Record what the config-derived settings resolved to, for
+        // --explain (`port="143" [./imapd:7:1]`).
+        let mut settings = settings;
+        let umask_text = umask.as_ref().map(|(m, o)| (format!("{m:03o}"), o.clone()));
+        let ulimit_text = ulimit_v.as_ref().map(|(v, o)| {
+            let t = v.map_or("unlimited".to_string(), |b| (b / 1024).to_string());
+            (t, o.clone())
+        });
+        for (name, resolved) in [
+            ("address", Some((address.text, address.origin))),
+            ("port", Some((port.text, port.origin))),
+            ("conlimit", Some((conlimit.text, conlimit.origin))),
+            ("maildir", Some((maildir.text, maildir.origin))),
+            ("umask", umask_text),
+            ("ulimit_v", ulimit_text),
+        ] {
+            if let Some((text, origin)) = resolved {
+                settings.resolve(name, text, origin);
+            }
+        }
+
         Ok(Plan {
             settings,
             configs,

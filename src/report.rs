@@ -112,11 +112,15 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         "identity  uid {} gid {} groups {}",
         plan.uid,
         plan.gid,
-        plan.groups
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
+        if plan.groups.is_empty() {
+            "none".to_string()
+        } else {
+            plan.groups
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        }
     );
     match &plan.setuidgid {
         Some(a) => s += &format!(" (setuidgid {})\n", a.name),

@@ -144,6 +144,16 @@ impl Settings {
             .1
     }
 
+    /// Fill in the value a config-derived setting resolved to.
+    pub fn resolve(&mut self, name: &str, value: String, origin: Origin) {
+        if let Some((_, s)) = self.values.iter_mut().find(|(n, _)| *n == name) {
+            *s = Setting {
+                value: Some(value),
+                origin,
+            };
+        }
+    }
+
     /// The value of a setting that always has one (not config-derived).
     pub fn str(&self, name: &str) -> &str {
         self.get(name).value.as_deref().unwrap_or("")

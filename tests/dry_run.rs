@@ -112,3 +112,41 @@ fn unset_reference_is_a_warning_in_the_plan() {
     );
     assert_eq!(v["env"]["X"], "");
 }
+
+#[test]
+fn explain_names_every_origin() {
+    let dir = std::env::temp_dir().join(format!("courier-run-dry-x-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("c"), "PORT=1143\nA=1\n").unwrap();
+    std::fs::write(
+        dir.join("run"),
+        "layout=debian\nconfig=./c\naccount=nobody\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_courier-run"))
+        .current_dir(&dir)
+        .env_clear()
+        .env("KEEP", "k")
+        .env("PATH", "/usr/bin:/bin")
+        .args(["./run", "--dry-run", "--format", "json", "--explain"])
+        .args(["--set", "server=/bin/true", "--set", "conlimit=7"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["origins"]["KEEP"], "inherited");
+    assert_eq!(v["origins"]["UID"], "envuidgid");
+    assert_eq!(v["origins"]["GID"], "envuidgid");
+    assert_eq!(v["origins"]["A"], "./c:2:1");
+    assert_eq!(v["settings"]["port"]["value"], "1143");
+    assert_eq!(v["settings"]["port"]["origin"], "./c:1:1");
+    assert_eq!(v["settings"]["conlimit"]["origin"], "--set");
+    assert_eq!(v["settings"]["account"]["origin"], "./run:3:1");
+    assert_eq!(v["settings"]["login"]["origin"], "default");
+}
