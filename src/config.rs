@@ -36,12 +36,14 @@ impl fmt::Display for Pos {
     }
 }
 
-/// One `NAME=value` as read, with the position of NAME.
+/// One `NAME=value` as read, with the positions of NAME and of the value
+/// (errors about a value point at the value).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Assignment {
     pub name: String,
     pub value: Vec<u8>,
     pub pos: Pos,
+    pub value_pos: Pos,
 }
 
 /// Something worth telling that is not an error (unset reference, CRLF).
@@ -199,6 +201,8 @@ struct Word {
     bare_prefix: Vec<u8>,
     /// The whole word was bare literal text.
     all_bare: bool,
+    /// Where the value starts, after the first bare `=` (if any).
+    value_pos: Option<Pos>,
 }
 
 /// Where a `~` would be expanded by sh, so that we refuse it.
@@ -381,10 +385,12 @@ impl Parser<'_, '_> {
             );
         }
         let value = self.expand(&w.parts, name.len() + 1)?;
+        let value_pos = w.value_pos.unwrap_or_else(|| w.pos.clone());
         Ok(Assignment {
             name,
             value,
             pos: w.pos,
+            value_pos,
         })
     }
 
@@ -433,6 +439,7 @@ impl Parser<'_, '_> {
         // after an unquoted ':' in it. We refuse it there; tracking the
         // previous unquoted byte is enough.
         let mut prev: Option<u8> = None;
+        let mut value_pos = None;
         loop {
             // Continuations first, so that `here` is where the byte is.
             self.eat_bnl();
@@ -518,6 +525,10 @@ impl Parser<'_, '_> {
                 _ => {
                     self.bump();
                     if bare {
+                        if c == b'=' && value_pos.is_none() {
+                            self.eat_bnl();
+                            value_pos = Some(self.pos());
+                        }
                         bare_prefix.push(c);
                     }
                     push_lit(&mut parts, &[c]);
@@ -530,6 +541,7 @@ impl Parser<'_, '_> {
             parts,
             bare_prefix,
             all_bare,
+            value_pos,
         })
     }
 
@@ -930,5 +942,18 @@ mod tests {
             s.warnings[0].to_string(),
             "t:1:3: NOPE is not set: $NOPE expands to the empty string"
         );
+    }
+
+    #[test]
+    fn value_position_is_after_the_equals_sign() {
+        let s = read_str("t", b"  PORT=1 X=y\nA=\\\nz\n").unwrap();
+        let at = |n: &str| {
+            let a = s.assignments().iter().find(|a| a.name == n).unwrap();
+            (a.pos.to_string(), a.value_pos.to_string())
+        };
+        assert_eq!(at("PORT"), ("t:1:3".into(), "t:1:8".into()));
+        assert_eq!(at("X"), ("t:1:10".into(), "t:1:12".into()));
+        // After a continuation right behind '=', the value starts below.
+        assert_eq!(at("A"), ("t:2:1".into(), "t:3:1".into()));
     }
 }

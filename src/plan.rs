@@ -128,7 +128,7 @@ impl Plan {
             if let Some(a) = cfg(var) {
                 return Some(Val {
                     text: String::from_utf8_lossy(&a.value).into_owned(),
-                    origin: Origin::File(a.pos.clone()),
+                    origin: Origin::File(a.value_pos.clone()),
                 });
             }
             fallback.map(|f| Val {

@@ -183,7 +183,7 @@ impl Settings {
                     name,
                     Setting {
                         value: Some(value),
-                        origin: Origin::File(a.pos.clone()),
+                        origin: Origin::File(a.value_pos.clone()),
                     },
                 ));
             }

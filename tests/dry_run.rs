@@ -145,8 +145,8 @@ fn explain_names_every_origin() {
     assert_eq!(v["origins"]["GID"], "envuidgid");
     assert_eq!(v["origins"]["A"], "./c:2:1");
     assert_eq!(v["settings"]["port"]["value"], "1143");
-    assert_eq!(v["settings"]["port"]["origin"], "./c:1:1");
+    assert_eq!(v["settings"]["port"]["origin"], "./c:1:6");
     assert_eq!(v["settings"]["conlimit"]["origin"], "--set");
-    assert_eq!(v["settings"]["account"]["origin"], "./run:3:1");
+    assert_eq!(v["settings"]["account"]["origin"], "./run:3:9");
     assert_eq!(v["settings"]["login"]["origin"], "default");
 }

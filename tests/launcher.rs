@@ -1291,7 +1291,7 @@ const BAD: &[Bad] = &[
         files: &[],
         code: 100,
         says: &[
-            "./run:5:1: softlimit",
+            "./run:5:11: softlimit",
             "\"5M\" is not a number of bytes",
             "-m 5000000",
         ],
@@ -1313,7 +1313,7 @@ const BAD: &[Bad] = &[
         files: &[],
         code: 100,
         says: &[
-            "./run:5:1",
+            "./run:5:9",
             "account",
             "unknown account no-such-account-here",
         ],
@@ -1338,7 +1338,7 @@ const BAD: &[Bad] = &[
         )],
         code: 100,
         says: &[
-            "@ROOT@/etc/extra.conf:2:1",
+            "@ROOT@/etc/extra.conf:2:6",
             "port \"127.0.0.1.143,192.168.0.1.143\" is a list",
         ],
         as_nobody: false,
@@ -1349,7 +1349,7 @@ const BAD: &[Bad] = &[
         sets: &[],
         files: &[],
         code: 100,
-        says: &["./run:5:1", "conlimit \"abc\" is not a positive number"],
+        says: &["./run:5:10", "conlimit \"abc\" is not a positive number"],
         as_nobody: false,
     },
     Bad {
@@ -1358,7 +1358,7 @@ const BAD: &[Bad] = &[
         sets: &[],
         files: &[("etc/extra.conf", "MAXDAEMONS=abc\n")],
         code: 100,
-        says: &["@ROOT@/etc/extra.conf:1:1", "conlimit \"abc\""],
+        says: &["@ROOT@/etc/extra.conf:1:12", "conlimit \"abc\""],
         as_nobody: false,
     },
     Bad {
@@ -1367,7 +1367,7 @@ const BAD: &[Bad] = &[
         sets: &[],
         files: &[("etc/extra.conf", "A=1\nIMAP_ULIMITD=128M\n")],
         code: 100,
-        says: &["@ROOT@/etc/extra.conf:2:1", "ulimit_v"],
+        says: &["@ROOT@/etc/extra.conf:2:14", "ulimit_v"],
         as_nobody: false,
     },
     Bad {
@@ -1376,7 +1376,7 @@ const BAD: &[Bad] = &[
         sets: &[],
         files: &[],
         code: 100,
-        says: &["./run:5:1", "umask \"0999\" is not an octal mode"],
+        says: &["./run:5:7", "umask \"0999\" is not an octal mode"],
         as_nobody: false,
     },
     Bad {
@@ -1430,7 +1430,7 @@ const BAD: &[Bad] = &[
         sets: &[],
         files: &[("svc/plainfile", "not a directory\n")],
         code: 100,
-        says: &["./run:5:1: envdir ./plainfile exists and is not a directory"],
+        says: &["./run:5:8: envdir ./plainfile exists and is not a directory"],
         as_nobody: false,
     },
     Bad {
@@ -1439,7 +1439,7 @@ const BAD: &[Bad] = &[
         sets: &[],
         files: &[],
         code: 100,
-        says: &["./run:5:1: envdir ./linked-env is a symbolic link"],
+        says: &["./run:5:8: envdir ./linked-env is a symbolic link"],
         as_nobody: false,
     },
     Bad {

@@ -66,7 +66,7 @@ pub fn settings(args: &Args, inherited: &[(String, Vec<u8>)], r: &mut Report) ->
                         }
                     };
                     match String::from_utf8(a.value.clone()) {
-                        Ok(v) => explicit.push((name, v, Origin::File(a.pos.clone()))),
+                        Ok(v) => explicit.push((name, v, Origin::File(a.value_pos.clone()))),
                         Err(_) => r.fail(
                             "run file",
                             format!("{}: the value of {} is not UTF-8", a.pos, a.name),

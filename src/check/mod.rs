@@ -251,7 +251,7 @@ impl Ctx {
         if let Some(a) = self.var(var) {
             return Some((
                 String::from_utf8_lossy(&a.value).into_owned(),
-                Origin::File(a.pos.clone()),
+                Origin::File(a.value_pos.clone()),
             ));
         }
         fallback.map(|f| (f.to_string(), Origin::Default))
