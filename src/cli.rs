@@ -145,10 +145,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
 pub fn describe(e: &anyhow::Error) -> String {
     e.chain()
         .map(|c| match c.downcast_ref::<std::io::Error>() {
-            Some(io) => match io.raw_os_error() {
-                Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
-                None => io.to_string(),
-            },
+            Some(io) => crate::error::strerror(io),
             None => match c.downcast_ref::<nix::errno::Errno>() {
                 Some(n) => n.desc().to_string(),
                 None => c.to_string(),

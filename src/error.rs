@@ -58,3 +58,12 @@ pub fn exit_code(err: &anyhow::Error) -> Exit {
         .find_map(|e| e.downcast_ref::<Coded>().map(|c| c.code))
         .unwrap_or(Exit::System)
 }
+
+/// A system error as strerror(3) says it ("No such file or directory"),
+/// without std's "(os error 2)" suffix: daemontools' wording.
+pub fn strerror(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+        None => e.to_string(),
+    }
+}

@@ -196,13 +196,7 @@ fn split_fix(msg: &str) -> (String, String) {
     (msg.to_string(), String::new())
 }
 
-/// A system error as strerror says it (no "(os error N)").
-fn errstr(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
-        None => e.to_string(),
-    }
-}
+use crate::error::strerror as errstr;
 
 /// Who a program runs as.
 #[derive(Clone, Debug)]
