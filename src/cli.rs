@@ -38,6 +38,7 @@ Exit codes: 0 ok; 1 --check found a problem; 100 bad usage or bad input
     version,
     about = "Start Courier-IMAP under supervise: config -> envdir -> envuidgid/softlimit -> tcpserver, in one exec chain",
     long_about = LONG_ABOUT,
+    after_long_help = crate::settings::help(),
     args_conflicts_with_subcommands = true
 )]
 struct Cli {

@@ -63,31 +63,96 @@ pub enum Layout {
     Debian,
 }
 
-/// Every setting, in the order the README's table lists them.
-pub const NAMES: &[&str] = &[
-    "layout",
-    "prefix",
-    "config",
-    "envdir",
-    "inherit_env",
-    "account",
-    "setuidgid",
-    "softlimit",
-    "umask",
-    "ulimit_v",
-    "server",
-    "address",
-    "port",
-    "conlimit",
-    "rules",
-    "login",
-    "auth",
-    "authdir",
-    "imapd",
-    "maildir",
-    "banner",
-    "stderr",
+/// Every setting with its meaning, in the order the README's table lists
+/// them (the `--help` text is made from this table).
+pub const TABLE: &[(&str, &str)] = &[
+    (
+        "layout",
+        "picks the defaults: courier2 (the 2004 recipe) or debian (Courier 5, Debian 12)",
+    ),
+    ("prefix", "Courier's install prefix"),
+    (
+        "config",
+        "config files (blank-separated), sourced in order into one scope",
+    ),
+    (
+        "envdir",
+        "where the config is written as an envdir; empty: none",
+    ),
+    (
+        "inherit_env",
+        "all, none (Courier's env -i), or names to keep",
+    ),
+    (
+        "account",
+        "envuidgid: UID and GID of this account into the environment; empty: none",
+    ),
+    (
+        "setuidgid",
+        "switch to this account before exec; empty: stay",
+    ),
+    ("softlimit", "softlimit(8) options, e.g. \"-m 50000000\""),
+    ("umask", "octal umask (default: IMAP_UMASK)"),
+    (
+        "ulimit_v",
+        "KiB, RLIMIT_AS soft and hard as sh's ulimit -v (default: IMAP_ULIMITD)",
+    ),
+    ("server", "the front end and its fixed flags"),
+    ("address", "tcpserver's host (default: ADDRESS, else 0)"),
+    (
+        "port",
+        "tcpserver's port, one number or service name (default: PORT, else 143)",
+    ),
+    ("conlimit", "tcpserver -c (default: MAXDAEMONS, else 40)"),
+    ("rules", "tcprules cdb for -x; empty: none"),
+    (
+        "login",
+        "the login program; empty: imapd runs preauthenticated",
+    ),
+    (
+        "auth",
+        "auth modules in chain order (bare names are looked up in authdir)",
+    ),
+    ("authdir", "where bare auth module names live"),
+    ("imapd", "the server program"),
+    (
+        "maildir",
+        "imapd's Maildir argument (default: MAILDIRPATH, else Maildir)",
+    ),
+    (
+        "banner",
+        "yes: print the two *** startup lines on stderr; no",
+    ),
+    ("stderr", "merge (the recipe's exec 2>&1) or keep"),
 ];
+
+/// Every setting's name, in [`TABLE`]'s order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    TABLE.iter().map(|(n, _)| *n)
+}
+
+/// The settings for `--help`: name, meaning, both layouts' defaults.
+pub fn help() -> String {
+    let mut s = String::from("Settings (run file NAME=value, or --set NAME=VALUE):\n");
+    for (name, meaning) in TABLE {
+        s += &format!("  {name:<12}{meaning}\n");
+        let show = |l: Layout| match (*name, default(l, "$prefix", name)) {
+            ("layout", _) => Some("courier2".to_string()),
+            (_, Some(v)) if v.is_empty() => Some("(empty)".to_string()),
+            (_, v) => v,
+        };
+        // Config-derived defaults are in the meaning already.
+        let (Some(c), Some(d)) = (show(Layout::Courier2), show(Layout::Debian)) else {
+            continue;
+        };
+        if c == d {
+            s += &format!("  {:<12}[default: {c}]\n", "");
+        } else {
+            s += &format!("  {:<12}[courier2: {c}; debian: {d}]\n", "");
+        }
+    }
+    s
+}
 
 /// The layout's default for `name`; `None` means "from the config".
 pub fn default(layout: Layout, prefix: &str, name: &str) -> Option<String> {
@@ -128,7 +193,7 @@ pub fn default(layout: Layout, prefix: &str, name: &str) -> Option<String> {
 pub struct Settings {
     pub layout: Layout,
     pub runfile: Option<PathBuf>,
-    /// One entry per name of [`NAMES`], in that order.
+    /// One entry per setting of [`TABLE`], in that order.
     pub values: Vec<(&'static str, Setting)>,
     /// Warnings from reading the run file.
     pub warnings: Vec<String>,
@@ -223,9 +288,8 @@ impl Settings {
             Some(s) => s.value.clone().unwrap_or_default(),
             None => default(layout, "", "prefix").unwrap_or_default(),
         };
-        let values = NAMES
-            .iter()
-            .map(|&n| {
+        let values = names()
+            .map(|n| {
                 let s = match find(n) {
                     Some(s) => s.clone(),
                     None => Setting {
@@ -249,13 +313,12 @@ impl Settings {
     }
 }
 
-/// `name` as one of [`NAMES`], or the hint for the error message.
+/// `name` as one of [`TABLE`]'s, or the hint for the error message.
 pub fn known(name: &str) -> Result<&'static str, String> {
-    if let Some(n) = NAMES.iter().find(|&&n| n == name) {
+    if let Some(n) = names().find(|&n| n == name) {
         return Ok(n);
     }
-    if name.bytes().any(|c| c.is_ascii_uppercase()) && NAMES.contains(&name.to_lowercase().as_str())
-    {
+    if name.bytes().any(|c| c.is_ascii_uppercase()) && names().any(|n| n == name.to_lowercase()) {
         return Err(format!(
             " (settings are lower-case: {})",
             name.to_lowercase()
@@ -267,11 +330,10 @@ pub fn known(name: &str) -> Result<&'static str, String> {
                 .into(),
         );
     }
-    let best = NAMES
-        .iter()
-        .map(|n| (distance(name, n), *n))
+    let best = names()
+        .map(|n| (distance(name, n), n))
         .min()
-        .expect("NAMES is not empty");
+        .expect("TABLE is not empty");
     Err(format!(" (did you mean {}?)", best.1))
 }
 

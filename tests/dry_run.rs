@@ -150,3 +150,26 @@ fn explain_names_every_origin() {
     assert_eq!(v["settings"]["account"]["origin"], "./run:3:9");
     assert_eq!(v["settings"]["login"]["origin"], "default");
 }
+
+#[test]
+fn help_lists_every_setting_with_both_defaults() {
+    let out = Command::new(env!("CARGO_BIN_EXE_courier-run"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for name in courier_run::settings::names() {
+        assert!(
+            help.lines().any(|l| l.starts_with(&format!("  {name} "))),
+            "--help lacks the setting {name}"
+        );
+    }
+    assert!(help.contains("[courier2: courierd; debian: courier]"));
+    // A usage error is exit 100, as daemontools' usage errors.
+    let out = Command::new(env!("CARGO_BIN_EXE_courier-run"))
+        .arg("--no-such-flag")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(100));
+}

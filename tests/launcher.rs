@@ -39,6 +39,8 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_courier-run");
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/launcher");
+/// Debian 12's config files, shared with the config reader's tests.
+const SHARED_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 const RECORDER_SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/recorder/recorder.rs");
 
 /// The umask every child starts with (not the usual 022, so that a plan
@@ -105,7 +107,13 @@ impl Scratch {
     fn fixture(&self, name: &str) -> PathBuf {
         let to = self.root.join("etc").join(name);
         fs::create_dir_all(to.parent().unwrap()).unwrap();
-        fs::copy(Path::new(FIXTURES).join(name), &to).unwrap();
+        let own = Path::new(FIXTURES).join(name);
+        let from = if own.exists() {
+            own
+        } else {
+            Path::new(SHARED_FIXTURES).join(name)
+        };
+        fs::copy(from, &to).unwrap();
         fs::set_permissions(&to, fs::Permissions::from_mode(0o644)).unwrap();
         to
     }
