@@ -199,16 +199,32 @@ pub fn holds(dir: &Path, vars: &[(&str, &[u8])], modes: Modes) -> anyhow::Result
         let Some((_, value)) = vars.iter().find(|(n, _)| n.as_bytes() == name.as_bytes()) else {
             return Ok(false);
         };
-        let m = e.metadata()?;
-        if !m.is_file() || m.permissions().mode() & 0o7777 != modes.file {
+        if !same_file(&e, &encode(value), modes.file) {
             return Ok(false);
-        }
-        match fs::read(e.path()) {
-            Ok(data) if data == encode(value) => {}
-            _ => return Ok(false),
         }
     }
     Ok(count == vars.len())
+}
+
+/// Is this entry a regular file of mode `mode` holding exactly `want`?
+/// Four system calls: open, fstat (mode and size), one read of one byte
+/// more than expected (a regular file returns short only at its end), close.
+/// Any error or doubt answers no, which only means "rewrite".
+fn same_file(e: &fs::DirEntry, want: &[u8], mode: u32) -> bool {
+    use std::io::Read;
+    // d_type from getdents: no system call; a symlink is not "a file".
+    if !e.file_type().is_ok_and(|t| t.is_file()) {
+        return false;
+    }
+    let Ok(mut f) = fs::File::open(e.path()) else {
+        return false;
+    };
+    match f.metadata() {
+        Ok(m) if m.permissions().mode() & 0o7777 == mode && m.len() == want.len() as u64 => {}
+        _ => return false,
+    }
+    let mut buf = vec![0u8; want.len() + 1];
+    matches!(f.read(&mut buf), Ok(n) if n == want.len() && buf[..n] == *want)
 }
 
 /// Make `tmp` with every file written and synced.

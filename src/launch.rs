@@ -33,17 +33,18 @@ pub fn main(args: Args) -> anyhow::Result<Exit> {
     if args.check {
         return crate::check::main(&args);
     }
+    let settings = load_settings(&args);
     if !args.dry_run {
         // The recipe's first line, `exec 2>&1`, done before anything else
         // so that every error, a config syntax error included, reaches the
         // log (supervise gives run's stdout to log/run). Only stderr=keep
         // in a readable run file turns it off.
-        let keep = load_settings(&args).is_ok_and(|s| s.str("stderr") == "keep");
+        let keep = settings.as_ref().is_ok_and(|s| s.str("stderr") == "keep");
         if !keep {
             dup2(1, 2).context("unable to merge stderr into stdout")?;
         }
     }
-    let plan = compute(&args)?;
+    let plan = Plan::new(settings?, inherited())?;
     if args.dry_run {
         crate::report::print(&plan, args.format, args.explain)?;
         return Ok(Exit::Ok);
@@ -63,11 +64,6 @@ fn load_settings(args: &Args) -> anyhow::Result<Settings> {
         &args.set,
         &crate::cli::inherited_env(),
     )
-}
-
-/// Settings and plan from the arguments and the inherited environment.
-pub fn compute(args: &Args) -> anyhow::Result<Plan> {
-    Plan::new(load_settings(args)?, inherited())
 }
 
 /// Apply the plan in the classic chain's order (envdir written, stderr
@@ -109,10 +105,7 @@ pub fn launch(plan: &Plan) -> anyhow::Result<Infallible> {
             .collect();
         envdir::write_new(&e.path, &pairs, e.modes)?;
     }
-    if plan.merge_stderr {
-        // The recipe's `exec 2>&1`: multilog sees both streams.
-        dup2(1, 2).context("unable to merge stderr into stdout")?;
-    }
+    // stderr was merged (plan.merge_stderr) before the plan was computed.
     {
         // Warnings (unset references, CRLF) go to the log on every start,
         // before the banner, as conf2env prints them.
@@ -127,7 +120,7 @@ pub fn launch(plan: &Plan) -> anyhow::Result<Infallible> {
     if let Some((m, _)) = plan.umask {
         umask(Mode::from_bits_truncate(m));
     }
-    crate::limits::apply(&plan.limits)?;
+    crate::limits::apply_from(&plan.limits_before, &plan.limits)?;
     if let Some(a) = &plan.setuidgid {
         // daemontools setuidgid: supplementary groups dropped first, then
         // the group, then the user (after which nothing else could be set).

@@ -290,20 +290,18 @@ pub fn plan(
     ulimit_v: Option<Option<u64>>,
     soft: &[Setting],
 ) -> anyhow::Result<BTreeMap<Resource, Limit>> {
-    plan_with(
-        cur,
-        ulimit_v,
-        soft,
-        // Raising a hard limit needs CAP_SYS_RESOURCE (not uid 0).
-        crate::caps::has(crate::caps::CAP_SYS_RESOURCE),
-    )
+    // Raising a hard limit needs CAP_SYS_RESOURCE (not uid 0); asked only
+    // when a raise is planned, so a launch reads /proc only then.
+    plan_with(cur, ulimit_v, soft, || {
+        crate::caps::has(crate::caps::CAP_SYS_RESOURCE)
+    })
 }
 
 fn plan_with(
     cur: &BTreeMap<Resource, Limit>,
     ulimit_v: Option<Option<u64>>,
     soft: &[Setting],
-    may_raise_hard: bool,
+    may_raise_hard: impl Fn() -> bool,
 ) -> anyhow::Result<BTreeMap<Resource, Limit>> {
     let mut lim = BTreeMap::new();
     for r in Resource::ALL {
@@ -316,7 +314,7 @@ fn plan_with(
         let new = raw(bytes);
         let (_, hard) = lim[&Resource::As];
         // setrlimit would fail with EPERM; say why now, so a dry run does too.
-        if new > hard && !may_raise_hard {
+        if new > hard && !may_raise_hard() {
             let what = bytes.map_or("unlimited".to_string(), |b| format!("{} KiB", b / 1024));
             return Err(anyhow!(
                 "ulimit_v {what} is above the hard limit of RLIMIT_AS ({hard} bytes) and only root can raise it (with CAP_SYS_RESOURCE)"
@@ -349,8 +347,18 @@ fn plan_with(
 /// current value (soft and hard in one call, so lowering both never passes
 /// through soft > hard). Failures are system errors (exit 111).
 pub fn apply(limits: &BTreeMap<Resource, Limit>) -> anyhow::Result<()> {
+    apply_from(&current()?, limits)
+}
+
+/// [`apply`] when the current limits are known already (the plan read them;
+/// nothing changes them in between): one setrlimit per changed resource and
+/// no other system call.
+pub fn apply_from(
+    before: &BTreeMap<Resource, Limit>,
+    limits: &BTreeMap<Resource, Limit>,
+) -> anyhow::Result<()> {
     for (&r, &want) in limits {
-        if get(r)? != want {
+        if before.get(&r) != Some(&want) {
             setrlimit(r.nix(), raw(want.soft), raw(want.hard))
                 .with_context(|| format!("unable to set {}", r.name()))?;
         }
@@ -487,7 +495,7 @@ mod tests {
         let mut cur = base();
         cur.insert(Core, lim(Some(0), None));
         let soft = parse_softlimit("-m 500 -d 2000 -o = -c 18446744073709551615 -p 7").unwrap();
-        let got = plan_with(&cur, None, &soft, false).unwrap();
+        let got = plan_with(&cur, None, &soft, || false).unwrap();
         assert_eq!(got[&As], lim(Some(500), Some(1000)));
         assert_eq!(got[&Stack], lim(Some(500), Some(1000)));
         assert_eq!(
@@ -505,20 +513,20 @@ mod tests {
     #[test]
     fn plan_ulimit_v_then_softlimit() {
         let soft = parse_softlimit("-a 999999").unwrap();
-        let got = plan_with(&base(), Some(Some(512)), &soft, false).unwrap();
+        let got = plan_with(&base(), Some(Some(512)), &soft, || false).unwrap();
         assert_eq!(
             got[&As],
             lim(Some(512), Some(512)),
             "softlimit is clamped by ulimit_v"
         );
-        let err = plan_with(&base(), Some(Some(2048)), &[], false).unwrap_err();
+        let err = plan_with(&base(), Some(Some(2048)), &[], || false).unwrap_err();
         assert_eq!(
             err.to_string(),
             "ulimit_v 2 KiB is above the hard limit of RLIMIT_AS (1000 bytes) and only root can raise it (with CAP_SYS_RESOURCE)"
         );
-        assert!(plan_with(&base(), Some(None), &[], false).is_err());
+        assert!(plan_with(&base(), Some(None), &[], || false).is_err());
         assert_eq!(
-            plan_with(&base(), Some(None), &[], true).unwrap()[&As],
+            plan_with(&base(), Some(None), &[], || true).unwrap()[&As],
             lim(None, None)
         );
     }
