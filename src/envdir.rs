@@ -313,4 +313,32 @@ mod tests {
         assert_eq!(decode(b"a \t\nrest"), Some(b"a".to_vec()));
         assert_eq!(decode(b"a\0b"), Some(b"a\nb".to_vec()));
     }
+
+    #[test]
+    fn holds_sees_every_difference() {
+        let root = std::env::temp_dir().join(format!("courier-run-holds-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root).unwrap();
+        let dir = root.join("env");
+        let vars: &[(&str, &[u8])] = &[("A", b"1"), ("B", b"")];
+        write(&dir, vars, Modes::PUBLIC).unwrap();
+        assert!(holds(&dir, vars, Modes::PUBLIC).unwrap());
+        // Same length, other byte.
+        assert!(!holds(&dir, &[("A", b"2"), ("B", b"")], Modes::PUBLIC).unwrap());
+        // A name more, a name less, other modes.
+        assert!(!holds(&dir, &[("A", b"1")], Modes::PUBLIC).unwrap());
+        assert!(!holds(&dir, &[("A", b"1"), ("B", b""), ("C", b"")], Modes::PUBLIC).unwrap());
+        assert!(!holds(&dir, vars, Modes::PRIVATE).unwrap());
+        // A symlink to identical content is not the file we would write.
+        fs::write(root.join("one"), b"1\n").unwrap();
+        fs::remove_file(dir.join("A")).unwrap();
+        std::os::unix::fs::symlink(root.join("one"), dir.join("A")).unwrap();
+        assert!(!holds(&dir, vars, Modes::PUBLIC).unwrap());
+        // A longer file starting with the right bytes.
+        fs::remove_file(dir.join("A")).unwrap();
+        fs::write(dir.join("A"), b"1\nmore").unwrap();
+        fs::set_permissions(dir.join("A"), fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(!holds(&dir, vars, Modes::PUBLIC).unwrap());
+        fs::remove_dir_all(&root).unwrap();
+    }
 }
