@@ -3,6 +3,8 @@
 
 use std::io::Write;
 
+use anyhow::Context;
+
 use serde_json::{Map, Value, json};
 
 use crate::cli::Format;
@@ -21,9 +23,12 @@ pub fn print(plan: &Plan, format: Format, explain: bool) -> anyhow::Result<()> {
         Format::Sh => sh(plan),
     };
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(&out)?;
-    stdout.flush()?;
-    Ok(())
+    match stdout.write_all(&out).and_then(|_| stdout.flush()) {
+        // `courier-run --dry-run | head`: the reader has seen enough. (Rust
+        // ignores SIGPIPE, so this is an error here, not a signal.)
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("unable to write the plan to standard output"),
+    }
 }
 
 fn lossy(b: &[u8]) -> String {
