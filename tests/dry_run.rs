@@ -1,5 +1,5 @@
 //! Small dry-run facts through the binary: argv shapes and refusals that
-//! need no peer program (the full dry-run truth is in launcher.rs).
+//! need no peer program (the full dry-run truth is in launcher/).
 
 use std::process::Command;
 

@@ -1,4 +1,4 @@
-//! The recorder: a stand-in for tcpserver in tests/launcher.rs.
+//! The recorder: a stand-in for tcpserver in tests/launcher/.
 //!
 //! Built by the test with plain `rustc` (std only, no Cargo target of its
 //! own) and used as the `server` setting: `server=/path/recorder OUT`, so
@@ -41,7 +41,7 @@ fn link(path: &str) -> Vec<u8> {
     }
 }
 
-// Compiled as edition 2021 (tests/launcher.rs), where this is the spelling.
+// Compiled as edition 2021 (tests/launcher/), where this is the spelling.
 #[no_mangle]
 pub extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
     let args: Vec<Vec<u8>> = std::env::args_os().map(|a| a.as_bytes().to_vec()).collect();
