@@ -201,11 +201,7 @@ fn conf2env(dir: &Path, configs: &[PathBuf], define: &[String]) -> anyhow::Resul
         .iter()
         .map(|a| (a.name.as_str(), a.value.as_slice()))
         .collect();
-    let modes = if private {
-        Modes::PRIVATE
-    } else {
-        Modes::PUBLIC
-    };
+    let modes = Modes::for_source(private);
     envdir::write(dir, &pairs, modes)?;
     Ok(Exit::Ok)
 }

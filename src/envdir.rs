@@ -46,6 +46,16 @@ impl Modes {
         file: 0o600,
         dir: 0o700,
     };
+
+    /// Private when a config file is not world-readable: the envdir must not
+    /// show what its source hides.
+    pub fn for_source(private: bool) -> Modes {
+        if private {
+            Modes::PRIVATE
+        } else {
+            Modes::PUBLIC
+        }
+    }
 }
 
 /// Refuse what daemontools' envdir cannot carry back unchanged: it strips

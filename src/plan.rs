@@ -242,11 +242,7 @@ impl Plan {
                     .iter()
                     .map(|a| (a.name.clone(), a.value.clone()))
                     .collect();
-                let modes = if private {
-                    Modes::PRIVATE
-                } else {
-                    Modes::PUBLIC
-                };
+                let modes = Modes::for_source(private);
                 let pairs: Vec<(&str, &[u8])> = vars
                     .iter()
                     .map(|(n, v)| (n.as_str(), v.as_slice()))
