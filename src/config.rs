@@ -294,32 +294,34 @@ impl Parser<'_, '_> {
 
     /// One simple command: words up to the end of the line (or a comment).
     fn command(&mut self) -> R<()> {
-        let mut words = Vec::new();
-        loop {
-            while matches!(self.peek(), Some(b' ' | b'\t')) {
-                self.bump();
+        let mut first = true;
+        // Expansion happens per word, left to right, as dash does for
+        // `A=1 B=$A` (B sees A=1): so assign before reading on.
+        while let Some(w) = self.next_word()? {
+            if first && w.all_bare && w.bare_prefix == b"export" {
+                return self.export(w.pos);
             }
-            match self.peek() {
-                None | Some(b'\n') => break,
-                Some(b'#') => {
-                    self.comment();
-                    break;
-                }
-                Some(_) => {
-                    // Expansion happens per word, left to right, as dash does
-                    // for `A=1 B=$A` (B sees A=1): so expand before reading on.
-                    let w = self.word()?;
-                    let is_export = words.is_empty() && w.all_bare && w.bare_prefix == b"export";
-                    if is_export {
-                        return self.export(w.pos);
-                    }
-                    let a = self.assignment_word(w)?;
-                    self.scope.assign(a);
-                    words.push(());
-                }
-            }
+            first = false;
+            let a = self.assignment_word(w)?;
+            self.scope.assign(a);
         }
         Ok(())
+    }
+
+    /// The next word of this command, or None at its end (a newline, the
+    /// end of the input, or a comment).
+    fn next_word(&mut self) -> R<Option<Word>> {
+        while matches!(self.peek(), Some(b' ' | b'\t')) {
+            self.bump();
+        }
+        match self.peek() {
+            None | Some(b'\n') => Ok(None),
+            Some(b'#') => {
+                self.comment();
+                Ok(None)
+            }
+            Some(_) => self.word().map(Some),
+        }
     }
 
     /// `export NAME ...` or `export NAME=value ...`: with `set -a` every
@@ -329,31 +331,18 @@ impl Parser<'_, '_> {
     fn export(&mut self, pos: Pos) -> R<()> {
         let mut any = false;
         let mut pending = Vec::new();
-        loop {
-            while matches!(self.peek(), Some(b' ' | b'\t')) {
-                self.bump();
+        while let Some(w) = self.next_word()? {
+            any = true;
+            if w.all_bare && is_name(&w.bare_prefix) {
+                continue;
             }
-            match self.peek() {
-                None | Some(b'\n') => break,
-                Some(b'#') => {
-                    self.comment();
-                    break;
-                }
-                Some(_) => {
-                    let w = self.word()?;
-                    any = true;
-                    if w.all_bare && is_name(&w.bare_prefix) {
-                        continue;
-                    }
-                    if w.bare_prefix.starts_with(b"-") {
-                        return self.err(
-                            &w.pos,
-                            "export options are not supported (write export NAME or export NAME=value)",
-                        );
-                    }
-                    pending.push(self.assignment_word(w)?);
-                }
+            if w.bare_prefix.starts_with(b"-") {
+                return self.err(
+                    &w.pos,
+                    "export options are not supported (write export NAME or export NAME=value)",
+                );
             }
+            pending.push(self.assignment_word(w)?);
         }
         for a in pending {
             self.scope.assign(a);
