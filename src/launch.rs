@@ -52,7 +52,8 @@ pub fn main(args: Args) -> anyhow::Result<Exit> {
     match launch(&plan)? {}
 }
 
-fn inherited() -> Vec<(Vec<u8>, Vec<u8>)> {
+/// The environment courier-run started with, as bytes.
+pub fn inherited() -> Vec<(Vec<u8>, Vec<u8>)> {
     std::env::vars_os()
         .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
         .collect()

@@ -72,9 +72,37 @@ pub struct Plan {
 }
 
 /// A setting's value with its origin, after config-derived defaults.
-struct Val {
-    text: String,
-    origin: Origin,
+pub struct Val {
+    pub text: String,
+    pub origin: Origin,
+}
+
+/// A setting that defaults to a config variable (`port` to PORT, ...): the
+/// setting, else the variable (positioned at its value), else `fallback`.
+pub fn derived(
+    settings: &Settings,
+    config: &[Assignment],
+    name: &str,
+    var: &str,
+    fallback: Option<&str>,
+) -> Option<Val> {
+    let s = settings.get(name);
+    if let Some(v) = &s.value {
+        return Some(Val {
+            text: v.clone(),
+            origin: s.origin.clone(),
+        });
+    }
+    if let Some(a) = config.iter().find(|a| a.name == var) {
+        return Some(Val {
+            text: String::from_utf8_lossy(&a.value).into_owned(),
+            origin: Origin::File(a.value_pos.clone()),
+        });
+    }
+    fallback.map(|f| Val {
+        text: f.to_string(),
+        origin: Origin::Default,
+    })
 }
 
 impl Plan {
@@ -117,25 +145,7 @@ impl Plan {
         let cfg = |name: &str| config_vars.iter().find(|a| a.name == name);
 
         // 3. Settings that default to a config variable.
-        let derived = |name: &str, var: &str, fallback: Option<&str>| -> Option<Val> {
-            let s = settings.get(name);
-            if let Some(v) = &s.value {
-                return Some(Val {
-                    text: v.clone(),
-                    origin: s.origin.clone(),
-                });
-            }
-            if let Some(a) = cfg(var) {
-                return Some(Val {
-                    text: String::from_utf8_lossy(&a.value).into_owned(),
-                    origin: Origin::File(a.value_pos.clone()),
-                });
-            }
-            fallback.map(|f| Val {
-                text: f.to_string(),
-                origin: Origin::Default,
-            })
-        };
+        let derived = |name, var, fallback| derived(&settings, &config_vars, name, var, fallback);
         let address = derived("address", "ADDRESS", Some("0")).expect("has a fallback");
         let port = derived("port", "PORT", Some("143")).expect("has a fallback");
         let conlimit = derived("conlimit", "MAXDAEMONS", Some("40")).expect("has a fallback");
@@ -407,14 +417,14 @@ fn dedup(env: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)> {
 }
 
 /// `inherit_env`: all, none (Courier's `env -i`), or names to keep.
-enum Inherit {
+pub enum Inherit {
     All,
     Nothing,
     Names(Vec<Vec<u8>>),
 }
 
 impl Inherit {
-    fn from(settings: &Settings) -> anyhow::Result<Inherit> {
+    pub fn from(settings: &Settings) -> anyhow::Result<Inherit> {
         Ok(match settings.str("inherit_env") {
             "all" => Inherit::All,
             "none" => Inherit::Nothing,
@@ -434,7 +444,7 @@ impl Inherit {
         })
     }
 
-    fn keeps(&self, name: &[u8]) -> bool {
+    pub fn keeps(&self, name: &[u8]) -> bool {
         match self {
             Inherit::All => true,
             Inherit::Nothing => false,

@@ -33,7 +33,6 @@ mod rules;
 mod server;
 
 use std::io::Write;
-use std::os::unix::ffi::OsStringExt;
 
 use serde_json::json;
 
@@ -238,17 +237,8 @@ impl Ctx {
         var: &str,
         fallback: Option<&str>,
     ) -> Option<(String, Origin)> {
-        let s = self.settings.get(name);
-        if let Some(v) = &s.value {
-            return Some((v.clone(), s.origin.clone()));
-        }
-        if let Some(a) = self.var(var) {
-            return Some((
-                String::from_utf8_lossy(&a.value).into_owned(),
-                Origin::File(a.value_pos.clone()),
-            ));
-        }
-        fallback.map(|f| (f.to_string(), Origin::Default))
+        crate::plan::derived(&self.settings, &self.config, name, var, fallback)
+            .map(|v| (v.text, v.origin))
     }
 
     /// Give the plan `value` for `setting` (its problem is reported).
@@ -266,11 +256,9 @@ impl Ctx {
         if let Some(a) = self.var(name) {
             return Some(a.value.clone());
         }
-        let kept = match self.settings.str("inherit_env") {
-            "all" => true,
-            "none" => false,
-            names => names.split_ascii_whitespace().any(|n| n == name),
-        };
+        // A bad inherit_env is reported by the files check; keep nothing.
+        let kept =
+            crate::plan::Inherit::from(&self.settings).is_ok_and(|i| i.keeps(name.as_bytes()));
         if !kept {
             return None;
         }
@@ -319,9 +307,7 @@ pub fn main(args: &Args) -> anyhow::Result<Exit> {
 pub fn run(args: &Args) -> Report {
     let mut r = Report::default();
     let inherited_str = crate::cli::inherited_env();
-    let inherited: Vec<(Vec<u8>, Vec<u8>)> = std::env::vars_os()
-        .map(|(k, v)| (k.into_vec(), v.into_vec()))
-        .collect();
+    let inherited = crate::launch::inherited();
 
     r.group(1);
     let settings = files::settings(args, &inherited_str, &mut r);
