@@ -1,15 +1,10 @@
 //! The command line: parse arguments, run one command, print an error once,
 //! map it to an exit code. Nothing else lives here.
 
-use std::io::Read;
-use std::os::unix::ffi::OsStringExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::{self, Scope};
-use crate::envdir::{self, Modes};
 use crate::error::{Exit, exit_code};
 
 const LONG_ABOUT: &str = "\
@@ -115,7 +110,7 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(code) => code as i32,
         Err(e) => {
-            eprintln!("courier-run: fatal: {}", describe(&e));
+            eprintln!("courier-run: fatal: {}", crate::error::describe(&e));
             exit_code(&e) as i32
         }
     }
@@ -127,7 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             envdir,
             configs,
             define,
-        }) => conf2env(&envdir, &configs, &define),
+        }) => crate::conf2env::conf2env(&envdir, &configs, &define),
         None => crate::launch::main(crate::launch::Args {
             runfile: cli.runfile,
             set: cli.set,
@@ -138,70 +133,4 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             bind: cli.bind,
         }),
     }
-}
-
-/// The error chain as one line, `outer: inner: cause`. A system error reads
-/// as strerror says it ("No such file or directory"), without std's
-/// "(os error 2)" suffix, as daemontools prints it.
-pub fn describe(e: &anyhow::Error) -> String {
-    e.chain()
-        .map(|c| match c.downcast_ref::<std::io::Error>() {
-            Some(io) => crate::error::strerror(io),
-            None => match c.downcast_ref::<nix::errno::Errno>() {
-                Some(n) => n.desc().to_string(),
-                None => c.to_string(),
-            },
-        })
-        .collect::<Vec<_>>()
-        .join(": ")
-}
-
-/// The inherited environment as (name, value) pairs (bytes, not UTF-8).
-pub fn inherited_env() -> Vec<(String, Vec<u8>)> {
-    std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_vec())))
-        .collect()
-}
-
-fn conf2env(dir: &Path, configs: &[PathBuf], define: &[String]) -> anyhow::Result<Exit> {
-    let mut visible = inherited_env();
-    for d in define {
-        match d.split_once('=') {
-            Some((n, v)) if config::is_name(n.as_bytes()) => {
-                visible.retain(|(k, _)| k != n);
-                visible.push((n.to_string(), v.as_bytes().to_vec()));
-            }
-            _ => {
-                return Err(crate::error::bad_input(format!(
-                    "--define {d}: expected NAME=VALUE"
-                )));
-            }
-        }
-    }
-    let mut scope = Scope::new(visible);
-    let mut private = false;
-    if configs.is_empty() {
-        let mut src = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut src)
-            .context("unable to read standard input")?;
-        scope.read("-", &src)?;
-    }
-    for path in configs {
-        private |= config::read_file(&mut scope, path)? & 0o004 == 0;
-    }
-    for w in &scope.warnings {
-        eprintln!("courier-run: warning: {w}");
-    }
-    let vars = scope.vars();
-    for a in &vars {
-        envdir::check_carriable(a)?;
-    }
-    let pairs: Vec<(&str, &[u8])> = vars
-        .iter()
-        .map(|a| (a.name.as_str(), a.value.as_slice()))
-        .collect();
-    let modes = Modes::for_source(private);
-    envdir::write(dir, &pairs, modes)?;
-    Ok(Exit::Ok)
 }

@@ -67,3 +67,19 @@ pub fn strerror(e: &std::io::Error) -> String {
         None => e.to_string(),
     }
 }
+
+/// The error chain as one line, `outer: inner: cause`. A system error reads
+/// as strerror says it ("No such file or directory"), without std's
+/// "(os error 2)" suffix, as daemontools prints it.
+pub fn describe(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(|c| match c.downcast_ref::<std::io::Error>() {
+            Some(io) => strerror(io),
+            None => match c.downcast_ref::<nix::errno::Errno>() {
+                Some(n) => n.desc().to_string(),
+                None => c.to_string(),
+            },
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
+}

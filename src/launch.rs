@@ -63,7 +63,7 @@ fn load_settings(args: &Args) -> anyhow::Result<Settings> {
     Settings::load(
         args.runfile.as_deref(),
         &args.set,
-        &crate::cli::inherited_env(),
+        &crate::conf2env::inherited_env(),
     )
 }
 

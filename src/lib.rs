@@ -9,6 +9,7 @@ pub mod account;
 pub mod caps;
 pub mod check;
 pub mod cli;
+pub mod conf2env;
 pub mod config;
 pub mod envdir;
 pub mod error;

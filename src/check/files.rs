@@ -7,9 +7,9 @@
 use std::path::Path;
 
 use super::{Ctx, Report, errstr};
-use crate::cli::describe;
 use crate::config::{Assignment, Scope};
 use crate::envdir;
+use crate::error::describe;
 use crate::launch::Args;
 use crate::settings::{Origin, Settings, known};
 

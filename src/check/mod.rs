@@ -306,7 +306,7 @@ pub fn main(args: &Args) -> anyhow::Result<Exit> {
 /// Run every check; the report is complete whatever fails.
 pub fn run(args: &Args) -> Report {
     let mut r = Report::default();
-    let inherited_str = crate::cli::inherited_env();
+    let inherited_str = crate::conf2env::inherited_env();
     let inherited = crate::launch::inherited();
 
     r.group(1);
@@ -394,7 +394,7 @@ fn plan(ctx: &Ctx, r: &mut Report) -> Option<Plan> {
             });
             match without {
                 Some(Ok(p)) => {
-                    r.fail_msg(what, &crate::cli::describe(&first));
+                    r.fail_msg(what, &crate::error::describe(&first));
                     Some(p)
                 }
                 other => {
@@ -403,7 +403,7 @@ fn plan(ctx: &Ctx, r: &mut Report) -> Option<Plan> {
                         _ => first,
                     };
                     r.group(group);
-                    r.fail_msg("plan", &crate::cli::describe(&e));
+                    r.fail_msg("plan", &crate::error::describe(&e));
                     None
                 }
             }

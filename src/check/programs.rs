@@ -50,7 +50,7 @@ pub fn accounts(ctx: &mut Ctx, r: &mut Report) {
                         ),
                     );
                 } else {
-                    r.fail_msg(check, &crate::cli::describe(&e));
+                    r.fail_msg(check, &crate::error::describe(&e));
                 }
                 ctx.substitute(what, "");
             }

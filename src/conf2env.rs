@@ -1,0 +1,62 @@
+//! `courier-run conf2env ENVDIR [CONFIG...]`: the recipe's
+//! `cat imapd | conf2env ./env`, done right.
+
+use std::io::Read;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::config::{self, Scope};
+use crate::envdir::{self, Modes};
+use crate::error::Exit;
+
+/// The inherited environment as (name, value) pairs (bytes, not UTF-8).
+pub fn inherited_env() -> Vec<(String, Vec<u8>)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_vec())))
+        .collect()
+}
+
+pub fn conf2env(dir: &Path, configs: &[PathBuf], define: &[String]) -> anyhow::Result<Exit> {
+    let mut visible = inherited_env();
+    for d in define {
+        match d.split_once('=') {
+            Some((n, v)) if config::is_name(n.as_bytes()) => {
+                visible.retain(|(k, _)| k != n);
+                visible.push((n.to_string(), v.as_bytes().to_vec()));
+            }
+            _ => {
+                return Err(crate::error::bad_input(format!(
+                    "--define {d}: expected NAME=VALUE"
+                )));
+            }
+        }
+    }
+    let mut scope = Scope::new(visible);
+    let mut private = false;
+    if configs.is_empty() {
+        let mut src = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut src)
+            .context("unable to read standard input")?;
+        scope.read("-", &src)?;
+    }
+    for path in configs {
+        private |= config::read_file(&mut scope, path)? & 0o004 == 0;
+    }
+    for w in &scope.warnings {
+        eprintln!("courier-run: warning: {w}");
+    }
+    let vars = scope.vars();
+    for a in &vars {
+        envdir::check_carriable(a)?;
+    }
+    let pairs: Vec<(&str, &[u8])> = vars
+        .iter()
+        .map(|a| (a.name.as_str(), a.value.as_slice()))
+        .collect();
+    let modes = Modes::for_source(private);
+    envdir::write(dir, &pairs, modes)?;
+    Ok(Exit::Ok)
+}
