@@ -38,7 +38,6 @@ Exit codes: 0 ok; 1 --check found a problem; 100 bad usage or bad input
     version,
     about = "Start Courier-IMAP under supervise: config -> envdir -> envuidgid/softlimit -> tcpserver, in one exec chain",
     long_about = LONG_ABOUT,
-    after_long_help = crate::settings::help(),
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
@@ -91,10 +90,20 @@ enum Cmd {
     },
 }
 
+/// The command line's definition with the settings table for `--help`
+/// (and the man page). Built only when asked for: formatting the table
+/// costs every launch otherwise.
+pub fn command() -> clap::Command {
+    Cli::command().after_long_help(crate::settings::help())
+}
+
 /// Run the command line; returns the exit code (when it returns at all:
 /// a launch ends in execve).
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse().and_then(|c| {
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let cli = match parsed.and_then(|c| {
         if c.check && c.format == Format::Sh {
             return Err(Cli::command().error(
                 clap::error::ErrorKind::ArgumentConflict,
@@ -106,6 +115,11 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
+            let e = match e.kind() {
+                // Asked for help: now build it in full.
+                ErrorKind::DisplayHelp => command().try_get_matches().err().unwrap_or(e),
+                _ => e,
+            };
             let _ = e.print();
             return match e.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
