@@ -17,4 +17,5 @@ pub mod launch;
 pub mod limits;
 pub mod plan;
 pub mod report;
+pub mod service;
 pub mod settings;
