@@ -6,6 +6,7 @@
 //! launch (envdir, limits, identity, execve).
 
 pub mod account;
+pub mod authdaemon;
 pub mod caps;
 pub mod check;
 pub mod cli;
