@@ -444,6 +444,40 @@ impl Service {
     }
 }
 
+impl Service {
+    /// The configured files in the order the rc's OUTER shell would source
+    /// them: when they are this service's two files (by name) in the inner
+    /// order, the outer order; any other list as given.
+    pub fn outer_files(self, layout: Layout, configs: &[PathBuf]) -> Vec<PathBuf> {
+        let names: Vec<&str> = configs
+            .iter()
+            .filter_map(|p| p.file_name()?.to_str())
+            .collect();
+        let inner = self.inner_order(layout);
+        if names == inner && self.outer_order() != inner {
+            configs.iter().rev().cloned().collect()
+        } else {
+            configs.to_vec()
+        }
+    }
+
+    /// The rc's assignments after the config files, with their values:
+    /// literal, or the outer shell's (`outer`: a scope that read
+    /// [`Service::outer_files`]), empty when unset.
+    pub fn rc_values(self, layout: Layout, outer: &Scope) -> Vec<(&'static str, Vec<u8>)> {
+        self.rc_assignments(layout)
+            .iter()
+            .map(|(n, v)| {
+                let v = match v {
+                    RcValue::Literal(s) => s.as_bytes().to_vec(),
+                    RcValue::Outer(from) => outer.get(from).unwrap_or_default().to_vec(),
+                };
+                (*n, v)
+            })
+            .collect()
+    }
+}
+
 fn set(vars: &mut Vec<(String, Vec<u8>)>, name: &str, value: Vec<u8>) {
     match vars.iter_mut().find(|(n, _)| n == name) {
         Some(slot) => slot.1 = value,
