@@ -122,7 +122,12 @@ class Suite:
             for p in (crt, key):
                 with open(p, "rb") as f:
                     out.write(f.read())
-        os.chmod(self.certfile, 0o600)
+        # as Debian's /etc/courier/imapd.pem: root:courier 0640. For
+        # STARTTLS the login program runs couriertls as the courier
+        # account, which must read the file (0600 root: "Permission denied",
+        # and the client sees only a failed handshake).
+        os.chown(self.certfile, 0, e2e.pwd.getpwnam("courier").pw_gid)
+        os.chmod(self.certfile, 0o640)
         os.unlink(key)
         self.cafile = crt
 
@@ -337,7 +342,10 @@ class Suite:
             self.env_truth(name)
             p.quit()
         finally:
-            p.close()
+            try:
+                p.close()
+            except OSError:
+                pass
 
     def session_pop3d_ssl(self, name):
         _, port, _ = self.svcs[name]
@@ -348,7 +356,10 @@ class Suite:
             self.env_truth(name)
             p.quit()
         finally:
-            p.close()
+            try:
+                p.close()
+            except OSError:
+                pass
 
     def session(self, name):
         fn = {"imapd": self.session_imapd, "imapd-ssl": self.session_imapd_ssl,
