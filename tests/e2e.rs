@@ -23,7 +23,7 @@ fn missing_peers() -> Vec<&'static str> {
 }
 
 #[test]
-fn courier_imap_under_supervise() {
+fn courier_services_under_supervise() {
     let missing = missing_peers();
     let root = nix::unistd::geteuid().is_root();
     if !missing.is_empty() || !root {
@@ -34,24 +34,28 @@ fn courier_imap_under_supervise() {
         eprintln!("SKIPPED: {why}");
         return;
     }
-    let out = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/e2e.py"))
-        .arg("--courier-run")
-        .arg(env!("CARGO_BIN_EXE_courier-run"))
-        .output()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    assert!(
-        out.status.success(),
-        "end-to-end steps failed (see the FAIL lines and the service log above)"
-    );
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.ends_with(" 0 failed") || l.contains(" passed, 0 failed")),
-        "the harness printed no summary line"
-    );
+    // One after the other, in one test: both use the machine's authdaemond
+    // and create throwaway users.
+    for script in ["e2e.py", "services.py"] {
+        let out = Command::new("timeout")
+            .arg("600")
+            .arg("python3")
+            .arg(format!("{}/tests/e2e/{script}", env!("CARGO_MANIFEST_DIR")))
+            .arg("--courier-run")
+            .arg(env!("CARGO_BIN_EXE_courier-run"))
+            .output()
+            .expect("python3 runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        println!("{stdout}");
+        eprintln!("{stderr}");
+        assert!(
+            out.status.success(),
+            "{script}: end-to-end steps failed (see the FAIL lines and the service log above)"
+        );
+        assert!(
+            stdout.lines().any(|l| l.contains(" passed, 0 failed")),
+            "{script}: the harness printed no summary line"
+        );
+    }
 }
