@@ -63,7 +63,12 @@ pub fn launch(plan: &Plan) -> anyhow::Result<Infallible> {
         // Warnings (unset references, CRLF) go to the log before the
         // banner, as conf2env prints them: one write(2) for all lines.
         let mut text = String::new();
-        for w in &plan.warnings {
+        // Printed when the envdir is (re)written, i.e. once per config
+        // change, not on every restart of a flapping service (a stock
+        // imapd-ssl warns about $TLS_PROTOCOL); --dry-run and --check
+        // always show them.
+        let fresh = plan.envdir.as_ref().is_none_or(|e| !e.unchanged);
+        for w in plan.warnings.iter().filter(|_| fresh) {
             text.push_str("courier-run: warning: ");
             text.push_str(&crate::error::printable(w));
             text.push('\n');

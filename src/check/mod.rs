@@ -21,7 +21,8 @@
 //! - [`rules`]: 6 the tcprules cdb;
 //! - [`network`]: 7 port and address, `--bind`;
 //! - [`server`]: 8 Courier variables that cannot apply, 9 tcpserver traps;
-//! - [`maildir`]: 10 the Maildir of a preauthenticated or absolute path.
+//! - [`maildir`]: 10 the Maildir of a preauthenticated or absolute path;
+//! - [`service`]: 11 authdaemond, TLS certificate and couriertls, START=NO.
 
 mod files;
 mod maildir;
@@ -31,6 +32,7 @@ mod ownership;
 mod programs;
 mod rules;
 mod server;
+mod service;
 
 use crate::config::Assignment;
 use crate::error::{Exit, Position, Problem};
@@ -234,7 +236,9 @@ pub fn run(input: &Input, bind: bool) -> Report {
     rep.group(9);
     let flags = server::traps(&ctx, &mut rep);
     rep.group(4);
-    let chain = programs::programs(&ctx, &flags, &mut rep);
+    let mut chain = programs::programs(&ctx, &flags, &mut rep);
+    rep.group(11);
+    service::check(&ctx, &mut chain, &mut rep);
     rep.group(7);
     network::check(&ctx, &mut rep);
 

@@ -200,6 +200,10 @@ const TCPD_ONLY: &[&str] = &[
     "IMAPACCESSFILE",
     "IMAPDSTART",
     "IMAPDSSLSTART",
+    "POP3DSTART",
+    "POP3DSSLSTART",
+    "SSLPIDFILE",
+    "SSLLOGGEROPTS",
 ];
 
 /// Courier settings that cannot apply with this front end.
@@ -227,8 +231,9 @@ pub fn courier(ctx: &Ctx, f: &Flags, r: &mut Report) {
         r.info(
             "couriertcpd variables",
             format!(
-                "{} reach imapd's environment, but only couriertcpd, courierlogger or Courier's rc script read them",
-                passed.join(", ")
+                "{} reach {}'s environment, but only couriertcpd, courierlogger or Courier's rc script read them",
+                passed.join(", "),
+                ctx.r.service.server_name()
             ),
         );
     }

@@ -1,0 +1,119 @@
+//! Check 11: what makes a started service useless. Courier starts, takes
+//! connections, and then nobody can log in: authdaemond is not running
+//! ("authentication error: Connection refused"; the client sees "Temporary
+//! problem"), or TLS has no usable certificate (the log says only "No
+//! supported cipher suites have been found"). Also: Courier's own scripts
+//! would not start this service at all (`IMAPDSTART=NO`).
+
+use super::programs::Program;
+use super::{Ctx, Identity, Report};
+use crate::authdaemon;
+use crate::finding::{Finding, Level};
+use crate::tls;
+
+pub fn check(ctx: &Ctx, chain: &mut Vec<Program>, r: &mut Report) {
+    let service = ctx.r.service;
+    start_var(ctx, r);
+    // Courier 5 authenticates through authdaemond when no auth modules are
+    // on the command line; a preauthenticated imapd (login= empty) does not.
+    if ctx.r.auth.is_empty() && ctx.r.login.is_some() {
+        let layout = ctx.r.settings.layout;
+        let prefix = ctx.r.settings.str("prefix");
+        let rc = authdaemon::default_rc(layout, prefix);
+        match authdaemon::socket_path(&rc, layout, prefix) {
+            Ok((sock, from)) => push(r, "authdaemond", authdaemon::probe(&sock, &from)),
+            Err(e) => r.fail_error(format!("authdaemond {}", rc.display()), &e),
+        }
+    }
+    let starttls = ctx
+        .env(service.starttls_var())
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"YES"));
+    if !(service.is_ssl() || starttls) {
+        return;
+    }
+    // Who opens TLS_CERTFILE: for -ssl, couriertls as the front end starts
+    // it (before -user= drops root); for STARTTLS, couriertls as the login
+    // program runs it, after it switched to the account.
+    let reader = if service.is_ssl() {
+        ctx.exec_id.clone()
+    } else {
+        match &ctx.r.account {
+            Some(a) => Identity {
+                uid: a.uid,
+                gid: a.gid,
+                groups: vec![a.gid],
+            },
+            None => ctx.exec_id.clone(),
+        }
+    };
+    let who = tls::Reader {
+        uid: reader.uid,
+        gid: reader.gid,
+        groups: reader.groups.clone(),
+    };
+    let what = if service.is_ssl() {
+        format!("tls ({service})")
+    } else {
+        format!("tls (STARTTLS, {}=YES)", service.starttls_var())
+    };
+    for f in tls::check_env(|n| ctx.env(n), &who, tls::now()) {
+        push(r, &what, f);
+    }
+    // couriertls must exist, and load under the limits (the memory probe
+    // runs every program of `chain`). For -ssl it is in argv already.
+    let path = match ctx.env("COURIERTLS") {
+        Some(v) if !v.is_empty() && !service.is_ssl() => {
+            std::path::PathBuf::from(String::from_utf8_lossy(&v).into_owned())
+        }
+        _ => ctx.r.couriertls.clone(),
+    };
+    if chain.iter().any(|p| p.path == path) {
+        return;
+    }
+    let check = format!("program {} (couriertls)", path.display());
+    match super::programs::executable(&path, &reader) {
+        Ok(()) => {
+            r.ok(check);
+            chain.push(Program {
+                role: "couriertls".into(),
+                path,
+                usable: true,
+                id: reader,
+            });
+        }
+        Err((why, fix)) => r.fail(
+            check,
+            why,
+            fix.unwrap_or_else(|| {
+                "install couriertls (Debian: courier-base), or set COURIERTLS to it".into()
+            }),
+        ),
+    }
+}
+
+/// `IMAPDSTART=NO` (and its siblings): Courier's own scripts would not
+/// start this service; courier-run does, as asked, but says so.
+fn start_var(ctx: &Ctx, r: &mut Report) {
+    let var = ctx.r.service.start_var();
+    if let Some(a) = ctx.var(var)
+        && a.value.eq_ignore_ascii_case(b"NO")
+    {
+        r.warn(
+            var,
+            format!(
+                "{}: {var}=NO: Courier's own rc script would not start {}",
+                a.pos,
+                ctx.r.service.name()
+            ),
+            format!("set {var}=YES if this service is meant to run, or remove the service"),
+        );
+    }
+}
+
+fn push(r: &mut Report, what: &str, f: Finding) {
+    match f.level {
+        Level::Ok => r.ok(format!("{what}: {}", f.message)),
+        Level::Warn => r.warn(what, f.message, f.fix),
+        Level::Fail => r.fail(what, f.message, f.fix),
+    }
+}
