@@ -168,3 +168,89 @@ fn oracle_shows_the_rc_assignments() {
         assert_eq!(get(svc, "prefix").as_deref(), Some(&b"/usr"[..]), "{svc}");
     }
 }
+
+/// The launch's own environment (the plan that `--dry-run --format json`
+/// prints, which the launcher tests show is exactly what the program gets)
+/// equals the oracle for each service, byte for byte, except for the
+/// differences the README lists: dash's `PWD`, and the rc's build variables
+/// (`prefix`, `exec_prefix`, `sbindir`, `bindir`, `libexecdir`) that its
+/// `set -a` exports and courier-run only predefines for references. The
+/// rc's `env -i` is `inherit_env` here: none, or `PATH SHELL` for
+/// pop3d-ssl.rc, which passes those two.
+#[test]
+fn plan_environment_equals_the_rc_scripts() {
+    const DIFFERENCES: &[&str] = &[
+        "PWD",
+        "prefix",
+        "exec_prefix",
+        "sbindir",
+        "bindir",
+        "libexecdir",
+    ];
+    let fix = fixtures().join("debian12");
+    for svc in ["imapd", "imapd-ssl", "pop3d", "pop3d-ssl"] {
+        let service = Service::parse(svc).expect("a service");
+        let base = if svc.starts_with("imapd") {
+            "imapd"
+        } else {
+            "pop3d"
+        };
+        let config = format!("{0}/{base} {0}/{base}-ssl", fix.display());
+        let keep = if svc == "pop3d-ssl" {
+            "PATH SHELL"
+        } else {
+            "none"
+        };
+        let out = Command::new(env!("CARGO_BIN_EXE_courier-run"))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("SHELL", "/bin/sh")
+            .args(["--dry-run", "--format", "json"])
+            .args(["--set", "layout=debian"])
+            .args(["--set", &format!("service={svc}")])
+            .args(["--set", &format!("config={config}")])
+            .args(["--set", &format!("inherit_env={keep}")])
+            .args([
+                "--set",
+                "account=",
+                "--set",
+                "envdir=",
+                "--set",
+                "server=/bin/true",
+            ])
+            .output()
+            .expect("courier-run runs");
+        assert!(
+            out.status.success(),
+            "{svc}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let got: BTreeMap<Vec<u8>, Vec<u8>> = plan["env"]
+            .as_object()
+            .expect("env object")
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_bytes().to_vec(),
+                    v.as_str().expect("string").as_bytes().to_vec(),
+                )
+            })
+            .collect();
+        let mut want = oracle(service);
+        want.retain(|k, _| !DIFFERENCES.iter().any(|d| d.as_bytes() == k.as_slice()));
+        assert!(
+            got == want,
+            "{svc}: the plan's environment differs from Courier's rc\n--- plan\n{}--- rc\n{}",
+            show(&got),
+            show(&want)
+        );
+        // And each listed difference is real (the list is not stale).
+        let all = oracle(service);
+        assert!(all.contains_key(b"PWD".as_slice()), "{svc}: the rc has PWD");
+        assert!(
+            all.contains_key(b"prefix".as_slice()),
+            "{svc}: the rc exports prefix"
+        );
+    }
+}
