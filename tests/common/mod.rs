@@ -239,7 +239,10 @@ fn entry(path: &Path, name: String) -> FileSnapshot {
         let data = fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
         ('f', data)
     } else if ft.is_symlink() {
-        ('l', fs::read_link(path).unwrap().as_os_str().as_bytes().to_vec())
+        (
+            'l',
+            fs::read_link(path).unwrap().as_os_str().as_bytes().to_vec(),
+        )
     } else if ft.is_dir() {
         ('d', Vec::new())
     } else {
@@ -605,4 +608,3 @@ pub fn show_env(env: &[(Vec<u8>, Vec<u8>)]) -> String {
         .map(|(k, v)| format!("{}={} ", show(k), show(v)))
         .collect()
 }
-
