@@ -3,9 +3,14 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use anyhow::Context;
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::error::{Exit, exit_code};
+use crate::plan::Plan;
+use crate::report::{self, Format};
+use crate::resolve::{Input, resolve};
+use crate::{check, environ, launch};
 
 const LONG_ABOUT: &str = "\
 courier-run takes the place of the shell `run` script of a supervised
@@ -33,7 +38,6 @@ Exit codes: 0 ok; 1 --check found a problem; 100 bad usage or bad input
     version,
     about = "Start Courier-IMAP under supervise: config -> envdir -> envuidgid/softlimit -> tcpserver, in one exec chain",
     long_about = LONG_ABOUT,
-    after_long_help = crate::settings::help(),
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
@@ -55,7 +59,7 @@ struct Cli {
     format: Format,
 
     /// With --dry-run: show where every variable and setting came from.
-    #[arg(long)]
+    #[arg(long, requires = "dry_run")]
     explain: bool,
 
     /// Run every preflight check; exit 0 when none fails, 1 otherwise.
@@ -86,20 +90,36 @@ enum Cmd {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
-    Sh,
+/// The command line's definition with the settings table for `--help`
+/// (and the man page). Built only when asked for: formatting the table
+/// costs every launch otherwise.
+pub fn command() -> clap::Command {
+    Cli::command().after_long_help(crate::settings::help())
 }
 
 /// Run the command line; returns the exit code (when it returns at all:
 /// a launch ends in execve).
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let cli = match parsed.and_then(|c| {
+        if c.check && c.format == Format::Sh {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--format sh is for --dry-run (--check prints text or json)",
+            ));
+        }
+        Ok(c)
+    }) {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
+            let e = match e.kind() {
+                // Asked for help: now build it in full.
+                ErrorKind::DisplayHelp => command().try_get_matches().err().unwrap_or(e),
+                _ => e,
+            };
             let _ = e.print();
             return match e.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
@@ -117,20 +137,43 @@ pub fn main() -> i32 {
 }
 
 fn run(cli: Cli) -> anyhow::Result<Exit> {
-    match cli.cmd {
-        Some(Cmd::Conf2env {
-            envdir,
-            configs,
-            define,
-        }) => crate::conf2env::conf2env(&envdir, &configs, &define),
-        None => crate::launch::main(crate::launch::Args {
-            runfile: cli.runfile,
-            set: cli.set,
-            dry_run: cli.dry_run,
-            format: cli.format,
-            explain: cli.explain,
-            check: cli.check,
-            bind: cli.bind,
-        }),
+    if let Some(Cmd::Conf2env {
+        envdir,
+        configs,
+        define,
+    }) = &cli.cmd
+    {
+        return crate::conf2env::conf2env(envdir, configs, define);
     }
+    let environ = environ::inherited();
+    let input = Input {
+        runfile: cli.runfile.as_deref(),
+        sets: &cli.set,
+        environ: &environ,
+    };
+    if cli.check {
+        let report = check::run(&input, cli.bind);
+        report::print_check(&report, cli.format)?;
+        return Ok(if report.failed() {
+            Exit::CheckFailed
+        } else {
+            Exit::Ok
+        });
+    }
+    let resolved = resolve(&input);
+    if cli.dry_run {
+        let plan = Plan::new(resolved)?;
+        report::print(&plan, cli.format, cli.explain)?;
+        return Ok(Exit::Ok);
+    }
+    // The recipe's first line, `exec 2>&1`, done before anything else so
+    // that every error, a config syntax error included, reaches the log
+    // (supervise gives run's stdout to log/run). Only stderr=keep in a run
+    // file read without problems turns it off.
+    let keep = !resolved.merge_stderr && !resolved.problems.iter().any(|p| p.subject == "run file");
+    if !keep {
+        nix::unistd::dup2(1, 2).context("unable to merge stderr into stdout")?;
+    }
+    let plan = Plan::new(resolved)?;
+    match launch::launch(&plan)? {}
 }
