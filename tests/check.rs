@@ -202,7 +202,7 @@ fn run_file_unknown_setting_and_what_follows() {
     svc.fixture("unknown-setting.run");
     let out = svc.check(Some("unknown-setting.run"), &[], &[]);
     out.fails("FAIL run file: unknown-setting.run:4:1: unknown setting softlimt (did you mean softlimit?)")
-        .has("FAIL setuidgid courier-run-no-such-account: no such account (create it, or set setuidgid= to an existing account; setuidgid= for none)")
+        .has("FAIL setuidgid courier-run-no-such-account: unknown-setting.run:5:11: setuidgid: unknown account courier-run-no-such-account (create it, or set setuidgid to an existing account; setuidgid= for none)")
         .has("ok   memory /bin/true");
     assert_eq!(out.fail_count(), 2, "{}", out.stdout);
 }
@@ -228,7 +228,7 @@ fn run_file_syntax_error_does_not_stop_the_check() {
 fn run_file_missing_and_unknown_set() {
     let svc = Svc::new("missing");
     svc.check(Some("nope"), &["bogus=1"], &[])
-        .fails("FAIL run file: unable to read nope: No such file or directory (give the service's run file, e.g. ./run)")
+        .fails("FAIL run file: unable to open config file nope: No such file or directory")
         .has("FAIL settings: --set bogus=1: unknown setting bogus (did you mean login?)");
 }
 
@@ -246,7 +246,7 @@ fn config_crlf() {
     let svc = Svc::new("crlf-conf");
     let conf = svc.write("imapd", b"IMAP_IDLE_TIMEOUT=60\r\n");
     svc.check(None, &[&format!("config={conf}")], &[]).fails(&format!(
-        "FAIL config: {conf}: CRLF line ends: every value would end in a carriage return (convert it with dos2unix)"
+        "FAIL config {conf}: CRLF line ends: every value would end in a carriage return (convert it with dos2unix)"
     ));
 }
 
@@ -255,7 +255,7 @@ fn config_value_envdir_cannot_carry() {
     let svc = Svc::new("blank");
     let conf = svc.fixture("trailing-blank.conf");
     svc.check(None, &[&format!("config={conf}")], &[]).fails(&format!(
-        "FAIL config: {conf}:2:1: the value of IMAP_TRASHFOLDERNAME ends in a space or tab, which daemontools' envdir would strip (remove the trailing blank)"
+        "FAIL config {conf}: {conf}:2:1: the value of IMAP_TRASHFOLDERNAME ends in a space or tab, which daemontools' envdir would strip (remove the trailing blank)"
     ));
 }
 
@@ -271,7 +271,7 @@ fn config_unset_reference_and_unreadable() {
     let missing = svc.path("nope").to_string_lossy().into_owned();
     svc.check(None, &[&format!("config={conf} {missing}")], &[])
         .fails(&format!(
-            "FAIL config: unable to read {missing}: No such file or directory (install Courier's config, or set config= to the files to read)"
+            "FAIL config {missing}: unable to open config file {missing}: No such file or directory"
         ))
         .has("ok   memory /bin/true");
 }
@@ -343,7 +343,7 @@ fn ownership_writable_by_others() {
 fn unknown_accounts() {
     let svc = Svc::new("accounts");
     svc.check(None, &["setuidgid=courier-run-no-such-account"], &[])
-        .fails("FAIL setuidgid courier-run-no-such-account: no such account (create it, or set setuidgid= to an existing account; setuidgid= for none)")
+        .fails("FAIL setuidgid courier-run-no-such-account: setuidgid: unknown account courier-run-no-such-account (create it, or set setuidgid to an existing account; setuidgid= for none)")
         .has("ok   memory /bin/true");
 }
 
@@ -370,11 +370,11 @@ fn programs_missing_dangling_not_executable() {
         nix::unistd::getegid()
     ));
     svc.check(None, &["server=courier-run-no-such-server -v"], &[]).fails(&format!(
-        "FAIL program courier-run-no-such-server (server): not found in PATH={} (install ucspi-tcp, or set server= with the front end's full path)",
+        "FAIL program courier-run-no-such-server (server): unable to run courier-run-no-such-server: not found in PATH={}",
         std::env::var("PATH").unwrap()
     ));
     svc.check(None, &["auth=authpwd"], &[])
-        .fails("FAIL auth authpwd: a bare module name, but authdir is empty (set authdir, or give the module's full path)");
+        .fails("FAIL auth authpwd: --set auth module authpwd is a bare name but authdir is empty (set authdir, or give the module's full path)");
 }
 
 // 5. Memory limits.
@@ -516,15 +516,15 @@ fn rules_built_by_tcprules_pass() {
 fn port_not_one_port() {
     let svc = Svc::new("port");
     svc.check(None, &["port=127.0.0.1.143,192.168.0.1.143"], &[]).fails(
-        r#"FAIL port 127.0.0.1.143,192.168.0.1.143: --set port "127.0.0.1.143,192.168.0.1.143" is a list of addresses: one tcpserver binds one address and port (run one service per address, with address= and port=)"#,
+        r#"FAIL settings: --set port "127.0.0.1.143,192.168.0.1.143" is a list of addresses: one tcpserver binds one address and port (run one service per address, with address= and port=)"#,
     );
     svc.check(None, &["port=70000"], &[])
-        .fails(r#"FAIL port 70000: --set port "70000" is out of range (1-65535)"#);
+        .fails(r#"FAIL settings: --set port "70000" is out of range (1-65535)"#);
     svc.check(None, &["port=courier-run-no-such-service"], &[]).fails(
-        r#"FAIL port courier-run-no-such-service: --set port "courier-run-no-such-service" is neither a number nor a TCP service name in /etc/services (write e.g. 143)"#,
+        r#"FAIL settings: --set port "courier-run-no-such-service" is neither a number nor a TCP service name in /etc/services (write e.g. 143)"#,
     );
     svc.check(None, &["address=0 1"], &[])
-        .fails(r#"FAIL address 0 1: --set address "0 1" is not one host or IP address (tcpserver binds one; 0 means all)"#);
+        .fails(r#"FAIL settings: --set address "0 1" is not one host or IP address (tcpserver binds one; 0 means all)"#);
 }
 
 #[test]
@@ -613,7 +613,7 @@ fn tcpserver_traps() {
         r#"FAIL server: "0" is not an option: tcpserver would take it as the host, and courier-run's own arguments would shift (give the host and port with address= and port=)"#,
     );
     svc.check(None, &["conlimit=abc"], &[]).fails(
-        r#"FAIL conlimit: --set conlimit "abc" is not a positive number: tcpserver would read it as 0 and never accept a connection (write e.g. 40)"#,
+        r#"FAIL settings: --set conlimit "abc" is not a positive number (tcpserver would silently read it as 0 and never accept a connection; write e.g. 40)"#,
     );
     svc.check(None, &["server=tcpserver -v"], &[])
         .has("warn server: without -R, tcpserver asks every client for an ident answer, and waits for it (add -R)")
@@ -707,8 +707,17 @@ fn json_report() {
     }));
     let fail: Vec<_> = list.iter().filter(|o| o["status"] == "fail").collect();
     assert_eq!(fail.len(), 1, "{}", out.stdout);
+    // A problem is data: message and fix apart, as the fatal line and the
+    // FAIL line render them.
     assert_eq!(fail[0]["check"], "account courier-run-no-such-account");
-    assert_eq!(fail[0]["message"], "no such account");
+    assert_eq!(
+        fail[0]["message"],
+        "account: unknown account courier-run-no-such-account"
+    );
+    assert_eq!(
+        fail[0]["fix"],
+        "create it, or set account to an existing account; account= for none"
+    );
     assert!(
         list.iter()
             .any(|o| o["status"] == "ok" && o["check"] == "memory /bin/true")

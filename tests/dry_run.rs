@@ -202,3 +202,29 @@ fn closed_pipe_ends_the_plan() {
     assert_eq!(r.stdout_str().lines().count(), 1, "{}", r.stdout_str());
     assert_eq!(r.stderr_str(), "status 0\n", "--dry-run | head -n 1");
 }
+
+/// Option combinations the parser refuses (exit 100, nothing on stdout):
+/// `--explain` belongs to `--dry-run`, `--format sh` too.
+#[test]
+fn usage_errors_refused_by_the_parser() {
+    let t = scratch();
+    let mut wrong = Vec::new();
+    for args in [
+        &["--explain"][..],
+        &["--check", "--explain"],
+        &["--check", "--format", "sh"],
+    ] {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(t.path()).args(args).args(BASE);
+        let r = run_cmd(cmd);
+        if r.code != Some(100) || !r.stdout.is_empty() {
+            wrong.push(format!(
+                "  {args:?}: exit {:?}, stdout {} bytes, stderr: {}",
+                r.code,
+                r.stdout.len(),
+                r.stderr_str().lines().next().unwrap_or("")
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "accepted:\n{}", wrong.join("\n"));
+}
