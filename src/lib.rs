@@ -21,6 +21,7 @@
 //! the fatal line and a `--check` line both render.
 
 pub mod account;
+pub mod authdaemon;
 pub mod caps;
 pub mod check;
 pub mod cli;
@@ -29,9 +30,12 @@ pub mod config;
 pub mod envdir;
 pub mod environ;
 pub mod error;
+pub mod finding;
 pub mod launch;
 pub mod limits;
 pub mod plan;
 pub mod report;
 pub mod resolve;
+pub mod service;
 pub mod settings;
+pub mod tls;
