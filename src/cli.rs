@@ -87,6 +87,11 @@ enum Cmd {
         /// Courier's rc script predefines prefix, sbindir, ...). Repeatable.
         #[arg(long = "define", value_name = "NAME=VALUE")]
         define: Vec<String>,
+        /// Assign NAME=VALUE after the config files (written to ENVDIR),
+        /// as Courier's rc script assigns IMAP_STARTTLS after sourcing
+        /// them. Repeatable.
+        #[arg(long = "assign", value_name = "NAME=VALUE")]
+        assign: Vec<String>,
     },
 }
 
@@ -141,9 +146,10 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         envdir,
         configs,
         define,
+        assign,
     }) = &cli.cmd
     {
-        return crate::conf2env::conf2env(envdir, configs, define);
+        return crate::conf2env::conf2env(envdir, configs, define, assign);
     }
     let environ = environ::inherited();
     let input = Input {

@@ -10,7 +10,16 @@ use crate::config::{self, Scope};
 use crate::envdir::{self, Modes};
 use crate::error::Exit;
 
-pub fn conf2env(dir: &Path, configs: &[PathBuf], define: &[String]) -> anyhow::Result<Exit> {
+/// Convert `configs` (stdin when none) into `dir`. `define`: NAME=VALUE
+/// visible to references, not written; `assign`: NAME=VALUE assigned after
+/// the files and written, as Courier's rc assigns `IMAP_STARTTLS=...` after
+/// sourcing them (`--format sh` uses it for the rc's assignments).
+pub fn conf2env(
+    dir: &Path,
+    configs: &[PathBuf],
+    define: &[String],
+    assign: &[String],
+) -> anyhow::Result<Exit> {
     // The one reader of the inherited environment, under dash's rule.
     let mut visible = crate::environ::visible(&crate::environ::inherited());
     for d in define {
@@ -37,6 +46,21 @@ pub fn conf2env(dir: &Path, configs: &[PathBuf], define: &[String]) -> anyhow::R
     }
     for path in configs {
         private |= config::read_file(&mut scope, path)? & 0o004 == 0;
+    }
+    for a in assign {
+        match a.split_once('=') {
+            Some((n, v)) if config::is_name(n.as_bytes()) => {
+                // Through the reader, single-quoted: the value is taken
+                // literally, and the name is checked as any config name.
+                let line = format!("{n}='{}'\n", v.replace('\'', "'\"'\"'"));
+                scope.read("--assign", line.as_bytes())?;
+            }
+            _ => {
+                return Err(crate::error::bad_input(format!(
+                    "--assign {a}: expected NAME=VALUE"
+                )));
+            }
+        }
     }
     for w in &scope.warnings {
         eprintln!("courier-run: warning: {w}");

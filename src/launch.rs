@@ -55,6 +55,9 @@ pub fn launch(plan: &Plan) -> anyhow::Result<Infallible> {
             .collect();
         envdir::write_new(&e.path, &pairs, e.modes)?;
     }
+    if let Some(c) = &plan.tls_cache {
+        reset_cache(c)?;
+    }
     // stderr was merged (plan.merge_stderr) before the plan was computed.
     {
         // Warnings (unset references, CRLF) go to the log before the
@@ -101,4 +104,34 @@ pub fn launch(plan: &Plan) -> anyhow::Result<Infallible> {
         code,
         format!("unable to run {}: {}", plan.program.display(), err.desc()),
     ))
+}
+
+/// Courier's rc: `rm -f F; touch F; chown A F; chgrp G F; chmod 600 F`.
+/// Done on a descriptor opened with O_EXCL|O_NOFOLLOW, so that a symlink
+/// planted at the path is neither followed nor handed to the account.
+fn reset_cache(c: &crate::plan::CacheFile) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = c.path.display();
+    match std::fs::remove_file(&c.path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("unable to remove {shown}")),
+    }
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(c.mode)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&c.path)
+        .with_context(|| format!("unable to create {shown}"))?;
+    use std::os::fd::AsRawFd;
+    nix::unistd::fchown(
+        f.as_raw_fd(),
+        Some(Uid::from_raw(c.uid)),
+        Some(Gid::from_raw(c.gid)),
+    )
+    .with_context(|| format!("unable to chown {shown}"))?;
+    nix::sys::stat::fchmod(f.as_raw_fd(), Mode::from_bits_truncate(c.mode))
+        .with_context(|| format!("unable to chmod {shown}"))?;
+    Ok(())
 }

@@ -36,6 +36,19 @@ pub struct EnvdirPlan {
     pub unchanged: bool,
 }
 
+/// Courier's rc reset of TLS_CACHEFILE at each start (rm, touch, chown
+/// and chgrp to the account, chmod 600): couriertls opens the cache as the
+/// account, and a file left by root or by an older run would refuse it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheFile {
+    pub path: PathBuf,
+    pub owner: String,
+    pub group: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+}
+
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub settings: Settings,
@@ -48,6 +61,8 @@ pub struct Plan {
     /// The config's variables (what the envdir holds), in order.
     pub config_vars: Vec<Assignment>,
     pub envdir: Option<EnvdirPlan>,
+    /// The TLS session cache to reset, as the rc script does.
+    pub tls_cache: Option<CacheFile>,
     /// envuidgid's account (sets UID and GID in the environment).
     pub account: Option<Account>,
     /// setuidgid's account: the identity switched to before exec.
@@ -90,6 +105,7 @@ impl Plan {
         let limits_before = limits::current()?;
         let planned = planned_limits(&r, &limits_before)?;
         let envdir = envdir_step(&r)?;
+        let tls_cache = tls_cache(&r)?;
         let argv = argv(&r);
         exec_space(&argv, &env, &planned)?;
         let banner = banner(&r);
@@ -100,6 +116,7 @@ impl Plan {
             env,
             config_vars: r.config_vars,
             envdir,
+            tls_cache,
             account: r.account,
             setuidgid: r.setuidgid,
             uid,
@@ -221,6 +238,35 @@ fn envdir_step(r: &Resolved) -> anyhow::Result<Option<EnvdirPlan>> {
         vars,
         modes,
         unchanged,
+    }))
+}
+
+/// The TLS cache reset, when the service's rc does one: its directory
+/// must let us replace the file (checked here, so the dry run's verdict
+/// is the launch's).
+fn tls_cache(r: &Resolved) -> anyhow::Result<Option<CacheFile>> {
+    let (Some(c), Some(a)) = (&r.cache_reset, &r.account) else {
+        return Ok(None);
+    };
+    let parent = match c.path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    use nix::unistd::{AccessFlags, access};
+    access(parent, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| {
+        anyhow::Error::new(std::io::Error::from(e)).context(format!(
+            "unable to reset TLS_CACHEFILE {}: its directory {} is not writable",
+            c.path.display(),
+            parent.display()
+        ))
+    })?;
+    Ok(Some(CacheFile {
+        path: c.path.clone(),
+        owner: c.owner.clone(),
+        group: c.group.clone(),
+        uid: a.uid,
+        gid: a.gid,
+        mode: c.mode,
     }))
 }
 

@@ -110,6 +110,9 @@ pub fn json_value(plan: &Plan, explain: bool) -> Value {
         "umask": plan.umask.as_ref().map(|(m, _)| format!("{m:03o}")),
         "envdir": plan.envdir.as_ref().map(|e| e.path.to_string_lossy()),
         "envdir_unchanged": plan.envdir.as_ref().map(|e| e.unchanged),
+        "tls_cache": plan.tls_cache.as_ref().map(|c| json!({
+            "path": c.path.to_string_lossy(), "owner": c.owner, "group": c.group,
+            "uid": c.uid, "gid": c.gid, "mode": format!("{:03o}", c.mode)})),
         "configs": plan.configs.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
         "stderr": if plan.merge_stderr { "merge" } else { "keep" },
         "banner": plan.banner,
@@ -216,6 +219,15 @@ pub fn text(plan: &Plan, explain: bool) -> String {
             )
         }
         None => s += "envdir    none (config variables set directly)\n",
+    }
+    if let Some(c) = &plan.tls_cache {
+        s += &format!(
+            "tlscache  {}: reset (removed, created {}:{} mode {:o}), as Courier's rc does\n",
+            c.path.display(),
+            c.owner,
+            c.group,
+            c.mode
+        );
     }
     s += &format!(
         "stderr    {}\n",
@@ -335,7 +347,10 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
         .settings
         .runfile
         .as_ref()
-        .map_or("(no run file)".to_string(), |p| p.display().to_string());
+        .map_or("(no run file)".to_string(), |p| {
+            // A comment ends at a newline: escaped, a path cannot add a line.
+            crate::error::printable(&p.to_string_lossy())
+        });
     s.extend(format!(
         "#!/bin/sh\n# The classic run script equivalent to courier-run {runfile}\n# (courier-run --dry-run --format sh). Needs daemontools.\n"
     ).bytes());
@@ -365,6 +380,11 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
             cmd.push(b"--define".to_vec());
             cmd.push(format!("{n}={v}").into_bytes());
         }
+        // The rc's own assignments after the files (IMAP_STARTTLS=...).
+        for a in plan.config_vars.iter().filter(|a| is_rc(a)) {
+            cmd.push(b"--assign".to_vec());
+            cmd.push([a.name.as_bytes(), b"=", &a.value].concat());
+        }
         cmd.push(e.path.to_string_lossy().as_bytes().to_vec());
         cmd.extend(
             plan.configs
@@ -374,6 +394,19 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
         let refs: Vec<&[u8]> = cmd.iter().map(|c| c.as_slice()).collect();
         s.extend(words(&refs));
         s.extend(b" || exit 111\n");
+    }
+    if let Some(c) = &plan.tls_cache {
+        let f = quote(c.path.to_string_lossy().as_bytes());
+        let f = String::from_utf8_lossy(&f);
+        s.extend(
+            format!(
+                "rm -f {f} && touch {f} && chown {} {f} && chgrp {} {f} && chmod {:o} {f} || exit 111\n",
+                String::from_utf8_lossy(&quote(c.owner.as_bytes())),
+                String::from_utf8_lossy(&quote(c.group.as_bytes())),
+                c.mode
+            )
+            .bytes(),
+        );
     }
     for line in &plan.banner {
         s.extend(b"printf '%s\\n' ");
@@ -451,4 +484,9 @@ fn predefined_for_sh(plan: &Plan) -> Vec<(String, String)> {
         .into_iter()
         .map(|(n, v)| (n, lossy(&v)))
         .collect()
+}
+
+/// Is this one of the service rc's own assignments (not from a file)?
+fn is_rc(a: &crate::config::Assignment) -> bool {
+    a.pos.file.starts_with('<') && a.pos.file.ends_with(" rc>")
 }

@@ -1,8 +1,10 @@
-//! End to end (issue 4): a real Courier-IMAP under real supervise, started
-//! by courier-run, answering Python's imaplib on loopback. The steps live in
-//! tests/e2e/e2e.py (one `ok`/`FAIL` line each, then `N passed, M failed`);
-//! this test runs it against the binary cargo just built, with the
-//! harness's timeout (its own waits are 15 s each).
+//! End to end (issues 4 and 9): real Courier services under real
+//! supervise, started by courier-run, answering Python's imaplib/poplib on
+//! loopback. The steps live in tests/e2e/e2e.py (Courier-IMAP) and
+//! tests/e2e/services.py (IMAP STARTTLS, IMAPS, POP3 STLS, POP3S), one
+//! `ok`/`FAIL` line each, then `N passed, M failed`; this test runs them
+//! against the binary cargo just built, with the harness's timeout (their
+//! own waits are 15 s each).
 
 mod common;
 
@@ -23,9 +25,9 @@ const PEERS: &[(&str, &str)] = &[
 ];
 
 #[test]
-fn courier_imap_under_supervise() {
+fn courier_services_under_supervise() {
     if !have(
-        "root (the end-to-end test adds a user and runs supervise)",
+        "root (the end-to-end test adds users and runs supervise)",
         is_root(),
     ) {
         return;
@@ -35,23 +37,25 @@ fn courier_imap_under_supervise() {
     if !missing.is_empty() {
         return;
     }
-    let mut cmd = Command::new("python3");
-    cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/e2e.py"))
-        .arg("--courier-run")
-        .arg(BIN);
-    let out = run(cmd, std::path::Path::new("/"), Duration::from_secs(600));
-    let stdout = out.stdout_str();
-    println!("{stdout}");
-    eprintln!("{}", out.stderr_str());
-    assert_eq!(
-        out.exit(),
-        0,
-        "end-to-end steps failed (see the FAIL lines and the service log above)"
-    );
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.ends_with(" 0 failed") || l.contains(" passed, 0 failed")),
-        "the harness printed no summary line"
-    );
+    // One after the other, in one test: both use the machine's authdaemond
+    // and create throwaway users.
+    for script in ["e2e.py", "services.py"] {
+        let mut cmd = Command::new("python3");
+        cmd.arg(format!("{}/tests/e2e/{script}", env!("CARGO_MANIFEST_DIR")))
+            .arg("--courier-run")
+            .arg(BIN);
+        let out = run(cmd, std::path::Path::new("/"), Duration::from_secs(600));
+        let stdout = out.stdout_str();
+        println!("{stdout}");
+        eprintln!("{}", out.stderr_str());
+        assert_eq!(
+            out.exit(),
+            0,
+            "{script}: end-to-end steps failed (see the FAIL lines and the service log above)"
+        );
+        assert!(
+            stdout.lines().any(|l| l.contains(" passed, 0 failed")),
+            "{script}: the harness printed no summary line"
+        );
+    }
 }

@@ -88,7 +88,10 @@ ADDED = re.compile(r"^(TCP[A-Z]*|PROTO|AUTH[A-Z_]*|HOME|MAILDIR|OPTIONS|"
                    r"TLS_[A-Z_]*|IMAP_TLS|POP3_TLS|IMAP_CAPABILITY|"
                    r"POP3AUTH|PROXY_HOSTNAME|IMAPLOGINTAG|BANNER|"
                    r"IMAP_CLIENT_ID|IMAP_ENHANCEDIDLE|IMAP_ID_FIELDS|"
-                   r"IMAP_CAPABILITY_TLS|POP3AUTH_TLS|UID|GID|PROTOCOL|UTF8)$")
+                   r"IMAP_CAPABILITY_TLS|POP3AUTH_TLS|UID|GID|PROTOCOL|UTF8|"
+                   # imaplogin/pop3login set it to 0 once STARTTLS is done,
+                   # so the server they exec does not ask for it again.
+                   r"IMAP_TLS_REQUIRED|POP3_TLS_REQUIRED)$")
 
 
 def ssl_context(cafile):
@@ -112,6 +115,10 @@ class Suite:
         self.w.setup()
         d = os.path.join(self.tmp, "tls")
         os.makedirs(d)
+        # mkdtemp makes a 0700 directory: the courier account, which reads
+        # the certificate for STARTTLS, must be able to reach it.
+        os.chmod(self.tmp, 0o755)
+        os.chmod(d, 0o755)
         key, crt = os.path.join(d, "key.pem"), os.path.join(d, "cert.pem")
         run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
              "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
