@@ -1,38 +1,49 @@
 //! Small dry-run facts through the binary: argv shapes and refusals that
 //! need no peer program (the full dry-run truth is in launcher/).
 
+mod common;
+
 use std::process::Command;
 
+use common::{BIN, Ran, TempDir, have, run_cmd, run_into_closed_pipe, which};
+
+/// The arguments every dry run here starts with: a config of our own, no
+/// account, /bin/true for a server.
+const BASE: &[&str] = &[
+    "--set",
+    "config=./imapd",
+    "--set",
+    "account=",
+    "--set",
+    "server=/bin/true -v",
+];
+
+/// A scratch directory holding ./imapd.
+fn scratch() -> TempDir {
+    let t = TempDir::new("dry");
+    t.write("imapd", "PORT=1143\nMAILDIRPATH=Mail\n");
+    t
+}
+
 fn dry(args: &[&str]) -> (i32, String, String) {
-    let dir = std::env::temp_dir().join(format!(
-        "courier-run-dry-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("imapd"), "PORT=1143\nMAILDIRPATH=Mail\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_courier-run"))
-        .current_dir(&dir)
-        .args([
-            "--dry-run",
-            "--format",
-            "json",
-            "--set",
-            "config=./imapd",
-            "--set",
-            "account=",
-            "--set",
-            "server=/bin/true -v",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let t = scratch();
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(t.path())
+        .args(["--dry-run", "--format", "json"])
+        .args(BASE)
+        .args(args);
+    let r = run_cmd(cmd);
+    (r.exit(), r.stdout_str(), r.stderr_str())
+}
+
+fn json(r: &Ran) -> serde_json::Value {
+    serde_json::from_slice(&r.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            r.stdout_str(),
+            r.stderr_str()
+        )
+    })
 }
 
 fn argv(json: &str) -> Vec<String> {
@@ -94,18 +105,14 @@ fn empty_login_runs_imapd_preauthenticated() {
 
 #[test]
 fn unset_reference_is_a_warning_in_the_plan() {
-    let dir = std::env::temp_dir().join(format!("courier-run-dry-w-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("c"), "X=$NOT_SET_ANYWHERE\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_courier-run"))
-        .current_dir(&dir)
+    let t = TempDir::new("dry-w");
+    t.write("c", "X=$NOT_SET_ANYWHERE\n");
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(t.path())
         .env_remove("NOT_SET_ANYWHERE")
         .args(["--dry-run", "--format", "json", "--set", "config=./c"])
-        .args(["--set", "account=", "--set", "server=/bin/true"])
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        .args(["--set", "account=", "--set", "server=/bin/true"]);
+    let v = json(&run_cmd(cmd));
     assert_eq!(
         v["warnings"][0],
         "./c:1:3: NOT_SET_ANYWHERE is not set: $NOT_SET_ANYWHERE expands to the empty string"
@@ -115,31 +122,19 @@ fn unset_reference_is_a_warning_in_the_plan() {
 
 #[test]
 fn explain_names_every_origin() {
-    let dir = std::env::temp_dir().join(format!("courier-run-dry-x-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("c"), "PORT=1143\nA=1\n").unwrap();
-    std::fs::write(
-        dir.join("run"),
-        "layout=debian\nconfig=./c\naccount=nobody\n",
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_courier-run"))
-        .current_dir(&dir)
+    let t = TempDir::new("dry-x");
+    t.write("c", "PORT=1143\nA=1\n");
+    t.write("run", "layout=debian\nconfig=./c\naccount=nobody\n");
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(t.path())
         .env_clear()
         .env("KEEP", "k")
         .env("PATH", "/usr/bin:/bin")
         .args(["./run", "--dry-run", "--format", "json", "--explain"])
-        .args(["--set", "server=/bin/true", "--set", "conlimit=7"])
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        .args(["--set", "server=/bin/true", "--set", "conlimit=7"]);
+    let r = run_cmd(cmd);
+    assert_eq!(r.exit(), 0, "{}", r.stderr_str());
+    let v = json(&r);
     assert_eq!(v["origins"]["KEEP"], "inherited");
     assert_eq!(v["origins"]["UID"], "envuidgid");
     assert_eq!(v["origins"]["GID"], "envuidgid");
@@ -153,12 +148,11 @@ fn explain_names_every_origin() {
 
 #[test]
 fn help_lists_every_setting_with_both_defaults() {
-    let out = Command::new(env!("CARGO_BIN_EXE_courier-run"))
-        .arg("--help")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let help = String::from_utf8_lossy(&out.stdout);
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--help");
+    let r = run_cmd(cmd);
+    assert_eq!(r.exit(), 0);
+    let help = r.stdout_str();
     for name in courier_run::settings::names() {
         assert!(
             help.lines().any(|l| l.starts_with(&format!("  {name} "))),
@@ -167,9 +161,70 @@ fn help_lists_every_setting_with_both_defaults() {
     }
     assert!(help.contains("[courier2: courierd; debian: courier]"));
     // A usage error is exit 100, as daemontools' usage errors.
-    let out = Command::new(env!("CARGO_BIN_EXE_courier-run"))
-        .arg("--no-such-flag")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(100));
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--no-such-flag");
+    assert_eq!(run_cmd(cmd).exit(), 100);
+}
+
+/// `courier-run --dry-run` (text, json, sh) into a pipe whose reader is
+/// gone, and `courier-run --dry-run | head -n 1` under bash's pipefail
+/// (courier-run's own status): the end of the output, exit 0, no "Broken
+/// pipe".
+#[test]
+fn closed_pipe_ends_the_plan() {
+    let t = scratch();
+    for format in ["text", "json", "sh"] {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(t.path())
+            .args(["--dry-run", "--format", format])
+            .args(BASE);
+        let r = run_into_closed_pipe(cmd);
+        assert_eq!(
+            (r.code, r.stderr_str()),
+            (Some(0), String::new()),
+            "--dry-run --format {format} into a closed pipe"
+        );
+    }
+    if !have("bash (for set -o pipefail)", which("bash").is_some()) {
+        return;
+    }
+    let mut cmd = Command::new("bash");
+    cmd.current_dir(t.path())
+        .args([
+            "-c",
+            r#"set -o pipefail; "$@" | head -n 1; echo "status $?" >&2"#,
+        ])
+        .arg("bash")
+        .arg(BIN)
+        .arg("--dry-run")
+        .args(BASE);
+    let r = run_cmd(cmd);
+    assert_eq!(r.stdout_str().lines().count(), 1, "{}", r.stdout_str());
+    assert_eq!(r.stderr_str(), "status 0\n", "--dry-run | head -n 1");
+}
+
+/// Option combinations the parser refuses (exit 100, nothing on stdout):
+/// `--explain` belongs to `--dry-run`, `--format sh` too.
+#[test]
+fn usage_errors_refused_by_the_parser() {
+    let t = scratch();
+    let mut wrong = Vec::new();
+    for args in [
+        &["--explain"][..],
+        &["--check", "--explain"],
+        &["--check", "--format", "sh"],
+    ] {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(t.path()).args(args).args(BASE);
+        let r = run_cmd(cmd);
+        if r.code != Some(100) || !r.stdout.is_empty() {
+            wrong.push(format!(
+                "  {args:?}: exit {:?}, stdout {} bytes, stderr: {}",
+                r.code,
+                r.stdout.len(),
+                r.stderr_str().lines().next().unwrap_or("")
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "accepted:\n{}", wrong.join("\n"));
 }

@@ -4,40 +4,24 @@
 //! scripts run by dash) against `service::Service::rc_env`, the model the
 //! plan uses. And make.sh is re-run here, so the fixture cannot rot.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::{TempDir, Vars, have, run};
 use courier_run::service::Service;
 use courier_run::settings::Layout;
-
-/// Present, or skipped with a reason; under CI=true a missing peer fails.
-fn have(what: &str, found: bool) -> bool {
-    if found {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{what} is required in CI (CI=true) but is not installed");
-    }
-    eprintln!("SKIPPED: {what} is not installed (install it to run this test)");
-    false
-}
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-/// `env -0` output as a map.
-fn parse_env0(bytes: &[u8]) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    bytes
-        .split(|&b| b == 0)
-        .filter(|e| !e.is_empty())
-        .map(|e| {
-            let i = e.iter().position(|&b| b == b'=').expect("NAME=value");
-            (e[..i].to_vec(), e[i + 1..].to_vec())
-        })
-        .collect()
+/// `env -0` output as a map (the harness's parser).
+fn parse_env0(bytes: &[u8]) -> Vars {
+    common::parse_env0(bytes).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn show(m: &BTreeMap<Vec<u8>, Vec<u8>>) -> String {
@@ -66,26 +50,12 @@ fn make_sh_reproduces_the_committed_oracle() {
     ) {
         return;
     }
-    let out = std::env::temp_dir().join(format!("cr-rc-oracle-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let mut child = Command::new("sh")
-        .arg(fixtures().join("rc-oracle/make.sh"))
-        .arg(&out)
-        .spawn()
-        .expect("sh runs");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("make.sh did not finish in 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "make.sh failed: {status}");
+    let t = TempDir::new("rc-oracle");
+    let out = t.join("out");
+    let mut cmd = Command::new("sh");
+    cmd.arg(fixtures().join("rc-oracle/make.sh")).arg(&out);
+    let r = run(cmd, t.path(), Duration::from_secs(30));
+    assert_eq!(r.exit(), 0, "make.sh failed: {}", r.stderr_str());
     for svc in Service::ALL {
         let name = format!("{}.env0", svc.name());
         let fresh = std::fs::read(out.join(&name)).unwrap();
@@ -98,7 +68,6 @@ fn make_sh_reproduces_the_committed_oracle() {
             "{name}: the rc script now gives a different environment: re-run make.sh and review"
         );
     }
-    std::fs::remove_dir_all(&out).unwrap();
 }
 
 /// The model equals the rc, byte for byte, except dash's PWD (the rc's

@@ -175,9 +175,9 @@ pub fn compare_plan(d: &mut Diffs, plan: &Value, ran: &Ran, rec: &Record, start_
     // What the launch printed, but warnings (not part of the plan's
     // promise): the banner on the right stream, nothing on the other.
     let (printed, other) = if merge {
-        (&ran.stdout, &ran.stderr)
+        (ran.stdout_str(), ran.stderr_str())
     } else {
-        (&ran.stderr, &ran.stdout)
+        (ran.stderr_str(), ran.stdout_str())
     };
     let not_warning = |t: &str| -> String {
         t.lines()
@@ -187,12 +187,12 @@ pub fn compare_plan(d: &mut Diffs, plan: &Value, ran: &Ran, rec: &Record, start_
     };
     d.eq(
         "banner (what the launch printed)",
-        not_warning(printed),
+        not_warning(&printed),
         banner,
     );
     d.eq(
         "nothing on the other stream",
-        not_warning(other),
+        not_warning(&other),
         String::new(),
     );
     d.eq("pid (no fork)", rec.pid, ran.pid);

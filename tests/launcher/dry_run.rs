@@ -1,37 +1,8 @@
 //! `--dry-run` changes nothing: not the tree, not an outdated envdir.
 
-use std::fs;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use crate::cases::{CASES, setup};
-use crate::harness::{BIN, Pre, Scratch, courier_run, dry_json, start_env, with};
-
-/// Every name under `dir`, recursively, with inode, mtime, mode and size.
-fn tree(dir: &Path) -> Vec<(PathBuf, u64, i64, i64, u32, u64)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            let m = fs::symlink_metadata(e.path()).unwrap();
-            out.push((
-                e.path(),
-                m.ino(),
-                m.mtime(),
-                m.mtime_nsec(),
-                m.mode(),
-                m.len(),
-            ));
-            if m.is_dir() {
-                stack.push(e.path());
-            }
-        }
-    }
-    out.sort();
-    out
-}
+use crate::common::tree;
+use crate::harness::{Pre, Scratch, courier_run, dry_json, start_env, with, write_envdir};
 
 #[test]
 fn dry_run_changes_nothing() {
@@ -49,7 +20,7 @@ fn dry_run_changes_nothing() {
         &["--dry-run", "--format", "text", "--explain"],
     ] {
         let r = courier_run(&s, &with(&args, extra), &env, &pre);
-        assert_eq!(r.code, 0, "{extra:?}: {}", r.stderr);
+        assert_eq!(r.exit(), 0, "{extra:?}: {}", r.stderr_str());
         assert_eq!(tree(&s.root), before, "{extra:?} changed the filesystem");
         assert!(
             !s.svc().join("env").exists(),
@@ -59,13 +30,7 @@ fn dry_run_changes_nothing() {
     }
 
     // With an existing, different envdir: still untouched.
-    let out = Command::new(BIN)
-        .current_dir(s.svc())
-        .args(["conf2env", "./env"])
-        .arg(s.write("etc/old.conf", "OLD=1\n"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    write_envdir(&s, "./env", &s.write("etc/old.conf", "OLD=1\n"));
     let before = tree(&s.root);
     let plan = dry_json(&s, &args, &env, &pre);
     assert_eq!(plan["envdir_unchanged"], false);

@@ -2,22 +2,22 @@
 //! courier-run built for the run, running courier-run (and the oracles)
 //! under controlled conditions, and an envdir's state.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use courier_run::limits::{self, Limit, Resource};
+use courier_run::limits::{self, Resource};
 use serde_json::Value;
 
+use crate::common::softlimit::pre_map;
+use crate::common::{Snapshot, TempDir, snapshot_opt};
 use crate::record::Record;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_courier-run");
+pub use crate::common::{BIN, Ran, is_root, run_cmd};
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/launcher");
 /// Debian 12's config files, shared with the config reader's tests.
 const SHARED_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -27,35 +27,25 @@ const RECORDER_SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/recorder/
 /// without `umask` visibly leaves it alone).
 pub const START_UMASK: u32 = 0o027;
 
-pub fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-/// A directory removed on drop: `root/` (0755) holding `bin/` (empty),
-/// `etc/` (configs), `svc/` (the service directory, cwd of every child) and
-/// `out/` (1777, where the recorder writes).
+/// A [`TempDir`] (0755) holding `bin/` (empty), `etc/` (configs), `svc/`
+/// (the service directory, cwd of every child) and `out/` (1777, where the
+/// recorder writes); removed on drop.
 pub struct Scratch {
     pub root: PathBuf,
+    _dir: TempDir,
 }
 
 impl Scratch {
     pub fn new(tag: &str) -> Scratch {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let root = std::env::temp_dir().join(format!(
-            "courier-run-launcher-{}-{}-{tag}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = fs::remove_dir_all(&root);
-        for (d, mode) in [("", 0o755), ("bin", 0o755), ("etc", 0o755), ("svc", 0o755)] {
-            let p = root.join(d);
-            fs::create_dir_all(&p).unwrap();
-            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        let dir = TempDir::new(&format!("launcher-{tag}"));
+        for d in ["bin", "etc", "svc"] {
+            dir.mkdir(d, 0o755);
         }
-        let out = root.join("out");
-        fs::create_dir(&out).unwrap();
-        fs::set_permissions(&out, fs::Permissions::from_mode(0o1777)).unwrap();
-        Scratch { root }
+        dir.mkdir("out", 0o1777);
+        Scratch {
+            root: dir.path().to_path_buf(),
+            _dir: dir,
+        }
     }
 
     pub fn svc(&self) -> PathBuf {
@@ -219,31 +209,31 @@ pub fn start_env(s: &Scratch) -> Vec<(String, String)> {
 pub struct Pre {
     pub limits: Vec<(Resource, u64, u64)>,
     pub user: Option<(u32, u32)>,
+    /// Run the program under [`SETPRIV`] without CAP_SETUID and
+    /// CAP_SETGID (root that may not switch users, as in some containers).
+    pub drop_setid_caps: bool,
 }
 
-fn pre_map(lowered: &[(Resource, u64, u64)]) -> BTreeMap<Resource, Limit> {
-    let mut map = limits::current().unwrap();
-    for &(r, soft, hard) in lowered {
-        let hard = hard.min(map[&r].hard.unwrap_or(u64::MAX));
-        map.insert(
-            r,
-            Limit {
-                soft: Some(soft.min(hard)),
-                hard: Some(hard),
-            },
-        );
-    }
-    map
-}
+/// util-linux's setpriv: drops capabilities from the bounding and
+/// inheritable sets, so that root keeps uid 0 but loses them at exec.
+pub const SETPRIV: &str = "/usr/bin/setpriv";
 
 pub fn command(program: &Path, s: &Scratch, env: &[(String, String)], pre: &Pre) -> Command {
-    let mut cmd = Command::new(program);
+    let mut cmd = if pre.drop_setid_caps {
+        let mut c = Command::new(SETPRIV);
+        c.args([
+            "--bounding-set=-setuid,-setgid",
+            "--inh-caps=-setuid,-setgid",
+            "--",
+        ])
+        .arg(program);
+        c
+    } else {
+        Command::new(program)
+    };
     cmd.current_dir(s.svc())
         .env_clear()
-        .envs(env.iter().map(|(n, v)| (n, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .envs(env.iter().map(|(n, v)| (n, v)));
     let map = pre_map(&pre.limits);
     let user = pre.user;
     // SAFETY: runs between fork and exec. Allocating there (limits::apply
@@ -263,33 +253,6 @@ pub fn command(program: &Path, s: &Scratch, env: &[(String, String)], pre: &Pre)
         })
     };
     cmd
-}
-
-/// One run of courier-run: its pid, exit code, stdout, stderr.
-pub struct Ran {
-    pub pid: u32,
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-pub fn run_cmd(mut cmd: Command) -> Ran {
-    let child = cmd.spawn().expect("spawn");
-    let pid = child.id();
-    let out: Output = child.wait_with_output().unwrap();
-    Ran {
-        pid,
-        code: out.status.code().unwrap_or_else(|| {
-            panic!(
-                "killed by a signal: {:?}\n{}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        }),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 pub fn courier_run(s: &Scratch, args: &[String], env: &[(String, String)], pre: &Pre) -> Ran {
@@ -318,65 +281,57 @@ pub fn with(args: &[String], more: &[&str]) -> Vec<String> {
 /// `--dry-run --format json`: the plan.
 pub fn dry_json(s: &Scratch, args: &[String], env: &[(String, String)], pre: &Pre) -> Value {
     let r = courier_run(s, &with(args, &["--dry-run", "--format", "json"]), env, pre);
-    assert_eq!(r.code, 0, "dry run failed: {}{}", r.stdout, r.stderr);
-    serde_json::from_str(&r.stdout).unwrap()
+    assert_eq!(
+        r.exit(),
+        0,
+        "dry run failed: {}{}",
+        r.stdout_str(),
+        r.stderr_str()
+    );
+    serde_json::from_slice(&r.stdout).unwrap()
 }
 
 /// The launch, which must exec the recorder: (the run, the record).
 pub fn launch(s: &Scratch, args: &[String], env: &[(String, String)], pre: &Pre) -> (Ran, Record) {
     let r = courier_run(s, args, env, pre);
-    assert_eq!(r.code, 0, "launch failed: {}{}", r.stdout, r.stderr);
-    let rec = s
-        .take_record()
-        .unwrap_or_else(|| panic!("the recorder did not run: {}{}", r.stdout, r.stderr));
+    assert_eq!(
+        r.exit(),
+        0,
+        "launch failed: {}{}",
+        r.stdout_str(),
+        r.stderr_str()
+    );
+    let rec = s.take_record().unwrap_or_else(|| {
+        panic!(
+            "the recorder did not run: {}{}",
+            r.stdout_str(),
+            r.stderr_str()
+        )
+    });
     (r, rec)
 }
 
-/// An envdir's state: the directory's and each file's inode, mtime, mode,
-/// content; and the names beside it (a leftover `.env.new.PID` would show).
-#[derive(Debug, PartialEq, Eq)]
-pub struct Snapshot {
-    dir: Option<(u64, i64, i64, u32)>,
-    files: Vec<(String, u64, i64, i64, u32, Vec<u8>)>,
-    siblings: Vec<String>,
+/// `courier-run conf2env DIR CONF` in svc/: an envdir written as from
+/// another config.
+pub fn write_envdir(s: &Scratch, dir: &str, conf: &Path) {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(s.svc()).arg("conf2env").arg(dir).arg(conf);
+    let r = run_cmd(cmd);
+    assert_eq!(r.exit(), 0, "conf2env {dir}: {}", r.stderr_str());
 }
 
-pub fn snapshot(dir: &Path) -> Snapshot {
-    let stamp = |m: &fs::Metadata| (m.ino(), m.mtime(), m.mtime_nsec(), m.mode());
-    let mut siblings: Vec<String> = fs::read_dir(dir.parent().unwrap())
+/// An envdir's state: the directory and its files (inode, mtime, mode,
+/// content; None when there is none), and the names beside it (a leftover
+/// `.env.new.PID` would show).
+pub fn envdir_state(dir: &Path) -> (Option<Snapshot>, Vec<String>) {
+    let siblings = fs::read_dir(dir.parent().unwrap())
         .map(|rd| {
-            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
+            let mut v: Vec<String> = rd
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
         })
         .unwrap_or_default();
-    siblings.sort();
-    let Ok(meta) = fs::symlink_metadata(dir) else {
-        return Snapshot {
-            dir: None,
-            files: vec![],
-            siblings,
-        };
-    };
-    let mut files: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            let m = e.metadata().unwrap();
-            let (ino, t, ns, mode) = stamp(&m);
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                ino,
-                t,
-                ns,
-                mode,
-                fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect();
-    files.sort();
-    Snapshot {
-        dir: Some(stamp(&meta)),
-        files,
-        siblings,
-    }
+    (snapshot_opt(dir), siblings)
 }

@@ -13,18 +13,28 @@
 //!   real `softlimit FLAGS`; the `--format sh` script run by /bin/sh gives
 //!   the recorder the same argv, environment and limits;
 //! - bad inputs: the contract's exit code and a message naming the
-//!   file:line:col or the setting, the same from `--dry-run`, the existing
-//!   envdir untouched and nothing exec'd;
+//!   file:line:col or the setting, the same from `--dry-run` and among
+//!   `--check`'s FAIL lines, the existing envdir untouched and nothing
+//!   exec'd (root without CAP_SETUID/CAP_SETGID included);
+//! - a name twice in the environment reads as dash reads it;
 //! - `--dry-run` changes nothing.
 //!
 //! Every child runs in a fresh directory under the system temp dir (mode
 //! 0755, so that `setuidgid nobody` can still exec the recorder), with an
 //! environment of our own (nothing of the harness leaks in), a umask of 027
 //! (so that "umask unchanged" is visible) and, where the case says, lowered
-//! limits. daemontools and rustc must be installed (CI's .ci/install and
-//! toolchain have them); without them the tests fail, they do not skip.
+//! limits. Children are run by the one harness (tests/common): a timeout,
+//! stdin from /dev/null, and its skip policy (daemontools, dash, setpriv or
+//! root missing: skipped with the reason printed, a failure under CI=true).
+//! rustc must be there to build the recorder.
 
-// The harness: scratch dirs, the recorder, running courier-run, envdir state.
+// The one harness shared by every test binary.
+#[path = "../common/mod.rs"]
+mod common;
+
+// The launcher's own layer on it: scratch layout, the recorder and the
+// copy of courier-run built for the run, running courier-run under
+// controlled conditions, envdir state.
 mod harness;
 
 // What the recorder wrote, parsed.
@@ -39,11 +49,15 @@ mod cases;
 // Dry-run truth, the daemontools env and sh-script oracles, no fork.
 mod truth;
 
-// Limits against the real softlimit.
+// Limits against the real softlimit (the table in common/softlimit.rs).
 mod softlimit;
 
-// Bad inputs: exit codes, messages, envdirs untouched, nothing exec'd.
+// Bad inputs: exit codes, messages, --dry-run and --check agree, envdirs
+// untouched, nothing exec'd.
 mod bad_inputs;
+
+// A name twice in the inherited environment.
+mod inherited;
 
 // --dry-run changes nothing.
 mod dry_run;

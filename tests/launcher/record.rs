@@ -5,12 +5,14 @@ use std::path::PathBuf;
 
 use courier_run::limits::Resource;
 
+use crate::common::{Env, env0_entries, show};
+
 #[derive(Debug)]
 pub struct Record {
     pub pid: u32,
     pub argv: Vec<Vec<u8>>,
     /// The environ block as the kernel gave it, entry by entry.
-    pub environ: Vec<Vec<u8>>,
+    pub environ: Env,
     pub limits_raw: String,
     pub limits: BTreeMap<&'static str, (Option<u64>, Option<u64>)>,
     /// real, effective, saved, fs
@@ -39,13 +41,6 @@ impl Record {
             rest = &rest[nl + 1 + len + 1..];
         }
         let text = |n: &str| String::from_utf8(sections[n].clone()).unwrap();
-        let split0 = |b: &[u8]| -> Vec<Vec<u8>> {
-            if b.is_empty() {
-                return vec![];
-            }
-            let b = b.strip_suffix(&[0]).unwrap_or(b);
-            b.split(|&c| c == 0).map(<[u8]>::to_vec).collect()
-        };
         let status = text("status");
         let field = |name: &str| -> String {
             status
@@ -71,7 +66,8 @@ impl Record {
                 .split(|&c| c == 0)
                 .map(<[u8]>::to_vec)
                 .collect(),
-            environ: split0(&sections["environ"]),
+            environ: env0_entries(&sections["environ"])
+                .unwrap_or_else(|e| panic!("the recorded environ: {e}")),
             limits,
             limits_raw,
             uid: nums(field("Uid:")),
@@ -98,15 +94,16 @@ impl Record {
     }
 }
 
-pub fn env_map(entries: &[Vec<u8>], what: &str) -> BTreeMap<String, String> {
+pub fn env_map(entries: &Env, what: &str) -> BTreeMap<String, String> {
     let mut map = BTreeMap::new();
-    for e in entries {
-        let e = String::from_utf8(e.clone()).unwrap_or_else(|_| panic!("{what}: not UTF-8"));
-        let (n, v) = e
-            .split_once('=')
-            .unwrap_or_else(|| panic!("{what}: {e:?} has no ="));
+    for (n, v) in entries {
+        let text = |b: &[u8]| {
+            String::from_utf8(b.to_vec())
+                .unwrap_or_else(|_| panic!("{what}: {} is not UTF-8", show(b)))
+        };
+        let n = text(n);
         assert!(
-            map.insert(n.to_string(), v.to_string()).is_none(),
+            map.insert(n.clone(), text(v)).is_none(),
             "{what}: {n} twice"
         );
     }
