@@ -109,6 +109,14 @@ pub fn main() -> i32 {
         .try_get_matches()
         .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
     let cli = match parsed.and_then(|c| {
+        // clap's `requires` lets `--check --explain` through (a conflict
+        // with --dry-run satisfies it): said here.
+        if c.explain && !c.dry_run {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "--explain is for --dry-run (it shows where each value of the plan came from)",
+            ));
+        }
         if c.check && c.format == Format::Sh {
             return Err(Cli::command().error(
                 clap::error::ErrorKind::ArgumentConflict,

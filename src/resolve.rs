@@ -486,10 +486,13 @@ fn read_configs(
     for path in &configs {
         match crate::config::read_file(&mut scope, path) {
             Ok(mode) => private |= mode & 0o004 == 0,
-            Err(e) => problems.push(Problem::from_error(
-                config_subject(&path.to_string_lossy()),
-                &e,
-            )),
+            Err(e) => {
+                let mut p = Problem::from_error(config_subject(&path.to_string_lossy()), &e);
+                if crate::settings::not_found(&e) {
+                    p.fix = "install Courier's config, or set config= to the files to read".into();
+                }
+                problems.push(p)
+            }
         }
     }
     warnings.extend(scope.warnings.iter().map(|w| w.to_string()));
@@ -654,10 +657,7 @@ fn lookup(settings: &Settings, name: &'static str, problems: &mut Vec<Problem>) 
     }
     // Only a position in a file is worth printing before the message; a
     // --set or a default is named by the message itself.
-    let position = match &settings.get(name).origin {
-        Origin::File(p) => Position::At(p.to_string()),
-        _ => Position::Nowhere,
-    };
+    let position = settings.get(name).origin.position();
     match account::lookup(acct, name) {
         Ok(a) => Some(a),
         Err(e) => {
@@ -854,7 +854,7 @@ pub fn find_program(arg0: &[u8], path: Option<&[u8]>) -> Result<PathBuf, Problem
                 "unable to run {shown}: not found in PATH={}",
                 printable(&String::from_utf8_lossy(path.unwrap_or(b"/bin:/usr/bin")))
             ),
-            "",
+            "install the front end (ucspi-tcp for tcpserver), or set server= with its full path",
         ),
     })
 }

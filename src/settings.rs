@@ -272,7 +272,16 @@ impl Settings {
         if let Some(path) = runfile {
             let mut scope = Scope::new(inherited.iter().cloned());
             if let Err(e) = crate::config::read_file(&mut scope, path) {
-                problems.push(Problem::from_error("run file", &e));
+                let mut p = Problem::from_error("run file", &e);
+                if not_found(&e) {
+                    p.message = format!(
+                        "unable to read run file {}: {}",
+                        printable(&path.to_string_lossy()),
+                        "No such file or directory"
+                    );
+                    p.fix = "give the service's run file, e.g. ./run".into();
+                }
+                problems.push(p);
             }
             warnings.extend(scope.warnings.iter().map(|w| w.to_string()));
             for a in scope.vars() {
@@ -413,6 +422,14 @@ impl Settings {
             s.value = Some(value.to_string());
         }
     }
+}
+
+/// The error is a file that does not exist.
+pub fn not_found(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+    })
 }
 
 /// `name` as one of [`TABLE`]'s, or the hint for the error message.
