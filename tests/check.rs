@@ -228,7 +228,7 @@ fn run_file_syntax_error_does_not_stop_the_check() {
 fn run_file_missing_and_unknown_set() {
     let svc = Svc::new("missing");
     svc.check(Some("nope"), &["bogus=1"], &[])
-        .fails("FAIL run file: unable to open config file nope: No such file or directory")
+        .fails("FAIL run file: unable to read run file nope: No such file or directory (give the service's run file, e.g. ./run)")
         .has("FAIL settings: --set bogus=1: unknown setting bogus (did you mean login?)");
 }
 
@@ -271,7 +271,7 @@ fn config_unset_reference_and_unreadable() {
     let missing = svc.path("nope").to_string_lossy().into_owned();
     svc.check(None, &[&format!("config={conf} {missing}")], &[])
         .fails(&format!(
-            "FAIL config {missing}: unable to open config file {missing}: No such file or directory"
+            "FAIL config {missing}: unable to open config file {missing}: No such file or directory (install Courier's config, or set config= to the files to read)"
         ))
         .has("ok   memory /bin/true");
 }
@@ -343,7 +343,7 @@ fn ownership_writable_by_others() {
 fn unknown_accounts() {
     let svc = Svc::new("accounts");
     svc.check(None, &["setuidgid=courier-run-no-such-account"], &[])
-        .fails("FAIL setuidgid courier-run-no-such-account: setuidgid: unknown account courier-run-no-such-account (create it, or set setuidgid to an existing account; setuidgid= for none)")
+        .fails("FAIL setuidgid courier-run-no-such-account: --set setuidgid: unknown account courier-run-no-such-account (create it, or set setuidgid to an existing account; setuidgid= for none)")
         .has("ok   memory /bin/true");
 }
 
@@ -370,7 +370,7 @@ fn programs_missing_dangling_not_executable() {
         nix::unistd::getegid()
     ));
     svc.check(None, &["server=courier-run-no-such-server -v"], &[]).fails(&format!(
-        "FAIL program courier-run-no-such-server (server): unable to run courier-run-no-such-server: not found in PATH={}",
+        "FAIL program courier-run-no-such-server (server): unable to run courier-run-no-such-server: not found in PATH={} (install the front end (ucspi-tcp for tcpserver), or set server= with its full path)",
         std::env::var("PATH").unwrap()
     ));
     svc.check(None, &["auth=authpwd"], &[])
@@ -644,11 +644,110 @@ fn maildir_of_a_preauthenticated_imapd() {
 
 // The whole: a healthy Debian 12 setup, and JSON.
 
+const AUTHDAEMOND: &str = "/usr/lib/courier/courier-authlib/authdaemond";
+const AUTHDAEMON_SOCKET: &str = "/run/courier/authdaemon/socket";
+
+fn authdaemond_answers() -> bool {
+    std::os::unix::net::UnixStream::connect(AUTHDAEMON_SOCKET).is_ok()
+}
+
+/// authdaemond started for a test as Debian's init script starts it
+/// (authdaemonrc exported, the daemon in the foreground so that its pid is
+/// ours), stopped on drop. None when it was running already.
+struct Authdaemond(Option<std::process::Child>);
+
+impl Authdaemond {
+    fn start() -> Authdaemond {
+        use std::os::unix::process::CommandExt;
+        if authdaemond_answers() {
+            return Authdaemond(None);
+        }
+        let dir = Path::new(AUTHDAEMON_SOCKET).parent().unwrap();
+        if !dir.is_dir() {
+            std::fs::create_dir_all(dir).unwrap();
+            let ids = |n: &str| {
+                let u = nix::unistd::User::from_name(n).unwrap().unwrap();
+                (u.uid, u.gid)
+            };
+            let (uid, gid) = ids("courier");
+            nix::unistd::chown(dir, Some(uid), Some(gid)).unwrap();
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+        }
+        let child = Command::new("/bin/sh")
+            .args(["-c", "set -a; . \"$1\"; exec \"$2\"", "sh"])
+            .args(["/etc/courier/authdaemonrc", AUTHDAEMOND])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .current_dir("/")
+            .process_group(0)
+            .spawn()
+            .expect("authdaemond starts");
+        let guard = Authdaemond(Some(child));
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !authdaemond_answers() {
+            assert!(
+                std::time::Instant::now() < until,
+                "authdaemond did not answer on {AUTHDAEMON_SOCKET} within 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        guard
+    }
+}
+
+impl Drop for Authdaemond {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let pg = nix::unistd::Pid::from_raw(-(c.id() as i32));
+            let _ = nix::sys::signal::kill(pg, nix::sys::signal::Signal::SIGTERM);
+            let _ = c.wait();
+            let _ = std::fs::remove_file(AUTHDAEMON_SOCKET);
+        }
+    }
+}
+
+/// Courier 5 logs in through authdaemond: with it stopped, --check FAILs
+/// with the fix; started, the same setup passes.
 #[test]
 fn healthy_debian12_passes() {
-    if !have_file(IMAPD, "courier-imap") || !have_file("/usr/bin/tcpserver", "ucspi-tcp") {
+    if !have_file(IMAPD, "courier-imap")
+        || !have_file("/usr/bin/tcpserver", "ucspi-tcp")
+        || !have_file(AUTHDAEMOND, "courier-authdaemon")
+    {
         return;
     }
+    if authdaemond_answers() {
+        eprintln!(
+            "SKIPPED (part): authdaemond runs on this machine; the stopped case is not checked"
+        );
+    } else {
+        let svc = Svc::new("debian-noauth");
+        let out = Out::from(run_cmd({
+            let mut cmd = Command::new(BIN);
+            cmd.current_dir(&svc.dir).args([
+                "--check",
+                "--set",
+                "layout=debian",
+                "--set",
+                "rules=",
+            ]);
+            cmd
+        }));
+        out.code(1);
+        assert!(
+            out.stdout
+                .contains("FAIL authdaemond: authdaemond's socket "),
+            "no authdaemond FAIL in\n{}",
+            out.stdout
+        );
+        assert!(
+            out.stdout.contains("(start authdaemond: "),
+            "no fix in\n{}",
+            out.stdout
+        );
+    }
+    let _authdaemond = Authdaemond::start();
     let svc = Svc::new("debian");
     let (port, text) = with_free_port(|port| {
         let mut cmd = Command::new(BIN);

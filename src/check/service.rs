@@ -16,7 +16,16 @@ pub fn check(ctx: &Ctx, chain: &mut Vec<Program>, r: &mut Report) {
     start_var(ctx, r);
     // Courier 5 authenticates through authdaemond when no auth modules are
     // on the command line; a preauthenticated imapd (login= empty) does not.
-    if ctx.r.auth.is_empty() && ctx.r.login.is_some() {
+    // Only Courier's own login programs talk to authdaemond.
+    let courier_login = ctx.r.login.as_ref().is_some_and(|l| {
+        l.file_name().is_some_and(|n| {
+            matches!(
+                n.as_encoded_bytes(),
+                b"imaplogin" | b"pop3login" | b"courierpop3login"
+            )
+        })
+    });
+    if ctx.r.auth.is_empty() && courier_login {
         let layout = ctx.r.settings.layout;
         let prefix = ctx.r.settings.str("prefix");
         let rc = authdaemon::default_rc(layout, prefix);
