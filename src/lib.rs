@@ -7,12 +7,14 @@
 
 pub mod account;
 pub mod caps;
+pub mod cdb;
 pub mod check;
 pub mod cli;
 pub mod conf2env;
 pub mod config;
 pub mod envdir;
 pub mod error;
+pub mod frontend;
 pub mod launch;
 pub mod limits;
 pub mod plan;
