@@ -727,7 +727,7 @@ mod tests {
         std::fs::write(inst.join("127"), "").unwrap();
         std::fs::set_permissions(
             inst.join("127"),
-            std::os::unix::fs::PermissionsExt::from_mode(0),
+            std::os::unix::fs::PermissionsExt::from_mode(0o000),
         )
         .unwrap();
         std::fs::write(inst.join("0"), "+A=1\n").unwrap();

@@ -5,6 +5,7 @@
 //! config -> settings -> plan (side-effect free) -> report (--dry-run) or
 //! launch (envdir, limits, identity, execve).
 
+pub mod access;
 pub mod account;
 pub mod caps;
 pub mod cdb;
