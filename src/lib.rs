@@ -13,6 +13,7 @@ pub mod check;
 pub mod cli;
 pub mod conf2env;
 pub mod config;
+pub mod docs;
 pub mod envdir;
 pub mod error;
 pub mod frontend;
