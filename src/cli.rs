@@ -3,9 +3,14 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use anyhow::Context;
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::error::{Exit, exit_code};
+use crate::plan::Plan;
+use crate::report::{self, Format};
+use crate::resolve::{Input, resolve};
+use crate::{check, environ, launch};
 
 const LONG_ABOUT: &str = "\
 courier-run takes the place of the shell `run` script of a supervised
@@ -55,7 +60,7 @@ struct Cli {
     format: Format,
 
     /// With --dry-run: show where every variable and setting came from.
-    #[arg(long)]
+    #[arg(long, requires = "dry_run")]
     explain: bool,
 
     /// Run every preflight check; exit 0 when none fails, 1 otherwise.
@@ -86,17 +91,18 @@ enum Cmd {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
-    Sh,
-}
-
 /// Run the command line; returns the exit code (when it returns at all:
 /// a launch ends in execve).
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse().and_then(|c| {
+        if c.check && c.format == Format::Sh {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--format sh is for --dry-run (--check prints text or json)",
+            ));
+        }
+        Ok(c)
+    }) {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -117,20 +123,43 @@ pub fn main() -> i32 {
 }
 
 fn run(cli: Cli) -> anyhow::Result<Exit> {
-    match cli.cmd {
-        Some(Cmd::Conf2env {
-            envdir,
-            configs,
-            define,
-        }) => crate::conf2env::conf2env(&envdir, &configs, &define),
-        None => crate::launch::main(crate::launch::Args {
-            runfile: cli.runfile,
-            set: cli.set,
-            dry_run: cli.dry_run,
-            format: cli.format,
-            explain: cli.explain,
-            check: cli.check,
-            bind: cli.bind,
-        }),
+    if let Some(Cmd::Conf2env {
+        envdir,
+        configs,
+        define,
+    }) = &cli.cmd
+    {
+        return crate::conf2env::conf2env(envdir, configs, define);
     }
+    let environ = environ::inherited();
+    let input = Input {
+        runfile: cli.runfile.as_deref(),
+        sets: &cli.set,
+        environ: &environ,
+    };
+    if cli.check {
+        let report = check::run(&input, cli.bind);
+        report::print_check(&report, cli.format)?;
+        return Ok(if report.failed() {
+            Exit::CheckFailed
+        } else {
+            Exit::Ok
+        });
+    }
+    let resolved = resolve(&input);
+    if cli.dry_run {
+        let plan = Plan::new(resolved)?;
+        report::print(&plan, cli.format, cli.explain)?;
+        return Ok(Exit::Ok);
+    }
+    // The recipe's first line, `exec 2>&1`, done before anything else so
+    // that every error, a config syntax error included, reaches the log
+    // (supervise gives run's stdout to log/run). Only stderr=keep in a run
+    // file read without problems turns it off.
+    let keep = !resolved.merge_stderr && !resolved.problems.iter().any(|p| p.subject == "run file");
+    if !keep {
+        nix::unistd::dup2(1, 2).context("unable to merge stderr into stdout")?;
+    }
+    let plan = Plan::new(resolved)?;
+    match launch::launch(&plan)? {}
 }

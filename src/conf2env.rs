@@ -2,7 +2,6 @@
 //! `cat imapd | conf2env ./env`, done right.
 
 use std::io::Read;
-use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -11,15 +10,9 @@ use crate::config::{self, Scope};
 use crate::envdir::{self, Modes};
 use crate::error::Exit;
 
-/// The inherited environment as (name, value) pairs (bytes, not UTF-8).
-pub fn inherited_env() -> Vec<(String, Vec<u8>)> {
-    std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_vec())))
-        .collect()
-}
-
 pub fn conf2env(dir: &Path, configs: &[PathBuf], define: &[String]) -> anyhow::Result<Exit> {
-    let mut visible = inherited_env();
+    // The one reader of the inherited environment, under dash's rule.
+    let mut visible = crate::environ::visible(&crate::environ::inherited());
     for d in define {
         match d.split_once('=') {
             Some((n, v)) if config::is_name(n.as_bytes()) => {

@@ -310,6 +310,72 @@ impl Drop for RemoveOnDrop {
     }
 }
 
+/// Can `dir` be the envdir? A side-effect-free probe shared by the plan
+/// and `--check`, so that a dry run's verdict is the launch's: a path
+/// without a last component (`.`, `..`, `/`) cannot be replaced as a
+/// whole, and an existing entry that is not a directory (a regular file,
+/// or a symlink: the atomic replacement would replace the link, not the
+/// directory it points to) is not ours to replace. Err: (exit code,
+/// problem, fix).
+pub fn check_path(dir: &Path) -> Result<(), (crate::error::Exit, String, String)> {
+    use crate::error::Exit::{System, Usage};
+    let shown = crate::error::printable(&dir.to_string_lossy());
+    // The last component as written: Path::file_name reads `env/.` as
+    // `env`, but rename(2) would be given `env/.`.
+    let raw = dir.as_os_str().as_bytes();
+    let last = raw.rsplit(|&c| c == b'/').find(|c| !c.is_empty());
+    let base = match (dir.file_name(), last) {
+        (Some(b), Some(l)) if !matches!(l, b"." | b"..") => b,
+        _ => {
+            return Err((
+                Usage,
+                format!("envdir {shown} names no directory of its own"),
+                "courier-run replaces the envdir as a whole: write e.g. ./env".into(),
+            ));
+        }
+    };
+    // Without a trailing slash, which would follow a symlink.
+    let entry = dir.with_file_name(base);
+    match fs::symlink_metadata(&entry) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(m) if m.file_type().is_symlink() => Err((
+            Usage,
+            format!("envdir {shown} is a symbolic link"),
+            "courier-run replaces the envdir with a rename, which would replace the link: set envdir to the directory itself".into(),
+        )),
+        Ok(_) => Err((
+            Usage,
+            format!("envdir {shown} exists and is not a directory"),
+            "remove it, or set envdir elsewhere".into(),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err((
+            System,
+            format!(
+                "unable to stat envdir {shown}: {}",
+                crate::error::strerror(&e)
+            ),
+            String::new(),
+        )),
+    }
+}
+
+/// The envdir will be written: its parent must let us.
+pub fn check_writable_parent(dir: &Path) -> anyhow::Result<()> {
+    use nix::unistd::{AccessFlags, access};
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    access(parent, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| {
+        anyhow::Error::new(std::io::Error::from(e)).context(format!(
+            "unable to write envdir {}: its directory {} is not writable",
+            dir.display(),
+            parent.display()
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

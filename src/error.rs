@@ -83,3 +83,114 @@ pub fn describe(e: &anyhow::Error) -> String {
         .collect::<Vec<_>>()
         .join(": ")
 }
+
+/// Where a problem is: the prefix or suffix its message gets, as the
+/// daemontools-style fatal line and a `--check` line both print it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Position {
+    /// Nowhere in particular (a system call, the whole run).
+    Nowhere,
+    /// `file:line:col` of a run file or config file, printed before.
+    At(String),
+    /// `--set NAME=VALUE`, printed as `--set ...`.
+    CommandLine,
+    /// A value that came from elsewhere, printed after: `(default)`,
+    /// `(inherited)`, `(envuidgid)`.
+    From(&'static str),
+}
+
+/// A problem found while resolving the settings or probing the system:
+/// data, so that the launch's fatal line and a `--check` line are two
+/// renderings of the same fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The exit code a launch stopped by it has.
+    pub code: Exit,
+    /// What it is about: `--check`'s first column ("settings", "config",
+    /// "account courier", "program /usr/bin/imapd (imapd)").
+    pub subject: String,
+    pub position: Position,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it; empty when there is nothing to say.
+    pub fix: String,
+}
+
+impl Problem {
+    pub fn new(
+        code: Exit,
+        subject: impl Into<String>,
+        position: Position,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Problem {
+        Problem {
+            code,
+            subject: subject.into(),
+            position,
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+
+    /// Bad input (exit 100).
+    pub fn bad(
+        subject: impl Into<String>,
+        position: Position,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Problem {
+        Problem::new(Exit::Usage, subject, position, message, fix)
+    }
+
+    /// A problem carried by an error (a config syntax error, a failed
+    /// system call): its message is the error chain, its code the error's.
+    pub fn from_error(subject: impl Into<String>, e: &anyhow::Error) -> Problem {
+        Problem::new(exit_code(e), subject, Position::Nowhere, describe(e), "")
+    }
+
+    /// Message and fix, without the position: `what is wrong (fix)`.
+    pub fn body(&self) -> String {
+        if self.fix.is_empty() {
+            self.message.clone()
+        } else {
+            format!("{} ({})", self.message, self.fix)
+        }
+    }
+
+    /// The whole text: `POSITION: what is wrong (fix)`, what follows
+    /// `courier-run: fatal: ` and `FAIL SUBJECT: `.
+    pub fn text(&self) -> String {
+        let body = self.body();
+        match &self.position {
+            Position::Nowhere => body,
+            Position::At(p) => format!("{p}: {body}"),
+            Position::CommandLine => format!("--set {body}"),
+            Position::From(what) => format!("{body} ({what})"),
+        }
+    }
+}
+
+impl From<Problem> for anyhow::Error {
+    fn from(p: Problem) -> anyhow::Error {
+        coded(p.code, p.text())
+    }
+}
+
+/// Text safe to put in a log line: control bytes (and DEL) escaped as
+/// `\xNN`, `\n`, `\t`, so that a value read from a file cannot forge log
+/// lines or terminal escapes.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}

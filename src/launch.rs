@@ -1,71 +1,20 @@
-//! The launch: apply a computed [`Plan`] and execve. No fork: the pid
-//! supervise started is the pid of tcpserver, so `svc` signals reach it.
+//! The launch: apply a computed [`Plan`] and execve; nothing else. No
+//! fork: the pid supervise started is the pid of tcpserver, so `svc`
+//! signals reach it.
 
 use std::convert::Infallible;
 use std::ffi::CString;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
 
 use anyhow::Context;
 use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::sys::stat::{Mode, umask};
-use nix::unistd::{Gid, Uid, dup2, execve, setgid, setgroups, setuid};
+use nix::unistd::{Gid, Uid, execve, setgid, setgroups, setuid};
 
-use crate::cli::Format;
 use crate::envdir;
 use crate::error::{Exit, coded};
 use crate::plan::Plan;
-use crate::settings::Settings;
-
-pub struct Args {
-    pub runfile: Option<PathBuf>,
-    pub set: Vec<String>,
-    pub dry_run: bool,
-    pub format: Format,
-    pub explain: bool,
-    pub check: bool,
-    pub bind: bool,
-}
-
-/// Compute the plan, then print it, check it, or apply it.
-pub fn main(args: Args) -> anyhow::Result<Exit> {
-    if args.check {
-        return crate::check::main(&args);
-    }
-    let settings = load_settings(&args);
-    if !args.dry_run {
-        // The recipe's first line, `exec 2>&1`, done before anything else
-        // so that every error, a config syntax error included, reaches the
-        // log (supervise gives run's stdout to log/run). Only stderr=keep
-        // in a readable run file turns it off.
-        let keep = settings.as_ref().is_ok_and(|s| s.str("stderr") == "keep");
-        if !keep {
-            dup2(1, 2).context("unable to merge stderr into stdout")?;
-        }
-    }
-    let plan = Plan::new(settings?, inherited())?;
-    if args.dry_run {
-        crate::report::print(&plan, args.format, args.explain)?;
-        return Ok(Exit::Ok);
-    }
-    match launch(&plan)? {}
-}
-
-/// The environment courier-run started with, as bytes.
-pub fn inherited() -> Vec<(Vec<u8>, Vec<u8>)> {
-    std::env::vars_os()
-        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
-        .collect()
-}
-
-fn load_settings(args: &Args) -> anyhow::Result<Settings> {
-    Settings::load(
-        args.runfile.as_deref(),
-        &args.set,
-        &crate::conf2env::inherited_env(),
-    )
-}
 
 /// Apply the plan in the classic chain's order (envdir written, stderr
 /// merged, banner, umask, ulimit -v and softlimit, setuidgid) and exec.

@@ -1,9 +1,24 @@
 //! courier-run: the `run` script of a supervised Courier-IMAP service, as
-//! one exec-chain program. One module per concern; `main.rs` only calls
-//! `cli::main`.
+//! one exec-chain program. One module per concern; dependencies run one
+//! way, top to bottom:
 //!
-//! config -> settings -> plan (side-effect free) -> report (--dry-run) or
-//! launch (envdir, limits, identity, execve).
+//! ```text
+//! main -> cli                 parse, dispatch, print the one fatal line, exit code
+//!          |-> report         print a Plan (text, json, sh) or a check report
+//!          |-> check/         preflight probes of the system; reads Resolved + Plan
+//!          |-> launch         apply a Plan: envdir, umask, limits, ids, execve
+//!          `-> conf2env       config files -> envdir, and exit
+//!                 |
+//!               plan          compose a Resolved into the Plan (no changes, reads only)
+//!                 |
+//!               resolve       run file + --set + config -> typed values + every problem
+//!                 |
+//!   settings · config (sh subset) · environ · envdir · limits · account · caps · error
+//! ```
+//!
+//! Nothing below `cli` imports `cli`; `check` never parses a setting (it
+//! reads `resolve`'s values); a problem is data (`error::Problem`) that
+//! the fatal line and a `--check` line both render.
 
 pub mod access;
 pub mod account;
@@ -15,10 +30,12 @@ pub mod conf2env;
 pub mod config;
 pub mod docs;
 pub mod envdir;
+pub mod environ;
 pub mod error;
 pub mod frontend;
 pub mod launch;
 pub mod limits;
 pub mod plan;
 pub mod report;
+pub mod resolve;
 pub mod settings;

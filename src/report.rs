@@ -7,10 +7,57 @@ use anyhow::Context;
 
 use serde_json::{Map, Value, json};
 
-use crate::cli::Format;
+use crate::check;
 use crate::limits::Resource;
 use crate::plan::Plan;
 use crate::settings::Origin;
+
+/// Output formats of `--dry-run` (all three) and `--check` (text, json).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Sh,
+}
+
+/// Write everything to standard output: the one output path of
+/// `--dry-run` and `--check`. A closed pipe (`| head -n 1`) is the end of
+/// the output, not an error: the reader has seen enough. (Rust ignores
+/// SIGPIPE, so it is an EPIPE here, not a signal.)
+pub fn output(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|_| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("unable to write to standard output"),
+    }
+}
+
+/// `--check`'s report: one line per check, or a JSON list of objects.
+pub fn print_check(report: &check::Report, format: Format) -> anyhow::Result<()> {
+    let items = report.items();
+    let out = match format {
+        Format::Json => {
+            let list: Vec<Value> = items
+                .iter()
+                .map(|i| {
+                    let p = &i.problem;
+                    let position = match &p.position {
+                        crate::error::Position::At(at) => Value::from(at.as_str()),
+                        crate::error::Position::CommandLine => Value::from("--set"),
+                        crate::error::Position::From(w) => Value::from(*w),
+                        crate::error::Position::Nowhere => Value::Null,
+                    };
+                    json!({"status": i.status.word(), "check": p.subject, "position": position, "message": p.message, "fix": p.fix})
+                })
+                .collect();
+            let mut s = serde_json::to_string_pretty(&list)?;
+            s.push('\n');
+            s
+        }
+        _ => items.iter().map(|i| i.line() + "\n").collect(),
+    };
+    output(out.as_bytes())
+}
 
 pub fn print(plan: &Plan, format: Format, explain: bool) -> anyhow::Result<()> {
     let out = match format {
@@ -22,13 +69,7 @@ pub fn print(plan: &Plan, format: Format, explain: bool) -> anyhow::Result<()> {
         }
         Format::Sh => sh(plan),
     };
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(&out).and_then(|_| stdout.flush()) {
-        // `courier-run --dry-run | head`: the reader has seen enough. (Rust
-        // ignores SIGPIPE, so this is an error here, not a signal.)
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => r.context("unable to write the plan to standard output"),
-    }
+    output(&out)
 }
 
 fn lossy(b: &[u8]) -> String {
@@ -406,7 +447,7 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
 
 /// The rc-script variables the config files reference, for conf2env.
 fn predefined_for_sh(plan: &Plan) -> Vec<(String, String)> {
-    crate::plan::predefined(&plan.settings)
+    crate::resolve::predefined(&plan.settings)
         .into_iter()
         .map(|(n, v)| (n, lossy(&v)))
         .collect()

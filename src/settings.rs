@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::config::{Pos, Scope};
-use crate::error::bad_input;
+use crate::error::{Position, Problem, printable};
 
 /// Where a value came from (for `--explain` and for error positions).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +36,17 @@ impl fmt::Display for Origin {
 }
 
 impl Origin {
+    /// Where a problem with a value from here is, as a [`Position`].
+    pub fn position(&self) -> Position {
+        match self {
+            Origin::File(p) => Position::At(p.to_string()),
+            Origin::CommandLine => Position::CommandLine,
+            Origin::Default => Position::From("default"),
+            Origin::Inherited => Position::From("inherited"),
+            Origin::Envuidgid => Position::From("envuidgid"),
+        }
+    }
+
     /// The prefix of an error message about a value from here.
     pub fn at(&self, what: &str) -> String {
         match self {
@@ -225,25 +236,46 @@ impl Settings {
     }
 
     /// Read `runfile` (if any) with `inherited` visible to its references,
-    /// apply `sets` (NAME=VALUE), fill in the layout's defaults.
+    /// apply `sets` (NAME=VALUE), fill in the layout's defaults. Every
+    /// problem is returned, none stops the reading: an unknown or invalid
+    /// setting is left at its default, so that `--check` can go on; the
+    /// launch stops at the first problem.
     pub fn load(
         runfile: Option<&Path>,
         sets: &[String],
         inherited: &[(String, Vec<u8>)],
-    ) -> anyhow::Result<Settings> {
+    ) -> (Settings, Vec<Problem>) {
         let mut explicit: Vec<(&'static str, Setting)> = Vec::new();
         let mut warnings = Vec::new();
+        let mut problems = Vec::new();
         if let Some(path) = runfile {
             let mut scope = Scope::new(inherited.iter().cloned());
-            crate::config::read_file(&mut scope, path)?;
+            if let Err(e) = crate::config::read_file(&mut scope, path) {
+                problems.push(Problem::from_error("run file", &e));
+            }
             warnings.extend(scope.warnings.iter().map(|w| w.to_string()));
             for a in scope.vars() {
-                let name = known(&a.name).map_err(|hint| {
-                    bad_input(format!("{}: unknown setting {}{hint}", a.pos, a.name))
-                })?;
-                let value = String::from_utf8(a.value.clone()).map_err(|_| {
-                    bad_input(format!("{}: the value of {} is not UTF-8", a.pos, a.name))
-                })?;
+                let name = match known(&a.name) {
+                    Ok(n) => n,
+                    Err(hint) => {
+                        problems.push(Problem::bad(
+                            "run file",
+                            Position::At(a.pos.to_string()),
+                            format!("unknown setting {}", a.name),
+                            hint,
+                        ));
+                        continue;
+                    }
+                };
+                let Ok(value) = String::from_utf8(a.value.clone()) else {
+                    problems.push(Problem::bad(
+                        "run file",
+                        Position::At(a.pos.to_string()),
+                        format!("the value of {} is not UTF-8", a.name),
+                        "settings are text: write the value in UTF-8",
+                    ));
+                    continue;
+                };
                 explicit.push((
                     name,
                     Setting {
@@ -255,12 +287,26 @@ impl Settings {
         }
         for s in sets {
             let Some((n, v)) = s.split_once('=') else {
-                return Err(bad_input(format!(
-                    "--set {s}: expected NAME=VALUE (e.g. --set port=1143)"
-                )));
+                problems.push(Problem::bad(
+                    "settings",
+                    Position::CommandLine,
+                    format!("{s}: expected NAME=VALUE"),
+                    "e.g. --set port=1143",
+                ));
+                continue;
             };
-            let name = known(n)
-                .map_err(|hint| bad_input(format!("--set {s}: unknown setting {n}{hint}")))?;
+            let name = match known(n) {
+                Ok(name) => name,
+                Err(hint) => {
+                    problems.push(Problem::bad(
+                        "settings",
+                        Position::CommandLine,
+                        format!("{s}: unknown setting {n}"),
+                        hint,
+                    ));
+                    continue;
+                }
+            };
             explicit.retain(|(x, _)| *x != name);
             explicit.push((
                 name,
@@ -270,20 +316,25 @@ impl Settings {
                 },
             ));
         }
-        let find = |n: &str| explicit.iter().find(|(x, _)| *x == n).map(|(_, s)| s);
-        let layout = match find("layout") {
-            None => Layout::Courier2,
-            Some(s) => match s.value.as_deref() {
-                Some("courier2") => Layout::Courier2,
-                Some("debian") => Layout::Debian,
-                Some(other) => {
-                    return Err(bad_input(s.origin.at(&format!(
-                        "layout \"{other}\" is not a layout (courier2 or debian)"
-                    ))));
+        // A bad layout would change every default: reported, courier2's used.
+        let mut layout = Layout::Courier2;
+        if let Some(i) = explicit.iter().position(|(n, _)| *n == "layout") {
+            let s = &explicit[i].1;
+            match s.value.as_deref().unwrap_or("") {
+                "courier2" => layout = Layout::Courier2,
+                "debian" => layout = Layout::Debian,
+                other => {
+                    problems.push(Problem::bad(
+                        "settings",
+                        s.origin.position(),
+                        format!("layout \"{}\" is not a layout", printable(other)),
+                        "courier2 or debian",
+                    ));
+                    explicit.remove(i);
                 }
-                None => unreachable!("explicit settings have values"),
-            },
-        };
+            }
+        }
+        let find = |n: &str| explicit.iter().find(|(x, _)| *x == n).map(|(_, s)| s);
         let prefix = match find("prefix") {
             Some(s) => s.value.clone().unwrap_or_default(),
             None => default(layout, "", "prefix").unwrap_or_default(),
@@ -304,12 +355,21 @@ impl Settings {
                 (n, s)
             })
             .collect();
-        Ok(Settings {
+        let settings = Settings {
             layout,
             runfile: runfile.map(Path::to_path_buf),
             values,
             warnings,
-        })
+        };
+        (settings, problems)
+    }
+
+    /// Replace a setting's value (a stand-in for one whose problem is
+    /// reported, so that `--check` can go on).
+    pub fn stand_in(&mut self, name: &str, value: &str) {
+        if let Some((_, s)) = self.values.iter_mut().find(|(n, _)| *n == name) {
+            s.value = Some(value.to_string());
+        }
     }
 }
 
@@ -319,14 +379,11 @@ pub fn known(name: &str) -> Result<&'static str, String> {
         return Ok(n);
     }
     if name.bytes().any(|c| c.is_ascii_uppercase()) && names().any(|n| n == name.to_lowercase()) {
-        return Err(format!(
-            " (settings are lower-case: {})",
-            name.to_lowercase()
-        ));
+        return Err(format!("settings are lower-case: {}", name.to_lowercase()));
     }
     if name.bytes().all(|c| !c.is_ascii_lowercase()) {
         return Err(
-            " (the run file holds courier-run's lower-case settings; Courier variables belong in a config file)"
+            "the run file holds courier-run's lower-case settings; Courier variables belong in a config file"
                 .into(),
         );
     }
@@ -334,7 +391,7 @@ pub fn known(name: &str) -> Result<&'static str, String> {
         .map(|n| (distance(name, n), n))
         .min()
         .expect("TABLE is not empty");
-    Err(format!(" (did you mean {}?)", best.1))
+    Err(format!("did you mean {}?", best.1))
 }
 
 /// Levenshtein distance, for "did you mean".
@@ -359,8 +416,8 @@ mod tests {
 
     #[test]
     fn closest_name() {
-        assert_eq!(known("softlimt").unwrap_err(), " (did you mean softlimit?)");
-        assert_eq!(known("acount").unwrap_err(), " (did you mean account?)");
+        assert_eq!(known("softlimt").unwrap_err(), "did you mean softlimit?");
+        assert_eq!(known("acount").unwrap_err(), "did you mean account?");
         assert!(known("PORT").unwrap_err().contains("lower-case: port"));
         assert!(known("MAXPERIP").unwrap_err().contains("config file"));
         assert_eq!(known("port"), Ok("port"));
@@ -368,14 +425,26 @@ mod tests {
 
     #[test]
     fn layouts_and_overrides() {
-        let s = Settings::load(None, &["layout=debian".into(), "port=1143".into()], &[]).unwrap();
+        let (s, p) = Settings::load(None, &["layout=debian".into(), "port=1143".into()], &[]);
+        assert!(p.is_empty());
         assert_eq!(s.layout, Layout::Debian);
         assert_eq!(s.str("login"), "/usr/lib/courier/courier/imaplogin");
         assert_eq!(s.get("port").value.as_deref(), Some("1143"));
         assert_eq!(s.get("port").origin, Origin::CommandLine);
-        let s = Settings::load(None, &["prefix=/opt/c".into()], &[]).unwrap();
+        let (s, _) = Settings::load(None, &["prefix=/opt/c".into()], &[]);
         assert_eq!(s.str("imapd"), "/opt/c/bin/imapd");
         assert_eq!(s.str("config"), "/opt/c/etc/imapd");
-        assert!(Settings::load(None, &["bogus=1".into()], &[]).is_err());
+        let (_, p) = Settings::load(None, &["bogus=1".into(), "layout=x".into()], &[]);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].text()
+                .starts_with("--set bogus=1: unknown setting bogus (did you mean "),
+            "{}",
+            p[0].text()
+        );
+        assert_eq!(
+            p[1].text(),
+            "--set layout \"x\" is not a layout (courier2 or debian)"
+        );
     }
 }

@@ -7,10 +7,8 @@ use std::path::Path;
 use super::{Ctx, Report};
 
 pub fn check(ctx: &Ctx, r: &mut Report) {
-    let (dir, origin) = ctx
-        .derived("maildir", "MAILDIRPATH", Some("Maildir"))
-        .expect("has a fallback");
-    let preauth = ctx.settings.str("login").is_empty();
+    let (dir, origin) = (&ctx.r.maildir.text, &ctx.r.maildir.origin);
+    let preauth = ctx.r.settings.str("login").is_empty();
     let what = format!("maildir {dir}");
     if !preauth && !dir.starts_with('/') {
         r.info(
@@ -19,7 +17,7 @@ pub fn check(ctx: &Ctx, r: &mut Report) {
         );
         return;
     }
-    let path = Path::new(&dir);
+    let path = Path::new(dir);
     match std::fs::metadata(path) {
         Err(_) => {
             r.fail(

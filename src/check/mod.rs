@@ -1,20 +1,20 @@
 //! `--check`: say why a service would not start, before supervise restarts
 //! it every second.
 //!
-//! Unlike the launch, which stops at the first error, the check goes on: it
-//! reads the run file and the config files leniently (each problem is one
-//! line, and what was readable is still used), checks each concern on its
-//! own, and only then computes the [`Plan`] for the checks that need it
-//! (memory limits), with every setting already reported as broken replaced
-//! by a harmless stand-in, so that one bad account does not hide a limit
-//! that is too low. The launch path never comes here.
+//! The settings are resolved once, by [`crate::resolve`], exactly as the
+//! launch resolves them: every problem found there is a FAIL line here,
+//! with the launch's very message, position and fix. Unlike the launch,
+//! which stops at the first problem, the check goes on: resolve gives each
+//! bad setting a harmless stand-in, so one bad account does not hide a
+//! limit that is too low. The modules below only probe the system (files,
+//! owners, programs, memory, network); none of them parses a setting.
 //!
 //! Nothing on disk is changed (the envdir is compared, never written), and
 //! the only children are the loader probes of the memory check, each waited
 //! for (and killed after a timeout).
 //!
-//! One file per group of checks:
-//! - [`files`]: 1 run file, settings and config files, envdir;
+//! One file per group of probes:
+//! - [`files`]: 1 run file and config files as files, the envdir's place;
 //! - [`ownership`]: 2 who can change what runs as root;
 //! - [`programs`]: 3 accounts, 4 programs;
 //! - [`memory`]: 5 the chain loads under the planned limits;
@@ -32,16 +32,10 @@ mod programs;
 mod rules;
 mod server;
 
-use std::io::Write;
-
-use serde_json::json;
-
-use crate::cli::Format;
 use crate::config::Assignment;
-use crate::error::{Exit, bad_input};
-use crate::launch::Args;
+use crate::error::{Exit, Position, Problem};
 use crate::plan::Plan;
-use crate::settings::{Origin, Settings};
+use crate::resolve::{Input, Resolved, resolve};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -52,7 +46,7 @@ pub enum Status {
 }
 
 impl Status {
-    fn word(self) -> &'static str {
+    pub fn word(self) -> &'static str {
         match self {
             Status::Ok => "ok",
             Status::Warn => "warn",
@@ -62,18 +56,14 @@ impl Status {
     }
 }
 
-/// One line of the report.
+/// One line of the report: a status and a [`Problem`]'s fields (subject,
+/// position, message, fix), rendered as the fatal line renders them.
 #[derive(Clone, Debug)]
 pub struct Item {
-    /// The check's number in issue 5; lines are printed in this order.
+    /// The group of checks; lines are printed in this order.
     group: u8,
     pub status: Status,
-    /// What was checked ("program /usr/bin/imapd", "run file").
-    pub check: String,
-    /// The problem (empty for ok).
-    pub message: String,
-    /// How to fix it (may be empty).
-    pub fix: String,
+    pub problem: Problem,
 }
 
 impl Item {
@@ -83,13 +73,11 @@ impl Item {
             Status::Fail => "FAIL",
             s => s.word(),
         };
-        let mut l = format!("{word:<4} {}", self.check);
-        if !self.message.is_empty() {
+        let mut l = format!("{word:<4} {}", self.problem.subject);
+        let text = self.problem.text();
+        if !text.is_empty() {
             l.push_str(": ");
-            l.push_str(&self.message);
-        }
-        if !self.fix.is_empty() {
-            l.push_str(&format!(" ({})", self.fix));
+            l.push_str(&text);
         }
         l
     }
@@ -108,14 +96,17 @@ impl Report {
         self.group = n;
     }
 
-    fn push(&mut self, status: Status, check: impl Into<String>, message: String, fix: String) {
+    fn push_problem(&mut self, status: Status, problem: Problem) {
         self.items.push(Item {
             group: self.group,
             status,
-            check: check.into(),
-            message,
-            fix,
+            problem,
         });
+    }
+
+    fn push(&mut self, status: Status, check: impl Into<String>, message: String, fix: String) {
+        let p = Problem::new(Exit::CheckFailed, check, Position::Nowhere, message, fix);
+        self.push_problem(status, p);
     }
 
     fn ok(&mut self, check: impl Into<String>) {
@@ -144,16 +135,10 @@ impl Report {
         self.push(Status::Fail, check, message.into(), fix.into());
     }
 
-    /// A FAIL from a message that may end in its own "(fix)", as the
-    /// launcher's error messages do.
-    fn fail_msg(&mut self, check: impl Into<String>, msg: &str) {
-        let (m, f) = split_fix(msg);
-        self.fail(check, m, f);
-    }
-
-    fn warn_msg(&mut self, check: impl Into<String>, msg: &str) {
-        let (m, f) = split_fix(msg);
-        self.warn(check, m, f);
+    /// A FAIL from an error (a failed system call, a plan that cannot be
+    /// computed): its message is the error chain.
+    fn fail_error(&mut self, check: impl Into<String>, e: &anyhow::Error) {
+        self.push_problem(Status::Fail, Problem::from_error(check, e));
     }
 
     pub fn failed(&self) -> bool {
@@ -168,33 +153,6 @@ impl Report {
     }
 }
 
-/// "problem (fix)" -> ("problem", "fix"): the last parenthesized part, when
-/// the message ends with one.
-fn split_fix(msg: &str) -> (String, String) {
-    if msg.ends_with(')') {
-        let mut depth = 0;
-        for (i, c) in msg.char_indices().rev() {
-            match c {
-                ')' => depth += 1,
-                '(' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        if i > 0 && msg[..i].ends_with(' ') {
-                            return (
-                                msg[..i - 1].to_string(),
-                                msg[i + 1..msg.len() - 1].to_string(),
-                            );
-                        }
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    (msg.to_string(), String::new())
-}
-
 use crate::error::strerror as errstr;
 
 /// Who a program runs as.
@@ -205,20 +163,13 @@ pub struct Identity {
     pub groups: Vec<u32>,
 }
 
-/// Everything the checks share: the settings and config as read leniently,
-/// the identity at exec and, once computed, the plan.
+/// Everything the probes share: the resolved settings, the identity at
+/// exec and, once computed, the plan.
 pub struct Ctx {
-    pub settings: Settings,
-    /// The inherited environment (bytes), as the plan gets it.
-    pub inherited: Vec<(Vec<u8>, Vec<u8>)>,
-    /// The config's final variables (what was readable of it).
-    pub config: Vec<Assignment>,
+    pub r: Resolved,
     /// Identity at exec (setuidgid's account, or courier-run's own).
     pub exec_id: Identity,
     pub euid: u32,
-    /// Settings replaced for the plan because their problem is already
-    /// reported.
-    pub subst: Vec<(&'static str, String)>,
     pub plan: Option<Plan>,
     pub bind: bool,
 }
@@ -226,191 +177,127 @@ pub struct Ctx {
 impl Ctx {
     /// A config variable's final value.
     pub fn var(&self, name: &str) -> Option<&Assignment> {
-        self.config.iter().find(|a| a.name == name)
+        self.r.var(name)
     }
 
-    /// A setting that defaults to a config variable, as the plan derives it:
-    /// the setting, else the variable, else `fallback`.
-    pub fn derived(
-        &self,
-        name: &str,
-        var: &str,
-        fallback: Option<&str>,
-    ) -> Option<(String, Origin)> {
-        crate::plan::derived(&self.settings, &self.config, name, var, fallback)
-            .map(|v| (v.text, v.origin))
-    }
-
-    /// Give the plan `value` for `setting` (its problem is reported).
-    pub fn substitute(&mut self, setting: &'static str, value: impl Into<String>) {
-        self.subst.retain(|(n, _)| *n != setting);
-        self.subst.push((setting, value.into()));
-    }
-
-    /// The value of `name` in the program's environment: the plan's, or the
-    /// config's, or the inherited one.
+    /// The value of `name` in the program's environment: the plan's, or
+    /// (before the plan) the config's or the kept inherited one.
     pub fn env(&self, name: &str) -> Option<Vec<u8>> {
-        if let Some(p) = &self.plan {
-            return p.env_get(name).map(<[u8]>::to_vec);
+        match &self.plan {
+            Some(p) => p.env_get(name).map(<[u8]>::to_vec),
+            None => self.r.env_value(name),
         }
-        if let Some(a) = self.var(name) {
-            return Some(a.value.clone());
-        }
-        // A bad inherit_env is reported by the files check; keep nothing.
-        let kept =
-            crate::plan::Inherit::from(&self.settings).is_ok_and(|i| i.keeps(name.as_bytes()));
-        if !kept {
-            return None;
-        }
-        self.inherited
-            .iter()
-            .find(|(n, _)| n == name.as_bytes())
-            .map(|(_, v)| v.clone())
     }
-}
 
-/// `courier-run [RUNFILE] --check [--bind] [--format text|json]`.
-pub fn main(args: &Args) -> anyhow::Result<Exit> {
-    if args.format == Format::Sh {
-        return Err(bad_input(
-            "--format sh is for --dry-run (--check prints text or json)",
-        ));
+    /// Was a problem about `subject` found by resolve?
+    pub fn reported(&self, subject: &str) -> bool {
+        self.r.problems.iter().any(|p| p.subject == subject)
     }
-    let report = run(args);
-    let mut out = std::io::stdout().lock();
-    match args.format {
-        Format::Json => {
-            let list: Vec<_> = report
-                .items()
-                .iter()
-                .map(|i| {
-                    json!({"status": i.status.word(), "check": i.check, "message": i.message, "fix": i.fix})
-                })
-                .collect();
-            writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
-        }
-        _ => {
-            for i in report.items() {
-                writeln!(out, "{}", i.line())?;
-            }
-        }
-    }
-    out.flush()?;
-    Ok(if report.failed() {
-        Exit::CheckFailed
-    } else {
-        Exit::Ok
-    })
 }
 
 /// Run every check; the report is complete whatever fails.
-pub fn run(args: &Args) -> Report {
-    let mut r = Report::default();
-    let inherited_str = crate::conf2env::inherited_env();
-    let inherited = crate::launch::inherited();
-
-    r.group(1);
-    let settings = files::settings(args, &inherited_str, &mut r);
-    let cfg = files::configs(&settings, &inherited, &mut r);
+pub fn run(input: &Input, bind: bool) -> Report {
+    let mut rep = Report::default();
+    let resolved = resolve(input);
     let euid = nix::unistd::geteuid().as_raw();
-    let mut ctx = Ctx {
-        settings,
-        inherited,
-        config: cfg.vars,
-        exec_id: Identity {
+    let exec_id = match &resolved.setuidgid {
+        Some(a) => Identity {
+            uid: a.uid,
+            gid: a.gid,
+            groups: vec![a.gid],
+        },
+        None => Identity {
             uid: euid,
             gid: nix::unistd::getegid().as_raw(),
             groups: nix::unistd::getgroups()
                 .map(|g| g.iter().map(|g| g.as_raw()).collect())
                 .unwrap_or_default(),
         },
-        euid,
-        subst: Vec::new(),
-        plan: None,
-        bind: args.bind,
     };
-    if let Some(good) = cfg.readable {
-        ctx.substitute("config", good);
+    // The problems resolve found: the launch's own messages.
+    for p in &resolved.problems {
+        rep.group(group_of(&p.subject));
+        rep.push_problem(Status::Fail, p.clone());
     }
-    files::values(&mut ctx, &mut r);
-    files::envdir(&ctx, &mut r);
+    let mut ctx = Ctx {
+        r: resolved,
+        exec_id,
+        euid,
+        plan: None,
+        bind,
+    };
 
-    r.group(3);
-    programs::accounts(&mut ctx, &mut r);
-    r.group(9);
-    let flags = server::traps(&mut ctx, &mut r);
-    r.group(4);
-    let chain = programs::programs(&mut ctx, &flags, &mut r);
-    r.group(7);
-    network::check(&mut ctx, &mut r);
+    rep.group(1);
+    files::check(&ctx, &mut rep);
+    rep.group(3);
+    programs::accounts(&ctx, &mut rep);
+    rep.group(9);
+    let flags = server::traps(&ctx, &mut rep);
+    rep.group(4);
+    let chain = programs::programs(&ctx, &flags, &mut rep);
+    rep.group(7);
+    network::check(&ctx, &mut rep);
 
-    r.group(5);
-    ctx.plan = plan(&ctx, &mut r);
+    rep.group(1);
+    ctx.plan = plan(&ctx, &mut rep);
 
-    r.group(2);
-    ownership::check(&ctx, &chain, &mut r);
-    r.group(5);
-    memory::check(&ctx, &chain, &mut r);
-    r.group(6);
-    rules::check(&ctx, &flags, &mut r);
-    r.group(8);
-    server::courier(&ctx, &flags, &mut r);
-    r.group(10);
-    maildir::check(&ctx, &mut r);
-    r
+    rep.group(2);
+    ownership::check(&ctx, &chain, &mut rep);
+    rep.group(5);
+    memory::check(&ctx, &chain, &mut rep);
+    rep.group(6);
+    rules::check(&ctx, &flags, &mut rep);
+    rep.group(8);
+    server::courier(&ctx, &flags, &mut rep);
+    rep.group(10);
+    maildir::check(&ctx, &mut rep);
+    rep
 }
 
-/// The plan, computed with the reported settings replaced. It also probes
-/// the envdir (is it already right? may it be written?), which nothing
-/// else checks: when the plan fails and succeeds without the envdir, the
-/// envdir is the problem. Any other failure is a problem no other check
-/// saw, reported as is.
-fn plan(ctx: &Ctx, r: &mut Report) -> Option<Plan> {
-    let mut s = ctx.settings.clone();
-    for (name, value) in &ctx.subst {
-        if let Some((_, v)) = s.values.iter_mut().find(|(n, _)| n == name) {
-            v.value = Some(value.clone());
-        }
+/// The group a resolve problem is listed in.
+fn group_of(subject: &str) -> u8 {
+    let first = subject.split(' ').next().unwrap_or("");
+    match first {
+        "account" | "setuidgid" => 3,
+        "program" | "auth" => 4,
+        _ => 1,
     }
-    let dir = s.str("envdir").to_string();
-    let what = format!("envdir {dir}");
-    let group = r.group;
-    r.group(1);
-    let plan = match Plan::new(s.clone(), ctx.inherited.clone()) {
+}
+
+/// The plan, composed from the resolved values (stand-ins included). It
+/// also probes the envdir (is it already right? may it be written?): when
+/// the plan fails and succeeds without the envdir, the envdir is the
+/// problem. Any other failure is a problem no other check saw.
+fn plan(ctx: &Ctx, r: &mut Report) -> Option<Plan> {
+    let what = ctx
+        .r
+        .envdir
+        .as_ref()
+        .map(|d| format!("envdir {}", crate::error::printable(&d.to_string_lossy())));
+    match Plan::compose(ctx.r.clone()) {
         Ok(p) => {
-            match &p.envdir {
-                Some(e) if e.unchanged => r.ok(format!("{what} (up to date)")),
-                Some(_) => r.ok(format!("{what} (would be written)")),
-                None => {}
+            match (&p.envdir, &what) {
+                (Some(e), Some(w)) if e.unchanged => r.ok(format!("{w} (up to date)")),
+                (Some(_), Some(w)) if !ctx.reported(w) => r.ok(format!("{w} (would be written)")),
+                _ => {}
             }
             Some(p)
         }
         Err(first) => {
-            let without = (!dir.is_empty()).then(|| {
-                if let Some((_, v)) = s.values.iter_mut().find(|(n, _)| *n == "envdir") {
-                    v.value = Some(String::new());
-                }
-                Plan::new(s, ctx.inherited.clone())
-            });
-            match without {
-                Some(Ok(p)) => {
-                    r.fail_msg(what, &crate::error::describe(&first));
+            let mut without = ctx.r.clone();
+            without.envdir = None;
+            match (what, Plan::compose(without)) {
+                (Some(w), Ok(p)) => {
+                    r.fail_error(w, &first);
                     Some(p)
                 }
-                other => {
-                    let e = match other {
-                        Some(Err(e)) => e,
-                        _ => first,
-                    };
-                    r.group(group);
-                    r.fail_msg("plan", &crate::error::describe(&e));
+                _ => {
+                    r.fail_error("plan", &first);
                     None
                 }
             }
         }
-    };
-    r.group(group);
-    plan
+    }
 }
 
 #[cfg(test)]
@@ -418,33 +305,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn split_fix_table() {
-        let cases = [
-            ("a (b)", ("a", "b")),
-            ("a (b (c))", ("a", "b (c)")),
-            ("a", ("a", "")),
-            ("f(x)", ("f(x)", "")),
-            ("a (b) c", ("a (b) c", "")),
-        ];
-        for (input, (m, f)) in cases {
-            assert_eq!(split_fix(input), (m.to_string(), f.to_string()), "{input}");
-        }
-    }
-
-    #[test]
     fn line_format() {
+        let p = Problem::bad("run file", Position::At("./run:1:1".into()), "x", "y");
         let i = Item {
             group: 1,
             status: Status::Fail,
-            check: "run file".into(),
-            message: "x".into(),
-            fix: "y".into(),
+            problem: p,
         };
-        assert_eq!(i.line(), "FAIL run file: x (y)");
+        assert_eq!(i.line(), "FAIL run file: ./run:1:1: x (y)");
         let i = Item {
             status: Status::Ok,
-            message: String::new(),
-            fix: String::new(),
+            problem: Problem::new(Exit::Ok, "run file", Position::Nowhere, "", ""),
             ..i
         };
         assert_eq!(i.line(), "ok   run file");

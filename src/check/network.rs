@@ -4,6 +4,8 @@
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 
 use super::{Ctx, Report, errstr};
+use crate::error::printable;
+use crate::resolve::port_number;
 
 /// The lowest port an unprivileged process may bind (Linux's sysctl,
 /// 1024 unless lowered, as container runtimes often do).
@@ -14,72 +16,28 @@ fn unprivileged_start() -> u32 {
         .unwrap_or(1024)
 }
 
-/// The port as a number, or why it is not one port.
-fn port_number(t: &str) -> Result<u16, (String, String)> {
-    if t.contains(',') {
-        return Err((
-            format!("\"{t}\" is a list of addresses: one tcpserver binds one address and port"),
-            "run one service per address, with address= and port=".into(),
-        ));
+pub fn check(ctx: &Ctx, r: &mut Report) {
+    let (addr, port) = (&ctx.r.address, &ctx.r.port);
+    // A bad address or port is a FAIL of resolve's already.
+    if !addr.stand_in {
+        r.ok(format!("address {}", printable(&addr.text)));
     }
-    if let Some((addr, p)) = t.rsplit_once('.') {
-        return Err((
-            format!("\"{t}\" is Courier's address.port form"),
-            format!("set address={addr} and port={p}"),
-        ));
+    if port.stand_in {
+        return;
     }
-    if !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit()) {
-        return match t.parse::<u32>() {
-            Ok(n @ 1..=65535) => Ok(n as u16),
-            _ => Err((format!("\"{t}\" is out of range"), "1-65535".into())),
-        };
-    }
-    crate::plan::service_port(t).ok_or_else(|| {
-        (
-            format!("\"{t}\" is neither a number nor a TCP service name in /etc/services"),
-            "write e.g. 143".into(),
-        )
-    })
-}
-
-pub fn check(ctx: &mut Ctx, r: &mut Report) {
-    let (addr, addr_origin) = ctx
-        .derived("address", "ADDRESS", Some("0"))
-        .expect("has a fallback");
-    let (port, port_origin) = ctx
-        .derived("port", "PORT", Some("143"))
-        .expect("has a fallback");
-    let mut addr_ok = true;
-    if addr.is_empty() || addr.contains([',', ' ', '\t']) {
-        r.fail(
-            format!("address {addr}"),
-            addr_origin.at(&format!("address \"{addr}\" is not one host or IP address")),
-            "tcpserver binds one; 0 means all",
-        );
-        ctx.substitute("address", "0");
-        addr_ok = false;
-    } else {
-        r.ok(format!("address {addr}"));
-    }
-    let number = match port_number(&port) {
-        Ok(n) => n,
-        Err((why, fix)) => {
-            r.fail(
-                format!("port {port}"),
-                port_origin.at(&format!("port {why}")),
-                fix,
-            );
-            ctx.substitute("port", "143");
-            return;
-        }
+    let Some(number) = port_number(&port.text) else {
+        return;
     };
+    let port = printable(&port.text);
+    let addr_ok = !addr.stand_in;
+    let addr = addr.text.clone();
     // tcpserver binds as the identity courier-run execs it with.
     let uid = ctx.exec_id.uid;
     let start = unprivileged_start();
     let low_ok =
         uid == 0 || (uid == ctx.euid && crate::caps::has(crate::caps::CAP_NET_BIND_SERVICE));
     if u32::from(number) < start && !low_ok {
-        let who = match ctx.settings.str("setuidgid") {
+        let who = match ctx.r.settings.str("setuidgid") {
             "" => format!("courier-run runs as uid {uid}"),
             a => format!("tcpserver would run as uid {uid} (setuidgid={a})"),
         };

@@ -9,10 +9,56 @@ use std::path::{Path, PathBuf};
 use super::programs::Program;
 use super::{Ctx, Report};
 
+/// Who other than root could change a file or directory.
+enum Writer {
+    /// Owned by this uid (and user name, if known).
+    Owner(u32, String),
+    /// Group-writable, by this group.
+    Group(String),
+    Everyone,
+}
+
+/// A path others could change: the file itself, or `dir` above it.
+struct Exposure {
+    /// The file or directory with the loose owner or mode.
+    target: PathBuf,
+    /// It is a directory above the guarded path.
+    above: bool,
+    who: Writer,
+}
+
+impl Exposure {
+    /// "owned by uid 1000 (alice)", "its directory /srv is writable by
+    /// everyone", ...
+    fn describe(&self) -> String {
+        let who = match &self.who {
+            Writer::Owner(uid, name) => format!("owned by uid {uid}{name}"),
+            Writer::Group(g) => format!("writable by group {g}"),
+            Writer::Everyone => "writable by everyone".to_string(),
+        };
+        if self.above {
+            format!("its directory {} is {who}", self.target.display())
+        } else {
+            who
+        }
+    }
+
+    /// The command that closes it, decided by what was found, not by
+    /// reading the message back.
+    fn fix(&self) -> String {
+        let t = self.target.display();
+        match self.who {
+            Writer::Owner(..) => format!("chown root {t}"),
+            Writer::Group(_) => format!("chmod g-w {t}"),
+            Writer::Everyone => format!("chmod o-w {t}"),
+        }
+    }
+}
+
 /// Who other than root could change `path`: the file itself, then each
 /// directory above it (as given and as resolved through symlinks). A
 /// directory with the sticky bit protects root's entries from others.
-fn writers(path: &Path) -> Option<String> {
+fn writers(path: &Path) -> Option<Exposure> {
     let given = std::path::absolute(path).ok()?;
     let real = given.canonicalize().unwrap_or_else(|_| given.clone());
     let mut dirs: Vec<PathBuf> = Vec::new();
@@ -24,22 +70,29 @@ fn writers(path: &Path) -> Option<String> {
         }
     }
     if let Ok(m) = std::fs::metadata(&real)
-        && let Some(w) = writable_by(&m, false)
+        && let Some(who) = writable_by(&m, false)
     {
-        return Some(w);
+        return Some(Exposure {
+            target: path.to_path_buf(),
+            above: false,
+            who,
+        });
     }
     for d in dirs {
         if let Ok(m) = std::fs::metadata(&d)
-            && let Some(w) = writable_by(&m, true)
+            && let Some(who) = writable_by(&m, true)
         {
-            return Some(format!("its directory {} is {w}", d.display()));
+            return Some(Exposure {
+                target: d,
+                above: true,
+                who,
+            });
         }
     }
     None
 }
 
-/// "owned by uid 1000 (alice)", "writable by group staff", ...
-fn writable_by(m: &std::fs::Metadata, ancestor: bool) -> Option<String> {
+fn writable_by(m: &std::fs::Metadata, ancestor: bool) -> Option<Writer> {
     let mode = m.mode();
     let sticky = ancestor && mode & 0o1000 != 0;
     if m.uid() != 0 {
@@ -48,7 +101,7 @@ fn writable_by(m: &std::fs::Metadata, ancestor: bool) -> Option<String> {
             .flatten()
             .map(|u| format!(" ({})", u.name))
             .unwrap_or_default();
-        return Some(format!("owned by uid {}{name}", m.uid()));
+        return Some(Writer::Owner(m.uid(), name));
     }
     if mode & 0o020 != 0 && m.gid() != 0 && !sticky {
         let name = nix::unistd::Group::from_gid(m.gid().into())
@@ -56,26 +109,12 @@ fn writable_by(m: &std::fs::Metadata, ancestor: bool) -> Option<String> {
             .flatten()
             .map(|g| g.name)
             .unwrap_or_else(|| m.gid().to_string());
-        return Some(format!("writable by group {name}"));
+        return Some(Writer::Group(name));
     }
     if mode & 0o002 != 0 && !sticky {
-        return Some("writable by everyone".into());
+        return Some(Writer::Everyone);
     }
     None
-}
-
-fn fix_for(problem: &str, path: &Path) -> String {
-    let target = match problem.strip_prefix("its directory ") {
-        Some(rest) => rest.split(" is ").next().unwrap_or("").to_string(),
-        None => path.display().to_string(),
-    };
-    if problem.contains("owned by") {
-        format!("chown root {target}")
-    } else if problem.contains("group") {
-        format!("chmod g-w {target}")
-    } else {
-        format!("chmod o-w {target}")
-    }
 }
 
 pub fn check(ctx: &Ctx, chain: &[Program], r: &mut Report) {
@@ -86,7 +125,7 @@ pub fn check(ctx: &Ctx, chain: &[Program], r: &mut Report) {
         );
         return;
     }
-    let s = &ctx.settings;
+    let s = &ctx.r.settings;
     let mut guarded: Vec<PathBuf> = Vec::new();
     guarded.extend(s.runfile.clone());
     guarded.extend(s.str("config").split_ascii_whitespace().map(PathBuf::from));
@@ -107,8 +146,11 @@ pub fn check(ctx: &Ctx, chain: &[Program], r: &mut Report) {
             None => r.ok(what),
             Some(w) => r.fail(
                 what,
-                format!("{w}: whoever can write it decides what runs as root"),
-                fix_for(&w, &p),
+                format!(
+                    "{}: whoever can write it decides what runs as root",
+                    w.describe()
+                ),
+                w.fix(),
             ),
         }
     }
@@ -116,8 +158,8 @@ pub fn check(ctx: &Ctx, chain: &[Program], r: &mut Report) {
         if let Some(w) = writers(&prog.path) {
             r.warn(
                 format!("ownership {}", prog.path.display()),
-                format!("{w}, and it runs as root ({})", prog.role),
-                fix_for(&w, &prog.path),
+                format!("{}, and it runs as root ({})", w.describe(), prog.role),
+                w.fix(),
             );
         }
     }

@@ -9,7 +9,7 @@ use super::server::Flags;
 use super::{Ctx, Report, errstr};
 
 pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
-    let rules = match ctx.settings.str("rules") {
+    let rules = match ctx.r.settings.str("rules") {
         "" => match f.value('x') {
             Some(x) => x.to_string(),
             None => {

@@ -41,10 +41,9 @@ fn digits(v: &str) -> bool {
     !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Parse `server` as tcpserver's getopt would and report its traps; also
-/// `conlimit` (tcpserver's -c silently reads "abc" as 0).
-pub fn traps(ctx: &mut Ctx, r: &mut Report) -> Flags {
-    let server = ctx.settings.str("server").to_string();
+/// Parse `server` as tcpserver's getopt would and report its traps.
+pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
+    let server = ctx.r.settings.str("server").to_string();
     let mut words = server.split_ascii_whitespace();
     let mut f = Flags {
         argv0: words.next().unwrap_or("").to_string(),
@@ -53,17 +52,6 @@ pub fn traps(ctx: &mut Ctx, r: &mut Report) -> Flags {
     let base = f.argv0.rsplit('/').next().unwrap_or("");
     f.tcpserver = base == "tcpserver";
     let before = r.items.len();
-    if let Some((v, o)) = ctx.derived("conlimit", "MAXDAEMONS", Some("40"))
-        && !(digits(&v) && v.parse::<u32>().is_ok_and(|n| n > 0))
-    {
-        r.fail_msg(
-            "conlimit",
-            &o.at(&format!(
-                "conlimit \"{v}\" is not a positive number: tcpserver would read it as 0 and never accept a connection (write e.g. 40)"
-            )),
-        );
-        ctx.substitute("conlimit", "40");
-    }
     if !f.tcpserver {
         if !f.argv0.is_empty() {
             r.info(
@@ -145,7 +133,7 @@ pub fn traps(ctx: &mut Ctx, r: &mut Report) -> Flags {
         );
     }
     if f.has('U')
-        && ctx.settings.str("account").is_empty()
+        && ctx.r.settings.str("account").is_empty()
         && (ctx.env("UID").is_none() || ctx.env("GID").is_none())
     {
         r.fail(
@@ -163,7 +151,7 @@ pub fn traps(ctx: &mut Ctx, r: &mut Report) -> Flags {
             "remove -c from server and set conlimit=",
         );
     }
-    if f.value('x').is_some() && !ctx.settings.str("rules").is_empty() {
+    if f.value('x').is_some() && !ctx.r.settings.str("rules").is_empty() {
         r.warn(
             "server",
             "-x is overridden by rules (courier-run adds -x after the server's options)",
@@ -250,7 +238,7 @@ pub fn courier(ctx: &Ctx, f: &Flags, r: &mut Report) {
         ("conlimit", "MAXDAEMONS"),
         ("maildir", "MAILDIRPATH"),
     ] {
-        let s = ctx.settings.get(setting);
+        let s = ctx.r.settings.get(setting);
         if let (Some(v), Some(a)) = (&s.value, ctx.var(var))
             && v.as_bytes() != a.value
         {

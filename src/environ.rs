@@ -1,0 +1,68 @@
+//! The environment courier-run started with: read once, as bytes, with
+//! one rule for a name present more than once.
+//!
+//! The rule is dash's, since the classic run script is a `/bin/sh` script
+//! and Courier's rc sources its config with `/bin/sh`: dash imports
+//! `environ` in order with `setvareq`, so a later copy of a name replaces
+//! an earlier one, and the child gets one copy. getenv(3) would see the
+//! first; a `$X` in the run file, a `$X` in a config file and the exec'd
+//! program must all see the same value, so every reader goes through here.
+
+use std::os::unix::ffi::OsStrExt;
+
+/// (name, value) pairs, one per name, in the order names first appear.
+pub type Environ = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The process's environment under dash's rule.
+pub fn inherited() -> Environ {
+    dedup(
+        std::env::vars_os()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect(),
+    )
+}
+
+/// One entry per name: the last value (dash), at the first position.
+pub fn dedup(env: Environ) -> Environ {
+    let mut index: std::collections::HashMap<Vec<u8>, usize> = Default::default();
+    let mut out: Environ = Vec::with_capacity(env.len());
+    for (n, v) in env {
+        match index.get(&n) {
+            Some(&i) => out[i].1 = v,
+            None => {
+                index.insert(n.clone(), out.len());
+                out.push((n, v));
+            }
+        }
+    }
+    out
+}
+
+/// The names a `$NAME` reference can see (sh names are ASCII; a name that
+/// is not UTF-8 cannot be referenced, and is still passed on to the child).
+pub fn visible(env: &Environ) -> Vec<(String, Vec<u8>)> {
+    env.iter()
+        .filter_map(|(n, v)| Some((String::from_utf8(n.clone()).ok()?, v.clone())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_copy_wins_at_first_place() {
+        let e = dedup(vec![
+            (b"X".to_vec(), b"1".to_vec()),
+            (b"Y".to_vec(), b"y".to_vec()),
+            (b"X".to_vec(), b"2".to_vec()),
+        ]);
+        assert_eq!(
+            e,
+            vec![
+                (b"X".to_vec(), b"2".to_vec()),
+                (b"Y".to_vec(), b"y".to_vec())
+            ]
+        );
+    }
+}

@@ -1,0 +1,783 @@
+//! Resolve: the run file's settings plus the config files into typed,
+//! validated values, once. The launch, `--dry-run` and `--check` all read
+//! the [`Resolved`] value made here; nothing else parses a setting.
+//!
+//! Every problem is collected, not just the first: a setting with a
+//! problem gets a harmless stand-in, so that `--check` can report all of
+//! them and still probe the rest, while [`crate::plan::Plan::new`] stops at
+//! the first. Reading is allowed (files, passwd, /etc/services, PATH,
+//! capabilities); changing anything is not.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::account::{self, Account};
+use crate::config::{Assignment, Scope};
+use crate::envdir;
+use crate::environ::{self, Environ};
+use crate::error::{Exit, Position, Problem, exit_code, printable};
+use crate::limits;
+use crate::settings::{Layout, Origin, Settings};
+
+/// What the command line gives a resolution.
+pub struct Input<'a> {
+    pub runfile: Option<&'a Path>,
+    pub sets: &'a [String],
+    /// The inherited environment, under [`environ`]'s rule.
+    pub environ: &'a Environ,
+}
+
+/// A setting's text with its origin, after config-derived defaults.
+#[derive(Clone, Debug)]
+pub struct Val {
+    pub text: String,
+    pub origin: Origin,
+    /// The value had a problem (reported); `text` is a harmless stand-in.
+    pub stand_in: bool,
+}
+
+/// `inherit_env`: all, none (Courier's `env -i`), or names to keep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Inherit {
+    All,
+    Nothing,
+    Names(Vec<Vec<u8>>),
+}
+
+impl Inherit {
+    pub fn keeps(&self, name: &[u8]) -> bool {
+        match self {
+            Inherit::All => true,
+            Inherit::Nothing => false,
+            Inherit::Names(names) => names.iter().any(|k| k == name),
+        }
+    }
+}
+
+/// One program of the chain, as the launch will exec or hand it on.
+#[derive(Clone, Debug)]
+pub struct Program {
+    /// "server", "login", "auth authpwd", "imapd".
+    pub role: String,
+    /// The setting that names it (for a fix: "set imapd= to its path").
+    pub setting: &'static str,
+    pub path: PathBuf,
+}
+
+/// Every setting, typed and validated.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// The settings as given, with origins; the config-derived ones filled
+    /// in with what they resolved to (for `--explain`).
+    pub settings: Settings,
+    /// The inherited environment (one entry per name).
+    pub environ: Environ,
+    pub inherit: Inherit,
+    /// The config files read, in order.
+    pub configs: Vec<PathBuf>,
+    /// The config's variables (what the envdir holds), in order.
+    pub config_vars: Vec<Assignment>,
+    /// A config file is not world-readable: so is the envdir.
+    pub private: bool,
+    pub address: Val,
+    pub port: Val,
+    pub conlimit: Val,
+    pub maildir: Val,
+    pub umask: Option<(u32, Origin)>,
+    /// ulimit_v in bytes (None inside: unlimited).
+    pub ulimit_v: Option<(Option<u64>, Origin)>,
+    pub softlimit: Vec<limits::Setting>,
+    /// envuidgid's account.
+    pub account: Option<Account>,
+    /// setuidgid's account (switching to it is possible).
+    pub setuidgid: Option<Account>,
+    /// The `server` words.
+    pub server: Vec<String>,
+    /// `server`'s first word as pathexec_run finds it in the final PATH.
+    pub program: PathBuf,
+    /// The login program, when there is one.
+    pub login: Option<PathBuf>,
+    /// Auth modules in chain order, as paths.
+    pub auth: Vec<PathBuf>,
+    pub imapd: PathBuf,
+    pub envdir: Option<PathBuf>,
+    pub merge_stderr: bool,
+    pub banner: bool,
+    pub warnings: Vec<String>,
+    /// Every problem found, in the order the launch meets them.
+    pub problems: Vec<Problem>,
+}
+
+impl Resolved {
+    /// The programs of the chain in exec order: server, login, auth
+    /// modules, imapd.
+    pub fn chain(&self) -> Vec<Program> {
+        let mut v = vec![Program {
+            role: "server".into(),
+            setting: "server",
+            path: self.program.clone(),
+        }];
+        if let Some(l) = &self.login {
+            v.push(Program {
+                role: "login".into(),
+                setting: "login",
+                path: l.clone(),
+            });
+        }
+        for a in &self.auth {
+            let name = a.file_name().map(|n| n.to_string_lossy().into_owned());
+            v.push(Program {
+                role: format!("auth {}", name.unwrap_or_default()),
+                setting: "auth",
+                path: a.clone(),
+            });
+        }
+        v.push(Program {
+            role: "imapd".into(),
+            setting: "imapd",
+            path: self.imapd.clone(),
+        });
+        v
+    }
+
+    /// A config variable's final assignment.
+    pub fn var(&self, name: &str) -> Option<&Assignment> {
+        self.config_vars.iter().find(|a| a.name == name)
+    }
+
+    /// The value `name` will have in the program's environment before
+    /// envuidgid (config, else inherited and kept).
+    pub fn env_value(&self, name: &str) -> Option<Vec<u8>> {
+        if let Some(a) = self.var(name) {
+            return Some(a.value.clone());
+        }
+        if !self.inherit.keeps(name.as_bytes()) {
+            return None;
+        }
+        self.environ
+            .iter()
+            .find(|(n, _)| n == name.as_bytes())
+            .map(|(_, v)| v.clone())
+    }
+}
+
+/// Resolve every setting. Never fails: problems are in the result.
+pub fn resolve(input: &Input) -> Resolved {
+    let visible = environ::visible(input.environ);
+    let (mut settings, mut problems) = Settings::load(input.runfile, input.sets, &visible);
+    let mut warnings = settings.warnings.clone();
+
+    let inherit = inherit(&settings, &mut problems);
+    let (configs, config_vars, private) = read_configs(
+        &settings,
+        input.environ,
+        &inherit,
+        &mut problems,
+        &mut warnings,
+    );
+    let cfg = Cfg {
+        settings: &settings,
+        vars: &config_vars,
+    };
+
+    let umask = cfg.derived("umask", "IMAP_UMASK", None).and_then(|v| {
+        (!v.text.is_empty()).then(|| umask(&v, &mut problems).map(|m| (m, v.origin)))?
+    });
+    let ulimit_v = cfg.derived("ulimit_v", "IMAP_ULIMITD", None).and_then(|v| {
+        if v.text.is_empty() {
+            return None;
+        }
+        match limits::parse_ulimit_v(&v.text) {
+            Ok(b) => Some((b, v.origin)),
+            Err(e) => {
+                problems.push(Problem::bad(
+                    "settings",
+                    v.origin.position(),
+                    format!("{e:#}"),
+                    "",
+                ));
+                None
+            }
+        }
+    });
+    let address = checked(
+        cfg.derived("address", "ADDRESS", Some("0")),
+        address,
+        "0",
+        &mut problems,
+    );
+    let port = checked(
+        cfg.derived("port", "PORT", Some("143")),
+        port,
+        "143",
+        &mut problems,
+    );
+    let conlimit = checked(
+        cfg.derived("conlimit", "MAXDAEMONS", Some("40")),
+        conlimit,
+        "40",
+        &mut problems,
+    );
+    let maildir = cfg
+        .derived("maildir", "MAILDIRPATH", Some("Maildir"))
+        .expect("has a fallback");
+
+    let account = lookup(&settings, "account", &mut problems);
+    let setuidgid = lookup(&settings, "setuidgid", &mut problems)
+        .filter(|a| can_switch(a).map_err(|p| problems.push(p)).is_ok());
+    let softlimit = limits::parse_softlimit(settings.str("softlimit")).unwrap_or_else(|e| {
+        problems.push(Problem::bad(
+            "settings",
+            settings.get("softlimit").origin.position(),
+            format!("{e:#}"),
+            "",
+        ));
+        Vec::new()
+    });
+    let envdir = envdir_path(&settings, &mut problems);
+
+    let server: Vec<String> = settings
+        .str("server")
+        .split_ascii_whitespace()
+        .map(str::to_string)
+        .collect();
+    let (login, auth, imapd) = chain(&settings, &mut problems);
+    // The PATH the program is looked up in is the final environment's: a
+    // config PATH wins over the inherited one, as envdir applies it.
+    let path = match cfg.vars.iter().rev().find(|a| a.name == "PATH") {
+        Some(a) => Some(a.value.clone()),
+        None if inherit.keeps(b"PATH") => input
+            .environ
+            .iter()
+            .find(|(n, _)| n == b"PATH")
+            .map(|(_, v)| v.clone()),
+        None => None,
+    };
+    let program = match server.first() {
+        None => {
+            problems.push(Problem::bad(
+                "server",
+                settings.get("server").origin.position(),
+                "server is empty",
+                "set it to e.g. \"tcpserver -v -RH -l0\"",
+            ));
+            PathBuf::from("tcpserver")
+        }
+        Some(arg0) => find_program(arg0.as_bytes(), path.as_deref()).unwrap_or_else(|p| {
+            problems.push(p);
+            PathBuf::from(arg0)
+        }),
+    };
+    let merge_stderr = choice(&settings, "stderr", ["merge", "keep"], &mut problems);
+    let banner = choice(&settings, "banner", ["yes", "no"], &mut problems);
+
+    // What the config-derived settings resolved to, for --explain
+    // (`port="143" [./imapd:7:1]`).
+    for (name, v) in [
+        ("address", &address),
+        ("port", &port),
+        ("conlimit", &conlimit),
+        ("maildir", &maildir),
+    ] {
+        settings.resolve(name, v.text.clone(), v.origin.clone());
+    }
+    if let Some((m, o)) = &umask {
+        settings.resolve("umask", format!("{m:03o}"), o.clone());
+    }
+    if let Some((v, o)) = &ulimit_v {
+        let t = v.map_or("unlimited".to_string(), |b| (b / 1024).to_string());
+        settings.resolve("ulimit_v", t, o.clone());
+    }
+
+    Resolved {
+        settings,
+        environ: input.environ.clone(),
+        inherit,
+        configs,
+        config_vars,
+        private,
+        address,
+        port,
+        conlimit,
+        maildir,
+        umask,
+        ulimit_v,
+        softlimit,
+        account,
+        setuidgid,
+        server,
+        program,
+        login,
+        auth,
+        imapd,
+        envdir,
+        merge_stderr,
+        banner,
+        warnings,
+        problems,
+    }
+}
+
+/// The settings and the config's variables, for settings that default to
+/// a config variable.
+struct Cfg<'a> {
+    settings: &'a Settings,
+    vars: &'a [Assignment],
+}
+
+impl Cfg<'_> {
+    /// The setting, else the variable (positioned at its value), else
+    /// `fallback`.
+    fn derived(&self, name: &str, var: &str, fallback: Option<&str>) -> Option<Val> {
+        let s = self.settings.get(name);
+        if let Some(v) = &s.value {
+            return Some(Val {
+                text: v.clone(),
+                origin: s.origin.clone(),
+                stand_in: false,
+            });
+        }
+        if let Some(a) = self.vars.iter().rev().find(|a| a.name == var) {
+            return Some(Val {
+                text: String::from_utf8_lossy(&a.value).into_owned(),
+                origin: Origin::File(a.value_pos.clone()),
+                stand_in: false,
+            });
+        }
+        fallback.map(|f| Val {
+            text: f.to_string(),
+            origin: Origin::Default,
+            stand_in: false,
+        })
+    }
+}
+
+/// A derived value passed through its check; on a problem, the stand-in.
+fn checked(
+    v: Option<Val>,
+    check: fn(&Val) -> Result<(), (String, String)>,
+    stand_in: &str,
+    problems: &mut Vec<Problem>,
+) -> Val {
+    let v = v.expect("has a fallback");
+    match check(&v) {
+        Ok(()) => v,
+        Err((message, fix)) => {
+            problems.push(Problem::bad("settings", v.origin.position(), message, fix));
+            Val {
+                text: stand_in.to_string(),
+                origin: v.origin,
+                stand_in: true,
+            }
+        }
+    }
+}
+
+fn inherit(settings: &Settings, problems: &mut Vec<Problem>) -> Inherit {
+    match settings.str("inherit_env") {
+        "all" => Inherit::All,
+        "none" => Inherit::Nothing,
+        names => {
+            let names: Vec<Vec<u8>> = names
+                .split_ascii_whitespace()
+                .map(|n| n.as_bytes().to_vec())
+                .collect();
+            if let Some(bad) = names.iter().find(|n| !crate::config::is_name(n)) {
+                problems.push(Problem::bad(
+                    "settings",
+                    settings.get("inherit_env").origin.position(),
+                    format!(
+                        "inherit_env: {} is not a variable name",
+                        printable(&String::from_utf8_lossy(bad))
+                    ),
+                    "write all, none, or names separated by blanks",
+                ));
+                return Inherit::All;
+            }
+            Inherit::Names(names)
+        }
+    }
+}
+
+/// The variables Courier's rc script sets before sourcing the config:
+/// visible to `$prefix`-style references in the config files.
+pub fn predefined(settings: &Settings) -> Vec<(String, Vec<u8>)> {
+    let prefix = settings.str("prefix");
+    let (libexec, sysconf) = match settings.layout {
+        Layout::Courier2 => (format!("{prefix}/libexec"), format!("{prefix}/etc")),
+        Layout::Debian => ("/usr/lib/courier".to_string(), "/etc/courier".to_string()),
+    };
+    [
+        ("prefix", prefix.to_string()),
+        ("exec_prefix", prefix.to_string()),
+        ("bindir", format!("{prefix}/bin")),
+        ("sbindir", format!("{prefix}/sbin")),
+        ("libexecdir", libexec),
+        ("sysconfdir", sysconf),
+    ]
+    .into_iter()
+    .map(|(n, v)| (n.to_string(), v.into_bytes()))
+    .collect()
+}
+
+/// The config files, in one scope, with the kept environment and Courier's
+/// rc variables predefined for references (not exported, so not in the
+/// envdir). A file with a problem is reported and the next one still read.
+fn read_configs(
+    settings: &Settings,
+    environ: &Environ,
+    inherit: &Inherit,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<String>,
+) -> (Vec<PathBuf>, Vec<Assignment>, bool) {
+    let configs: Vec<PathBuf> = settings
+        .str("config")
+        .split_ascii_whitespace()
+        .map(PathBuf::from)
+        .collect();
+    let kept: Environ = environ
+        .iter()
+        .filter(|(n, _)| inherit.keeps(n))
+        .cloned()
+        .collect();
+    let mut visible = environ::visible(&kept);
+    visible.extend(predefined(settings));
+    let mut scope = Scope::new(visible);
+    let mut private = false;
+    for path in &configs {
+        match crate::config::read_file(&mut scope, path) {
+            Ok(mode) => private |= mode & 0o004 == 0,
+            Err(e) => problems.push(Problem::from_error(
+                config_subject(&path.to_string_lossy()),
+                &e,
+            )),
+        }
+    }
+    warnings.extend(scope.warnings.iter().map(|w| w.to_string()));
+    let vars: Vec<Assignment> = scope.vars().into_iter().cloned().collect();
+    for a in &vars {
+        if let Err(e) = envdir::check_carriable(a) {
+            problems.push(Problem::from_error(config_subject(&a.pos.file), &e));
+        }
+    }
+    (configs, vars, private)
+}
+
+/// The `--check` subject of a config file's problems.
+pub fn config_subject(file: &str) -> String {
+    format!("config {}", printable(file))
+}
+
+fn umask(v: &Val, problems: &mut Vec<Problem>) -> Option<u32> {
+    match u32::from_str_radix(&v.text, 8) {
+        Ok(m) if m <= 0o777 && !v.text.starts_with('+') => Some(m),
+        _ => {
+            problems.push(Problem::bad(
+                "settings",
+                v.origin.position(),
+                format!("umask \"{}\" is not an octal mode", printable(&v.text)),
+                "write e.g. 022",
+            ));
+            None
+        }
+    }
+}
+
+fn address(v: &Val) -> Result<(), (String, String)> {
+    if v.text.is_empty() || v.text.contains([',', ' ', '\t']) {
+        return Err((
+            format!(
+                "address \"{}\" is not one host or IP address",
+                printable(&v.text)
+            ),
+            "tcpserver binds one; 0 means all".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// One TCP port: a number 1-65535 or a service name from /etc/services, as
+/// tcpserver accepts. Courier's PORT may be a list or `address.port`, which
+/// one tcpserver cannot bind.
+fn port(v: &Val) -> Result<(), (String, String)> {
+    let t = printable(&v.text);
+    if t.contains(',') {
+        return Err((
+            format!(
+                "port \"{t}\" is a list of addresses: one tcpserver binds one address and port"
+            ),
+            "run one service per address, with address= and port=".into(),
+        ));
+    }
+    if let Some((addr, p)) = t.rsplit_once('.') {
+        return Err((
+            format!("port \"{t}\" is Courier's address.port form: tcpserver takes them apart"),
+            format!("set address={addr} and port={p}"),
+        ));
+    }
+    if port_number(&v.text).is_some() {
+        return Ok(());
+    }
+    if !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit()) {
+        return Err((format!("port \"{t}\" is out of range"), "1-65535".into()));
+    }
+    Err((
+        format!("port \"{t}\" is neither a number nor a TCP service name in /etc/services"),
+        "write e.g. 143".into(),
+    ))
+}
+
+/// The port number of a valid `port` value: digits, or a service name.
+pub fn port_number(t: &str) -> Option<u16> {
+    if !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit()) {
+        return t.parse::<u16>().ok().filter(|&n| n > 0);
+    }
+    if t.is_empty() || t.contains(['.', ',']) {
+        return None;
+    }
+    service_port(t)
+}
+
+/// The port of TCP service `name` in /etc/services.
+pub fn service_port(name: &str) -> Option<u16> {
+    let text = std::fs::read_to_string("/etc/services").ok()?;
+    text.lines().find_map(|line| {
+        let line = line.split('#').next()?;
+        let mut words = line.split_ascii_whitespace();
+        let first = words.next()?;
+        let (port, proto) = words.next()?.split_once('/')?;
+        (proto == "tcp" && (first == name || words.any(|a| a == name)))
+            .then(|| port.parse().ok())
+            .flatten()
+    })
+}
+
+fn conlimit(v: &Val) -> Result<(), (String, String)> {
+    match v.text.parse::<u32>() {
+        Ok(n) if n > 0 && v.text.bytes().all(|c| c.is_ascii_digit()) => Ok(()),
+        _ => Err((
+            format!(
+                "conlimit \"{}\" is not a positive number",
+                printable(&v.text)
+            ),
+            "tcpserver would silently read it as 0 and never accept a connection; write e.g. 40"
+                .into(),
+        )),
+    }
+}
+
+/// The account a setting names (`account`, `setuidgid`), or None when
+/// empty or unknown (reported).
+fn lookup(settings: &Settings, name: &'static str, problems: &mut Vec<Problem>) -> Option<Account> {
+    let acct = settings.str(name);
+    if acct.is_empty() {
+        return None;
+    }
+    // Only a position in a file is worth printing before the message; a
+    // --set or a default is named by the message itself.
+    let position = match &settings.get(name).origin {
+        Origin::File(p) => Position::At(p.to_string()),
+        _ => Position::Nowhere,
+    };
+    match account::lookup(acct, name) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            let code = exit_code(&e);
+            let shown = printable(acct);
+            let p = if code == Exit::Usage {
+                Problem::bad(
+                    format!("{name} {shown}"),
+                    position,
+                    format!("{name}: unknown account {shown}"),
+                    format!("create it, or set {name} to an existing account; {name}= for none"),
+                )
+            } else {
+                Problem::new(
+                    code,
+                    format!("{name} {shown}"),
+                    position,
+                    crate::error::describe(&e),
+                    "",
+                )
+            };
+            problems.push(p);
+            None
+        }
+    }
+}
+
+/// setuidgid's setgroups and setgid need CAP_SETGID, its setuid
+/// CAP_SETUID (unless already that user): without them the launch would
+/// fail after writing the envdir (111), so it is a problem here. Root in a
+/// container may lack them; the kernel checks capabilities, not uid 0.
+fn can_switch(a: &Account) -> Result<(), Problem> {
+    use crate::caps::{CAP_SETGID, CAP_SETUID, has};
+    let (uid, euid) = (nix::unistd::getuid(), nix::unistd::geteuid());
+    let same_user = uid.as_raw() == a.uid && euid.as_raw() == a.uid;
+    if has(CAP_SETGID) && (same_user || has(CAP_SETUID)) {
+        return Ok(());
+    }
+    Err(Problem::new(
+        Exit::System,
+        format!("setuidgid {}", a.name),
+        Position::Nowhere,
+        format!(
+            "setuidgid {}: unable to switch to uid {} gid {}: courier-run runs as uid {euid} without the privilege to",
+            a.name, a.uid, a.gid
+        ),
+        "CAP_SETUID and CAP_SETGID; start it as root, or set setuidgid= to stay",
+    ))
+}
+
+/// The envdir setting: a path the atomic replacement can work with.
+fn envdir_path(settings: &Settings, problems: &mut Vec<Problem>) -> Option<PathBuf> {
+    let dir = settings.str("envdir");
+    if dir.is_empty() {
+        return None;
+    }
+    let path = PathBuf::from(dir);
+    if let Err((code, message, fix)) = envdir::check_path(&path) {
+        problems.push(Problem::new(
+            code,
+            format!("envdir {}", printable(dir)),
+            settings.get("envdir").origin.position(),
+            message,
+            fix,
+        ));
+    }
+    Some(path)
+}
+
+/// login, auth modules and imapd as paths. login= empty: imapd runs alone,
+/// preauthenticated as the user tcpserver runs as (`* PREAUTH`); auth
+/// modules then have nothing to hand credentials to.
+fn chain(
+    settings: &Settings,
+    problems: &mut Vec<Problem>,
+) -> (Option<PathBuf>, Vec<PathBuf>, PathBuf) {
+    let login = settings.str("login");
+    let auth = settings.str("auth");
+    let auth_origin = settings.get("auth").origin.position();
+    if login.is_empty() && !auth.trim().is_empty() {
+        problems.push(Problem::bad(
+            "settings",
+            auth_origin.clone(),
+            "auth modules need a login program, and login is empty",
+            "set login=, or auth= for none",
+        ));
+    }
+    let authdir = settings.str("authdir").trim_end_matches('/');
+    let mut modules = Vec::new();
+    for m in auth.split_ascii_whitespace() {
+        if m.contains('/') {
+            modules.push(PathBuf::from(m));
+        } else if authdir.is_empty() && settings.str("authdir").is_empty() {
+            problems.push(Problem::bad(
+                format!("auth {}", printable(m)),
+                auth_origin.clone(),
+                format!(
+                    "auth module {} is a bare name but authdir is empty",
+                    printable(m)
+                ),
+                "set authdir, or give the module's full path",
+            ));
+        } else {
+            modules.push(PathBuf::from(format!("{authdir}/{m}")));
+        }
+    }
+    let imapd = settings.str("imapd");
+    if imapd.is_empty() {
+        problems.push(Problem::bad(
+            "settings",
+            settings.get("imapd").origin.position(),
+            "imapd is empty",
+            "set it to the imapd program",
+        ));
+    }
+    let login = (!login.is_empty()).then(|| PathBuf::from(login));
+    (login, modules, PathBuf::from(imapd))
+}
+
+/// A setting with two values; the first is also the stand-in.
+fn choice(
+    settings: &Settings,
+    name: &str,
+    [yes, no]: [&str; 2],
+    problems: &mut Vec<Problem>,
+) -> bool {
+    match settings.str(name) {
+        v if v == yes => true,
+        v if v == no => false,
+        other => {
+            problems.push(Problem::bad(
+                "settings",
+                settings.get(name).origin.position(),
+                format!("{name} \"{}\" is neither {yes} nor {no}", printable(other)),
+                "",
+            ));
+            true
+        }
+    }
+}
+
+/// Find argv[0] as daemontools' pathexec_run does: a name with a `/` is
+/// used as is; else each PATH element in turn (empty means `.`), PATH
+/// defaulting to /bin:/usr/bin. Not found: 127; found but not executable:
+/// 126 (execve's EACCES).
+pub fn find_program(arg0: &[u8], path: Option<&[u8]>) -> Result<PathBuf, Problem> {
+    let name = Path::new(OsStr::from_bytes(arg0));
+    let candidates: Vec<PathBuf> = if arg0.contains(&b'/') {
+        vec![name.to_path_buf()]
+    } else {
+        path.unwrap_or(b"/bin:/usr/bin")
+            .split(|&c| c == b':')
+            .map(|d| {
+                let d = if d.is_empty() { &b"."[..] } else { d };
+                Path::new(OsStr::from_bytes(d)).join(name)
+            })
+            .collect()
+    };
+    let mut denied = None;
+    for c in &candidates {
+        match std::fs::metadata(c) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {
+                return Ok(c.clone());
+            }
+            Ok(_) => denied = denied.or(Some(c.clone())),
+            Err(_) => {}
+        }
+    }
+    let shown = printable(&name.to_string_lossy());
+    let subject = format!("program {shown} (server)");
+    Err(match denied {
+        Some(c) => Problem::new(
+            Exit::NoExec,
+            subject,
+            Position::Nowhere,
+            format!(
+                "unable to run {shown}: {} is not an executable file",
+                c.display()
+            ),
+            "",
+        ),
+        None if arg0.contains(&b'/') => Problem::new(
+            Exit::NotFound,
+            subject,
+            Position::Nowhere,
+            format!("unable to run {shown}: file does not exist"),
+            "",
+        ),
+        None => Problem::new(
+            Exit::NotFound,
+            subject,
+            Position::Nowhere,
+            format!(
+                "unable to run {shown}: not found in PATH={}",
+                printable(&String::from_utf8_lossy(path.unwrap_or(b"/bin:/usr/bin")))
+            ),
+            "",
+        ),
+    })
+}
