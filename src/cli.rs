@@ -1,6 +1,7 @@
 //! The command line: parse arguments, run one command, print an error once,
 //! map it to an exit code. Nothing else lives here.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -46,6 +47,12 @@ struct Cli {
     /// layout=courier2.
     runfile: Option<PathBuf>,
 
+    /// Operands after the run file, as a supervisor passes them (s6-supervise
+    /// runs `./run SERVICEDIR`). Accepted and shown by --dry-run --explain;
+    /// nothing else reads them.
+    #[arg(value_name = "OPERAND")]
+    operands: Vec<OsString>,
+
     /// Override a setting of the run file (repeatable; wins over the file).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     set: Vec<String>,
@@ -89,6 +96,18 @@ enum Cmd {
         #[arg(long = "define", value_name = "NAME=VALUE")]
         define: Vec<String>,
     },
+    /// Create a service directory: run, log/run, the log directory and its
+    /// owner, the rules source and compiled rules. Refuses to overwrite;
+    /// prints each thing it creates and the command that starts the service.
+    Init(crate::init::Options),
+    /// Print the shell completion script for SHELL on standard output.
+    Completions {
+        #[arg(value_enum)]
+        shell: crate::docs::Shell,
+    },
+    /// Print the man page (roff) on standard output.
+    #[command(hide = true)]
+    Man,
 }
 
 /// Run the command line; returns the exit code (when it returns at all:
@@ -106,6 +125,12 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
+            // A launch's command-line error goes where every other launch
+            // error goes: stdout, which the supervisor gives to log/run.
+            let help = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+            if !help && is_launch(&std::env::args_os().skip(1).collect::<Vec<_>>()) {
+                let _ = nix::unistd::dup2(1, 2);
+            }
             let _ = e.print();
             return match e.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
@@ -122,14 +147,48 @@ pub fn main() -> i32 {
     }
 }
 
+/// Whether a command line (without argv[0]) that clap refused was meant as
+/// a launch: not a subcommand, not --check, --dry-run or help.
+pub fn is_launch(args: &[OsString]) -> bool {
+    let subcommands: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    let first_is_sub = args
+        .first()
+        .and_then(|a| a.to_str())
+        .is_some_and(|a| subcommands.iter().any(|s| s == a));
+    !first_is_sub
+        && !args.iter().any(|a| {
+            matches!(
+                a.to_str(),
+                Some("--check" | "--dry-run" | "--help" | "-h" | "--version" | "-V")
+            )
+        })
+}
+
+/// The clap definition, for the man page and the completions.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
 fn run(cli: Cli) -> anyhow::Result<Exit> {
-    if let Some(Cmd::Conf2env {
-        envdir,
-        configs,
-        define,
-    }) = &cli.cmd
-    {
-        return crate::conf2env::conf2env(envdir, configs, define);
+    match &cli.cmd {
+        Some(Cmd::Conf2env {
+            envdir,
+            configs,
+            define,
+        }) => return crate::conf2env::conf2env(envdir, configs, define),
+        Some(Cmd::Init(o)) => return crate::init::init(o),
+        Some(Cmd::Completions { shell }) => {
+            report::output(&crate::docs::completions(command(), *shell))?;
+            return Ok(Exit::Ok);
+        }
+        Some(Cmd::Man) => {
+            report::output(&crate::docs::man(command())?)?;
+            return Ok(Exit::Ok);
+        }
+        None => {}
     }
     let environ = environ::inherited();
     let input = Input {
@@ -150,6 +209,16 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     if cli.dry_run {
         let plan = Plan::new(resolved)?;
         report::print(&plan, cli.format, cli.explain)?;
+        if cli.explain && cli.format == Format::Text && !cli.operands.is_empty() {
+            // Operands are the supervisor's (s6: the service directory);
+            // they change nothing in the plan.
+            let ops: Vec<String> = cli
+                .operands
+                .iter()
+                .map(|o| o.to_string_lossy().into_owned())
+                .collect();
+            report::output(format!("operands (ignored): {}\n", ops.join(" ")).as_bytes())?;
+        }
         return Ok(Exit::Ok);
     }
     // The recipe's first line, `exec 2>&1`, done before anything else so

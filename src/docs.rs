@@ -27,7 +27,11 @@ pub fn man(cmd: clap::Command) -> std::io::Result<Vec<u8>> {
         .date(DATE)
         .source(format!("courier-run {}", env!("CARGO_PKG_VERSION")))
         .render(&mut out)?;
-    Ok(out)
+    // clap_mangen separates "Possible values" with `.br`, a blank line and
+    // `.br`; mandoc -T lint warns about a break next to a paragraph space.
+    // One `.sp` says the same.
+    let text = String::from_utf8_lossy(&out).replace("\n.br\n\n.br\n", "\n.sp\n");
+    Ok(text.into_bytes())
 }
 
 /// The completion script for `shell`.

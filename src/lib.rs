@@ -33,6 +33,7 @@ pub mod envdir;
 pub mod environ;
 pub mod error;
 pub mod frontend;
+pub mod init;
 pub mod launch;
 pub mod limits;
 pub mod plan;
