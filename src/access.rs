@@ -488,6 +488,16 @@ fn newest(source: &Path) -> anyhow::Result<(i64, i64)> {
     Ok(t)
 }
 
+/// The conversion a launch does before exec (decided by resolve).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub source: PathBuf,
+    pub output: PathBuf,
+    pub format: RulesFormat,
+    /// Keep IPv6 lines (the front end binds IPv6).
+    pub ipv6: bool,
+}
+
 /// What [`build`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Built {
