@@ -265,7 +265,7 @@ fn create(it: &Item) -> anyhow::Result<()> {
     match it {
         Item::Dir { path, owner } => {
             if !path.is_dir() {
-                std::fs::create_dir(path)
+                std::fs::create_dir_all(path)
                     .with_context(|| format!("unable to create {}", path.display()))?;
             }
             if let Some(o) = owner {

@@ -385,11 +385,8 @@ fn front(
                 }
             }
         });
-    if kind.is_some()
-        && let Some(note) = frontend::per_ip_note(spec, maxperip)
-    {
-        warnings.push(note);
-    }
+    // A MAXPERIP tcpserver cannot enforce is --check's warning
+    // (check/server.rs), not repeated on every start.
     if frontend::is_ipv6(&address.text) {
         let capable = kind.is_some() && frontend::probe_ipv6(spec.kind, program).unwrap_or(false);
         if !capable {
