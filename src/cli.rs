@@ -39,7 +39,6 @@ Exit codes: 0 ok; 1 --check found a problem; 100 bad usage or bad input
     version,
     about = "Start Courier-IMAP under supervise: config -> envdir -> envuidgid/softlimit -> tcpserver, in one exec chain",
     long_about = LONG_ABOUT,
-    after_long_help = crate::settings::help(),
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
@@ -110,10 +109,20 @@ enum Cmd {
     Man,
 }
 
+/// The command line's definition with the settings table for `--help`
+/// (and the man page). Built only when asked for: formatting the table
+/// costs every launch otherwise.
+pub fn command() -> clap::Command {
+    Cli::command().after_long_help(crate::settings::help())
+}
+
 /// Run the command line; returns the exit code (when it returns at all:
 /// a launch ends in execve).
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse().and_then(|c| {
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let cli = match parsed.and_then(|c| {
         if c.check && c.format == Format::Sh {
             return Err(Cli::command().error(
                 clap::error::ErrorKind::ArgumentConflict,
@@ -125,6 +134,11 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
+            let e = match e.kind() {
+                // Asked for help: now build it in full.
+                ErrorKind::DisplayHelp => command().try_get_matches().err().unwrap_or(e),
+                _ => e,
+            };
             // A launch's command-line error goes where every other launch
             // error goes: stdout, which the supervisor gives to log/run.
             let help = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
@@ -165,11 +179,6 @@ pub fn is_launch(args: &[OsString]) -> bool {
                 Some("--check" | "--dry-run" | "--help" | "-h" | "--version" | "-V")
             )
         })
-}
-
-/// The clap definition, for the man page and the completions.
-pub fn command() -> clap::Command {
-    Cli::command()
 }
 
 fn run(cli: Cli) -> anyhow::Result<Exit> {

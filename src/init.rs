@@ -24,10 +24,25 @@ pub enum Supervisor {
     S6,
 }
 
+/// The Courier service (the run file's `service=`, which picks the config
+/// files, programs and port as Courier's rc script does).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Service {
     Imapd,
+    ImapdSsl,
     Pop3d,
+    Pop3dSsl,
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Service::Imapd => "imapd",
+            Service::ImapdSsl => "imapd-ssl",
+            Service::Pop3d => "pop3d",
+            Service::Pop3dSsl => "pop3d-ssl",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -82,10 +97,7 @@ fn account(layout: InitLayout) -> &'static str {
 
 /// The run file's text.
 pub fn run_file(o: &Options, exe: &Path) -> String {
-    let (svc, login, server_prog) = match o.service {
-        Service::Imapd => ("imapd", "imaplogin", "imapd"),
-        Service::Pop3d => ("pop3d", "pop3login", "pop3d"),
-    };
+    let svc = o.service.name();
     let sup = match o.supervisor {
         Supervisor::Daemontools => "daemontools' supervise",
         Supervisor::Runit => "runit's runsv",
@@ -95,28 +107,14 @@ pub fn run_file(o: &Options, exe: &Path) -> String {
         "#!{exe}\n\
          # courier-{svc}: Courier's {svc} on tcpserver under {sup}.\n\
          # Made by `courier-run init`; see courier-run(1). The supervisor runs\n\
-         # this as `courier-run ./run` in the service directory.\n",
+         # this as `courier-run ./run` in the service directory. service= reads\n\
+         # Courier's own config files for it, as its rc script does.\n\
+         service={svc}\n",
         exe = exe.display()
     );
     match o.layout {
-        InitLayout::Debian => {
-            s += "layout=debian\n\n# Courier's own config, read as /bin/sh would.\n";
-            s += &format!("config=/etc/courier/{svc}\n");
-            if o.service == Service::Pop3d {
-                s += &format!(
-                    "login=/usr/lib/courier/courier/{login}\nimapd=/usr/bin/{server_prog}\n"
-                );
-            }
-        }
-        InitLayout::Courier2 => {
-            s += "layout=courier2\nprefix=/usr/local/courier-imap\n\n";
-            s += &format!(
-                "# Courier's own config, read as /bin/sh would.\nconfig=$prefix/etc/{svc}\n"
-            );
-            if o.service == Service::Pop3d {
-                s += &format!("login=$prefix/sbin/{login}\nimapd=$prefix/bin/{server_prog}\n");
-            }
-        }
+        InitLayout::Debian => s += "layout=debian\n",
+        InitLayout::Courier2 => s += "layout=courier2\nprefix=/usr/local/courier-imap\n",
     }
     s += &format!(
         "\n# envuidgid: UID and GID of this account go into the environment.\naccount={}\n",
@@ -322,8 +320,7 @@ mod tests {
             Path::new("/usr/bin/courier-run"),
         );
         assert!(r.starts_with("#!/usr/bin/courier-run\n"));
-        assert!(r.contains("config=/etc/courier/pop3d\n"));
-        assert!(r.contains("imapd=/usr/bin/pop3d\n"));
+        assert!(r.contains("service=pop3d\nlayout=debian\n"));
         assert!(r.contains("access=./access\n"));
     }
 

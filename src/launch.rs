@@ -62,14 +62,20 @@ pub fn launch(plan: &Plan) -> anyhow::Result<Infallible> {
     }
     // stderr was merged (plan.merge_stderr) before the plan was computed.
     {
-        // Warnings (unset references, CRLF) go to the log on every start,
-        // before the banner, as conf2env prints them.
-        let mut err = std::io::stderr().lock();
+        // Warnings (unset references, CRLF) go to the log before the
+        // banner, as conf2env prints them: one write(2) for all lines.
+        let mut text = String::new();
         for w in &plan.warnings {
-            let _ = writeln!(err, "courier-run: warning: {w}");
+            text.push_str("courier-run: warning: ");
+            text.push_str(&crate::error::printable(w));
+            text.push('\n');
         }
         for line in &plan.banner {
-            let _ = writeln!(err, "{line}");
+            text.push_str(line);
+            text.push('\n');
+        }
+        if !text.is_empty() {
+            let _ = std::io::stderr().write_all(text.as_bytes());
         }
     }
     if let Some((m, _)) = plan.umask {

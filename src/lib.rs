@@ -22,6 +22,7 @@
 
 pub mod access;
 pub mod account;
+pub mod authdaemon;
 pub mod caps;
 pub mod cdb;
 pub mod check;
@@ -32,6 +33,7 @@ pub mod docs;
 pub mod envdir;
 pub mod environ;
 pub mod error;
+pub mod finding;
 pub mod frontend;
 pub mod init;
 pub mod launch;
@@ -39,4 +41,6 @@ pub mod limits;
 pub mod plan;
 pub mod report;
 pub mod resolve;
+pub mod service;
 pub mod settings;
+pub mod tls;

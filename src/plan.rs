@@ -252,6 +252,7 @@ fn argv(r: &Resolved) -> Vec<Vec<u8>> {
         ]
     });
     argv.extend(own.into_iter().map(String::into_bytes));
+    argv.extend(r.tls_wrapper.iter().map(|w| w.as_bytes().to_vec()));
     let bytes = |p: &PathBuf| p.as_os_str().as_encoded_bytes().to_vec();
     argv.extend(r.login.iter().map(bytes));
     argv.extend(r.auth.iter().map(bytes));
@@ -266,7 +267,7 @@ fn banner(r: &Resolved) -> Vec<String> {
         return Vec::new();
     }
     vec![
-        "*** Starting courier-imap service...".to_string(),
+        format!("*** Starting {} service...", r.service.banner_name()),
         format!("*** >>configured for maildir: {}", r.maildir.text),
     ]
 }

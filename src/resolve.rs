@@ -21,6 +21,7 @@ use crate::environ::{self, Environ};
 use crate::error::{Exit, Position, Problem, exit_code, printable};
 use crate::frontend::{self, RulesFormat};
 use crate::limits;
+use crate::service::{CacheReset, Service};
 use crate::settings::{Layout, Origin, Settings};
 
 /// What the command line gives a resolution.
@@ -71,6 +72,15 @@ pub struct Program {
 /// Every setting, typed and validated.
 #[derive(Clone, Debug)]
 pub struct Resolved {
+    /// Which of Courier's rc scripts this does.
+    pub service: Service,
+    /// couriertls (COURIERTLS as the rc expands it, else the layout's).
+    pub couriertls: PathBuf,
+    /// The words between the port and the login program (-ssl services).
+    pub tls_wrapper: Vec<String>,
+    /// The rc's TLS_CACHEFILE reset (done by the launch, never by
+    /// --dry-run or --check); None without TLS_CACHEFILE or account.
+    pub cache_reset: Option<CacheReset>,
     /// The settings as given, with origins; the config-derived ones filled
     /// in with what they resolved to (for `--explain`).
     pub settings: Settings,
@@ -182,41 +192,48 @@ pub fn resolve(input: &Input) -> Resolved {
         &mut problems,
         &mut warnings,
     );
+    let service = settings.service;
+    let (config_vars, outer) = rc_assignments(&settings, &configs, input.environ, config_vars);
     let cfg = Cfg {
         settings: &settings,
         vars: &config_vars,
     };
 
-    let umask = cfg.derived("umask", "IMAP_UMASK", None).and_then(|v| {
-        (!v.text.is_empty()).then(|| umask(&v, &mut problems).map(|m| (m, v.origin)))?
-    });
-    let ulimit_v = cfg.derived("ulimit_v", "IMAP_ULIMITD", None).and_then(|v| {
-        if v.text.is_empty() {
-            return None;
-        }
-        match limits::parse_ulimit_v(&v.text) {
-            Ok(b) => Some((b, v.origin)),
-            Err(e) => {
-                problems.push(Problem::bad(
-                    "settings",
-                    v.origin.position(),
-                    format!("{e:#}"),
-                    "",
-                ));
-                None
+    let umask = cfg
+        .derived("umask", service.umask_var().unwrap_or("-"), None)
+        .and_then(|v| {
+            (!v.text.is_empty()).then(|| umask(&v, &mut problems).map(|m| (m, v.origin)))?
+        });
+    let ulimit_v = cfg
+        .derived("ulimit_v", service.ulimit_var().unwrap_or("-"), None)
+        .and_then(|v| {
+            if v.text.is_empty() {
+                return None;
             }
-        }
-    });
+            match limits::parse_ulimit_v(&v.text) {
+                Ok(b) => Some((b, v.origin)),
+                Err(e) => {
+                    problems.push(Problem::bad(
+                        "settings",
+                        v.origin.position(),
+                        format!("{e:#}"),
+                        "",
+                    ));
+                    None
+                }
+            }
+        });
     let address = checked(
-        cfg.derived("address", "ADDRESS", Some("0")),
+        cfg.derived("address", service.address_var(), Some("0")),
         address,
         "0",
         &mut problems,
     );
+    let default_port = service.default_port().to_string();
     let port = checked(
-        cfg.derived("port", "PORT", Some("143")),
+        cfg.derived("port", service.port_var(), Some(&default_port)),
         port,
-        "143",
+        &default_port,
         &mut problems,
     );
     let conlimit = checked(
@@ -249,6 +266,22 @@ pub fn resolve(input: &Input) -> Resolved {
         .map(str::to_string)
         .collect();
     let (login, auth, imapd) = chain(&settings, &mut problems);
+    // -ssl: `$COURIERTLS -server -tcpd -user=ACCOUNT` before the login
+    // program, COURIERTLS as the rc's outer shell expands it.
+    let couriertls = outer
+        .get("COURIERTLS")
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_else(|| Service::default_couriertls(settings.layout, settings.str("prefix")));
+    let account_name = settings.str("account").to_string();
+    let tls_wrapper = service.tls_wrapper(&couriertls, &account_name);
+    let cache_reset = account.as_ref().and_then(|a| {
+        let group = nix::unistd::Group::from_gid(a.gid.into())
+            .ok()
+            .flatten()
+            .map_or(a.gid.to_string(), |g| g.name);
+        Service::cache_reset(outer.get("TLS_CACHEFILE"), &a.name, &group)
+    });
     // The PATH the program is looked up in is the final environment's: a
     // config PATH wins over the inherited one, as envdir applies it.
     let path = match cfg.vars.iter().rev().find(|a| a.name == "PATH") {
@@ -305,6 +338,10 @@ pub fn resolve(input: &Input) -> Resolved {
     }
 
     Resolved {
+        service,
+        couriertls: PathBuf::from(couriertls),
+        tls_wrapper,
+        cache_reset,
         settings,
         environ: input.environ.clone(),
         inherit,
@@ -648,6 +685,46 @@ fn read_configs(
         }
     }
     (configs, vars, private)
+}
+
+/// The service rc's own assignments after the config files
+/// (`IMAP_STARTTLS=$IMAPDSTARTTLS`, `IMAP_TLS=1`, ...), appended to the
+/// config's variables (so the envdir carries them, as the rc's `set -a`
+/// exports them), with the rc's outer scope their `$NAME`s read.
+fn rc_assignments(
+    settings: &Settings,
+    configs: &[PathBuf],
+    environ: &Environ,
+    mut vars: Vec<Assignment>,
+) -> (Vec<Assignment>, Scope) {
+    let service = settings.service;
+    let mut visible = environ::visible(environ);
+    visible.extend(predefined(settings));
+    let mut outer = Scope::new(visible);
+    for path in service.outer_files(settings.layout, configs) {
+        // Problems of these files are reported by read_configs already.
+        let _ = crate::config::read_file(&mut outer, &path);
+    }
+    let file: std::sync::Arc<str> = std::sync::Arc::from(format!("<{} rc>", service.name()));
+    for (i, (name, value)) in service
+        .rc_values(settings.layout, &outer)
+        .into_iter()
+        .enumerate()
+    {
+        let pos = crate::config::Pos {
+            file: file.clone(),
+            line: i as u32 + 1,
+            col: 1,
+        };
+        vars.retain(|a| a.name != name);
+        vars.push(Assignment {
+            name: name.to_string(),
+            value,
+            pos: pos.clone(),
+            value_pos: pos,
+        });
+    }
+    (vars, outer)
 }
 
 /// The `--check` subject of a config file's problems.

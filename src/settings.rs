@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{Pos, Scope};
 use crate::error::{Position, Problem, printable};
+use crate::service::{Protocol, Service};
 
 /// Where a value came from (for `--explain` and for error positions).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,6 +81,10 @@ pub const TABLE: &[(&str, &str)] = &[
     (
         "layout",
         "picks the defaults: courier2 (the 2004 recipe) or debian (Courier 5, Debian 12)",
+    ),
+    (
+        "service",
+        "imapd, imapd-ssl, pop3d or pop3d-ssl: which of Courier's rc scripts to do (config files, rc assignments, programs, port, TLS)",
     ),
     ("prefix", "Courier's install prefix"),
     (
@@ -172,15 +177,34 @@ pub fn help() -> String {
     s
 }
 
-/// The layout's default for `name`; `None` means "from the config".
+/// The layout's default for `name` (service imapd); `None` means "from
+/// the config".
 pub fn default(layout: Layout, prefix: &str, name: &str) -> Option<String> {
+    default_for(layout, Service::Imapd, prefix, name)
+}
+
+/// The default for `name` of `service` in `layout`: what Courier's rc
+/// script for that service does (see [`crate::service`]).
+pub fn default_for(layout: Layout, service: Service, prefix: &str, name: &str) -> Option<String> {
     use Layout::*;
     let s = |v: &str| Some(v.to_string());
+    match (name, layout, service) {
+        ("service", _, _) => return s(service.name()),
+        // courier2's imapd keeps the 2004 recipe's one file (an install of
+        // Courier-IMAP 2.x may have no imapd-ssl); every other pair sources
+        // both files, in the order the rc's inner shell does.
+        ("config", Courier2, Service::Imapd) => return Some(format!("{prefix}/etc/imapd")),
+        ("config", _, _) => return Some(service.config_files(layout, prefix).join(" ")),
+        ("login", _, _) => return Some(service.login(layout, prefix)),
+        ("imapd", _, _) => return Some(service.server(layout, prefix)),
+        ("rules", Courier2, _) if service.protocol() == Protocol::Pop3 => {
+            return s("/etc/tcprules/pop3.cdb");
+        }
+        _ => {}
+    }
     match (name, layout) {
         ("prefix", Courier2) => s("/usr/local/courier-imap"),
         ("prefix", Debian) => s("/usr"),
-        ("config", Courier2) => Some(format!("{prefix}/etc/imapd")),
-        ("config", Debian) => s("/etc/courier/imapd"),
         ("envdir", _) => s("./env"),
         ("inherit_env", _) => s("all"),
         ("account", Courier2) => s("courierd"),
@@ -191,14 +215,10 @@ pub fn default(layout: Layout, prefix: &str, name: &str) -> Option<String> {
         ("server", _) => s("tcpserver -v -RH -l0"),
         ("rules", Courier2) => s("/etc/tcprules/imap.cdb"),
         ("rules", Debian) => s(""),
-        ("login", Courier2) => Some(format!("{prefix}/sbin/imaplogin")),
-        ("login", Debian) => s("/usr/lib/courier/courier/imaplogin"),
         ("auth", Courier2) => s("authpwd"),
         ("auth", Debian) => s(""),
         ("authdir", Courier2) => Some(format!("{prefix}/libexec/authlib")),
         ("authdir", Debian) => s(""),
-        ("imapd", Courier2) => Some(format!("{prefix}/bin/imapd")),
-        ("imapd", Debian) => s("/usr/bin/imapd"),
         ("banner", _) => s("yes"),
         ("stderr", _) => s("merge"),
         // umask, ulimit_v, address, port, conlimit, maildir: from the config.
@@ -210,6 +230,7 @@ pub fn default(layout: Layout, prefix: &str, name: &str) -> Option<String> {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub layout: Layout,
+    pub service: Service,
     pub runfile: Option<PathBuf>,
     /// One entry per setting of [`TABLE`], in that order.
     pub values: Vec<(&'static str, Setting)>,
@@ -341,6 +362,26 @@ impl Settings {
                 }
             }
         }
+        // A bad service would change every default too: reported, imapd's used.
+        let mut service = Service::Imapd;
+        if let Some(i) = explicit.iter().position(|(n, _)| *n == "service") {
+            let s = &explicit[i].1;
+            match Service::parse(s.value.as_deref().unwrap_or("")) {
+                Some(x) => service = x,
+                None => {
+                    problems.push(Problem::bad(
+                        "settings",
+                        s.origin.position(),
+                        format!(
+                            "service \"{}\" is not a service",
+                            printable(s.value.as_deref().unwrap_or(""))
+                        ),
+                        "imapd, imapd-ssl, pop3d or pop3d-ssl",
+                    ));
+                    explicit.remove(i);
+                }
+            }
+        }
         let find = |n: &str| explicit.iter().find(|(x, _)| *x == n).map(|(_, s)| s);
         let prefix = match find("prefix") {
             Some(s) => s.value.clone().unwrap_or_default(),
@@ -354,7 +395,7 @@ impl Settings {
                         value: if n == "layout" {
                             Some("courier2".into())
                         } else {
-                            default(layout, &prefix, n)
+                            default_for(layout, service, &prefix, n)
                         },
                         origin: Origin::Default,
                     },
@@ -364,6 +405,7 @@ impl Settings {
             .collect();
         let settings = Settings {
             layout,
+            service,
             runfile: runfile.map(Path::to_path_buf),
             values,
             warnings,

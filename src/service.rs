@@ -1,0 +1,674 @@
+//! The four Courier services as Courier's own rc scripts start them, as data.
+//!
+//! Each rc script (`imapd.rc`, `imapd-ssl.rc`, `pop3d.rc`, `pop3d-ssl.rc`)
+//! sources two config files in an *outer* shell, then runs
+//!
+//! ```sh
+//! env -i /bin/sh -c " set -a ; prefix=... ; . base ; . ssl ;
+//!     IMAP_STARTTLS=$IMAPDSTARTTLS ; ... ; couriertcpd ... $PORT login server ${MAILDIRPATH}"
+//! ```
+//!
+//! The inner script is in double quotes, so every `$NAME` in it is expanded
+//! by the OUTER shell (which sourced the files in its own order) before the
+//! inner shell parses the text: `IMAP_STARTTLS=$IMAPDSTARTTLS` assigns the
+//! outer value, as text. [`RcValue::Outer`] records exactly that. `set -a`
+//! exports everything the inner shell assigns, the predefined `prefix=...`
+//! words included. [`Service::rc_env`] computes the environment the final
+//! program gets from these tables and the config files; the oracle test
+//! (`tests/rc_oracle.rs`) checks it against the real rc scripts run by dash.
+//!
+//! Sources: Debian 12's `/usr/sbin/{imapd,imapd-ssl,pop3d,pop3d-ssl}` (copies
+//! in `tests/fixtures/debian12/*.rc`) for `layout=debian`; Courier's
+//! `courier-imap/*.rc.in` for `layout=courier2` (programs under the prefix).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::config::Scope;
+use crate::settings::Layout;
+
+/// One of the four services of Courier-IMAP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Service {
+    Imapd,
+    ImapdSsl,
+    Pop3d,
+    Pop3dSsl,
+}
+
+/// The protocol a service speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Imap,
+    Pop3,
+}
+
+/// The value of one of the rc script's own assignments after the config files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RcValue {
+    /// A literal word (`IMAP_TLS=1`).
+    Literal(&'static str),
+    /// `$NAME` inside the double-quoted inner script: the outer shell's
+    /// value of NAME (empty when unset), pasted in as text.
+    Outer(&'static str),
+}
+
+/// What the rc does with `TLS_CACHEFILE` at each start (when it is set):
+/// `rm -f; touch; chown OWNER; chgrp GROUP; chmod 600`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheReset {
+    pub path: PathBuf,
+    pub owner: String,
+    pub group: String,
+    pub mode: u32,
+}
+
+/// The environment Courier's rc gives its final program, as computed by
+/// [`Service::rc_env`].
+#[derive(Debug, Default)]
+pub struct RcEnv {
+    /// (name, value) in the order first set.
+    pub vars: Vec<(String, Vec<u8>)>,
+    /// The outer shell's scope (the rc's `$NAME` expansions read it).
+    pub outer: Scope,
+    /// Things the rc script would get wrong (a value it would re-parse).
+    pub warnings: Vec<String>,
+}
+
+impl RcEnv {
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.vars
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Service {
+    pub const ALL: [Service; 4] = [
+        Service::Imapd,
+        Service::ImapdSsl,
+        Service::Pop3d,
+        Service::Pop3dSsl,
+    ];
+
+    /// The value of the `service` setting, or None.
+    pub fn parse(s: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|x| x.name() == s)
+    }
+
+    /// The setting's word, also the name of the rc script and of its config
+    /// file (`/etc/courier/imapd-ssl`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Imapd => "imapd",
+            Service::ImapdSsl => "imapd-ssl",
+            Service::Pop3d => "pop3d",
+            Service::Pop3dSsl => "pop3d-ssl",
+        }
+    }
+
+    pub fn protocol(self) -> Protocol {
+        match self {
+            Service::Imapd | Service::ImapdSsl => Protocol::Imap,
+            Service::Pop3d | Service::Pop3dSsl => Protocol::Pop3,
+        }
+    }
+
+    /// Implicit TLS: couriertls wraps the login program.
+    pub fn is_ssl(self) -> bool {
+        matches!(self, Service::ImapdSsl | Service::Pop3dSsl)
+    }
+
+    /// The plain service of the same protocol (its config file is the base).
+    fn base(self) -> &'static str {
+        match self.protocol() {
+            Protocol::Imap => "imapd",
+            Protocol::Pop3 => "pop3d",
+        }
+    }
+
+    /// The -ssl companion config (sourced by every rc script of the protocol).
+    fn ssl(self) -> &'static str {
+        match self.protocol() {
+            Protocol::Imap => "imapd-ssl",
+            Protocol::Pop3 => "pop3d-ssl",
+        }
+    }
+
+    /// The banner's name: `*** Starting NAME service...` (imapd keeps the
+    /// classic recipe's words).
+    pub fn banner_name(self) -> &'static str {
+        match self {
+            Service::Imapd => "courier-imap",
+            Service::ImapdSsl => "courier-imap-ssl",
+            Service::Pop3d => "courier-pop3",
+            Service::Pop3dSsl => "courier-pop3-ssl",
+        }
+    }
+
+    /// The server program's short name, for messages ("imapd's environment").
+    pub fn server_name(self) -> &'static str {
+        self.base()
+    }
+
+    /// The variable that says whether Courier's scripts start this service.
+    pub fn start_var(self) -> &'static str {
+        match self {
+            Service::Imapd => "IMAPDSTART",
+            Service::ImapdSsl => "IMAPDSSLSTART",
+            Service::Pop3d => "POP3DSTART",
+            Service::Pop3dSsl => "POP3DSSLSTART",
+        }
+    }
+
+    /// The config variables of the front end's address and port.
+    pub fn address_var(self) -> &'static str {
+        if self.is_ssl() {
+            "SSLADDRESS"
+        } else {
+            "ADDRESS"
+        }
+    }
+
+    pub fn port_var(self) -> &'static str {
+        if self.is_ssl() { "SSLPORT" } else { "PORT" }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            Service::Imapd => 143,
+            Service::ImapdSsl => 993,
+            Service::Pop3d => 110,
+            Service::Pop3dSsl => 995,
+        }
+    }
+
+    /// The variable the server reads to offer STARTTLS, and the one that
+    /// makes it refuse a login before STARTTLS.
+    pub fn starttls_var(self) -> &'static str {
+        match self.protocol() {
+            Protocol::Imap => "IMAP_STARTTLS",
+            Protocol::Pop3 => "POP3_STARTTLS",
+        }
+    }
+
+    pub fn tls_required_var(self) -> &'static str {
+        match self.protocol() {
+            Protocol::Imap => "IMAP_TLS_REQUIRED",
+            Protocol::Pop3 => "POP3_TLS_REQUIRED",
+        }
+    }
+
+    /// Courier's imapd rc scripts apply `umask $IMAP_UMASK` and `ulimit -v
+    /// $IMAP_ULIMITD`; the pop3d ones apply neither.
+    pub fn umask_var(self) -> Option<&'static str> {
+        (self.protocol() == Protocol::Imap).then_some("IMAP_UMASK")
+    }
+
+    pub fn ulimit_var(self) -> Option<&'static str> {
+        (self.protocol() == Protocol::Imap).then_some("IMAP_ULIMITD")
+    }
+
+    /// Where the layout keeps the config files.
+    pub fn config_dir(layout: Layout, prefix: &str) -> String {
+        match layout {
+            Layout::Courier2 => format!("{prefix}/etc"),
+            Layout::Debian => "/etc/courier".to_string(),
+        }
+    }
+
+    /// The config files' names in the order the INNER shell sources them
+    /// (this decides the final environment).
+    pub fn inner_order(self, layout: Layout) -> [&'static str; 2] {
+        let (b, s) = (self.base(), self.ssl());
+        match (layout, self) {
+            // Debian's four scripts all source base then -ssl inside.
+            (Layout::Debian, _) => [b, s],
+            // Upstream: the plain services source -ssl first, then base.
+            (Layout::Courier2, Service::Imapd | Service::Pop3d) => [s, b],
+            (Layout::Courier2, _) => [b, s],
+        }
+    }
+
+    /// The order the OUTER shell sources them (this decides the values of
+    /// the `$NAME`s pasted into the inner script, and TLS_CACHEFILE).
+    pub fn outer_order(self) -> [&'static str; 2] {
+        let (b, s) = (self.base(), self.ssl());
+        if self.is_ssl() { [b, s] } else { [s, b] }
+    }
+
+    /// The config files in the inner order: the `config` setting's default.
+    pub fn config_files(self, layout: Layout, prefix: &str) -> Vec<String> {
+        let dir = Service::config_dir(layout, prefix);
+        self.inner_order(layout)
+            .iter()
+            .map(|n| format!("{dir}/{n}"))
+            .collect()
+    }
+
+    /// The words the inner script assigns before sourcing (exported by
+    /// `set -a`), in order.
+    pub fn predefined(self, layout: Layout, prefix: &str) -> Vec<(&'static str, String)> {
+        match layout {
+            Layout::Debian => {
+                let mut v = vec![
+                    ("prefix", "/usr".to_string()),
+                    ("exec_prefix", "/usr".to_string()),
+                    ("sbindir", "/usr/sbin".to_string()),
+                    ("bindir", "/usr/bin".to_string()),
+                ];
+                if self.protocol() == Protocol::Pop3 {
+                    v.push(("libexecdir", "/usr/lib/courier".to_string()));
+                }
+                v
+            }
+            Layout::Courier2 => vec![
+                ("prefix", prefix.to_string()),
+                ("exec_prefix", prefix.to_string()),
+                ("bindir", format!("{prefix}/bin")),
+                ("libexecdir", format!("{prefix}/libexec")),
+            ],
+        }
+    }
+
+    /// The outer shell's variables before it sources the files (visible to
+    /// references in the config files only).
+    fn outer_predefined(self, layout: Layout, prefix: &str) -> Vec<(&'static str, String)> {
+        let mut v = self.predefined(layout, prefix);
+        v.push(("sysconfdir", Service::config_dir(layout, prefix)));
+        v
+    }
+
+    /// Names `env -i` passes from the outer shell to the inner one
+    /// (Debian's pop3d-ssl.rc: `env -i PATH="$PATH" SHELL="$SHELL"`).
+    pub fn passed(self, layout: Layout) -> &'static [&'static str] {
+        match (layout, self) {
+            (Layout::Debian, Service::Pop3dSsl) => &["PATH", "SHELL"],
+            _ => &[],
+        }
+    }
+
+    /// The rc script's own assignments after the config files, in order.
+    pub fn rc_assignments(self, layout: Layout) -> &'static [(&'static str, RcValue)] {
+        use RcValue::*;
+        const PROXY: (&str, RcValue) = ("PROXY_HOSTNAME", Outer("PROXY_HOSTNAME"));
+        const STARTTLS: (&str, RcValue) = ("IMAP_STARTTLS", Outer("IMAPDSTARTTLS"));
+        const PROTOCOL: (&str, RcValue) = ("TLS_PROTOCOL", Outer("TLS_STARTTLS_PROTOCOL"));
+        const POP3S: [(&str, RcValue); 4] = [
+            PROXY,
+            ("POP3_TLS", Literal("1")),
+            ("POP3_STARTTLS", Literal("NO")),
+            ("POP3_TLS_REQUIRED", Literal("0")),
+        ];
+        match (layout, self) {
+            (Layout::Debian, Service::Imapd) => &[STARTTLS, PROXY],
+            (Layout::Courier2, Service::Imapd) => &[STARTTLS, PROXY, PROTOCOL],
+            (_, Service::ImapdSsl) => &[PROXY, ("IMAP_TLS", Literal("1"))],
+            (Layout::Debian, Service::Pop3d) => &[PROXY],
+            (Layout::Courier2, Service::Pop3d) => &[PROXY, PROTOCOL],
+            (_, Service::Pop3dSsl) => &POP3S,
+        }
+    }
+
+    /// The login program.
+    pub fn login(self, layout: Layout, prefix: &str) -> String {
+        match (layout, self.protocol()) {
+            (Layout::Debian, Protocol::Imap) => "/usr/lib/courier/courier/imaplogin".into(),
+            (Layout::Debian, Protocol::Pop3) => "/usr/lib/courier/courier/courierpop3login".into(),
+            (Layout::Courier2, Protocol::Imap) => format!("{prefix}/sbin/imaplogin"),
+            (Layout::Courier2, Protocol::Pop3) => format!("{prefix}/sbin/pop3login"),
+        }
+    }
+
+    /// The server program (the `imapd` setting).
+    pub fn server(self, layout: Layout, prefix: &str) -> String {
+        match (layout, self.protocol()) {
+            (Layout::Debian, Protocol::Imap) => "/usr/bin/imapd".into(),
+            (Layout::Debian, Protocol::Pop3) => "/usr/lib/courier/courier/courierpop3d".into(),
+            (Layout::Courier2, Protocol::Imap) => format!("{prefix}/bin/imapd"),
+            (Layout::Courier2, Protocol::Pop3) => format!("{prefix}/bin/pop3d"),
+        }
+    }
+
+    /// couriertls when the config does not set COURIERTLS.
+    pub fn default_couriertls(layout: Layout, prefix: &str) -> String {
+        match layout {
+            Layout::Debian => "/usr/bin/couriertls".into(),
+            Layout::Courier2 => format!("{prefix}/bin/couriertls"),
+        }
+    }
+
+    /// The words between the front end's port and the login program:
+    /// `$COURIERTLS -server -tcpd -user=ACCOUNT` for the -ssl services,
+    /// nothing otherwise. `account` empty: no `-user=` (couriertls stays
+    /// the user the front end runs the chain as).
+    pub fn tls_wrapper(self, couriertls: &str, account: &str) -> Vec<String> {
+        if !self.is_ssl() {
+            return vec![];
+        }
+        let mut v = vec![couriertls.to_string(), "-server".into(), "-tcpd".into()];
+        if !account.is_empty() {
+            v.push(format!("-user={account}"));
+        }
+        v
+    }
+
+    /// The rc's TLS_CACHEFILE reset, from the outer shell's value (every
+    /// rc script does it, when the value is not empty).
+    pub fn cache_reset(outer_value: Option<&[u8]>, owner: &str, group: &str) -> Option<CacheReset> {
+        let v = outer_value.filter(|v| !v.is_empty())?;
+        Some(CacheReset {
+            path: PathBuf::from(String::from_utf8_lossy(v).into_owned()),
+            owner: owner.to_string(),
+            group: group.to_string(),
+            mode: 0o600,
+        })
+    }
+
+    /// The environment Courier's rc script gives its final program, computed
+    /// from the config files in `dir` (named as [`Service::inner_order`]
+    /// says) and the environment the rc script started with (`outer_env`:
+    /// visible to the outer shell; only [`Service::passed`] names cross
+    /// `env -i`). dash's `PWD` is not included (see the README).
+    pub fn rc_env(
+        self,
+        layout: Layout,
+        prefix: &str,
+        dir: &Path,
+        outer_env: &[(String, Vec<u8>)],
+    ) -> anyhow::Result<RcEnv> {
+        let read_all = |scope: &mut Scope, names: [&str; 2]| -> anyhow::Result<()> {
+            for n in names {
+                crate::config::read_file(scope, &dir.join(n))?;
+            }
+            Ok(())
+        };
+        // The outer shell: the rc's environment, its own variables, the files.
+        let mut visible: Vec<(String, Vec<u8>)> = outer_env.to_vec();
+        visible.extend(
+            self.outer_predefined(layout, prefix)
+                .into_iter()
+                .map(|(n, v)| (n.to_string(), v.into_bytes())),
+        );
+        let mut outer = Scope::new(visible);
+        read_all(&mut outer, self.outer_order())?;
+
+        // The inner shell: env -i (plus what is passed), set -a.
+        let passed: Vec<(String, Vec<u8>)> = self
+            .passed(layout)
+            .iter()
+            .filter_map(|n| Some((n.to_string(), outer.get(n)?.to_vec())))
+            .collect();
+        let mut inner = Scope::new(passed.clone());
+        let pre: String = self
+            .predefined(layout, prefix)
+            .iter()
+            .map(|(n, v)| format!("{n}={}\n", sh_quote(v)))
+            .collect();
+        inner.read("<rc script>", pre.as_bytes())?;
+        read_all(&mut inner, self.inner_order(layout))?;
+
+        let mut env = RcEnv {
+            vars: passed,
+            ..RcEnv::default()
+        };
+        for a in inner.vars() {
+            set(&mut env.vars, &a.name, a.value.clone());
+        }
+        for (name, value) in self.rc_assignments(layout) {
+            let v = match value {
+                RcValue::Literal(s) => s.as_bytes().to_vec(),
+                RcValue::Outer(from) => {
+                    let v = outer.get(from).unwrap_or_default().to_vec();
+                    if !plain_word(&v) {
+                        env.warnings.push(format!(
+                            "{name}=${from}: Courier's {} script pastes the value {:?} into a shell command, where it would be re-parsed; courier-run uses it as is",
+                            self.name(),
+                            String::from_utf8_lossy(&v)
+                        ));
+                    }
+                    v
+                }
+            };
+            set(&mut env.vars, name, v);
+        }
+        env.outer = outer;
+        Ok(env)
+    }
+}
+
+impl Service {
+    /// The configured files in the order the rc's OUTER shell would source
+    /// them: when they are this service's two files (by name) in the inner
+    /// order, the outer order; any other list as given.
+    pub fn outer_files(self, layout: Layout, configs: &[PathBuf]) -> Vec<PathBuf> {
+        let names: Vec<&str> = configs
+            .iter()
+            .filter_map(|p| p.file_name()?.to_str())
+            .collect();
+        let inner = self.inner_order(layout);
+        if names == inner && self.outer_order() != inner {
+            configs.iter().rev().cloned().collect()
+        } else {
+            configs.to_vec()
+        }
+    }
+
+    /// The rc's assignments after the config files, with their values:
+    /// literal, or the outer shell's (`outer`: a scope that read
+    /// [`Service::outer_files`]), empty when unset.
+    pub fn rc_values(self, layout: Layout, outer: &Scope) -> Vec<(&'static str, Vec<u8>)> {
+        self.rc_assignments(layout)
+            .iter()
+            .map(|(n, v)| {
+                let v = match v {
+                    RcValue::Literal(s) => s.as_bytes().to_vec(),
+                    RcValue::Outer(from) => outer.get(from).unwrap_or_default().to_vec(),
+                };
+                (*n, v)
+            })
+            .collect()
+    }
+}
+
+fn set(vars: &mut Vec<(String, Vec<u8>)>, name: &str, value: Vec<u8>) {
+    match vars.iter_mut().find(|(n, _)| n == name) {
+        Some(slot) => slot.1 = value,
+        None => vars.push((name.to_string(), value)),
+    }
+}
+
+/// A value the inner shell reads back unchanged when pasted after `NAME=`.
+pub fn plain_word(v: &[u8]) -> bool {
+    v.iter()
+        .all(|&c| c.is_ascii_alphanumeric() || b"_.,:/@%+=-".contains(&c))
+}
+
+/// Single-quote a value for sh.
+fn sh_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Layout::*;
+
+    #[test]
+    fn names_round_trip() {
+        for s in Service::ALL {
+            assert_eq!(Service::parse(s.name()), Some(s));
+        }
+        assert_eq!(Service::parse("imap"), None);
+        assert_eq!(Service::Pop3dSsl.to_string(), "pop3d-ssl");
+    }
+
+    #[test]
+    fn ports_addresses_start_vars() {
+        let got: Vec<_> = Service::ALL
+            .iter()
+            .map(|s| {
+                (
+                    s.default_port(),
+                    s.port_var(),
+                    s.address_var(),
+                    s.start_var(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (143, "PORT", "ADDRESS", "IMAPDSTART"),
+                (993, "SSLPORT", "SSLADDRESS", "IMAPDSSLSTART"),
+                (110, "PORT", "ADDRESS", "POP3DSTART"),
+                (995, "SSLPORT", "SSLADDRESS", "POP3DSSLSTART"),
+            ]
+        );
+    }
+
+    #[test]
+    fn programs_per_layout() {
+        let p = "/opt/ci";
+        assert_eq!(
+            Service::Pop3dSsl.login(Debian, p),
+            "/usr/lib/courier/courier/courierpop3login"
+        );
+        assert_eq!(
+            Service::Pop3d.server(Debian, p),
+            "/usr/lib/courier/courier/courierpop3d"
+        );
+        assert_eq!(
+            Service::ImapdSsl.login(Debian, p),
+            "/usr/lib/courier/courier/imaplogin"
+        );
+        assert_eq!(Service::Imapd.server(Debian, p), "/usr/bin/imapd");
+        assert_eq!(Service::Pop3d.login(Courier2, p), "/opt/ci/sbin/pop3login");
+        assert_eq!(Service::Pop3dSsl.server(Courier2, p), "/opt/ci/bin/pop3d");
+        assert_eq!(
+            Service::ImapdSsl.login(Courier2, p),
+            "/opt/ci/sbin/imaplogin"
+        );
+        assert_eq!(
+            Service::default_couriertls(Courier2, p),
+            "/opt/ci/bin/couriertls"
+        );
+        assert_eq!(
+            Service::default_couriertls(Debian, p),
+            "/usr/bin/couriertls"
+        );
+    }
+
+    #[test]
+    fn tls_wrapper_only_for_ssl() {
+        assert!(
+            Service::Imapd
+                .tls_wrapper("/usr/bin/couriertls", "courier")
+                .is_empty()
+        );
+        assert!(
+            Service::Pop3d
+                .tls_wrapper("/usr/bin/couriertls", "courier")
+                .is_empty()
+        );
+        assert_eq!(
+            Service::Pop3dSsl.tls_wrapper("/usr/bin/couriertls", "courier"),
+            ["/usr/bin/couriertls", "-server", "-tcpd", "-user=courier"]
+        );
+        assert_eq!(
+            Service::ImapdSsl.tls_wrapper("/x/couriertls", ""),
+            ["/x/couriertls", "-server", "-tcpd"]
+        );
+    }
+
+    #[test]
+    fn config_orders() {
+        assert_eq!(
+            Service::Imapd.config_files(Debian, "/usr"),
+            ["/etc/courier/imapd", "/etc/courier/imapd-ssl"]
+        );
+        assert_eq!(
+            Service::Imapd.config_files(Courier2, "/c"),
+            ["/c/etc/imapd-ssl", "/c/etc/imapd"]
+        );
+        assert_eq!(Service::Pop3d.outer_order(), ["pop3d-ssl", "pop3d"]);
+        assert_eq!(Service::Pop3dSsl.outer_order(), ["pop3d", "pop3d-ssl"]);
+        assert_eq!(Service::Pop3d.inner_order(Debian), ["pop3d", "pop3d-ssl"]);
+    }
+
+    #[test]
+    fn rc_assignments_table() {
+        let names =
+            |s: Service, l| -> Vec<&str> { s.rc_assignments(l).iter().map(|(n, _)| *n).collect() };
+        assert_eq!(
+            names(Service::Imapd, Debian),
+            ["IMAP_STARTTLS", "PROXY_HOSTNAME"]
+        );
+        assert_eq!(
+            names(Service::Pop3dSsl, Debian),
+            [
+                "PROXY_HOSTNAME",
+                "POP3_TLS",
+                "POP3_STARTTLS",
+                "POP3_TLS_REQUIRED"
+            ]
+        );
+        assert_eq!(
+            Service::Imapd.rc_assignments(Courier2)[2],
+            ("TLS_PROTOCOL", RcValue::Outer("TLS_STARTTLS_PROTOCOL"))
+        );
+        assert_eq!(Service::Pop3dSsl.passed(Debian), ["PATH", "SHELL"]);
+        assert!(Service::Pop3dSsl.passed(Courier2).is_empty());
+    }
+
+    #[test]
+    fn cache_reset_rule() {
+        assert_eq!(Service::cache_reset(None, "courier", "courier"), None);
+        assert_eq!(Service::cache_reset(Some(b""), "courier", "courier"), None);
+        let r = Service::cache_reset(Some(b"/var/lib/courier/c"), "courier", "mail").unwrap();
+        assert_eq!(r.path, Path::new("/var/lib/courier/c"));
+        assert_eq!(
+            (r.owner.as_str(), r.group.as_str(), r.mode),
+            ("courier", "mail", 0o600)
+        );
+    }
+
+    /// The outer shell's value is what the rc pastes: with imapd.rc, a
+    /// value of IMAPDSTARTTLS set in BOTH files comes from imapd (sourced
+    /// last outside), even though imapd-ssl is sourced last inside.
+    #[test]
+    fn outer_value_wins_over_inner_order() {
+        let d = std::env::temp_dir().join(format!("cr-svc-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("imapd"),
+            "IMAPDSTARTTLS=NO\nX=imapd\nPROXY_HOSTNAME=\"a b\"\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("imapd-ssl"), "IMAPDSTARTTLS=YES\nX=ssl\n").unwrap();
+        let e = Service::Imapd.rc_env(Debian, "/usr", &d, &[]).unwrap();
+        std::fs::remove_dir_all(&d).unwrap();
+        assert_eq!(e.get("IMAP_STARTTLS"), Some(&b"NO"[..]));
+        assert_eq!(e.get("IMAPDSTARTTLS"), Some(&b"YES"[..]));
+        assert_eq!(e.get("X"), Some(&b"ssl"[..]));
+        assert_eq!(e.get("sbindir"), Some(&b"/usr/sbin"[..]));
+        assert_eq!(e.warnings.len(), 1, "{:?}", e.warnings);
+        assert!(e.warnings[0].contains("PROXY_HOSTNAME"));
+    }
+
+    #[test]
+    fn plain_words() {
+        assert!(plain_word(b"YES"));
+        assert!(plain_word(b""));
+        assert!(plain_word(b"host.example.org"));
+        assert!(!plain_word(b"a b"));
+        assert!(!plain_word(b"$x"));
+    }
+}
