@@ -146,7 +146,7 @@ fn log_run(o: &Options) -> String {
         ),
     };
     format!(
-        "#!/bin/sh\n# The service's log: courier-run merges stderr into stdout; {why},\n# as {acct}, who owns ./main.\nexec {cmd}\n"
+        "#!/bin/sh\n# The service's log: courier-run merges stderr into stdout;\n# {why}, as {acct}, who owns ./main.\nexec {cmd}\n"
     )
 }
 
