@@ -1,6 +1,7 @@
 //! The command line: parse arguments, run one command, print an error once,
 //! map it to an exit code. Nothing else lives here.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -44,6 +45,12 @@ struct Cli {
     /// The run file (a courier-run script). Without one: the defaults of
     /// layout=courier2.
     runfile: Option<PathBuf>,
+
+    /// Operands after the run file, as a supervisor passes them (s6-supervise
+    /// runs `./run SERVICEDIR`). Accepted and shown by --dry-run --explain;
+    /// nothing else reads them.
+    #[arg(value_name = "OPERAND")]
+    operands: Vec<OsString>,
 
     /// Override a setting of the run file (repeatable; wins over the file).
     #[arg(long = "set", value_name = "NAME=VALUE")]
@@ -93,6 +100,18 @@ enum Cmd {
         #[arg(long = "assign", value_name = "NAME=VALUE")]
         assign: Vec<String>,
     },
+    /// Create a service directory: run, log/run, the log directory and its
+    /// owner, the rules source and compiled rules. Refuses to overwrite;
+    /// prints each thing it creates and the command that starts the service.
+    Init(crate::init::Options),
+    /// Print the shell completion script for SHELL on standard output.
+    Completions {
+        #[arg(value_enum)]
+        shell: crate::docs::Shell,
+    },
+    /// Print the man page (roff) on standard output.
+    #[command(hide = true)]
+    Man,
 }
 
 /// The command line's definition with the settings table for `--help`
@@ -133,6 +152,12 @@ pub fn main() -> i32 {
                 ErrorKind::DisplayHelp => command().try_get_matches().err().unwrap_or(e),
                 _ => e,
             };
+            // A launch's command-line error goes where every other launch
+            // error goes: stdout, which the supervisor gives to log/run.
+            let help = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+            if !help && is_launch(&std::env::args_os().skip(1).collect::<Vec<_>>()) {
+                let _ = nix::unistd::dup2(1, 2);
+            }
             let _ = e.print();
             return match e.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
@@ -149,15 +174,44 @@ pub fn main() -> i32 {
     }
 }
 
+/// Whether a command line (without argv[0]) that clap refused was meant as
+/// a launch: not a subcommand, not --check, --dry-run or help.
+pub fn is_launch(args: &[OsString]) -> bool {
+    let subcommands: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    let first_is_sub = args
+        .first()
+        .and_then(|a| a.to_str())
+        .is_some_and(|a| subcommands.iter().any(|s| s == a));
+    !first_is_sub
+        && !args.iter().any(|a| {
+            matches!(
+                a.to_str(),
+                Some("--check" | "--dry-run" | "--help" | "-h" | "--version" | "-V")
+            )
+        })
+}
+
 fn run(cli: Cli) -> anyhow::Result<Exit> {
-    if let Some(Cmd::Conf2env {
-        envdir,
-        configs,
-        define,
-        assign,
-    }) = &cli.cmd
-    {
-        return crate::conf2env::conf2env(envdir, configs, define, assign);
+    match &cli.cmd {
+        Some(Cmd::Conf2env {
+            envdir,
+            configs,
+            define,
+            assign,
+        }) => return crate::conf2env::conf2env(envdir, configs, define, assign),
+        Some(Cmd::Init(o)) => return crate::init::init(o),
+        Some(Cmd::Completions { shell }) => {
+            report::output(&crate::docs::completions(command(), *shell))?;
+            return Ok(Exit::Ok);
+        }
+        Some(Cmd::Man) => {
+            report::output(&crate::docs::man(command())?)?;
+            return Ok(Exit::Ok);
+        }
+        None => {}
     }
     let environ = environ::inherited();
     let input = Input {
@@ -178,6 +232,16 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     if cli.dry_run {
         let plan = Plan::new(resolved)?;
         report::print(&plan, cli.format, cli.explain)?;
+        if cli.explain && cli.format == Format::Text && !cli.operands.is_empty() {
+            // Operands are the supervisor's (s6: the service directory);
+            // they change nothing in the plan.
+            let ops: Vec<String> = cli
+                .operands
+                .iter()
+                .map(|o| o.to_string_lossy().into_owned())
+                .collect();
+            report::output(format!("operands (ignored): {}\n", ops.join(" ")).as_bytes())?;
+        }
         return Ok(Exit::Ok);
     }
     // The recipe's first line, `exec 2>&1`, done before anything else so

@@ -45,6 +45,11 @@ pub fn launch(plan: &Plan) -> anyhow::Result<Infallible> {
         .map(|v| cstr(&[&v.name[..], b"=", &v.value[..]].concat()))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
+    // Courier's access list into the front end's rules (atomic; only when
+    // the source is newer than them).
+    if let Some(a) = &plan.access {
+        crate::access::build(&a.source, &a.output, a.format, a.ipv6)?;
+    }
     if let Some(e) = &plan.envdir
         && !e.unchanged
     {

@@ -20,17 +20,22 @@
 //! reads `resolve`'s values); a problem is data (`error::Problem`) that
 //! the fatal line and a `--check` line both render.
 
+pub mod access;
 pub mod account;
 pub mod authdaemon;
 pub mod caps;
+pub mod cdb;
 pub mod check;
 pub mod cli;
 pub mod conf2env;
 pub mod config;
+pub mod docs;
 pub mod envdir;
 pub mod environ;
 pub mod error;
 pub mod finding;
+pub mod frontend;
+pub mod init;
 pub mod launch;
 pub mod limits;
 pub mod plan;

@@ -84,6 +84,9 @@ pub struct Plan {
     /// The resolved program (argv[0] looked up in the final PATH).
     pub program: PathBuf,
     pub argv: Vec<Vec<u8>>,
+    /// Courier's access list to convert into the front end's rules before
+    /// exec (only when the source is newer).
+    pub access: Option<crate::access::Step>,
     pub warnings: Vec<String>,
 }
 
@@ -131,6 +134,7 @@ impl Plan {
             banner,
             program: r.program,
             argv,
+            access: r.front.access.clone(),
             warnings,
             settings: r.settings,
         })
@@ -270,19 +274,30 @@ fn tls_cache(r: &Resolved) -> anyhow::Result<Option<CacheFile>> {
     }))
 }
 
-/// argv: the `server` words, `-c conlimit`, `-x rules`, address, port,
+/// argv: the `server` words, the front end's own options (`-c conlimit`,
+/// tcpsvd's `-C MAXPERIP`, `-x`/`-i` rules: [`crate::frontend::args`]), address, port,
 /// login, auth modules, imapd, maildir.
 fn argv(r: &Resolved) -> Vec<Vec<u8>> {
     let mut argv: Vec<Vec<u8>> = r.server.iter().map(|w| w.as_bytes().to_vec()).collect();
-    argv.push(b"-c".to_vec());
-    argv.push(r.conlimit.text.clone().into_bytes());
-    let rules = r.settings.str("rules");
-    if !rules.is_empty() {
-        argv.push(b"-x".to_vec());
-        argv.push(rules.as_bytes().to_vec());
-    }
-    argv.push(r.address.text.clone().into_bytes());
-    argv.push(r.port.text.clone().into_bytes());
+    let f = &r.front;
+    let args = crate::frontend::Args {
+        conlimit: &r.conlimit.text,
+        maxperip: f.maxperip,
+        rules: f.rules.as_ref().map(|(p, fmt)| (p.as_str(), *fmt)),
+        address: &r.address.text,
+        port: &r.port.text,
+    };
+    // resolve reported what the front end cannot do (rules in the wrong
+    // format, an IPv6 address it cannot bind); here the stand-ins are used.
+    let own = crate::frontend::args(f.spec, true, &args).unwrap_or_else(|_| {
+        vec![
+            "-c".into(),
+            r.conlimit.text.clone(),
+            r.address.text.clone(),
+            r.port.text.clone(),
+        ]
+    });
+    argv.extend(own.into_iter().map(String::into_bytes));
     argv.extend(r.tls_wrapper.iter().map(|w| w.as_bytes().to_vec()));
     let bytes = |p: &PathBuf| p.as_os_str().as_encoded_bytes().to_vec();
     argv.extend(r.login.iter().map(bytes));

@@ -13,11 +13,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::access;
 use crate::account::{self, Account};
 use crate::config::{Assignment, Scope};
 use crate::envdir;
 use crate::environ::{self, Environ};
 use crate::error::{Exit, Position, Problem, exit_code, printable};
+use crate::frontend::{self, RulesFormat};
 use crate::limits;
 use crate::service::{CacheReset, Service};
 use crate::settings::{Layout, Origin, Settings};
@@ -115,6 +117,9 @@ pub struct Resolved {
     pub envdir: Option<PathBuf>,
     pub merge_stderr: bool,
     pub banner: bool,
+    /// The front end (tcpserver's spec when `server` names a program
+    /// courier-run does not know) and what it gets: see [`Front`].
+    pub front: Front,
     pub warnings: Vec<String>,
     /// Every problem found, in the order the launch meets them.
     pub problems: Vec<Problem>,
@@ -303,6 +308,14 @@ pub fn resolve(input: &Input) -> Resolved {
             PathBuf::from(arg0)
         }),
     };
+    let front = front(
+        &cfg,
+        &server,
+        &program,
+        &address,
+        &mut problems,
+        &mut warnings,
+    );
     let merge_stderr = choice(&settings, "stderr", ["merge", "keep"], &mut problems);
     let banner = choice(&settings, "banner", ["yes", "no"], &mut problems);
 
@@ -352,8 +365,180 @@ pub fn resolve(input: &Input) -> Resolved {
         envdir,
         merge_stderr,
         banner,
+        front,
         warnings,
         problems,
+    }
+}
+
+/// The front end and the values that become its own arguments.
+#[derive(Clone, Debug)]
+pub struct Front {
+    pub spec: &'static frontend::Spec,
+    /// `server` names tcpserver or tcpsvd (its options are known).
+    pub known: bool,
+    /// Courier's MAXPERIP (tcpsvd -C; tcpserver has no per-IP limit).
+    pub maxperip: Option<u32>,
+    /// The rules it is given, in its format.
+    pub rules: Option<(String, RulesFormat)>,
+    /// Courier's access list, converted into `rules` before exec.
+    pub access: Option<access::Step>,
+}
+
+/// Resolve the front end: which one, MAXPERIP, the rules and their format
+/// (a rules file in a format it does not read is a problem: it would
+/// ignore every rule), Courier's access list (`access`, else
+/// IMAPACCESSFILE; parsed here, so a bad line stops the launch with its
+/// position), and whether it can bind an IPv6 address.
+fn front(
+    cfg: &Cfg,
+    server: &[String],
+    program: &Path,
+    address: &Val,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<String>,
+) -> Front {
+    let settings = cfg.settings;
+    let kind = server.first().and_then(|p| frontend::Kind::of(p));
+    let spec = kind.unwrap_or(frontend::Kind::Tcpserver).spec();
+    let maxperip = cfg
+        .vars
+        .iter()
+        .rev()
+        .find(|a| a.name == "MAXPERIP")
+        .and_then(|a| {
+            let v = String::from_utf8_lossy(&a.value);
+            match v.parse::<u32>() {
+                Ok(n) => Some(n),
+                Err(_) if v.is_empty() => None,
+                Err(_) => {
+                    problems.push(Problem::bad(
+                        "config",
+                        Position::At(a.value_pos.to_string()),
+                        format!("MAXPERIP \"{}\" is not a number", printable(&v)),
+                        "write e.g. 4, or 0 for no per-IP limit",
+                    ));
+                    None
+                }
+            }
+        });
+    // A MAXPERIP tcpserver cannot enforce is --check's warning
+    // (check/server.rs), not repeated on every start.
+    if frontend::is_ipv6(&address.text) {
+        let capable = kind.is_some() && frontend::probe_ipv6(spec.kind, program).unwrap_or(false);
+        if !capable {
+            problems.push(Problem::bad(
+                "settings",
+                address.origin.position(),
+                format!(
+                    "address {} is IPv6, and {} binds IPv4 only",
+                    address.text, spec.name
+                ),
+                "install ucspi-tcp-ipv6 (its tcpserver binds IPv6), or give an IPv4 address",
+            ));
+        }
+    }
+    // The access list's IPv6 lines: only an IPv6 tcpserver bound to an IPv6
+    // address can see IPv6 clients.
+    let ipv6 = kind == Some(frontend::Kind::Tcpserver)
+        && frontend::is_ipv6(&address.text)
+        && frontend::probe_ipv6(spec.kind, program).unwrap_or(false);
+    let out_format = match spec.kind {
+        frontend::Kind::Tcpserver => RulesFormat::Tcprules,
+        frontend::Kind::Tcpsvd => RulesFormat::IpsvdCdb,
+    };
+    // access=: the setting, else IMAPACCESSFILE; an explicit empty: none.
+    let acc_setting = settings.get("access");
+    let (source, explicit) = match &acc_setting.value {
+        Some(v) if v.is_empty() => (None, true),
+        Some(v) => (Some((v.clone(), acc_setting.origin.position())), true),
+        None => (
+            cfg.vars
+                .iter()
+                .rev()
+                .find(|a| a.name == "IMAPACCESSFILE" && !a.value.is_empty())
+                .map(|a| {
+                    (
+                        String::from_utf8_lossy(&a.value).into_owned(),
+                        Position::At(a.value_pos.to_string()),
+                    )
+                }),
+            false,
+        ),
+    };
+    let rules_setting = settings.get("rules");
+    let rules_given = !settings.str("rules").is_empty();
+    let mut access_step = None;
+    if let Some((src, pos)) = source {
+        let path = PathBuf::from(&src);
+        if !path.exists() && !explicit {
+            warnings.push(format!(
+                "IMAPACCESSFILE {src} does not exist: no access list (every client may connect)"
+            ));
+        } else if rules_given && !matches!(rules_setting.origin, Origin::Default) {
+            problems.push(Problem::bad(
+                "settings",
+                rules_setting.origin.position(),
+                format!("rules and an access list ({src}) are both given: the front end reads one"),
+                "set rules= (empty) to use the access list, or access= (empty) to use rules",
+            ));
+        } else {
+            match access::read(&path) {
+                Err(e) => problems.push(Problem::bad(
+                    "access",
+                    if format!("{e:#}").starts_with(&src) {
+                        Position::Nowhere
+                    } else {
+                        pos
+                    },
+                    crate::error::describe(&e),
+                    "fix the line, or set access= (empty) for none",
+                )),
+                Ok(entries) => match access::convert(&entries, out_format, ipv6) {
+                    Err(m) => problems.push(Problem::bad("access", Position::Nowhere, m, "")),
+                    Ok(c) => {
+                        warnings.extend(c.warnings);
+                        access_step = Some(access::Step {
+                            output: access::output_path(Path::new("."), &path, out_format),
+                            source: path,
+                            format: out_format,
+                            ipv6,
+                        });
+                    }
+                },
+            }
+        }
+    }
+    let rules = if let Some(step) = &access_step {
+        Some((step.output.to_string_lossy().into_owned(), step.format))
+    } else if rules_given {
+        let r = settings.str("rules").to_string();
+        match frontend::detect(Path::new(&r)) {
+            // A missing or unreadable file is --check's to report (it probes).
+            Err(_) => Some((r, spec.reads[0])),
+            Ok(d) => match (kind, frontend::check_rules(spec, &r, &d)) {
+                (_, Ok(f)) => Some((r, f.unwrap_or(spec.reads[0]))),
+                (None, Err(_)) => Some((r, spec.reads[0])),
+                (Some(_), Err(m)) => {
+                    problems.push(Problem::bad(
+                        "rules",
+                        rules_setting.origin.position(),
+                        m,
+                        "",
+                    ));
+                    Some((r, spec.reads[0]))
+                }
+            },
+        }
+    } else {
+        None
+    };
+    Front {
+        spec,
+        known: kind.is_some(),
+        maxperip,
+        rules,
+        access: access_step,
     }
 }
 

@@ -120,7 +120,14 @@ pub const TABLE: &[(&str, &str)] = &[
         "tcpserver's port, one number or service name (default: PORT, else 143)",
     ),
     ("conlimit", "tcpserver -c (default: MAXDAEMONS, else 40)"),
-    ("rules", "tcprules cdb for -x; empty: none"),
+    (
+        "rules",
+        "the front end's rules: a tcprules cdb (tcpserver -x), an ipsvd-cdb database (tcpsvd -x) or instructions directory (tcpsvd -i); empty: none",
+    ),
+    (
+        "access",
+        "Courier's access list (file or directory), converted on start into the front end's rules (default: IMAPACCESSFILE); empty: none",
+    ),
     (
         "login",
         "the login program; empty: imapd runs preauthenticated",

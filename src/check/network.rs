@@ -7,6 +7,42 @@ use super::{Ctx, Report, errstr};
 use crate::error::printable;
 use crate::resolve::port_number;
 
+/// Which installed front end can bind an IPv6 address (tcpsvd never;
+/// tcpserver when it is ucspi-tcp-ipv6's build).
+fn ipv6_front_ends(r: &mut Report) {
+    use crate::frontend::{Kind, probe_ipv6};
+    let mut can = Vec::new();
+    let mut cannot = Vec::new();
+    for (kind, name) in [(Kind::Tcpserver, "tcpserver"), (Kind::Tcpsvd, "tcpsvd")] {
+        let path_var = std::env::var_os("PATH");
+        let Ok(path) = crate::resolve::find_program(
+            name.as_bytes(),
+            path_var.as_ref().map(|p| p.as_encoded_bytes()),
+        ) else {
+            continue;
+        };
+        match probe_ipv6(kind, &path) {
+            Ok(true) => can.push(path.display().to_string()),
+            _ => cannot.push(path.display().to_string()),
+        }
+    }
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    r.info(
+        "IPv6",
+        format!(
+            "can bind IPv6: {}; IPv4 only: {} (ucspi-tcp-ipv6 provides a tcpserver that binds IPv6)",
+            list(&can),
+            list(&cannot)
+        ),
+    );
+}
+
 /// The lowest port an unprivileged process may bind (Linux's sysctl,
 /// 1024 unless lowered, as container runtimes often do).
 fn unprivileged_start() -> u32 {
@@ -22,6 +58,7 @@ pub fn check(ctx: &Ctx, r: &mut Report) {
     if !addr.stand_in {
         r.ok(format!("address {}", printable(&addr.text)));
     }
+    ipv6_front_ends(r);
     if port.stand_in {
         return;
     }

@@ -9,6 +9,24 @@ use super::server::Flags;
 use super::{Ctx, Report, errstr};
 
 pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
+    let front = &ctx.r.front;
+    // Courier's access list: converted on start (resolve parsed it, so a
+    // bad line is already a problem); the output may not exist yet.
+    if let Some(a) = &front.access {
+        r.ok(format!(
+            "access {} -> {} ({}, rebuilt on start when the list is newer)",
+            a.source.display(),
+            a.output.display(),
+            a.format.describe()
+        ));
+        return;
+    }
+    // The front end's format (resolve FAILs a mismatch); an instructions
+    // directory has no cdb to check.
+    if let Some((dir, crate::frontend::RulesFormat::IpsvdDir)) = &front.rules {
+        r.ok(format!("rules {dir} (an ipsvd instructions directory)"));
+        return;
+    }
     let rules = match ctx.r.settings.str("rules") {
         "" => match f.value('x') {
             Some(x) => x.to_string(),

@@ -52,6 +52,13 @@ pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
     let base = f.argv0.rsplit('/').next().unwrap_or("");
     f.tcpserver = base == "tcpserver";
     let before = r.items.len();
+    if base == "tcpsvd" {
+        tcpsvd(ctx, &server, r);
+        if r.items.len() == before {
+            r.ok("server options (tcpsvd)");
+        }
+        return f;
+    }
     if !f.tcpserver {
         if !f.argv0.is_empty() {
             r.info(
@@ -178,6 +185,42 @@ pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
     f
 }
 
+/// tcpsvd: its getopt string and its `-u user[:group]` by name
+/// ([`crate::frontend`] holds both).
+fn tcpsvd(ctx: &Ctx, server: &str, r: &mut Report) {
+    use crate::frontend::{TCPSVD, getopt, identity_traps};
+    let words: Vec<&str> = server.split_ascii_whitespace().skip(1).collect();
+    match getopt(&TCPSVD, &words) {
+        Err(t) => r.fail("server", t.problem, t.fix),
+        Ok(opts) => {
+            let traps = identity_traps(
+                &TCPSVD,
+                &opts,
+                ctx.r.account.is_some(),
+                &|u| uid_of(u).is_some(),
+                &|g| gid_of(g).is_some(),
+            );
+            for t in traps {
+                r.fail("server", t.problem, t.fix);
+            }
+            for (c, setting) in [
+                ('c', "conlimit"),
+                ('C', "MAXPERIP"),
+                ('x', "rules"),
+                ('i', "rules"),
+            ] {
+                if opts.iter().any(|(o, _)| *o == c) {
+                    r.warn(
+                        "server",
+                        format!("-{c} in server is overridden by {setting} (courier-run adds its own after the server's options)"),
+                        format!("remove -{c} from server and set {setting}"),
+                    );
+                }
+            }
+        }
+    }
+}
+
 fn uid_of(name: &str) -> Option<u32> {
     nix::unistd::User::from_name(name)
         .ok()
@@ -197,7 +240,6 @@ const TCPD_ONLY: &[&str] = &[
     "PIDFILE",
     "TCPDOPTS",
     "LOGGEROPTS",
-    "IMAPACCESSFILE",
     "IMAPDSTART",
     "IMAPDSSLSTART",
     "POP3DSTART",
