@@ -189,7 +189,17 @@ pub fn is_launch(args: &[OsString]) -> bool {
         && !args.iter().any(|a| {
             matches!(
                 a.to_str(),
-                Some("--check" | "--dry-run" | "--help" | "-h" | "--version" | "-V")
+                Some(
+                    "--check"
+                        | "--dry-run"
+                        | "--explain"
+                        | "--format"
+                        | "--bind"
+                        | "--help"
+                        | "-h"
+                        | "--version"
+                        | "-V"
+                )
             )
         })
 }
