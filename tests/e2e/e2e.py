@@ -416,23 +416,32 @@ class Service:
     def stop(self):
         stop_services([self])
 
+    def stop_for_retry(self):
+        """After its front end found the port taken (its log said so)."""
+        stop_services([self], together=True)
+
     def log_text(self):
         return read_text(self.current)
 
 
-def stop_services(services):
+def stop_services(services, together=False):
     """svc -dx every service, then (once they are gone, so that multilog
     has all of their output) every log; wait, bounded; then end by pid
-    whatever we ever saw of theirs that is still running."""
+    whatever we ever saw of theirs that is still running.  together: the
+    logs at once too (faster by supervise's 1 s restart pause of a multilog
+    that saw its end of input; the last lines of the service may be lost)."""
     for s in services:
         s.remember()
-    for phase in ("path", "log"):
+    phases = [("path", "log")] if together else [("path",), ("log",)]
+    for phase in phases:
         procs = []
         for s in services:
-            path, proc = (s.path, s.sup) if phase == "path" else (s.log, s.logsup)
-            if proc is not None and proc.poll() is None:
-                run(["svc", "-dx", path], check=False, timeout=5)
-                procs.append(proc)
+            for which in phase:
+                path, proc = ((s.path, s.sup) if which == "path"
+                              else (s.log, s.logsup))
+                if proc is not None and proc.poll() is None:
+                    run(["svc", "-dx", path], check=False, timeout=5)
+                    procs.append(proc)
         deadline = time.monotonic() + 5
         for proc in procs:
             try:
@@ -477,7 +486,7 @@ def start_service(svc, what, configure, first=None):
     """start_with_port() for a Service under supervise: (port, pid)."""
     port, pid, _ = start_with_port(
         what, configure, svc.start, lambda p: up_poll(svc, p), svc.log_text,
-        svc.stop, first=first)
+        svc.stop_for_retry, first=first)
     svc.remember()
     return port, pid
 
@@ -1200,7 +1209,8 @@ class World:
             self.retry_svc = svc
             port, pid, n = start_with_port(
                 "the port-retry service", self.debian_run(sd, cfg), svc.start,
-                lambda p: up_poll(svc, p), svc.log_text, svc.stop, first=taken)
+                lambda p: up_poll(svc, p), svc.log_text, svc.stop_for_retry,
+                first=taken)
             svc.remember()
             problems = []
             if n != 2 or port == taken:
@@ -1217,7 +1227,7 @@ class World:
                 raise Fail("; ".join(problems))
             note("port-retry: %d was held, up on %d (pid %d) after %d attempts"
                  % (taken, port, pid, n))
-            svc.stop()
+            # stopped in the teardown, with the others
         finally:
             held.close()
 
