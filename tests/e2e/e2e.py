@@ -9,7 +9,7 @@ courier-imap and courier-authdaemon.  Standard library only.
 What it does (see issue 4): creates a throwaway Unix user with a password and
 a Maildir of 3 messages, makes sure authdaemond runs, builds a service
 directory in a temporary folder whose `run` is a courier-run script
-(layout=debian, 127.0.0.1, a free port, a copy of /etc/courier/imapd) with a
+(layout=debian, 127.0.0.1, a candidate port, a copy of /etc/courier/imapd) with a
 multilog `log/run`, runs real `supervise` on both (a pipe between them, like
 svscan does), and checks, each as a named step:
 
@@ -32,6 +32,17 @@ svscan does), and checks, each as a named step:
                        nobody touches it
   courier2-chain       layout=courier2 with a fake prefix of recorder scripts:
                        imaplogin authpwd authcram imapd Maildir, config env seen
+  port-retry           the port rule (issue 8): tcpserver and tcpsvd on a port
+                       we hold say what BIND_TAKEN matches; a service whose
+                       first port is one we hold is stopped and comes up on a
+                       new port (2 attempts)
+
+Ports: the front end binds its port itself, so no socket can be kept for it;
+candidate_port() names a port that was free, and start_with_port() retries
+(at most 5 times) when the front end logs `unable to bind...: address already
+used`: it stops the service, rewrites the run file (or the config's
+PORT/SSLPORT lines) with a new candidate and starts it again.  services.py
+and supervisors.py use the same helper.
 
 Everything is torn down in a `finally` (processes by pid, userdel -r) even on
 failure.  Every wait is bounded.  Output: `ok STEP [time]` or
@@ -121,13 +132,74 @@ def wait_for(pred, what, timeout=DEADLINE, interval=0.1):
         time.sleep(interval)
 
 
-def free_port():
+def candidate_port():
+    """A port the kernel called free a moment ago: bind port 0, read the
+    number, close.  This is NOT a reservation: the front end (tcpserver,
+    tcpsvd) must bind the port itself, so the harness cannot keep the
+    socket, and anything on the machine may take the port in between.
+    Only start_with_port() makes it safe: when the front end finds the port
+    taken, the service is stopped and started again on a new candidate
+    (issue 8: bind port 0 and keep the socket, or retry on EADDRINUSE)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         s.bind((HOST, 0))
         return s.getsockname()[1]
     finally:
         s.close()
+
+
+# what tcpserver (`unable to bind: address already used`) and tcpsvd
+# (`unable to bind socket: address already used`) say on EADDRINUSE
+BIND_TAKEN = re.compile(r"\b(tcpserver|tcpsvd): fatal: unable to bind[^\n:]*: "
+                        r"address already used")
+PORT_ATTEMPTS = 5
+
+
+class PortTaken(Exception):
+    """The front end could not bind its port: someone else holds it."""
+
+
+def start_with_port(what, configure, start, ready, log_text, stop,
+                    first=None, attempts=PORT_ATTEMPTS):
+    """Start a service whose front end binds its port itself, retrying on
+    EADDRINUSE; return (port, what ready() returned, attempts used).
+
+      configure(port)  write what names the port (run file, config lines);
+                       called again with a new port on a retry
+      start()          start the service (its supervisor, or the run file)
+      ready(port)      one poll: something true once it listens, else None
+                       (a Fail it raises is the reason shown on a timeout)
+      log_text()       the service's log so far, where the front end's
+                       `fatal: unable to bind...: address already used` lands
+      stop()           stop the service cleanly (called after a taken port)
+      first            the port of the first attempt (default: a candidate)
+
+    A taken port is seen in the log lines written since this attempt's
+    start, on the first poll after the front end said so (the supervisor
+    would restart it every second, on the same taken port): the service is
+    stopped, configured with a new candidate_port() and started again, at
+    most `attempts` times; then Fail names every port tried."""
+    tried = []
+    for i in range(attempts):
+        port = first if (i == 0 and first is not None) else candidate_port()
+        tried.append(port)
+        configure(port)
+        mark = len(log_text())
+        start()
+
+        def poll():
+            if BIND_TAKEN.search(log_text()[mark:]):
+                raise PortTaken(port)
+            return ready(port)
+        try:
+            got = wait_for(poll, "%s listening on %s:%d" % (what, HOST, port))
+            return port, got, i + 1
+        except PortTaken:
+            note("%s: port %d taken (attempt %d of %d); stopping, next port"
+                 % (what, port, i + 1, attempts))
+            stop()
+    raise Fail("%s: the front end found its port taken on each of %d attempts"
+               " (ports %s)" % (what, attempts, ", ".join(map(str, tried))))
 
 
 def read_text(path, default=""):
@@ -344,23 +416,32 @@ class Service:
     def stop(self):
         stop_services([self])
 
+    def stop_for_retry(self):
+        """After its front end found the port taken (its log said so)."""
+        stop_services([self], together=True)
+
     def log_text(self):
         return read_text(self.current)
 
 
-def stop_services(services):
+def stop_services(services, together=False):
     """svc -dx every service, then (once they are gone, so that multilog
     has all of their output) every log; wait, bounded; then end by pid
-    whatever we ever saw of theirs that is still running."""
+    whatever we ever saw of theirs that is still running.  together: the
+    logs at once too (faster by supervise's 1 s restart pause of a multilog
+    that saw its end of input; the last lines of the service may be lost)."""
     for s in services:
         s.remember()
-    for phase in ("path", "log"):
+    phases = [("path", "log")] if together else [("path",), ("log",)]
+    for phase in phases:
         procs = []
         for s in services:
-            path, proc = (s.path, s.sup) if phase == "path" else (s.log, s.logsup)
-            if proc is not None and proc.poll() is None:
-                run(["svc", "-dx", path], check=False, timeout=5)
-                procs.append(proc)
+            for which in phase:
+                path, proc = ((s.path, s.sup) if which == "path"
+                              else (s.log, s.logsup))
+                if proc is not None and proc.poll() is None:
+                    run(["svc", "-dx", path], check=False, timeout=5)
+                    procs.append(proc)
         deadline = time.monotonic() + 5
         for proc in procs:
             try:
@@ -378,23 +459,36 @@ def stop_services(services):
                     pass
 
 
-def wait_up(svc, port, old_pid=None, timeout=DEADLINE):
-    """Wait until supervise reports `up` with a pid (other than old_pid) and
-    that pid is the one and only listener on the port.  Returns the pid."""
-    def ready():
-        st, pid = svc.status()
-        if st != "up" or pid is None or pid == old_pid:
-            return None
-        ls = listeners(port)
-        if ls == {pid}:
-            return pid
-        if ls and pid not in ls:
-            raise Fail("listener pids %s, svstat pid %d" % (sorted(ls), pid))
+def up_poll(svc, port, old_pid=None):
+    """One look: supervise's pid (other than old_pid) when it is `up` and
+    that pid is the one and only listener on the port, else None."""
+    st, pid = svc.status()
+    if st != "up" or pid is None or pid == old_pid:
         return None
-    pid = wait_for(ready, "supervise `up` with its pid listening on %s:%d"
+    ls = listeners(port)
+    if ls == {pid}:
+        return pid
+    if ls and pid not in ls:
+        raise Fail("listener pids %s, svstat pid %d" % (sorted(ls), pid))
+    return None
+
+
+def wait_up(svc, port, old_pid=None, timeout=DEADLINE):
+    """Wait until up_poll() has the pid; return it."""
+    pid = wait_for(lambda: up_poll(svc, port, old_pid),
+                   "supervise `up` with its pid listening on %s:%d"
                    % (HOST, port), timeout=timeout)
     svc.remember()
     return pid
+
+
+def start_service(svc, what, configure, first=None):
+    """start_with_port() for a Service under supervise: (port, pid)."""
+    port, pid, _ = start_with_port(
+        what, configure, svc.start, lambda p: up_poll(svc, p), svc.log_text,
+        svc.stop_for_retry, first=first)
+    svc.remember()
+    return port, pid
 
 
 # --------------------------------------------------------------------------
@@ -643,29 +737,39 @@ class World:
     def service_up(self):
         os.makedirs(os.path.dirname(self.config))
         shutil.copyfile(DEBIAN_IMAPD_CONFIG, self.config)
-        self.port = free_port()
         sd = os.path.join(self.tmp, "service")
-        os.makedirs(os.path.join(sd, "log"))
         self.envdir = os.path.join(sd, "env")
-        if self.args.standin:
-            script = standin_debian(self.config, self.port)
-        else:
-            script = ("#!%s\n"
-                      "# courier-imapd: Courier-IMAP on tcpserver under supervise"
-                      " (courier-run e2e)\n"
-                      "layout=debian\n"
-                      "address=%s\n"
-                      "port=%d\n"
-                      "config=%s\n" % (self.courier_run_path(), HOST,
-                                       self.port, self.config))
-        write_file(os.path.join(sd, "run"), script, 0o755)
+        self.svc = self.debian_service(sd, self.config)
+        self.port, self.pid = start_service(
+            self.svc, "the service", self.debian_run(sd, self.config))
+        note("service up, pid %d, port %d" % (self.pid, self.port))
+
+    def debian_service(self, sd, config):
+        """A Service in sd (with a multilog log/run), not started yet."""
+        os.makedirs(os.path.join(sd, "log"))
         write_file(os.path.join(sd, "log", "run"),
                    "#!/bin/sh\nexec multilog t ./main\n", 0o755)
-        self.svc = Service(sd, os.path.join(self.tmp, "supervise.err"))
-        self.add_service(self.svc)
-        self.svc.start()
-        self.pid = wait_up(self.svc, self.port)
-        note("service up, pid %d, port %d" % (self.pid, self.port))
+        svc = Service(sd, os.path.join(os.path.dirname(sd),
+                                       os.path.basename(sd) + "-supervise.err"))
+        self.add_service(svc)
+        return svc
+
+    def debian_run(self, sd, config):
+        """configure(port) for start_service(): sd/run, layout=debian."""
+        def configure(port):
+            if self.args.standin:
+                script = standin_debian(config, port)
+            else:
+                script = ("#!%s\n"
+                          "# courier-imapd: Courier-IMAP on tcpserver under "
+                          "supervise (courier-run e2e)\n"
+                          "layout=debian\n"
+                          "address=%s\n"
+                          "port=%d\n"
+                          "config=%s\n" % (self.courier_run_path(), HOST,
+                                           port, config))
+            write_file(os.path.join(sd, "run"), script, 0o755)
+        return configure
 
     def main_log(self):
         out = []
@@ -1005,31 +1109,27 @@ class World:
                    'CRTEST_C2="chain env ok"\n'
                    'CRTEST_PREFIX="$prefix"\n'
                    'IMAP_CAPABILITY="IMAP4rev1 %s"\n' % CAP_TOKEN)
-        port = free_port()
         sd = os.path.join(base, "service")
-        os.makedirs(os.path.join(sd, "log"))
-        if self.args.standin:
-            script = standin_courier2(cfg, prefix, port)
-        else:
-            script = ("#!%s\n"
-                      "# courier-imapd, the 2004 layout, fake prefix (e2e)\n"
-                      "layout=courier2\n"
-                      "prefix=%s\n"
-                      "account=\n"
-                      "softlimit=\n"
-                      "rules=\n"
-                      "address=%s\n"
-                      "port=%d\n"
-                      'auth="authpwd authcram"\n'
-                      "config=%s\n" % (self.courier_run_path(), prefix, HOST,
-                                       port, cfg))
-        write_file(os.path.join(sd, "run"), script, 0o755)
-        write_file(os.path.join(sd, "log", "run"),
-                   "#!/bin/sh\nexec multilog t ./main\n", 0o755)
-        self.c2svc = Service(sd, os.path.join(base, "supervise.err"))
-        self.add_service(self.c2svc)
-        self.c2svc.start()
-        pid = wait_up(self.c2svc, port)
+
+        def configure(port):
+            if self.args.standin:
+                script = standin_courier2(cfg, prefix, port)
+            else:
+                script = ("#!%s\n"
+                          "# courier-imapd, the 2004 layout, fake prefix (e2e)\n"
+                          "layout=courier2\n"
+                          "prefix=%s\n"
+                          "account=\n"
+                          "softlimit=\n"
+                          "rules=\n"
+                          "address=%s\n"
+                          "port=%d\n"
+                          'auth="authpwd authcram"\n'
+                          "config=%s\n" % (self.courier_run_path(), prefix,
+                                           HOST, port, cfg))
+            write_file(os.path.join(sd, "run"), script, 0o755)
+        self.c2svc = self.debian_service(sd, cfg)
+        port, pid = start_service(self.c2svc, "the courier2 service", configure)
         s = socket.create_connection((HOST, port), timeout=IMAP_TIMEOUT)
         try:
             buf = b""
@@ -1081,6 +1181,62 @@ class World:
         if problems:
             raise Fail("; ".join(problems) + " | record: " + " // ".join(lines))
         note("chain: " + " -> ".join(names) + " Maildir")
+
+    # ---- step 9 -------------------------------------------------------------
+
+    def port_retry(self):
+        """start_with_port()'s retry: the first port is one we hold."""
+        held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            held.bind((HOST, 0))
+            held.listen(1)
+            taken = held.getsockname()[1]
+            # BIND_TAKEN matches what each front end really says
+            for fe in ("tcpserver", "tcpsvd"):
+                if not shutil.which(fe):
+                    note("port-retry: no %s, its message not checked" % fe)
+                    continue
+                p = run([fe, HOST, str(taken), "true"], check=False, timeout=5)
+                if p.returncode == 0 or not BIND_TAKEN.search(p.stderr):
+                    raise Fail("%s on a taken port: exit %d, %r does not match "
+                               "BIND_TAKEN" % (fe, p.returncode, p.stderr))
+            base = os.path.join(self.tmp, "port-retry")
+            os.makedirs(base)
+            cfg = os.path.join(base, "imapd")
+            shutil.copyfile(DEBIAN_IMAPD_CONFIG, cfg)
+            sd = os.path.join(base, "service")
+            svc = self.debian_service(sd, cfg)
+            self.retry_svc = svc
+            port, pid, n = start_with_port(
+                "the port-retry service", self.debian_run(sd, cfg), svc.start,
+                lambda p: up_poll(svc, p), svc.log_text, svc.stop_for_retry,
+                first=taken)
+            svc.remember()
+            problems = []
+            if n != 2 or port == taken:
+                problems.append("%d attempts, port %d (held: %d); want 2 "
+                                "attempts and another port" % (n, port, taken))
+            if not BIND_TAKEN.search(svc.log_text()):
+                problems.append("no `unable to bind` line in the log")
+            if listeners(taken) != set():
+                # only our own socket may hold it (listen() shows in /proc)
+                if listeners(taken) != {os.getpid()}:
+                    problems.append("port %d listeners %s" % (
+                        taken, sorted(listeners(taken))))
+            if problems:
+                raise Fail("; ".join(problems))
+            note("port-retry: %d was held, up on %d (pid %d) after %d attempts"
+                 % (taken, port, pid, n))
+            # stopped in the teardown, with the others
+        finally:
+            held.close()
+
+    def retry_log(self):
+        svc = getattr(self, "retry_svc", None)
+        if not svc:
+            return []
+        return (["port-retry service log %s (last lines):" % svc.current] +
+                ["  | " + l for l in tail(svc.current)])
 
     def c2_log(self):
         out = []
@@ -1210,6 +1366,7 @@ def main():
         ("imap-wrong-password", w.imap_wrong_password,
          ["setup", "service-up"], w.main_log),
         ("courier2-chain", w.courier2_chain, [], w.c2_log),
+        ("port-retry", w.port_retry, [], w.retry_log),
     ]
     interrupted = False
     try:

@@ -50,7 +50,6 @@ import poplib
 import re
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -60,7 +59,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e  # noqa: E402
 from e2e import (Fail, HOST, Service, descendants, listeners, note,  # noqa: E402
                  proc_environ, proc_exe, proc_stat_fields, read_text, run,
-                 tail, wait_for, wait_up, write_file)
+                 tail, wait_for, write_file)
 
 TIMEOUT = 15.0
 CONFIG_DIR = "/etc/courier"
@@ -143,7 +142,7 @@ class Suite:
     def configs(self, name, port):
         base, sslname, _, _, is_ssl = SERVICES[name]
         etc = os.path.join(self.tmp, name, "etc")
-        os.makedirs(etc)
+        os.makedirs(etc, exist_ok=True)     # again on a port retry: rewritten
         paths = []
         for cfg in (base, sslname):
             dst = os.path.join(etc, cfg)
@@ -177,22 +176,20 @@ class Suite:
                                    name, " ".join(paths)))
 
     def start(self, name):
-        # keep the port reserved until just before supervise starts
-        holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        holder.bind((HOST, 0))
-        port = holder.getsockname()[1]
-        paths = self.configs(name, port)
         sd = os.path.join(self.tmp, name, "service")
         os.makedirs(os.path.join(sd, "log"))
-        write_file(os.path.join(sd, "run"), self.run_script(name, paths, port),
-                   0o755)
         write_file(os.path.join(sd, "log", "run"),
                    "#!/bin/sh\nexec multilog t ./main\n", 0o755)
         svc = Service(sd, os.path.join(self.tmp, name, "supervise.err"))
         self.w.add_service(svc)
-        holder.close()
-        svc.start()
-        pid = wait_up(svc, port)
+
+        def configure(port):
+            # the port is named by the config copies (PORT= or SSLPORT=)
+            paths = self.configs(name, port)
+            write_file(os.path.join(sd, "run"),
+                       self.run_script(name, paths, port), 0o755)
+        # tcpserver binds the port itself: retried if it finds it taken
+        port, pid = e2e.start_service(svc, name, configure)
         st, spid = svc.status()
         comm, _, ppid, _ = proc_stat_fields(pid)
         if spid != pid or comm != "tcpserver" or ppid != svc.sup.pid:

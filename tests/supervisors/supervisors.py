@@ -27,6 +27,9 @@ Steps, each `ok NAME` or `FAIL NAME: why`, then `N passed, M failed`:
                     refused; a list denying 127.0.0.1 refuses it
 
 Every supervisor and server started here is ended in a `finally`, by pid.
+Ports: the front end binds its port itself, so the run file names a
+candidate port and e2e.start_with_port() stops, re-ports and restarts the
+service when the front end logs `unable to bind...: address already used`.
 """
 
 import argparse
@@ -47,14 +50,6 @@ from e2e import Fail, run, wait_for, listeners, records_of, descendants, \
 CAP_TOKEN = "XSUPERVISORTEST"
 ACCESS_VAR, ACCESS_VALUE = "CRTEST_ACCESS", "from-the-access-list"
 STATUS_LINES = []   # printed at the end, for the issue's note
-
-
-def free_port():
-    s = socket.socket()
-    s.bind((HOST, 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def greeting(port, source=HOST, timeout=5.0):
@@ -81,14 +76,13 @@ class Sup:
     """A service dir (with log/) run by one supervision suite; we own the
     top pid and remember every pid we see under it."""
 
-    def __init__(self, kind, base, script, port, config):
-        self.kind, self.port, self.config = kind, port, config
+    def __init__(self, kind, base, config):
+        self.kind, self.port, self.config = kind, None, config
         self.scan = os.path.join(base, kind + "-scan")
         self.path = os.path.join(self.scan, "imapd")
         self.log = os.path.join(self.path, "log")
         self.current = os.path.join(self.log, "main", "current")
         os.makedirs(os.path.join(self.log, "main"))
-        write_file(os.path.join(self.path, "run"), script, 0o755)
         logger = {"runit": "svlogd -tt ./main", "s6": "s6-log t ./main"}[kind]
         write_file(os.path.join(self.log, "run"),
                    "#!/bin/sh\nexec %s\n" % logger, 0o755)
@@ -125,19 +119,41 @@ class Sup:
         argv = {"runit": ["sv", "t", self.path], "s6": ["s6-svc", "-t", self.path]}
         run(argv[self.kind], timeout=5)
 
-    def wait_up(self, old=None):
-        def ready():
-            pid = self.pid()
-            if pid is None or pid == old:
-                return None
-            ls = listeners(self.port)
-            if ls == {pid}:
-                return pid
-            if ls and pid not in ls:
-                raise Fail("listener pids %s, status pid %d" % (sorted(ls), pid))
+    def ready(self, old=None):
+        """One look: the status pid (not old) when it is the only listener."""
+        pid = self.pid()
+        if pid is None or pid == old:
             return None
+        ls = listeners(self.port)
+        if ls == {pid}:
+            return pid
+        if ls and pid not in ls:
+            raise Fail("listener pids %s, status pid %d" % (sorted(ls), pid))
+        return None
+
+    def start_on_port(self):
+        """Write ./run with a candidate port and start; the front end binds
+        the port itself, so a taken one means stop, a new port, start again
+        (e2e.start_with_port).  Returns the listener's pid."""
+        def configure(port):
+            self.port = port
+            write_file(os.path.join(self.path, "run"), run_file(port, self.config),
+                       0o755)
         try:
-            pid = wait_for(ready, "%s: status pid == listener on %d" % (self.kind, self.port))
+            _, pid, _ = e2e.start_with_port(
+                "%s service" % self.kind, configure, self.start,
+                lambda port: self.ready(), lambda: read_text(self.current),
+                self.stop)
+        except Fail as e:
+            raise Fail("%s; status: %r; log: %s" % (e, self.status_line(),
+                                                     read_text(self.current)[-600:]))
+        self.remember()
+        return pid
+
+    def wait_up(self, old=None):
+        try:
+            pid = wait_for(lambda: self.ready(old),
+                           "%s: status pid == listener on %d" % (self.kind, self.port))
         except Fail as e:
             raise Fail("%s; status: %r; log: %s" % (e, self.status_line(),
                                                      read_text(self.current)[-600:]))
@@ -167,28 +183,41 @@ class Direct:
 
     def __init__(self, sd):
         self.sd, self.proc, self.seen = sd, None, []
+        self.out = os.path.join(sd, "out.log")
 
-    def start(self, port):
-        out = open(os.path.join(self.sd, "out.log"), "ab")
+    def launch(self):
+        out = open(self.out, "ab")
         self.proc = subprocess.Popen([W.courier_run_path(), "./run"], cwd=self.sd,
                                      stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                      start_new_session=True)
         out.close()
-
-        def up():
-            if self.proc.poll() is not None:
-                raise Fail("courier-run exited %d: %s" % (
-                    self.proc.returncode, read_text(os.path.join(self.sd, "out.log"))))
-            return listeners(port) == {self.proc.pid}
-        try:
-            wait_for(up, "the front end listening on %d" % port)
-        except Fail as e:
-            raise Fail("%s; output: %s" % (e, read_text(os.path.join(self.sd, "out.log"))[-800:]))
         self.seen = records_of([self.proc.pid])
+
+    def up(self, port):
+        if self.proc.poll() is not None:
+            raise Fail("courier-run exited %d: %s" % (
+                self.proc.returncode, read_text(self.out)))
+        return listeners(port) == {self.proc.pid}
+
+    def start(self, config, server, first=None):
+        """Write ./run with a candidate port (or `first`) and run it; the
+        front end binds the port itself, so a taken one means stop, a new
+        port, run again (e2e.start_with_port).  Returns the port."""
+        def configure(port):
+            write_file(os.path.join(self.sd, "run"), run_file(port, config, server),
+                       0o755)
+        try:
+            port, _, _ = e2e.start_with_port(
+                "courier-run ./run (%s)" % server, configure, self.launch, self.up,
+                lambda: read_text(self.out), self.stop, first=first)
+        except Fail as e:
+            raise Fail("%s; output: %s" % (e, read_text(self.out)[-800:]))
+        self.seen = records_of([self.proc.pid])
+        return port
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
-            self.seen += records_of(descendants(self.proc.pid))
+            self.seen += records_of([self.proc.pid] + descendants(self.proc.pid))
         end_processes(self.seen, grace=3)
         if self.proc is not None:
             try:
@@ -240,11 +269,10 @@ def supervisor_steps(kind):
     os.makedirs(base)
     cfg = os.path.join(base, "imapd")
     config_copy(cfg)
-    port = free_port()
-    sup = Sup(kind, base, run_file(port, cfg), port, cfg)
+    sup = Sup(kind, base, cfg)
     W.cleanups.append(sup.stop)
-    sup.start()
-    pid = sup.wait_up()
+    pid = sup.start_on_port()
+    port = sup.port
     STATUS_LINES.append("%s: %s (listener pid %d)" % (kind, sup.status_line(), pid))
     # a config change plus a restart shows up in CAPABILITY
     text = read_text(cfg)
@@ -282,11 +310,9 @@ def tcpsvd_maxperip():
     os.makedirs(sd)
     cfg = os.path.join(sd, "imapd")
     config_copy(cfg, "MAXPERIP=2\n")
-    port = free_port()
-    write_file(os.path.join(sd, "run"), run_file(port, cfg, "tcpsvd -v"), 0o755)
     d = Direct(sd)
     W.cleanups.append(d.stop)
-    d.start(port)
+    port = d.start(cfg, "tcpsvd -v")
     held = []
     try:
         for i in (1, 2):
@@ -313,11 +339,9 @@ def access_steps(server):
                     "127.0.0.2\tdeny\n*\tallow\n" % (ACCESS_VAR, ACCESS_VALUE))
     cfg = os.path.join(sd, "imapd")
     config_copy(cfg, "IMAPACCESSFILE=%s\nMAXPERIP=0\n" % acc)
-    port = free_port()
-    write_file(os.path.join(sd, "run"), run_file(port, cfg, server), 0o755)
     d = Direct(sd)
     W.cleanups.append(d.stop)
-    d.start(port)
+    port = d.start(cfg, server)
     if not refused(port, source="127.0.0.2"):
         raise Fail("127.0.0.2 (deny) got a greeting")
     c = login(port)
@@ -341,7 +365,8 @@ def access_steps(server):
     write_file(acc, "127.0.0.1\tdeny\n")
     d2 = Direct(sd)
     W.cleanups.append(d2.stop)
-    d2.start(port)
+    # the port d just released, most likely still free; if not, a new one
+    port = d2.start(cfg, server, first=port)
     if not refused(port):
         raise Fail("127.0.0.1 got a greeting from %s although the list denies it" % tag)
     d2.stop()
