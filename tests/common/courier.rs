@@ -106,9 +106,10 @@ fn spawn_authdaemond() -> Child {
 }
 
 fn stop_authdaemond(c: &mut Child) {
-    // The master stops its children on TERM; KILL what is left after 5 s.
+    // The master stops (and reaps) its children on TERM; KILL what is
+    // left of the group after it exited, or after 5 s.
     let pg = Pid::from_raw(c.id() as i32);
-    let _ = killpg(pg, Signal::SIGTERM);
+    let _ = kill(pg, Signal::SIGTERM);
     let until = Instant::now() + Duration::from_secs(5);
     while matches!(c.try_wait(), Ok(None)) && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(20));
