@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use common::courier::{AUTHDAEMOND, Authdaemond, authdaemond_answers};
 use common::{
     BIN, Ran, TempDir, have, have_file, have_root, run_cmd, run_into_closed_pipe, which,
     with_free_port,
@@ -643,69 +644,6 @@ fn maildir_of_a_preauthenticated_imapd() {
 }
 
 // The whole: a healthy Debian 12 setup, and JSON.
-
-const AUTHDAEMOND: &str = "/usr/lib/courier/courier-authlib/authdaemond";
-const AUTHDAEMON_SOCKET: &str = "/run/courier/authdaemon/socket";
-
-fn authdaemond_answers() -> bool {
-    std::os::unix::net::UnixStream::connect(AUTHDAEMON_SOCKET).is_ok()
-}
-
-/// authdaemond started for a test as Debian's init script starts it
-/// (authdaemonrc exported, the daemon in the foreground so that its pid is
-/// ours), stopped on drop. None when it was running already.
-struct Authdaemond(Option<std::process::Child>);
-
-impl Authdaemond {
-    fn start() -> Authdaemond {
-        use std::os::unix::process::CommandExt;
-        if authdaemond_answers() {
-            return Authdaemond(None);
-        }
-        let dir = Path::new(AUTHDAEMON_SOCKET).parent().unwrap();
-        if !dir.is_dir() {
-            std::fs::create_dir_all(dir).unwrap();
-            let ids = |n: &str| {
-                let u = nix::unistd::User::from_name(n).unwrap().unwrap();
-                (u.uid, u.gid)
-            };
-            let (uid, gid) = ids("courier");
-            nix::unistd::chown(dir, Some(uid), Some(gid)).unwrap();
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750)).unwrap();
-        }
-        let child = Command::new("/bin/sh")
-            .args(["-c", "set -a; . \"$1\"; exec \"$2\"", "sh"])
-            .args(["/etc/courier/authdaemonrc", AUTHDAEMOND])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .current_dir("/")
-            .process_group(0)
-            .spawn()
-            .expect("authdaemond starts");
-        let guard = Authdaemond(Some(child));
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !authdaemond_answers() {
-            assert!(
-                std::time::Instant::now() < until,
-                "authdaemond did not answer on {AUTHDAEMON_SOCKET} within 10 s"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        guard
-    }
-}
-
-impl Drop for Authdaemond {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let pg = nix::unistd::Pid::from_raw(-(c.id() as i32));
-            let _ = nix::sys::signal::kill(pg, nix::sys::signal::Signal::SIGTERM);
-            let _ = c.wait();
-            let _ = std::fs::remove_file(AUTHDAEMON_SOCKET);
-        }
-    }
-}
 
 /// Courier 5 logs in through authdaemond: with it stopped, --check FAILs
 /// with the fix; started, the same setup passes.

@@ -17,13 +17,15 @@
 //! - ports without a fixed number ([`with_free_port`]);
 //! - showing bytes in failure messages ([`show`] and friends).
 //!
-//! Beside it: `oracles` (dash, daemontools' envdir, and ours on the same
+//! Beside it: `courier` (authdaemond, a throwaway mail user, a service
+//! on a retried port, a real login), `oracles` (dash, daemontools' envdir, and ours on the same
 //! config files), `corpus` (the config reader's corpus and generator),
 //! `softlimit` (the one table of softlimit cases, for both layers).
 
 #![allow(dead_code)]
 
 mod corpus;
+pub mod courier;
 mod oracles;
 pub mod softlimit;
 
