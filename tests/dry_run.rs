@@ -228,3 +228,90 @@ fn usage_errors_refused_by_the_parser() {
     }
     assert!(wrong.is_empty(), "accepted:\n{}", wrong.join("\n"));
 }
+
+/// `--format sh` quotes everything it writes, comments included: a run-file
+/// path, a config path, values and the envdir path holding newlines, quotes,
+/// `$(...)` and backquotes give a script that dash runs without running any
+/// of them (a marker file would appear), and the envdir it writes holds
+/// exactly the plan's values.
+#[test]
+fn format_sh_quotes_everything() {
+    if !have("dash", which("dash").is_some()) || !have("envdir", which("envdir").is_some()) {
+        return;
+    }
+    let t = TempDir::new("sh-quote");
+    let marker = t.path().join("MARKER");
+    // Relative (no `/`, which a file name cannot hold): the cwd of every
+    // child is the scratch directory.
+    let m = "MARKER";
+    let evil = format!("x\n'\"$(touch {m})`touch {m}`;touch {m}");
+    // A directory, a config file and a run file named with all of it.
+    let dir = t.path().join(format!("d{evil}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    // `config` is a blank-separated list: its paths hold no blank (README),
+    // so the command hides behind ${IFS} there.
+    let config = t.path().join(format!(
+        "c'\"$(touch${{IFS}}{m})`touch${{IFS}}{m}`;touch${{IFS}}{m}"
+    ));
+    std::fs::write(
+        &config,
+        format!(
+            "A='{}'\nB=\"$A\"'`touch {m}`'\nC='$(touch {m})'\n",
+            evil.replace('\'', "'\\''")
+        ),
+    )
+    .unwrap();
+    let runfile = dir.join(format!("r{evil}"));
+    let envdir = dir.join(format!("e{evil}"));
+    let quoted = |p: &std::path::Path| format!("'{}'", p.to_str().unwrap().replace('\'', "'\\''"));
+    std::fs::write(
+        &runfile,
+        format!(
+            "account=\nsoftlimit=\nrules=\nserver=/bin/true\nconfig={}\nenvdir={}\n",
+            quoted(&config),
+            quoted(&envdir)
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(t.path())
+        .arg(&runfile)
+        .args(["--dry-run", "--format", "sh"]);
+    let r = run_cmd(cmd);
+    assert_eq!(r.exit(), 0, "{}", r.stderr_str());
+    let script = t.write("script.sh", &r.stdout);
+    let mut plan = Command::new(BIN);
+    plan.current_dir(t.path())
+        .arg(&runfile)
+        .args(["--dry-run", "--format", "json"]);
+    let plan = json(&run_cmd(plan));
+    assert!(!marker.exists(), "the dry runs ran something");
+    let mut sh = Command::new("dash");
+    sh.current_dir(t.path()).arg(&script);
+    let ran = run_cmd(sh);
+    assert_eq!(
+        ran.exit(),
+        0,
+        "the script failed:\n{}\n{}{}",
+        r.stdout_str(),
+        ran.stdout_str(),
+        ran.stderr_str()
+    );
+    assert!(
+        !marker.exists(),
+        "dash ran a command hidden in a path or value:\n{}",
+        r.stdout_str()
+    );
+    // What the script's conf2env wrote is what the plan says.
+    for name in ["A", "B", "C"] {
+        let got = std::fs::read(envdir.join(name)).expect("envdir file");
+        let want = plan["env"][name].as_str().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&got)
+                .trim_end_matches('\n')
+                .replace('\0', "\n"),
+            want,
+            "{name}"
+        );
+    }
+}
