@@ -119,8 +119,8 @@ EOR
 runfile run ./env ./imapd ./imapd-ssl
 runfile run-rw ./env-rw ./imapd ./imapd-ssl
 classic classic ./env-classic ./imapd ./imapd-ssl
-"$bin" ./run 2>/dev/null    # writes ./env; the measured launches find it unchanged
-"$bin" ./run-rw 2>/dev/null
+"$bin" ./run >/dev/null 2>&1 # writes ./env; the measured launches find it unchanged
+"$bin" ./run-rw >/dev/null 2>&1
 sh ./classic >/dev/null
 say "(a) side by side: one hyperfine run, $a_runs runs each after $a_warm warmup runs"
 names=(); cmds=(); preps=()
@@ -197,7 +197,7 @@ for n in "${conf_sizes[@]}"; do
   case " ${launch_sizes[*]} " in *" $n "*) ;; *) continue ;; esac
   runfile "run$n" "./env$n" "./conf$n"
   classic "classic$n" "./envc$n" "./conf$n"
-  "$bin" "./run$n" 2>/dev/null
+  "$bin" "./run$n" >/dev/null 2>&1
   cell launch-unchanged "$n" - "$bin" "./run$n"
   cell dry-run "$n" - "$bin" "./run$n" --dry-run
   cell chpst-e "$n" - chpst -U "$acct" -e "./env$n" -m $mem /bin/true
