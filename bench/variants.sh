@@ -4,7 +4,7 @@
 # hyperfine run of all of them on the Debian config, envdir unchanged, final
 # program /bin/true, with the C floor and chpst for scale.
 #
-#   bash bench/variants.sh            # ~5-10 min on 2 cores (builds 9 variants)
+#   bash bench/variants.sh            # ~10-15 min on 2 cores (builds 11 variants)
 #   bash bench/variants.sh --quick    # 3 variants, a few runs: checks the script
 #
 # Variants are built from a copy of the work tree in the work dir, with
@@ -44,6 +44,12 @@ extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char
 }
 EOF
 
+# std links libgcc_s.so for its unwinder; with panic=abort only backtraces use
+# it. A libgcc_s.a (gcc's static libgcc_eh) found first makes -lgcc_s static:
+# one shared library less to load, glibc (and so NSS) stays dynamic.
+mkdir "$work/gcceh"
+ln -s "$(cc -print-file-name=libgcc_eh.a)" "$work/gcceh/libgcc_s.a"
+
 # name | source | env for cargo (profile vars, RUSTFLAGS)
 variants=(
   "release (Cargo.toml: lto=fat, codegen-units=1, panic=abort, opt-level=3)|std|"
@@ -55,8 +61,10 @@ variants=(
   "static glibc (+crt-static, static-pie)|std|RUSTFLAGS=-Ctarget-feature=+crt-static"
   "static glibc, non-PIE (+crt-static, relocation-model=static)|std|RUSTFLAGS=-Ctarget-feature=+crt-static -Crelocation-model=static"
   "static glibc, non-PIE, no runtime start-up|nomain|RUSTFLAGS=-Ctarget-feature=+crt-static -Crelocation-model=static"
+  "dynamic glibc, libgcc_s replaced by the static libgcc_eh|std|RUSTFLAGS=-Lnative=$work/gcceh"
+  "dynamic glibc, static libgcc_eh, no runtime start-up|nomain|RUSTFLAGS=-Lnative=$work/gcceh"
 )
-[ $quick = 1 ] && variants=("${variants[0]}" "${variants[5]}" "${variants[6]}")
+[ $quick = 1 ] && variants=("${variants[0]}" "${variants[6]}" "${variants[10]}")
 
 cc -O2 -o "$work/floor" "$root/bench/floor.c"
 cp "$root/bench/fixtures/imapd" "$root/bench/fixtures/imapd-ssl" "$work/"
@@ -92,10 +100,11 @@ for v in "${variants[@]}"; do
   fi
   if [[ $envs == *crt-static* ]]; then
     say "  file: $(file -b "$b" | cut -d, -f1-5)"
-    say "  NSS check: --dry-run with account=courier and with an unknown account"
-    (cd "$work" && "$b" ./run --set account=courier --dry-run --format json 2>/dev/null |
-      grep -o '"UID": *"[0-9]*"' | head -n 1 | sed 's/^/    /' >&2)
-    (cd "$work" && "$b" ./run --set account=no-such-account-xyz --dry-run >/dev/null 2> "$work/nss.err"; echo "    exit $?: $(head -n 1 "$work/nss.err")" >&2)
+    say "  NSS check (nsswitch.conf passwd: $(sed -n 's/^passwd:[[:space:]]*//p' /etc/nsswitch.conf)): --dry-run with a known and an unknown account"
+    rc=0; (cd "$work" && "$b" ./run --set account=courier --dry-run >"$work/nss.out" 2>&1) || rc=$?
+    say "    account=courier: exit $rc: $(grep -m 1 '^envuidgid' "$work/nss.out" || head -n 1 "$work/nss.out")"
+    rc=0; (cd "$work" && "$b" ./run --set account=no-such-account-xyz --dry-run >"$work/nss.out" 2>&1) || rc=$?
+    say "    account=no-such-account-xyz: exit $rc$([ $rc -gt 128 ] && echo " (killed by signal $((rc - 128)))"): $(head -n 1 "$work/nss.out")"
   fi
   args+=(--command-name "$name" "$work/courier-run-$i $work/run")
 done
