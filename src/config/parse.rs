@@ -1,63 +1,21 @@
-//! The config reader: the shell-assignment subset of Courier's config files.
+//! The parser proper: one file's bytes into a [`Scope`], as dash reads them.
 //!
-//! Courier's rc script runs `set -a; . /etc/courier/imapd` with `/bin/sh`.
-//! This module reads the same bytes the way dash does, without running
-//! anything: a construct is either read exactly as dash reads it or refused
-//! with its position. It never touches the process environment; references
-//! resolve against a [`Scope`] (earlier assignments of all files read so far,
-//! then the inherited environment).
-//!
-//! Supported (dash semantics): blank lines, `#` comments at the start of a
-//! word, `NAME=value` (several per line), `export NAME` and
-//! `export NAME=value ...`, backslash escapes, backslash-newline
-//! continuation, single and double quotes (values may span lines), `$NAME`,
-//! `${NAME}`, `${NAME-w}`, `${NAME:-w}`, `${NAME+w}`, `${NAME:+w}`.
-//! Refused: everything else sh would execute or interpret, tilde expansion,
-//! reading a name dash owns (`$PWD`, `$IFS`, ... before the config assigns
-//! it) and assigning OPTIND (see README).
+//! Every recursion here is bounded: `${` by [`MAX_NESTING`] (counted in
+//! `braced`, the one place a reference nests; quotes inside braces recurse
+//! only through it), `. FILE` by [`MAX_SOURCE_DEPTH`]. Literal runs are
+//! scanned as slices up to the next byte that means something, not pushed a
+//! byte at a time.
 
-use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::sync::Arc;
 
-use crate::error::bad_input;
-
-/// A position in an input: `file:line:col`, 1-based, columns in bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Pos {
-    pub file: Arc<str>,
-    pub line: u32,
-    pub col: u32,
-}
-
-impl fmt::Display for Pos {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file, self.line, self.col)
-    }
-}
-
-/// One `NAME=value` as read, with the positions of NAME and of the value
-/// (errors about a value point at the value).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Assignment {
-    pub name: String,
-    pub value: Vec<u8>,
-    pub pos: Pos,
-    pub value_pos: Pos,
-}
-
-/// Something worth telling that is not an error (unset reference, CRLF).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Warning {
-    pub pos: Pos,
-    pub msg: String,
-}
-
-impl fmt::Display for Warning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.pos, self.msg)
-    }
-}
+use super::{Assignment, MAX_NESTING, MAX_SHOWN, MAX_SOURCE_DEPTH, Pos, Scope, Warning};
+use super::{is_name, read_bounded, shown};
+use crate::error::{bad_input, describe};
 
 /// Names dash gives a value of its own (so `$NAME` would not read the
 /// config or the inherited environment). Reading one before the config
@@ -76,89 +34,31 @@ const KEYWORDS: &[&str] = &[
     "in", "{", "}", "!", "function", "select", "[[", "]]",
 ];
 
-/// One scope shared by all files read, in order, as one `sh` would have it.
-#[derive(Debug, Default)]
-pub struct Scope {
-    /// Every assignment in the order read (later ones win).
-    assigned: Vec<Assignment>,
-    /// name -> index of its latest assignment in `assigned`.
-    latest: HashMap<String, usize>,
-    inherited: HashMap<String, Vec<u8>>,
-    pub warnings: Vec<Warning>,
-}
+/// A 256-entry set of bytes, for scanning literal runs.
+struct ByteSet([bool; 256]);
 
-impl Scope {
-    /// A scope whose references fall back to `inherited` (the environment
-    /// sh would have started with).
-    pub fn new(inherited: impl IntoIterator<Item = (String, Vec<u8>)>) -> Scope {
-        Scope {
-            inherited: inherited.into_iter().collect(),
-            ..Scope::default()
+impl ByteSet {
+    const fn new(bytes: &[u8]) -> ByteSet {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < bytes.len() {
+            t[bytes[i] as usize] = true;
+            i += 1;
         }
+        ByteSet(t)
     }
 
-    /// Read one file's bytes into the scope. `file` is the name used in
-    /// positions. On error the scope may hold part of this file: callers
-    /// that fail stop using it.
-    pub fn read(&mut self, file: &str, src: &[u8]) -> anyhow::Result<()> {
-        let mut p = Parser {
-            src,
-            i: 0,
-            line: 1,
-            col: 1,
-            file: Arc::from(file),
-            scope: self,
-        };
-        p.file_()
-    }
-
-    /// The value `$name` has now, if set.
-    pub fn get(&self, name: &str) -> Option<&[u8]> {
-        match self.latest.get(name) {
-            Some(&i) => Some(&self.assigned[i].value),
-            None => self.inherited.get(name).map(|v| v.as_slice()),
-        }
-    }
-
-    /// Every assignment as read, in order (a name may appear more than once).
-    pub fn assignments(&self) -> &[Assignment] {
-        &self.assigned
-    }
-
-    /// The final value of each assigned name, in order of first assignment,
-    /// each with the position of its latest assignment.
-    pub fn vars(&self) -> Vec<&Assignment> {
-        let mut seen = std::collections::HashSet::new();
-        self.assigned
-            .iter()
-            .filter(|a| seen.insert(a.name.as_str()))
-            .map(|a| &self.assigned[self.latest[&a.name]])
-            .collect()
-    }
-
-    fn assign(&mut self, a: Assignment) {
-        if a.value.last() == Some(&b'\r') {
-            self.warnings.push(Warning {
-                pos: a.pos.clone(),
-                msg: format!(
-                    "the value of {} ends in a carriage return, as sh reads it (CRLF line ends? convert the file with dos2unix)",
-                    a.name
-                ),
-            });
-        }
-        self.latest.insert(a.name.clone(), self.assigned.len());
-        self.assigned.push(a);
+    fn has(&self, c: u8) -> bool {
+        self.0[c as usize]
     }
 }
 
-pub fn is_name(s: &[u8]) -> bool {
-    match s.first() {
-        Some(c) if c.is_ascii_alphabetic() || *c == b'_' => s[1..]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'_'),
-        _ => false,
-    }
-}
+/// Bytes that end a literal run in an unquoted word.
+static UNQUOTED_SPECIAL: ByteSet = ByteSet::new(b" \t\n;&|<>()`\0'\"\\$~=");
+/// Bytes that end a literal run inside "...".
+static DQUOTED_SPECIAL: ByteSet = ByteSet::new(b"\"\\$`\0");
+/// Bytes that end a literal run in the word of `${NAME-word}`.
+static OPWORD_SPECIAL: ByteSet = ByteSet::new(b"}$\"'\\~`\0");
 
 /// A piece of a word, before expansion.
 #[derive(Debug)]
@@ -173,18 +73,31 @@ struct Param {
     name: String,
     pos: Pos,
     op: Op,
+    /// Inside "..." (its expansion is not split into fields).
+    quoted: bool,
 }
 
+/// What `${NAME...}` does; `colon`: the empty value counts as unset.
 #[derive(Debug)]
 enum Op {
     Plain,
-    /// `-` or `:-` (colon: empty counts as unset) with the word.
+    /// `-` or `:-`: the word when unset.
     Default {
         colon: bool,
         word: Vec<Part>,
     },
-    /// `+` or `:+`.
+    /// `+` or `:+`: the word when set.
     Alt {
+        colon: bool,
+        word: Vec<Part>,
+    },
+    /// `=` or `:=`: when unset, assign the word and expand to it.
+    Assign {
+        colon: bool,
+        word: Vec<Part>,
+    },
+    /// `?` or `:?`: when unset, sh stops with the word as its message.
+    Error {
         colon: bool,
         word: Vec<Part>,
     },
@@ -203,6 +116,8 @@ struct Word {
     all_bare: bool,
     /// Where the value starts, after the first bare `=` (if any).
     value_pos: Option<Pos>,
+    /// An unquoted `*`, `?` or `[` (a pattern, in a word sh globs).
+    glob: bool,
 }
 
 /// Where a `~` would be expanded by sh, so that we refuse it.
@@ -219,11 +134,27 @@ struct Parser<'a, 's> {
     col: u32,
     file: Arc<str>,
     scope: &'s mut Scope,
+    /// How many `${` deep the reader is.
+    nest: u32,
 }
 
 type R<T> = anyhow::Result<T>;
 
-impl Parser<'_, '_> {
+/// Read `src` (named `file` in positions) into `scope`.
+pub(super) fn read(scope: &mut Scope, file: Arc<str>, src: &[u8]) -> R<()> {
+    Parser {
+        src,
+        i: 0,
+        line: 1,
+        col: 1,
+        file,
+        scope,
+        nest: 0,
+    }
+    .file_()
+}
+
+impl<'a> Parser<'a, '_> {
     fn pos(&self) -> Pos {
         Pos {
             file: self.file.clone(),
@@ -265,6 +196,30 @@ impl Parser<'_, '_> {
         Some(c)
     }
 
+    /// Consume `n` raw bytes, keeping positions; returns them.
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let src: &'a [u8] = self.src;
+        let run = &src[self.i..self.i + n];
+        self.i += n;
+        match run.iter().rposition(|&c| c == b'\n') {
+            Some(last) => {
+                self.line += run.iter().filter(|&&c| c == b'\n').count() as u32;
+                self.col = (n - last) as u32;
+            }
+            None => self.col += n as u32,
+        }
+        run
+    }
+
+    /// Consume the run of bytes not in `stop` (possibly empty).
+    fn run(&mut self, stop: &ByteSet) -> &'a [u8] {
+        let n = self.src[self.i..]
+            .iter()
+            .position(|&c| stop.has(c))
+            .unwrap_or(self.src.len() - self.i);
+        self.take(n)
+    }
+
     fn file_(&mut self) -> R<()> {
         loop {
             while matches!(self.peek(), Some(b' ' | b'\t')) {
@@ -284,12 +239,11 @@ impl Parser<'_, '_> {
     /// A comment runs to the end of the line; a backslash in it is not a
     /// continuation (dash reads comments raw).
     fn comment(&mut self) {
-        while let Some(c) = self.src.get(self.i) {
-            if *c == b'\n' {
-                break;
-            }
-            self.bump();
-        }
+        let n = self.src[self.i..]
+            .iter()
+            .position(|&c| c == b'\n')
+            .unwrap_or(self.src.len() - self.i);
+        self.take(n);
     }
 
     /// One simple command: words up to the end of the line (or a comment).
@@ -300,6 +254,9 @@ impl Parser<'_, '_> {
         while let Some(w) = self.next_word()? {
             if first && w.all_bare && w.bare_prefix == b"export" {
                 return self.export(w.pos);
+            }
+            if first && w.all_bare && w.bare_prefix == b"." {
+                return self.dot(w.pos);
             }
             first = false;
             let a = self.assignment_word(w)?;
@@ -356,6 +313,114 @@ impl Parser<'_, '_> {
         Ok(())
     }
 
+    /// `. FILE`: read FILE into the same scope, as sh does. FILE must hold a
+    /// `/` (otherwise sh searches PATH for it) and is expanded as sh expands
+    /// a command's argument, or refused where that would split or glob it.
+    fn dot(&mut self, pos: Pos) -> R<()> {
+        let Some(w) = self.next_word()? else {
+            return self.err(
+                &pos,
+                "'.' with no file name (write . /path/to/file, or remove the line)",
+            );
+        };
+        if let Some(extra) = self.next_word()? {
+            return self.err(
+                &extra.pos,
+                "'. FILE' takes one file name (sh would pass the rest as positional parameters: remove them)",
+            );
+        }
+        if w.bare_prefix.first() == Some(&b'~') {
+            return self.err(
+                &w.pos,
+                "tilde expansion is not supported (write the home directory out)",
+            );
+        }
+        if w.glob {
+            return self.err(
+                &w.pos,
+                "unquoted *, ? or [ in the file name of '.' (sh would expand it as a pattern: quote it, or write the name out)",
+            );
+        }
+        let path = self.expand_argument(&w)?;
+        if path.is_empty() {
+            return self.err(
+                &w.pos,
+                "'.' with an empty file name (sh would fail: write the path)",
+            );
+        }
+        if !path.contains(&b'/') {
+            return self.err(
+                &w.pos,
+                format!(
+                    "'. {}' makes sh search PATH for the file (write the path with a /, e.g. ./{} or /etc/courier/{})",
+                    shown(&path, MAX_SHOWN),
+                    shown(&path, MAX_SHOWN),
+                    shown(&path, MAX_SHOWN)
+                ),
+            );
+        }
+        self.source(&pos, &path)
+    }
+
+    /// Expand a command argument (the FILE of `. FILE`). sh would split an
+    /// unquoted expansion on IFS and glob it: refuse the values where that
+    /// would change anything, rather than guess.
+    fn expand_argument(&mut self, w: &Word) -> R<Vec<u8>> {
+        let mut out = Vec::new();
+        for part in &w.parts {
+            match part {
+                Part::Lit(b) => out.extend_from_slice(b),
+                Part::Param(p) if p.quoted => self.expand_param(p, &mut out)?,
+                Part::Param(p) => {
+                    let mut v = Vec::new();
+                    self.expand_param(p, &mut v)?;
+                    let ifs = self.scope.assigned("IFS").unwrap_or(b" \t\n");
+                    if v.iter().any(|c| ifs.contains(c) || b"*?[".contains(c)) {
+                        return self.err(
+                            &p.pos,
+                            format!(
+                                "the value of {} holds a blank or a pattern character, which sh would split or expand in an unquoted '. FILE' (put the reference in double quotes)",
+                                shown(p.name.as_bytes(), MAX_SHOWN)
+                            ),
+                        );
+                    }
+                    out.extend_from_slice(&v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Read the file `. FILE` names into the scope, its positions naming it.
+    fn source(&mut self, dot: &Pos, path: &[u8]) -> R<()> {
+        if self.scope.depth >= MAX_SOURCE_DEPTH {
+            return self.err(
+                dot,
+                format!("'. FILE' nested more than {MAX_SOURCE_DEPTH} deep (is a file sourcing itself through another?)"),
+            );
+        }
+        let p = Path::new(OsStr::from_bytes(path));
+        let (src, meta) =
+            read_bounded(p, "file").or_else(|e| self.err(dot, format!("'.': {}", describe(&e))))?;
+        let id = (meta.dev(), meta.ino());
+        if self.scope.reading.contains(&id) {
+            return self.err(
+                dot,
+                format!(
+                    "'. {}' reads a file that is already being read (a loop: sh would never end)",
+                    shown(path, usize::MAX)
+                ),
+            );
+        }
+        self.scope.sourced_mode &= meta.mode();
+        self.scope.reading.push(id);
+        self.scope.depth += 1;
+        let r = read(self.scope, Arc::from(shown(path, usize::MAX)), &src);
+        self.scope.depth -= 1;
+        self.scope.reading.pop();
+        r
+    }
+
     /// A word that must be `NAME=value`: expand it, or refuse.
     fn assignment_word(&mut self, w: Word) -> R<Assignment> {
         let eq = w.bare_prefix.iter().position(|&c| c == b'=');
@@ -384,30 +449,33 @@ impl Parser<'_, '_> {
     }
 
     fn not_assignment<T>(&self, w: &Word) -> R<T> {
-        let shown = String::from_utf8_lossy(&w.bare_prefix).into_owned();
-        if w.all_bare && KEYWORDS.contains(&shown.as_str()) {
+        let word = &w.bare_prefix;
+        let shown_word = shown(word, MAX_SHOWN);
+        if w.all_bare && KEYWORDS.iter().any(|k| k.as_bytes() == word.as_slice()) {
             return self.err(
                 &w.pos,
-                format!("shell syntax '{shown}' is not supported (config files may only assign variables: NAME=value)"),
+                format!("shell syntax '{shown_word}' is not supported (config files may only assign variables: NAME=value)"),
             );
         }
-        if w.bare_prefix.first() == Some(&b'\r') {
+        if word.first() == Some(&b'\r') {
             return self.err(
                 &w.pos,
                 "carriage return where a command would start (the file has CRLF line ends: convert it with dos2unix)",
             );
         }
-        if let Some(n) = w.bare_prefix.iter().position(|&c| c == b'=') {
-            let name = String::from_utf8_lossy(&w.bare_prefix[..n]);
+        if let Some(n) = word.iter().position(|&c| c == b'=') {
             return self.err(
                 &w.pos,
-                format!("'{name}' is not a valid variable name (letters, digits and _, not starting with a digit)"),
+                format!(
+                    "'{}' is not a valid variable name (letters, digits and _, not starting with a digit)",
+                    shown(&word[..n], MAX_SHOWN)
+                ),
             );
         }
-        if w.all_bare && !shown.is_empty() {
+        if w.all_bare && !word.is_empty() {
             return self.err(
                 &w.pos,
-                format!("'{shown}' would run a command; only NAME=value assignments are allowed (courier-run runs nothing from a config file)"),
+                format!("'{shown_word}' would run a command; only NAME=value assignments are allowed (courier-run runs nothing from a config file)"),
             );
         }
         self.err(
@@ -424,6 +492,7 @@ impl Parser<'_, '_> {
         let mut bare_prefix = Vec::new();
         let mut bare = true;
         let mut all_bare = true;
+        let mut glob = false;
         // Tilde is expanded by sh at the start of an assignment value and
         // after an unquoted ':' in it. We refuse it there; tracking the
         // previous unquoted byte is enough.
@@ -456,43 +525,21 @@ impl Parser<'_, '_> {
                     bare = false;
                     all_bare = false;
                     self.bump();
-                    let mut lit = Vec::new();
-                    loop {
-                        let at = self.pos();
-                        match self.bump() {
-                            Some(b'\'') => break,
-                            Some(0) => return self.err(&at, NUL_MSG),
-                            Some(c) => lit.push(c),
-                            None => {
-                                return self
-                                    .err(&here, "unterminated single quote (add the closing ')");
-                            }
-                        }
-                    }
-                    push_lit(&mut parts, &lit);
+                    self.single_quoted(&here, &mut parts)?;
                     prev = Some(b'\'');
                 }
                 b'"' => {
                     bare = false;
                     all_bare = false;
                     self.bump();
-                    self.double_quoted(&here, &mut parts)?;
+                    self.double_quoted(&here, &mut parts, false)?;
                     prev = Some(b'"');
                 }
                 b'\\' => {
                     bare = false;
                     all_bare = false;
                     self.bump();
-                    match self.bump() {
-                        None => {
-                            return self.err(
-                                &here,
-                                "backslash at the end of the file (remove it or add a line after it)",
-                            );
-                        }
-                        Some(0) => return self.err(&here, NUL_MSG),
-                        Some(c) => push_lit(&mut parts, &[c]),
-                    }
+                    self.escaped(&here, &mut parts)?;
                     prev = Some(b'\\');
                 }
                 b'$' => {
@@ -511,7 +558,7 @@ impl Parser<'_, '_> {
                         "tilde expansion is not supported (quote it as '~' for a literal tilde, or write the home directory out)",
                     );
                 }
-                _ => {
+                b'=' | b'~' => {
                     self.bump();
                     if bare {
                         if c == b'=' && value_pos.is_none() {
@@ -523,6 +570,16 @@ impl Parser<'_, '_> {
                     push_lit(&mut parts, &[c]);
                     prev = Some(c);
                 }
+                _ => {
+                    // A run of bytes that stand for themselves.
+                    let run = self.run(&UNQUOTED_SPECIAL);
+                    glob |= run.iter().any(|c| b"*?[".contains(c));
+                    prev = run.last().copied();
+                    if bare {
+                        bare_prefix.extend_from_slice(run);
+                    }
+                    push_lit(&mut parts, run);
+                }
             }
         }
         Ok(Word {
@@ -531,7 +588,39 @@ impl Parser<'_, '_> {
             bare_prefix,
             all_bare,
             value_pos,
+            glob,
         })
+    }
+
+    /// After a backslash outside quotes: the next byte, raw.
+    fn escaped(&mut self, at: &Pos, parts: &mut Vec<Part>) -> R<()> {
+        match self.bump() {
+            None => self.err(
+                at,
+                "backslash at the end of the file (remove it or add a line after it)",
+            ),
+            Some(0) => self.err(at, NUL_MSG),
+            Some(c) => {
+                push_lit(parts, &[c]);
+                Ok(())
+            }
+        }
+    }
+
+    /// The inside of '...', after the opening quote: raw bytes.
+    fn single_quoted(&mut self, open: &Pos, parts: &mut Vec<Part>) -> R<()> {
+        let Some(n) = self.src[self.i..].iter().position(|&c| c == b'\'') else {
+            return self.err(open, "unterminated single quote (add the closing ')");
+        };
+        if let Some(z) = self.src[self.i..self.i + n].iter().position(|&c| c == 0) {
+            self.take(z);
+            let at = self.pos();
+            return self.err(&at, NUL_MSG);
+        }
+        let run = self.take(n);
+        push_lit(parts, run);
+        self.bump();
+        Ok(())
     }
 
     /// Would sh expand a `~` here? Only in an assignment's value: right after
@@ -543,8 +632,8 @@ impl Parser<'_, '_> {
         };
         if !in_value {
             // Not (yet) an assignment word: the word is refused later anyway
-            // unless it is a bare export name; a `~` there is just refused
-            // as part of a command.
+            // unless it is a bare export name or the file of `.`, which
+            // refuses a leading `~` itself.
             return false;
         }
         let at_value_start = bare && bare_prefix.last() == Some(&b'=') && prev == Some(b'=')
@@ -553,8 +642,10 @@ impl Parser<'_, '_> {
         at_value_start || prev == Some(b':')
     }
 
-    /// The inside of "...", after the opening quote.
-    fn double_quoted(&mut self, open: &Pos, parts: &mut Vec<Part>) -> R<()> {
+    /// The inside of "...", after the opening quote. `in_braces`: the quotes
+    /// are inside `${NAME-...}`, where dash also removes the backslash of
+    /// `\}` (and a `}` does not close the braces).
+    fn double_quoted(&mut self, open: &Pos, parts: &mut Vec<Part>, in_braces: bool) -> R<()> {
         loop {
             self.eat_bnl();
             let here = self.pos();
@@ -575,18 +666,7 @@ impl Parser<'_, '_> {
                 }
                 Some(b'\\') => {
                     self.bump();
-                    // The byte after the backslash is read raw, as dash's
-                    // pgetc() does: in "\\<newline>" the escaped backslash
-                    // is not the start of a line continuation.
-                    match self.src.get(self.i).copied() {
-                        Some(c @ (b'$' | b'`' | b'"' | b'\\')) => {
-                            self.bump();
-                            push_lit(parts, &[c]);
-                        }
-                        // Any other backslash stays, and the next byte is
-                        // read normally on the next round.
-                        _ => push_lit(parts, b"\\"),
-                    }
+                    self.dquoted_backslash(parts, in_braces);
                 }
                 Some(b'$') => {
                     self.bump();
@@ -595,11 +675,31 @@ impl Parser<'_, '_> {
                         None => push_lit(parts, b"$"),
                     }
                 }
-                Some(c) => {
-                    self.bump();
-                    push_lit(parts, &[c]);
+                Some(_) => {
+                    let run = self.run(&DQUOTED_SPECIAL);
+                    push_lit(parts, run);
                 }
             }
+        }
+    }
+
+    /// After a backslash inside double quotes (or in the word of a
+    /// `${NAME-word}` inside them). The byte after it is read raw, as dash's
+    /// pgetc() does: in "\\<newline>" the escaped backslash is not the start
+    /// of a line continuation.
+    fn dquoted_backslash(&mut self, parts: &mut Vec<Part>, in_braces: bool) {
+        match self.src.get(self.i).copied() {
+            Some(c @ (b'$' | b'`' | b'"' | b'\\')) => {
+                self.bump();
+                push_lit(parts, &[c]);
+            }
+            Some(b'}') if in_braces => {
+                self.bump();
+                push_lit(parts, b"}");
+            }
+            // Any other backslash stays, and the next byte is read normally
+            // on the next round.
+            _ => push_lit(parts, b"\\"),
         }
     }
 
@@ -616,6 +716,7 @@ impl Parser<'_, '_> {
                     name,
                     pos: at.clone(),
                     op: Op::Plain,
+                    quoted: ctx == Ctx::DoubleQuoted,
                 }))
             }
             Some(b'(') => {
@@ -645,25 +746,43 @@ impl Parser<'_, '_> {
         }
     }
 
+    /// A name (after continuations inside it, as dash reads them).
     fn name(&mut self) -> String {
-        let mut name = String::new();
-        while let Some(c) = self.peek() {
-            if c.is_ascii_alphanumeric() || c == b'_' {
-                self.bump();
-                name.push(c as char);
-            } else {
-                break;
+        let mut name = Vec::new();
+        loop {
+            let n = self.src[self.i..]
+                .iter()
+                .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+                .unwrap_or(self.src.len() - self.i);
+            name.extend_from_slice(self.take(n));
+            match self.peek() {
+                Some(c) if c.is_ascii_alphanumeric() || c == b'_' => {}
+                _ => break,
             }
         }
-        name
+        String::from_utf8(name).expect("names are ASCII")
     }
 
-    /// After `${`: NAME, then `}` or one of `-` `:-` `+` `:+` with a word.
+    /// After `${`: NAME, then `}` or an operator with a word. The one place
+    /// references nest, so the one place nesting is counted.
     fn braced(&mut self, at: &Pos, ctx: Ctx) -> R<Param> {
+        if self.nest >= MAX_NESTING {
+            return self.err(
+                at,
+                format!("${{...}} nested more than {MAX_NESTING} deep (set the inner defaults in variables first)"),
+            );
+        }
+        self.nest += 1;
+        let r = self.braced_inner(at, ctx);
+        self.nest -= 1;
+        r
+    }
+
+    fn braced_inner(&mut self, at: &Pos, ctx: Ctx) -> R<Param> {
         let unsupported = |p: &Self| {
             p.err(
                 at,
-                "unsupported ${...} form (only ${NAME}, ${NAME-word}, ${NAME:-word}, ${NAME+word} and ${NAME:+word} are)",
+                "unsupported ${...} form (only ${NAME} and ${NAME-word} with -, :-, +, :+, =, :=, ? and :? are)",
             )
         };
         match self.peek() {
@@ -676,6 +795,7 @@ impl Parser<'_, '_> {
         if colon {
             self.bump();
         }
+        let quoted = ctx == Ctx::DoubleQuoted;
         let op = match self.peek() {
             Some(b'}') if !colon => {
                 self.bump();
@@ -683,36 +803,34 @@ impl Parser<'_, '_> {
                     name,
                     pos: at.clone(),
                     op: Op::Plain,
+                    quoted,
                 });
             }
-            Some(b'-') => b'-',
-            Some(b'+') => b'+',
-            Some(b'=' | b'?') => {
-                return self.err(
-                    at,
-                    "${NAME=word} and ${NAME?word} are not supported (they assign or exit; write NAME=${NAME-word} instead)",
-                );
-            }
+            Some(c @ (b'-' | b'+' | b'=' | b'?')) => c,
             _ => return unsupported(self),
         };
         self.bump();
         let word = self.op_word(at, ctx)?;
-        let op = if op == b'-' {
-            Op::Default { colon, word }
-        } else {
-            Op::Alt { colon, word }
+        let op = match op {
+            b'-' => Op::Default { colon, word },
+            b'+' => Op::Alt { colon, word },
+            b'=' => Op::Assign { colon, word },
+            _ => Op::Error { colon, word },
         };
         Ok(Param {
             name,
             pos: at.clone(),
             op,
+            quoted,
         })
     }
 
-    /// The word of `${NAME-word}`, up to the closing `}`. Only plain text and
-    /// nested `$` references: quotes, escapes and braces inside it are read
-    /// differently by different shells (and by dash inside "..."), so they
-    /// are refused rather than guessed.
+    /// The word of `${NAME-word}`, up to the closing `}`, read as dash reads
+    /// it: in an unquoted reference, quotes and backslashes work as outside
+    /// (`${X-'a b'}` is `a b`); inside "...", a `'` is a plain byte and a
+    /// backslash escapes only `$`, backquote, `"`, `\` and `}`. Operators,
+    /// blanks, newlines and `{` are plain bytes in both; `"..."` nests (a
+    /// `}` inside does not close the braces).
     fn op_word(&mut self, at: &Pos, ctx: Ctx) -> R<Vec<Part>> {
         let mut parts = Vec::new();
         loop {
@@ -724,6 +842,13 @@ impl Parser<'_, '_> {
                     self.bump();
                     return Ok(parts);
                 }
+                Some(0) => return self.err(&here, NUL_MSG),
+                Some(b'`') => {
+                    return self.err(
+                        &here,
+                        "command substitution with backquotes is not supported (courier-run never runs commands)",
+                    );
+                }
                 Some(b'$') => {
                     self.bump();
                     // Nested words keep the context: in an unquoted
@@ -733,30 +858,35 @@ impl Parser<'_, '_> {
                         None => push_lit(&mut parts, b"$"),
                     }
                 }
+                Some(b'"') => {
+                    self.bump();
+                    self.double_quoted(&here, &mut parts, true)?;
+                }
+                Some(b'\'') if ctx == Ctx::Unquoted => {
+                    self.bump();
+                    self.single_quoted(&here, &mut parts)?;
+                }
+                Some(b'\\') if ctx == Ctx::Unquoted => {
+                    self.bump();
+                    self.escaped(&here, &mut parts)?;
+                }
+                Some(b'\\') => {
+                    self.bump();
+                    self.dquoted_backslash(&mut parts, true);
+                }
                 Some(b'~') if ctx == Ctx::Unquoted => {
                     return self.err(
                         &here,
                         "tilde expansion is not supported (write the home directory out)",
                     );
                 }
-                Some(c)
-                    if c.is_ascii_alphanumeric()
-                        || c >= 0x80
-                        || b" \t/.,:@%+-=!*?^_~[]".contains(&c) =>
-                {
-                    self.bump();
+                Some(b'\'' | b'~') => {
+                    let c = self.bump().expect("peeked");
                     push_lit(&mut parts, &[c]);
                 }
-                Some(c) => {
-                    let shown = if c.is_ascii_graphic() {
-                        format!("'{}'", c as char)
-                    } else {
-                        format!("byte 0x{c:02x}")
-                    };
-                    return self.err(
-                        &here,
-                        format!("{shown} inside ${{NAME-word}} is not supported (set the default in a variable first: D=...; then ${{NAME-$D}})"),
-                    );
+                Some(_) => {
+                    let run = self.run(&OPWORD_SPECIAL);
+                    push_lit(&mut parts, run);
                 }
             }
         }
@@ -782,32 +912,70 @@ impl Parser<'_, '_> {
 
     fn expand_param(&mut self, p: &Param, out: &mut Vec<u8>) -> R<()> {
         let value = self.lookup(&p.name, &p.pos)?;
+        // Set, for the operators: with a colon, the empty value is unset.
+        let set = |colon: bool| match &value {
+            Some(v) => !(colon && v.is_empty()),
+            None => false,
+        };
         match &p.op {
-            Op::Plain => match value {
-                Some(v) => out.extend_from_slice(&v),
+            Op::Plain => match &value {
+                Some(v) => out.extend_from_slice(v),
                 None => self.scope.warnings.push(Warning {
                     pos: p.pos.clone(),
                     msg: format!(
-                        "{} is not set: ${} expands to the empty string",
-                        p.name, p.name
+                        "{0} is not set: ${0} expands to the empty string",
+                        shown(p.name.as_bytes(), MAX_SHOWN)
                     ),
                 }),
             },
-            Op::Default { colon, word } => match value {
-                Some(v) if !(*colon && v.is_empty()) => out.extend_from_slice(&v),
-                _ => out.extend(self.expand(word, 0)?),
+            Op::Default { colon, word } => match set(*colon) {
+                true => out.extend_from_slice(value.as_deref().unwrap_or_default()),
+                false => out.extend(self.expand(word, 0)?),
             },
-            Op::Alt { colon, word } => match value {
-                Some(v) if !(*colon && v.is_empty()) => out.extend(self.expand(word, 0)?),
-                _ => {}
+            Op::Alt { colon, word } => {
+                if set(*colon) {
+                    out.extend(self.expand(word, 0)?);
+                }
+            }
+            Op::Assign { colon, word } => match set(*colon) {
+                true => out.extend_from_slice(value.as_deref().unwrap_or_default()),
+                false => {
+                    // sh assigns (and, under `set -a`, exports) the name
+                    // right now: later references on the same line see it.
+                    let v = self.expand(word, 0)?;
+                    out.extend_from_slice(&v);
+                    self.scope.assign(Assignment {
+                        name: p.name.clone(),
+                        value: v,
+                        pos: p.pos.clone(),
+                        value_pos: p.pos.clone(),
+                    });
+                }
+            },
+            Op::Error { colon, word } => match set(*colon) {
+                true => out.extend_from_slice(value.as_deref().unwrap_or_default()),
+                false => {
+                    let msg = self.expand(word, 0)?;
+                    let name = shown(p.name.as_bytes(), MAX_SHOWN);
+                    let state = if value.is_some() { "empty" } else { "not set" };
+                    let said = if msg.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": \"{}\"", shown(&msg, MAX_SHOWN))
+                    };
+                    return self.err(
+                        &p.pos,
+                        format!("{name} is {state}: sh stops here (${{{name}?...}}){said}"),
+                    );
+                }
             },
         }
         Ok(())
     }
 
     fn lookup(&self, name: &str, pos: &Pos) -> R<Option<Vec<u8>>> {
-        if let Some(&i) = self.scope.latest.get(name) {
-            return Ok(Some(self.scope.assigned[i].value.clone()));
+        if let Some(v) = self.scope.assigned(name) {
+            return Ok(Some(v.to_vec()));
         }
         if SHELL_OWNED.contains(&name) {
             return self.err(
@@ -831,118 +999,5 @@ fn push_lit(parts: &mut Vec<Part>, b: &[u8]) {
         l.extend_from_slice(b);
     } else {
         parts.push(Part::Lit(b.to_vec()));
-    }
-}
-
-/// Read `src` as file `file` with an empty inherited environment.
-pub fn read_str(file: &str, src: &[u8]) -> anyhow::Result<Scope> {
-    let mut s = Scope::new([]);
-    s.read(file, src)?;
-    Ok(s)
-}
-
-/// Read the config file at `path` into `scope`; returns its permission bits
-/// (the envdir is private when a config file is). The file is read from one
-/// open descriptor, so the mode and bytes belong to the same file.
-pub fn read_file(scope: &mut Scope, path: &std::path::Path) -> anyhow::Result<u32> {
-    use anyhow::Context;
-    use std::io::Read;
-    use std::os::unix::fs::PermissionsExt;
-    let mut f = std::fs::File::open(path)
-        .with_context(|| format!("unable to open config file {}", path.display()))?;
-    let mode = f
-        .metadata()
-        .with_context(|| format!("unable to stat config file {}", path.display()))?
-        .permissions()
-        .mode();
-    let mut src = Vec::new();
-    f.read_to_end(&mut src)
-        .with_context(|| format!("unable to read config file {}", path.display()))?;
-    scope.read(&path.to_string_lossy(), &src)?;
-    Ok(mode)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn vars(src: &str) -> Vec<(String, String)> {
-        let s = read_str("t", src.as_bytes()).unwrap();
-        s.vars()
-            .iter()
-            .map(|a| {
-                (
-                    a.name.clone(),
-                    String::from_utf8_lossy(&a.value).into_owned(),
-                )
-            })
-            .collect()
-    }
-
-    fn err(src: &str) -> String {
-        format!("{:#}", read_str("t", src.as_bytes()).unwrap_err())
-    }
-
-    macro_rules! ok_cases {
-        ($($name:ident: $src:expr => [$(($k:expr, $v:expr)),*];)*) => {$(
-            #[test]
-            fn $name() {
-                let want: Vec<(String, String)> = vec![$(($k.to_string(), $v.to_string())),*];
-                assert_eq!(vars($src), want);
-            }
-        )*};
-    }
-
-    ok_cases! {
-        plain: "A=1\n" => [("A", "1")];
-        two_on_a_line: "A=1 B=$A\n" => [("A", "1"), ("B", "1")];
-        later_wins: "A=1\nA=2\n" => [("A", "2")];
-        dquote: "A=\"x y\"\n" => [("A", "x y")];
-        squote_adjacent: "A='it'\"'\"'s'\n" => [("A", "it's")];
-        continuation: "A=a\\\nb\n" => [("A", "ab")];
-        comment_after: "A=1 # c\n" => [("A", "1")];
-        hash_in_word: "A=1#c\n" => [("A", "1#c")];
-        default_op: "A=${X-d} B=${X:-e}\n" => [("A", "d"), ("B", "e")];
-        alt_op: "X=\nA=${X+y} B=${X:+z}\n" => [("X", ""), ("A", "y"), ("B", "")];
-        export_forms: "export A=1\nexport A\nexport B=2 C=3\n" => [("A", "1"), ("B", "2"), ("C", "3")];
-        dquote_escapes: "A=\"\\$x\\\\\\\"\\q\"\n" => [("A", "$x\\\"\\q")];
-        dollar_literal: "A=$ B=\"$\" C=a$\n" => [("A", "$"), ("B", "$"), ("C", "a$")];
-        tilde_mid: "A=a~b\n" => [("A", "a~b")];
-    }
-
-    #[test]
-    fn refusals_name_position() {
-        assert!(err("A=1\nB=$(ls)\n").contains("t:2:3: command substitution"));
-        assert!(err("ls\n").contains("t:1:1: 'ls' would run a command"));
-        assert!(err("A=1; B=2\n").contains("t:1:4: shell operator ';'"));
-        assert!(err("9A=1\n").contains("t:1:1: '9A' is not a valid"));
-        assert!(err("A=~\n").contains("t:1:3: tilde"));
-        assert!(err("A=x:~/y\n").contains("t:1:5: tilde"));
-        assert!(err("A='x\n").contains("t:1:3: unterminated single quote"));
-        assert!(err("A=${X#y}\n").contains("unsupported ${...} form"));
-        assert!(err("A=$LINENO\n").contains("shell's own variable"));
-    }
-
-    #[test]
-    fn unset_reference_warns() {
-        let s = read_str("t", b"A=$NOPE\n").unwrap();
-        assert_eq!(s.warnings.len(), 1);
-        assert_eq!(
-            s.warnings[0].to_string(),
-            "t:1:3: NOPE is not set: $NOPE expands to the empty string"
-        );
-    }
-
-    #[test]
-    fn value_position_is_after_the_equals_sign() {
-        let s = read_str("t", b"  PORT=1 X=y\nA=\\\nz\n").unwrap();
-        let at = |n: &str| {
-            let a = s.assignments().iter().find(|a| a.name == n).unwrap();
-            (a.pos.to_string(), a.value_pos.to_string())
-        };
-        assert_eq!(at("PORT"), ("t:1:3".into(), "t:1:8".into()));
-        assert_eq!(at("X"), ("t:1:10".into(), "t:1:12".into()));
-        // After a continuation right behind '=', the value starts below.
-        assert_eq!(at("A"), ("t:2:1".into(), "t:3:1".into()));
     }
 }
