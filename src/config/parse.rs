@@ -401,7 +401,15 @@ impl<'a> Parser<'a, '_> {
         }
         let p = Path::new(OsStr::from_bytes(path));
         let (src, meta) =
-            read_bounded(p, "file").or_else(|e| self.err(dot, format!("'.': {}", describe(&e))))?;
+            read_bounded(p, "file").or_else(|e| {
+                self.err(
+                    dot,
+                    format!(
+                        "'. FILE': {} (sh would stop here: fix the path or remove the line)",
+                        describe(&e)
+                    ),
+                )
+            })?;
         let id = (meta.dev(), meta.ino());
         if self.scope.reading.contains(&id) {
             return self.err(
@@ -961,11 +969,11 @@ impl<'a> Parser<'a, '_> {
                     let said = if msg.is_empty() {
                         String::new()
                     } else {
-                        format!(": \"{}\"", shown(&msg, MAX_SHOWN))
+                        format!(" with \"{}\"", shown(&msg, MAX_SHOWN))
                     };
                     return self.err(
                         &p.pos,
-                        format!("{name} is {state}: sh stops here (${{{name}?...}}){said}"),
+                        format!("{name} is {state}, so sh stops here{said} (set {name} before this line, or write ${{{name}-default}})"),
                     );
                 }
             },
