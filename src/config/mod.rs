@@ -193,14 +193,28 @@ pub fn read_str(file: &str, src: &[u8]) -> anyhow::Result<Scope> {
 /// descriptor, so the mode and bytes belong to the same file; only a regular
 /// file of at most [`MAX_FILE_SIZE`] bytes is read (see [`read_bounded`]).
 pub fn read_file(scope: &mut Scope, path: &std::path::Path) -> anyhow::Result<u32> {
-    use std::os::unix::fs::MetadataExt;
     let (src, meta) = read_bounded(path, "config file")?;
-    scope.reading.push((meta.dev(), meta.ino()));
-    scope.sourced_mode = 0o7777;
-    let r = parse::read(scope, Arc::from(shown_path(path)), &src);
-    scope.reading.pop();
-    r?;
-    Ok(meta.mode() & (scope.sourced_mode | !0o7777))
+    scope.read_opened(path, &src, &meta)
+}
+
+impl Scope {
+    /// Read the bytes `src` of the file at `path`, already read with
+    /// [`read_bounded`] (for callers that look at the bytes too, as
+    /// `--check` does); returns what [`read_file`] returns.
+    pub fn read_opened(
+        &mut self,
+        path: &std::path::Path,
+        src: &[u8],
+        meta: &std::fs::Metadata,
+    ) -> anyhow::Result<u32> {
+        use std::os::unix::fs::MetadataExt;
+        self.reading.push((meta.dev(), meta.ino()));
+        self.sourced_mode = 0o7777;
+        let r = parse::read(self, Arc::from(shown_path(path)), src);
+        self.reading.pop();
+        r?;
+        Ok(meta.mode() & (self.sourced_mode | !0o7777))
+    }
 }
 
 #[cfg(test)]

@@ -400,16 +400,15 @@ impl<'a> Parser<'a, '_> {
             );
         }
         let p = Path::new(OsStr::from_bytes(path));
-        let (src, meta) =
-            read_bounded(p, "file").or_else(|e| {
-                self.err(
-                    dot,
-                    format!(
-                        "'. FILE': {} (sh would stop here: fix the path or remove the line)",
-                        describe(&e)
-                    ),
-                )
-            })?;
+        let (src, meta) = read_bounded(p, "file").or_else(|e| {
+            self.err(
+                dot,
+                format!(
+                    "'. FILE': {} (sh would stop here: fix the path or remove the line)",
+                    describe(&e)
+                ),
+            )
+        })?;
         let id = (meta.dev(), meta.ino());
         if self.scope.reading.contains(&id) {
             return self.err(
@@ -480,10 +479,10 @@ impl<'a> Parser<'a, '_> {
                 ),
             );
         }
-        if w.all_bare && !word.is_empty() {
+        if let Some(cmd) = command_name(word).filter(|_| w.all_bare) {
             return self.err(
                 &w.pos,
-                format!("'{shown_word}' would run a command; only NAME=value assignments are allowed (courier-run runs nothing from a config file)"),
+                format!("'{cmd}' would run a command; only NAME=value assignments are allowed (courier-run runs nothing from a config file)"),
             );
         }
         self.err(
@@ -1000,6 +999,23 @@ impl<'a> Parser<'a, '_> {
             None => Ok(None),
         }
     }
+}
+
+/// The command a word would run, as a message may quote it: its leading
+/// run of the bytes command names are made of, at most 24 of them, then
+/// `...` if the word goes on; None when that run is empty. Never more: a
+/// wrong file (`config=/etc/shadow`) must not put a line into the log.
+fn command_name(word: &[u8]) -> Option<String> {
+    let n = word
+        .iter()
+        .position(|c| !(c.is_ascii_alphanumeric() || b"_./+-".contains(c)))
+        .unwrap_or(word.len());
+    if n == 0 {
+        return None;
+    }
+    let shown = &word[..n.min(24)];
+    let more = if shown.len() < word.len() { "..." } else { "" };
+    Some(format!("{}{more}", String::from_utf8_lossy(shown)))
 }
 
 fn push_lit(parts: &mut Vec<Part>, b: &[u8]) {
