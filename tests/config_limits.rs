@@ -155,7 +155,11 @@ fn control_bytes_in_messages_are_escaped() {
     let conf = t.join("conf");
     write(&conf, b"A=1\n\x1b[2J\x07evil=1\n");
     let r = convert(&t, &conf);
-    assert_refused(&t, &r, ":2:1: '\\x1b[2J\\x07evil' is not a valid variable name");
+    assert_refused(
+        &t,
+        &r,
+        ":2:1: '\\x1b[2J\\x07evil' is not a valid variable name",
+    );
     assert!(
         !r.stderr.iter().any(|&c| c < 0x20 && c != b'\n'),
         "{:?}",
