@@ -505,7 +505,8 @@ impl<'r> WordGen<'r> {
 
     fn name(&mut self) -> &'static str {
         // S stays set: never assigned here.
-        *self.rng.pick(&WORD_NAMES[..WORD_NAMES.len() - 1])
+        let n = self.rng.below(WORD_NAMES.len() - 1);
+        WORD_NAMES[n]
     }
 
     fn assignment(&mut self, f: &mut Vec<u8>) {

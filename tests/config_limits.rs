@@ -379,3 +379,28 @@ fn dry_run_refuses_a_fifo_config() {
     assert_eq!(r.code, Some(100), "{}", r.stderr_str());
     assert!(r.stderr_str().contains("is a FIFO"), "{}", r.stderr_str());
 }
+
+/// Parser speed, by hand: `COURIER_BENCH_FILES="f1 f2" cargo test --release
+/// --test config_limits parse_speed -- --ignored --nocapture` prints the
+/// fastest of 20 reads of the files into one scope.
+#[test]
+#[ignore]
+fn parse_speed() {
+    let files: Vec<(String, Vec<u8>)> = std::env::var("COURIER_BENCH_FILES")
+        .expect("COURIER_BENCH_FILES")
+        .split_whitespace()
+        .map(|f| (f.to_string(), fs::read(f).unwrap()))
+        .collect();
+    let mut best = Duration::MAX;
+    let mut n = 0;
+    for _ in 0..20 {
+        let start = Instant::now();
+        let mut scope = courier_run::config::Scope::new([]);
+        for (name, src) in &files {
+            scope.read(name, src).unwrap();
+        }
+        n = scope.vars().len();
+        best = best.min(start.elapsed());
+    }
+    eprintln!("parse_speed: {n} variables, best of 20: {best:?}");
+}

@@ -120,6 +120,13 @@ struct Word {
     glob: bool,
 }
 
+/// A line and column in the file being read.
+#[derive(Clone, Copy)]
+struct At {
+    line: u32,
+    col: u32,
+}
+
 /// Where a `~` would be expanded by sh, so that we refuse it.
 #[derive(Clone, Copy, PartialEq)]
 enum Ctx {
@@ -163,6 +170,26 @@ impl<'a> Parser<'a, '_> {
         }
     }
 
+    /// Where the reader is, cheaply (a [`Pos`] is made only when needed).
+    fn at(&self) -> At {
+        At {
+            line: self.line,
+            col: self.col,
+        }
+    }
+
+    fn pos_of(&self, at: At) -> Pos {
+        Pos {
+            file: self.file.clone(),
+            line: at.line,
+            col: at.col,
+        }
+    }
+
+    fn err_at<T>(&self, at: At, msg: impl fmt::Display) -> R<T> {
+        self.err(&self.pos_of(at), msg)
+    }
+
     fn err<T>(&self, pos: &Pos, msg: impl fmt::Display) -> R<T> {
         Err(bad_input(format!("{pos}: {msg}")))
     }
@@ -201,14 +228,20 @@ impl<'a> Parser<'a, '_> {
         let src: &'a [u8] = self.src;
         let run = &src[self.i..self.i + n];
         self.i += n;
-        match run.iter().rposition(|&c| c == b'\n') {
+        match memchr::memrchr(b'\n', run) {
             Some(last) => {
-                self.line += run.iter().filter(|&&c| c == b'\n').count() as u32;
+                self.line += memchr::memchr_iter(b'\n', run).count() as u32;
                 self.col = (n - last) as u32;
             }
             None => self.col += n as u32,
         }
         run
+    }
+
+    /// [`take`](Self::take) for a run known to hold no newline.
+    fn take_line(&mut self, n: usize) {
+        self.i += n;
+        self.col += n as u32;
     }
 
     /// Consume the run of bytes not in `stop` (possibly empty).
@@ -239,11 +272,8 @@ impl<'a> Parser<'a, '_> {
     /// A comment runs to the end of the line; a backslash in it is not a
     /// continuation (dash reads comments raw).
     fn comment(&mut self) {
-        let n = self.src[self.i..]
-            .iter()
-            .position(|&c| c == b'\n')
-            .unwrap_or(self.src.len() - self.i);
-        self.take(n);
+        let n = memchr::memchr(b'\n', &self.src[self.i..]).unwrap_or(self.src.len() - self.i);
+        self.take_line(n);
     }
 
     /// One simple command: words up to the end of the line (or a comment).
@@ -508,13 +538,13 @@ impl<'a> Parser<'a, '_> {
         loop {
             // Continuations first, so that `here` is where the byte is.
             self.eat_bnl();
-            let here = self.pos();
+            let here = self.at();
             let Some(c) = self.peek() else { break };
             match c {
                 b' ' | b'\t' | b'\n' => break,
                 b';' | b'&' | b'|' | b'<' | b'>' | b'(' | b')' => {
-                    return self.err(
-                        &here,
+                    return self.err_at(
+                        here,
                         format!(
                             "shell operator '{}' is not supported (config files may only assign variables; quote it if it is part of a value)",
                             c as char
@@ -522,46 +552,46 @@ impl<'a> Parser<'a, '_> {
                     );
                 }
                 b'`' => {
-                    return self.err(
-                        &here,
+                    return self.err_at(
+                        here,
                         "command substitution with backquotes is not supported (courier-run never runs commands)",
                     );
                 }
-                0 => return self.err(&here, NUL_MSG),
+                0 => return self.err_at(here, NUL_MSG),
                 b'\'' => {
                     bare = false;
                     all_bare = false;
                     self.bump();
-                    self.single_quoted(&here, &mut parts)?;
+                    self.single_quoted(here, &mut parts)?;
                     prev = Some(b'\'');
                 }
                 b'"' => {
                     bare = false;
                     all_bare = false;
                     self.bump();
-                    self.double_quoted(&here, &mut parts, false)?;
+                    self.double_quoted(here, &mut parts, false)?;
                     prev = Some(b'"');
                 }
                 b'\\' => {
                     bare = false;
                     all_bare = false;
                     self.bump();
-                    self.escaped(&here, &mut parts)?;
+                    self.escaped(here, &mut parts)?;
                     prev = Some(b'\\');
                 }
                 b'$' => {
                     bare = false;
                     all_bare = false;
                     self.bump();
-                    match self.dollar(&here, Ctx::Unquoted)? {
+                    match self.dollar(here, Ctx::Unquoted)? {
                         Some(p) => parts.push(Part::Param(p)),
                         None => push_lit(&mut parts, b"$"),
                     }
                     prev = Some(b'$');
                 }
                 b'~' if self.tilde_position(&bare_prefix, bare, prev) => {
-                    return self.err(
-                        &here,
+                    return self.err_at(
+                        here,
                         "tilde expansion is not supported (quote it as '~' for a literal tilde, or write the home directory out)",
                     );
                 }
@@ -600,13 +630,13 @@ impl<'a> Parser<'a, '_> {
     }
 
     /// After a backslash outside quotes: the next byte, raw.
-    fn escaped(&mut self, at: &Pos, parts: &mut Vec<Part>) -> R<()> {
+    fn escaped(&mut self, at: At, parts: &mut Vec<Part>) -> R<()> {
         match self.bump() {
-            None => self.err(
+            None => self.err_at(
                 at,
                 "backslash at the end of the file (remove it or add a line after it)",
             ),
-            Some(0) => self.err(at, NUL_MSG),
+            Some(0) => self.err_at(at, NUL_MSG),
             Some(c) => {
                 push_lit(parts, &[c]);
                 Ok(())
@@ -615,11 +645,11 @@ impl<'a> Parser<'a, '_> {
     }
 
     /// The inside of '...', after the opening quote: raw bytes.
-    fn single_quoted(&mut self, open: &Pos, parts: &mut Vec<Part>) -> R<()> {
-        let Some(n) = self.src[self.i..].iter().position(|&c| c == b'\'') else {
-            return self.err(open, "unterminated single quote (add the closing ')");
+    fn single_quoted(&mut self, open: At, parts: &mut Vec<Part>) -> R<()> {
+        let Some(n) = memchr::memchr(b'\'', &self.src[self.i..]) else {
+            return self.err_at(open, "unterminated single quote (add the closing ')");
         };
-        if let Some(z) = self.src[self.i..self.i + n].iter().position(|&c| c == 0) {
+        if let Some(z) = memchr::memchr(0, &self.src[self.i..self.i + n]) {
             self.take(z);
             let at = self.pos();
             return self.err(&at, NUL_MSG);
@@ -652,22 +682,22 @@ impl<'a> Parser<'a, '_> {
     /// The inside of "...", after the opening quote. `in_braces`: the quotes
     /// are inside `${NAME-...}`, where dash also removes the backslash of
     /// `\}` (and a `}` does not close the braces).
-    fn double_quoted(&mut self, open: &Pos, parts: &mut Vec<Part>, in_braces: bool) -> R<()> {
+    fn double_quoted(&mut self, open: At, parts: &mut Vec<Part>, in_braces: bool) -> R<()> {
         loop {
             self.eat_bnl();
-            let here = self.pos();
+            let here = self.at();
             match self.peek() {
                 None => {
-                    return self.err(open, "unterminated double quote (add the closing \")");
+                    return self.err_at(open, "unterminated double quote (add the closing \")");
                 }
                 Some(b'"') => {
                     self.bump();
                     return Ok(());
                 }
-                Some(0) => return self.err(&here, NUL_MSG),
+                Some(0) => return self.err_at(here, NUL_MSG),
                 Some(b'`') => {
-                    return self.err(
-                        &here,
+                    return self.err_at(
+                        here,
                         "command substitution with backquotes is not supported (courier-run never runs commands; write \\` for a literal backquote)",
                     );
                 }
@@ -677,7 +707,7 @@ impl<'a> Parser<'a, '_> {
                 }
                 Some(b'$') => {
                     self.bump();
-                    match self.dollar(&here, Ctx::DoubleQuoted)? {
+                    match self.dollar(here, Ctx::DoubleQuoted)? {
                         Some(p) => parts.push(Part::Param(p)),
                         None => push_lit(parts, b"$"),
                     }
@@ -711,7 +741,7 @@ impl<'a> Parser<'a, '_> {
     }
 
     /// After a `$`: a parameter, or None for a literal `$`.
-    fn dollar(&mut self, at: &Pos, ctx: Ctx) -> R<Option<Param>> {
+    fn dollar(&mut self, at: At, ctx: Ctx) -> R<Option<Param>> {
         match self.peek() {
             Some(b'{') => {
                 self.bump();
@@ -721,7 +751,7 @@ impl<'a> Parser<'a, '_> {
                 let name = self.name();
                 Ok(Some(Param {
                     name,
-                    pos: at.clone(),
+                    pos: self.pos_of(at),
                     op: Op::Plain,
                     quoted: ctx == Ctx::DoubleQuoted,
                 }))
@@ -729,23 +759,23 @@ impl<'a> Parser<'a, '_> {
             Some(b'(') => {
                 self.bump();
                 if self.peek() == Some(b'(') {
-                    self.err(at, "arithmetic expansion $((...)) is not supported (write the number out)")
+                    self.err_at(at, "arithmetic expansion $((...)) is not supported (write the number out)")
                 } else {
-                    self.err(at, "command substitution $(...) is not supported (courier-run never runs commands)")
+                    self.err_at(at, "command substitution $(...) is not supported (courier-run never runs commands)")
                 }
             }
-            Some(c @ (b'0'..=b'9' | b'@' | b'*' | b'#' | b'?' | b'-' | b'$' | b'!')) => self.err(
+            Some(c @ (b'0'..=b'9' | b'@' | b'*' | b'#' | b'?' | b'-' | b'$' | b'!')) => self.err_at(
                 at,
                 format!(
                     "special parameter ${} is not supported (only $NAME and ${{NAME...}} references are)",
                     c as char
                 ),
             ),
-            Some(b'\'') if ctx == Ctx::Unquoted => self.err(
+            Some(b'\'') if ctx == Ctx::Unquoted => self.err_at(
                 at,
                 "$'...' quoting is not supported (dash and bash read it differently; use '...')",
             ),
-            Some(b'"') if ctx == Ctx::Unquoted => self.err(
+            Some(b'"') if ctx == Ctx::Unquoted => self.err_at(
                 at,
                 "$\"...\" quoting is not supported (dash and bash read it differently; use \"...\")",
             ),
@@ -772,9 +802,9 @@ impl<'a> Parser<'a, '_> {
 
     /// After `${`: NAME, then `}` or an operator with a word. The one place
     /// references nest, so the one place nesting is counted.
-    fn braced(&mut self, at: &Pos, ctx: Ctx) -> R<Param> {
+    fn braced(&mut self, at: At, ctx: Ctx) -> R<Param> {
         if self.nest >= MAX_NESTING {
-            return self.err(
+            return self.err_at(
                 at,
                 format!("${{...}} nested more than {MAX_NESTING} deep (set the inner defaults in variables first)"),
             );
@@ -785,16 +815,16 @@ impl<'a> Parser<'a, '_> {
         r
     }
 
-    fn braced_inner(&mut self, at: &Pos, ctx: Ctx) -> R<Param> {
+    fn braced_inner(&mut self, at: At, ctx: Ctx) -> R<Param> {
         let unsupported = |p: &Self| {
-            p.err(
+            p.err_at(
                 at,
                 "unsupported ${...} form (only ${NAME} and ${NAME-word} with -, :-, +, :+, =, :=, ? and :? are)",
             )
         };
         match self.peek() {
             Some(c) if c.is_ascii_alphabetic() || c == b'_' => {}
-            Some(b'}') => return self.err(at, "empty ${} (write ${NAME})"),
+            Some(b'}') => return self.err_at(at, "empty ${} (write ${NAME})"),
             _ => return unsupported(self),
         }
         let name = self.name();
@@ -808,7 +838,7 @@ impl<'a> Parser<'a, '_> {
                 self.bump();
                 return Ok(Param {
                     name,
-                    pos: at.clone(),
+                    pos: self.pos_of(at),
                     op: Op::Plain,
                     quoted,
                 });
@@ -826,7 +856,7 @@ impl<'a> Parser<'a, '_> {
         };
         Ok(Param {
             name,
-            pos: at.clone(),
+            pos: self.pos_of(at),
             op,
             quoted,
         })
@@ -838,21 +868,21 @@ impl<'a> Parser<'a, '_> {
     /// backslash escapes only `$`, backquote, `"`, `\` and `}`. Operators,
     /// blanks, newlines and `{` are plain bytes in both; `"..."` nests (a
     /// `}` inside does not close the braces).
-    fn op_word(&mut self, at: &Pos, ctx: Ctx) -> R<Vec<Part>> {
+    fn op_word(&mut self, at: At, ctx: Ctx) -> R<Vec<Part>> {
         let mut parts = Vec::new();
         loop {
             self.eat_bnl();
-            let here = self.pos();
+            let here = self.at();
             match self.peek() {
-                None => return self.err(at, "unterminated ${ (add the closing })"),
+                None => return self.err_at(at, "unterminated ${ (add the closing })"),
                 Some(b'}') => {
                     self.bump();
                     return Ok(parts);
                 }
-                Some(0) => return self.err(&here, NUL_MSG),
+                Some(0) => return self.err_at(here, NUL_MSG),
                 Some(b'`') => {
-                    return self.err(
-                        &here,
+                    return self.err_at(
+                        here,
                         "command substitution with backquotes is not supported (courier-run never runs commands)",
                     );
                 }
@@ -860,30 +890,30 @@ impl<'a> Parser<'a, '_> {
                     self.bump();
                     // Nested words keep the context: in an unquoted
                     // `${X-${Y-~}}` sh expands the tilde.
-                    match self.dollar(&here, ctx)? {
+                    match self.dollar(here, ctx)? {
                         Some(p) => parts.push(Part::Param(p)),
                         None => push_lit(&mut parts, b"$"),
                     }
                 }
                 Some(b'"') => {
                     self.bump();
-                    self.double_quoted(&here, &mut parts, true)?;
+                    self.double_quoted(here, &mut parts, true)?;
                 }
                 Some(b'\'') if ctx == Ctx::Unquoted => {
                     self.bump();
-                    self.single_quoted(&here, &mut parts)?;
+                    self.single_quoted(here, &mut parts)?;
                 }
                 Some(b'\\') if ctx == Ctx::Unquoted => {
                     self.bump();
-                    self.escaped(&here, &mut parts)?;
+                    self.escaped(here, &mut parts)?;
                 }
                 Some(b'\\') => {
                     self.bump();
                     self.dquoted_backslash(&mut parts, true);
                 }
                 Some(b'~') if ctx == Ctx::Unquoted => {
-                    return self.err(
-                        &here,
+                    return self.err_at(
+                        here,
                         "tilde expansion is not supported (write the home directory out)",
                     );
                 }
