@@ -606,3 +606,38 @@ impl<'r> WordGen<'r> {
         }
     }
 }
+
+/// Hand-written words inside `${...}` and the `=` and `?` operators, each
+/// compared with dash (the generator covers their combinations).
+#[rustfmt::skip]
+const WORDS: &[(&str, &[u8])] = &[
+    ("squote", b"A=${X-'a b'} B=${X-'}'} C=${X-a'}'b}\n"),
+    ("dquote", b"A=${X-\"a b\"} B=${X-\"a}b\"} C=${X-\"a\\}b\"} D=${X-\"a\\\"b\"}\n"),
+    ("escapes", b"A=${X-a\\}b} B=${X-a\\'b} C=${X-\\\\} D=${X-\\a} E=${X-\\ }\n"),
+    ("in_dquotes", b"A=\"${X-'a b'}\" B=\"${X-\"a b\"}\" C=\"${X-a\\}b}\" D=\"${X-a\\'b}\"\n"),
+    ("in_dquotes_more", b"A=\"${X-'}'x}\" B=\"${X-\\\\}\" C=\"${X-\\a}\" D=\"${X-\"\\a\"}\" E=\"${X-\"'\"}\"\n"),
+    ("operators_are_bytes", b"A=${X-a;b} B=${X-a|b&c<d>e(f)g} C=${X-a#b} D=${X-#b} E=${X-a{b}c}\n"),
+    ("newline_inside", b"A=${X-a\nb} B=\"${X-a\nb}\" C=${X-'a\\\nb'} D=${X-\"a\\\nb\"}\n"),
+    ("nested_quotes", b"A=${X-\"${Y-'q'}\"} B=\"${X-${Y-\"q r\"}}\" C=${X-${Y-\"q}r\"}}\n"),
+    ("dollar_literal", b"A=${X-\"$\"} B=${X-$} C=\"${X-$}\" D=${X-\"\\$\"} E=\"${X-\\$}\"\n"),
+    ("tilde_quoted", b"A=${X-\"~\"} B=\"${X-~}\" C=${X-'~'}\n"),
+    ("assign", b"A=${X='a b'} B=$X C=\"${Y=a\\}b}\" D=$Y\n"),
+    ("assign_colon", b"X= A=${X:=z} B=${X:=q} C=$X\n"),
+    ("assign_then_override", b"A=${X=1} X=2 B=$X\n"),
+    ("assign_in_export", b"export A=${X=1} B=$X\n"),
+    ("assign_set_keeps", b"X=v A=${X=w} B=${X:=w}\n"),
+    ("error_set", b"X=1 A=${X?\"oops\"} B=${X:?} C=\"${X?x y}\"\n"),
+    ("error_empty_set", b"X= A=${X?no}\n"),
+];
+
+#[test]
+fn words() {
+    if !have_dash() {
+        return;
+    }
+    let failures: Vec<String> = WORDS
+        .iter()
+        .filter_map(|(name, src)| check(name, &[src.to_vec()], &[]).err())
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -215,6 +215,13 @@ fn sourced_file_joins_the_scope_and_names_positions() {
     assert_eq!(env("B"), b"2-b\n");
     assert_eq!(env("C"), b"21-b\n");
 
+    // The library lists every file read, sourced ones included.
+    let conf2 = t.join("imapd2");
+    write(&conf2, format!("A=1\n. {}\n", local.display()).as_bytes());
+    let mut scope = courier_run::config::Scope::new([]);
+    courier_run::config::read_file(&mut scope, &conf2).unwrap();
+    assert_eq!(scope.files(), [conf2.clone(), local.clone()]);
+
     // An error in the sourced file names the sourced file.
     write(&local, b"B=1\nX=$(id)\n");
     fs::remove_dir_all(t.join("env")).unwrap();

@@ -100,6 +100,9 @@ pub struct Scope {
     depth: usize,
     /// The permission bits of the files `. FILE` read, ANDed together.
     sourced_mode: u32,
+    /// Every file read from the filesystem, in order: the files given and
+    /// the files they source.
+    files: Vec<std::path::PathBuf>,
 }
 
 impl Scope {
@@ -134,6 +137,14 @@ impl Scope {
         self.latest
             .get(name)
             .map(|&i| self.assigned[i].value.as_slice())
+    }
+
+    /// Every file read from the filesystem so far, in the order read: those
+    /// given to [`read_file`] and those they source with `. FILE` (paths as
+    /// written, relative ones relative to the current directory). The
+    /// envdir must be none of them.
+    pub fn files(&self) -> &[std::path::PathBuf] {
+        &self.files
     }
 
     /// Every assignment as read, in order (a name may appear more than once).
@@ -193,7 +204,12 @@ pub fn read_str(file: &str, src: &[u8]) -> anyhow::Result<Scope> {
 /// descriptor, so the mode and bytes belong to the same file; only a regular
 /// file of at most [`MAX_FILE_SIZE`] bytes is read (see [`read_bounded`]).
 pub fn read_file(scope: &mut Scope, path: &std::path::Path) -> anyhow::Result<u32> {
-    let (src, meta) = read_bounded(path, "config file")?;
+    read_named(scope, path, "config file")
+}
+
+/// [`read_file`], naming the file `what` in messages ("run file").
+pub fn read_named(scope: &mut Scope, path: &std::path::Path, what: &str) -> anyhow::Result<u32> {
+    let (src, meta) = read_bounded(path, what)?;
     scope.read_opened(path, &src, &meta)
 }
 
@@ -208,6 +224,7 @@ impl Scope {
         meta: &std::fs::Metadata,
     ) -> anyhow::Result<u32> {
         use std::os::unix::fs::MetadataExt;
+        self.files.push(path.to_path_buf());
         self.reading.push((meta.dev(), meta.ino()));
         self.sourced_mode = 0o7777;
         let r = parse::read(self, Arc::from(shown_path(path)), src);

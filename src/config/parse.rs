@@ -450,6 +450,7 @@ impl<'a> Parser<'a, '_> {
             );
         }
         self.scope.sourced_mode &= meta.mode();
+        self.scope.files.push(p.to_path_buf());
         self.scope.reading.push(id);
         self.scope.depth += 1;
         let r = read(self.scope, Arc::from(shown(path, usize::MAX)), &src);
