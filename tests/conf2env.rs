@@ -63,6 +63,7 @@ const REFUSED: &[(&str, &[u8], u32, u32)] = &[
     ("dot_bare_name", b". imapd.local\n", 1, 3),
     ("dot_extra_argument", b". ./a b\n", 1, 7),
     ("dot_no_file", b".\n", 1, 1),
+    ("dot_option", b". -/x\n", 1, 3),
     ("dot_tilde", b". ~/x\n", 1, 3),
     ("dot_unquoted_glob", b". /etc/*\n", 1, 3),
     ("dot_device", b"A=1\n. /dev/zero\n", 2, 1),

@@ -378,6 +378,12 @@ impl<'a> Parser<'a, '_> {
                 "'.' with an empty file name (sh would fail: write the path)",
             );
         }
+        if path.first() == Some(&b'-') {
+            return self.err(
+                &w.pos,
+                "a file name of '.' starting with - would be read as an option by sh (write ./ before it)",
+            );
+        }
         if !path.contains(&b'/') {
             return self.err(
                 &w.pos,
