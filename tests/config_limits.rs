@@ -411,3 +411,23 @@ fn parse_speed() {
     }
     eprintln!("parse_speed: {n} variables, best of 20: {best:?}");
 }
+
+/// References that double a value on every line are stopped at the limit
+/// of all values, with the position, instead of taking all memory.
+#[test]
+fn doubling_values_are_bounded() {
+    let t = TempDir::new("double");
+    let conf = t.join("conf");
+    let mut src = b"A=0123456789abcdef\n".to_vec();
+    for _ in 0..60 {
+        src.extend_from_slice(b"A=$A$A\n");
+    }
+    write(&conf, &src);
+    let start = Instant::now();
+    let r = convert(&t, &conf);
+    assert_refused(&t, &r, "the values grow past 64 MiB in all");
+    // Line k holds 2^(k+3) bytes and all values before it 2^(k+3) - 16:
+    // line 23 is the first to take the sum past 2^26.
+    assert!(r.stderr_str().contains(":23:3:"), "{}", r.stderr_str());
+    assert!(start.elapsed() < Duration::from_secs(10));
+}

@@ -39,6 +39,12 @@ pub use input::{MAX_FILE_SIZE, MAX_SOURCE_DEPTH, read_bounded, read_limited, sho
 /// bounded.
 pub const MAX_NESTING: u32 = 64;
 
+/// The most bytes all values read may hold together: 64 MiB. A config's
+/// values are a few KB (the kernel passes at most a few MB to a program),
+/// but references can double a value on every line; this bounds the memory
+/// a config can make the reader take.
+pub const MAX_VALUES_SIZE: u64 = 64 << 20;
+
 /// The most bytes of a file's text a message quotes (then `...`): enough to
 /// recognise a word, never a whole line of a wrong file (`config=/etc/shadow`
 /// must not put a password hash into the service log).
@@ -100,6 +106,8 @@ pub struct Scope {
     depth: usize,
     /// The permission bits of the files `. FILE` read, ANDed together.
     sourced_mode: u32,
+    /// The bytes of all values assigned so far (see [`MAX_VALUES_SIZE`]).
+    value_bytes: u64,
     /// Every file read from the filesystem, in order: the files given and
     /// the files they source.
     files: Vec<std::path::PathBuf>,

@@ -13,7 +13,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Assignment, MAX_NESTING, MAX_SHOWN, MAX_SOURCE_DEPTH, Pos, Scope, Warning};
+use super::Warning;
+use super::{Assignment, MAX_NESTING, MAX_SHOWN, MAX_SOURCE_DEPTH, MAX_VALUES_SIZE, Pos, Scope};
 use super::{is_name, read_bounded, shown};
 use crate::error::{bad_input, describe};
 
@@ -290,7 +291,7 @@ impl<'a> Parser<'a, '_> {
             }
             first = false;
             let a = self.assignment_word(w)?;
-            self.scope.assign(a);
+            self.assign(a)?;
         }
         Ok(())
     }
@@ -332,7 +333,7 @@ impl<'a> Parser<'a, '_> {
             pending.push(self.assignment_word(w)?);
         }
         for a in pending {
-            self.scope.assign(a);
+            self.assign(a)?;
         }
         if !any {
             return self.err(
@@ -463,6 +464,30 @@ impl<'a> Parser<'a, '_> {
         self.scope.depth -= 1;
         self.scope.reading.pop();
         r
+    }
+
+    /// Assign, within [`MAX_VALUES_SIZE`] for all values read.
+    fn assign(&mut self, a: Assignment) -> R<()> {
+        self.within_limit(a.value.len(), &a.value_pos)?;
+        self.scope.value_bytes += a.value.len() as u64;
+        self.scope.assign(a);
+        Ok(())
+    }
+
+    /// Refuse when `more` bytes of value would take all values read past
+    /// [`MAX_VALUES_SIZE`] (`A=$A$A` on every line doubles a value: 40
+    /// lines would ask for a terabyte).
+    fn within_limit(&self, more: usize, pos: &Pos) -> R<()> {
+        if self.scope.value_bytes + more as u64 > MAX_VALUES_SIZE {
+            return self.err(
+                pos,
+                format!(
+                    "the values grow past {} MiB in all (does a reference double a value on every line?)",
+                    MAX_VALUES_SIZE >> 20
+                ),
+            );
+        }
+        Ok(())
     }
 
     /// A word that must be `NAME=value`: expand it, or refuse.
@@ -955,6 +980,11 @@ impl<'a> Parser<'a, '_> {
     }
 
     fn expand_param(&mut self, p: &Param, out: &mut Vec<u8>) -> R<()> {
+        self.expand_op(p, out)?;
+        self.within_limit(out.len(), &p.pos)
+    }
+
+    fn expand_op(&mut self, p: &Param, out: &mut Vec<u8>) -> R<()> {
         let value = self.lookup(&p.name, &p.pos)?;
         // Set, for the operators: with a colon, the empty value is unset.
         let set = |colon: bool| match &value {
@@ -988,12 +1018,12 @@ impl<'a> Parser<'a, '_> {
                     // right now: later references on the same line see it.
                     let v = self.expand(word, 0)?;
                     out.extend_from_slice(&v);
-                    self.scope.assign(Assignment {
+                    self.assign(Assignment {
                         name: p.name.clone(),
                         value: v,
                         pos: p.pos.clone(),
                         value_pos: p.pos.clone(),
-                    });
+                    })?;
                 }
             },
             Op::Error { colon, word } => match set(*colon) {
