@@ -8,6 +8,13 @@
 //! - `generated`: random valid files from the supported grammar.
 //! - `fuzz`: random mutations of all of the above; never a panic, and never
 //!   an accepted input that dash reads differently.
+//! - `generated_words_and_dot`: quotes, escapes, operators and nested
+//!   references inside `${NAME-word}` (all eight operators), and `. FILE`
+//!   in its quoted and expanded forms, against dash.
+//!
+//! Soak mode: `COURIER_RUN_SOAK=N` runs N times the generated and fuzz
+//! counts (default 1, fast enough for CI); `COURIER_TEST_SEED` picks the
+//! seed. Each random test prints its counts (cases, accepted, refused).
 
 mod common;
 
@@ -198,7 +205,7 @@ fn generated() {
     let mut rng = Rng::new(seed);
     let mut failures = Vec::new();
     let mut bytes = 0;
-    let count = GENERATED * scale();
+    let count = GENERATED * soak();
     for i in 0..count {
         let (files, env) = Gen::new(&mut rng).case();
         bytes += files.iter().map(|f| f.len()).sum::<usize>();
@@ -264,11 +271,19 @@ fn fuzz() {
         let (files, _) = Gen::new(&mut rng).case();
         seeds.extend(files.into_iter().filter(|f| !f.is_empty()));
     }
+    // And files with the newer constructs: words in braces, `. FILE` (of
+    // files that exist, so that mutants keep reading them).
+    let dot_dir = TempDir::new("fuzz-dot");
+    for _ in 0..60 {
+        let case = WordGen::new(&mut rng).case();
+        let files = case.write(&dot_dir);
+        seeds.extend(files.into_iter().filter(|f| !f.is_empty()));
+    }
     // Commands in the mutants find nothing to run.
     let env = vec![(b"PATH".to_vec(), b"/nonexistent".to_vec())];
     let (mut accepted, mut refused) = (0, 0);
     let mut failures = Vec::new();
-    let count = MUTATIONS * scale();
+    let count = MUTATIONS * soak();
     for i in 0..count {
         let src = rng.pick(&seeds).clone();
         let m = mutate(&mut rng, &src);
@@ -309,5 +324,320 @@ fn fuzz() {
     eprintln!(
         "fuzz: {count} mutations, seed {seed}: {accepted} accepted (each equal to dash), {refused} refused"
     );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// How many times the default counts the random tests run:
+/// `COURIER_RUN_SOAK` (the soak mode), else `COURIER_TEST_SCALE`, else 1.
+fn soak() -> usize {
+    std::env::var("COURIER_RUN_SOAK")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(scale)
+        .max(1)
+}
+
+const GENERATED_WORDS: usize = 400;
+
+#[test]
+fn generated_words_and_dot() {
+    if !have_dash() {
+        return;
+    }
+    let seed = seed(0x0d07_f11e);
+    let mut rng = Rng::new(seed);
+    let mut failures = Vec::new();
+    let (mut accepted, mut refused) = (0, 0);
+    let count = GENERATED_WORDS * soak();
+    for i in 0..count {
+        let case = WordGen::new(&mut rng).case();
+        let t = TempDir::new("words");
+        let files = case.write(&t);
+        let name = format!("words #{i} (seed {seed})");
+        // Every generated file is valid: refusing one is a failure too,
+        // except the one refusal the generator cannot avoid cheaply.
+        match check(&name, &files, &[]) {
+            Ok(()) => accepted += 1,
+            Err(e) => {
+                refused += 1;
+                failures.push(format!("{e}{}", show_sourced(&t)));
+            }
+        }
+        if failures.len() >= 10 {
+            break;
+        }
+    }
+    eprintln!(
+        "generated_words_and_dot: {count} cases, seed {seed}: {accepted} equal to dash, {refused} not"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn show_sourced(t: &TempDir) -> String {
+    t.names()
+        .iter()
+        .filter(|n| n.starts_with('s'))
+        .map(|n| format!("  {n}: \"{}\"\n", show(&std::fs::read(t.join(n)).unwrap())))
+        .collect()
+}
+
+/// A case of [`WordGen`]: the main file and the files it sources, with
+/// `@D@` standing for the directory they are written to.
+struct WordCase {
+    main: Vec<u8>,
+    sourced: Vec<Vec<u8>>,
+}
+
+impl WordCase {
+    /// Write the sourced files as `DIR/s1`, `DIR/s2`, ... (readable by the
+    /// sandboxed dash); returns the main file with `@D@` replaced.
+    fn write(&self, t: &TempDir) -> Vec<Vec<u8>> {
+        let dir = t.path().to_str().expect("temp dir is UTF-8").as_bytes();
+        let fill = |src: &[u8]| -> Vec<u8> {
+            let mut out = Vec::with_capacity(src.len());
+            let mut i = 0;
+            while i < src.len() {
+                if src[i..].starts_with(b"@D@") {
+                    out.extend_from_slice(dir);
+                    i += 3;
+                } else {
+                    out.push(src[i]);
+                    i += 1;
+                }
+            }
+            out
+        };
+        for (i, s) in self.sourced.iter().enumerate() {
+            let p = t.join(format!("s{}", i + 1));
+            std::fs::write(&p, fill(s)).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        vec![fill(&self.main)]
+    }
+}
+
+/// Names the word generator assigns and refers to: S is always set and not
+/// empty (so `${S?}` passes), E starts empty, D holds the directory.
+const WORD_NAMES: &[&str] = &["A", "B", "X", "Y", "_u", "E", "S"];
+
+/// Generates the constructs the first generator does not: quoted and escaped
+/// words inside `${...}`, every operator, and `. FILE`.
+struct WordGen<'r> {
+    rng: &'r mut Rng,
+}
+
+impl<'r> WordGen<'r> {
+    fn new(rng: &'r mut Rng) -> WordGen<'r> {
+        WordGen { rng }
+    }
+
+    fn case(&mut self) -> WordCase {
+        let nsourced = self.rng.below(3);
+        let mut sourced = Vec::new();
+        for i in 0..nsourced {
+            // s1 may source s2 (a chain two deep).
+            let may_source = if i + 1 < nsourced { Some(i + 2) } else { None };
+            sourced.push(self.file(may_source, false));
+        }
+        let main = self.file(if nsourced > 0 { Some(1) } else { None }, true);
+        WordCase { main, sourced }
+    }
+
+    fn file(&mut self, source: Option<usize>, main: bool) -> Vec<u8> {
+        let mut f = Vec::new();
+        if main {
+            f.extend_from_slice(b"S=set E= D='@D@'\n");
+        }
+        let lines = 1 + self.rng.below(6);
+        let dot_at = source.map(|_| self.rng.below(lines + 1));
+        for l in 0..=lines {
+            if dot_at == Some(l) {
+                let n = source.unwrap();
+                f.extend_from_slice(&self.dot_line(n));
+            }
+            if l == lines {
+                break;
+            }
+            match self.rng.below(8) {
+                0 => f.extend_from_slice(b"# comment ${X-'}\n"),
+                1 => {
+                    f.extend_from_slice(b"export ");
+                    self.assignment(&mut f);
+                    f.push(b'\n');
+                }
+                _ => {
+                    for k in 0..1 + self.rng.below(2) {
+                        if k > 0 {
+                            f.push(b' ');
+                        }
+                        self.assignment(&mut f);
+                    }
+                    f.push(b'\n');
+                }
+            }
+        }
+        f
+    }
+
+    fn dot_line(&mut self, n: usize) -> Vec<u8> {
+        let forms = [
+            "@D@/s%",
+            "\"@D@/s%\"",
+            "'@D@/s%'",
+            "\"@D@\"/s%",
+            "@D@/s\\%",
+            "$D/s%",
+            "\"$D/s%\"",
+            "${D}/s%",
+            "${NOPE-$D}/s%",
+            "\"${NOPE:-$D}\"/s%",
+            "${D+\"$D\"}/s%",
+        ];
+        let form = self.rng.pick(&forms).replace('%', &n.to_string());
+        let mut line = b". ".to_vec();
+        line.extend_from_slice(form.as_bytes());
+        if self.rng.pct(20) {
+            line.extend_from_slice(b" # sourced");
+        }
+        line.push(b'\n');
+        line
+    }
+
+    fn name(&mut self) -> &'static str {
+        // S stays set: never assigned here.
+        let n = self.rng.below(WORD_NAMES.len() - 1);
+        WORD_NAMES[n]
+    }
+
+    fn assignment(&mut self, f: &mut Vec<u8>) {
+        f.extend_from_slice(self.name().as_bytes());
+        f.push(b'=');
+        for _ in 0..1 + self.rng.below(3) {
+            match self.rng.below(4) {
+                0 => {
+                    f.push(b'"');
+                    self.dq_body(f, 0, false);
+                    f.push(b'"');
+                }
+                1 => f.extend_from_slice(b"v"),
+                _ => self.reference(f, 0, false),
+            }
+        }
+    }
+
+    /// The inside of "..." (`in_braces`: the quotes are inside `${...}`).
+    fn dq_body(&mut self, f: &mut Vec<u8>, depth: usize, in_braces: bool) {
+        for _ in 0..self.rng.below(5) {
+            match self.rng.below(8) {
+                0 => {
+                    let c = *self.rng.pick(b"$`\"\\");
+                    f.extend_from_slice(&[b'\\', c]);
+                }
+                1 if in_braces => f.extend_from_slice(b"\\}"),
+                2 => f.extend_from_slice(b"\\a"),
+                3 if depth < 3 => self.reference(f, depth + 1, true),
+                _ => {
+                    let c = *self.rng.pick(b"a }{'#;|&<>()~ \t\n:=*");
+                    f.push(c);
+                }
+            }
+        }
+    }
+
+    /// `${NAME op word}` or `$NAME`; `dq`: inside "...".
+    fn reference(&mut self, f: &mut Vec<u8>, depth: usize, dq: bool) {
+        let name = if self.rng.pct(15) { "S" } else { self.name() };
+        if self.rng.pct(15) {
+            f.push(b'$');
+            f.extend_from_slice(name.as_bytes());
+            f.extend_from_slice(b"\\ ");
+            return;
+        }
+        f.extend_from_slice(b"${");
+        f.extend_from_slice(name.as_bytes());
+        // `?` only on S, which is set: otherwise sh stops.
+        let ops: &[&str] = if name == "S" {
+            &["-", ":-", "+", ":+", "=", ":=", "?", ":?"]
+        } else {
+            &["-", ":-", "+", ":+", "=", ":="]
+        };
+        let op = *self.rng.pick(ops);
+        f.extend_from_slice(op.as_bytes());
+        for _ in 0..self.rng.below(5) {
+            self.word_piece(f, depth, dq);
+        }
+        f.push(b'}');
+    }
+
+    /// One piece of the word of `${NAME op word}`.
+    fn word_piece(&mut self, f: &mut Vec<u8>, depth: usize, dq: bool) {
+        match self.rng.below(9) {
+            0 if depth < 3 => self.reference(f, depth + 1, dq),
+            1 => {
+                f.push(b'"');
+                self.dq_body(f, depth, true);
+                f.push(b'"');
+            }
+            2 if !dq => {
+                // Single quotes (a plain byte inside "...").
+                f.push(b'\'');
+                for _ in 0..self.rng.below(4) {
+                    f.push(*self.rng.pick(b"a }${\"\\#;\n~"));
+                }
+                f.push(b'\'');
+            }
+            3 if !dq => {
+                let c = *self.rng.pick(b"}{'\"\\$ ;#a~*");
+                f.extend_from_slice(&[b'\\', c]);
+            }
+            3 => {
+                let c = *self.rng.pick(b"}$\"\\a'");
+                f.extend_from_slice(&[b'\\', c]);
+            }
+            4 => f.extend_from_slice(b"$/"),
+            _ => {
+                let c = if dq {
+                    *self.rng.pick(b"a {'#;|&<>()~ \t\n:=*")
+                } else {
+                    *self.rng.pick(b"a {#;|&<>() \t\n:=*")
+                };
+                f.push(c);
+            }
+        }
+    }
+}
+
+/// Hand-written words inside `${...}` and the `=` and `?` operators, each
+/// compared with dash (the generator covers their combinations).
+#[rustfmt::skip]
+const WORDS: &[(&str, &[u8])] = &[
+    ("squote", b"A=${X-'a b'} B=${X-'}'} C=${X-a'}'b}\n"),
+    ("dquote", b"A=${X-\"a b\"} B=${X-\"a}b\"} C=${X-\"a\\}b\"} D=${X-\"a\\\"b\"}\n"),
+    ("escapes", b"A=${X-a\\}b} B=${X-a\\'b} C=${X-\\\\} D=${X-\\a} E=${X-\\ }\n"),
+    ("in_dquotes", b"A=\"${X-'a b'}\" B=\"${X-\"a b\"}\" C=\"${X-a\\}b}\" D=\"${X-a\\'b}\"\n"),
+    ("in_dquotes_more", b"A=\"${X-'}'x}\" B=\"${X-\\\\}\" C=\"${X-\\a}\" D=\"${X-\"\\a\"}\" E=\"${X-\"'\"}\"\n"),
+    ("operators_are_bytes", b"A=${X-a;b} B=${X-a|b&c<d>e(f)g} C=${X-a#b} D=${X-#b} E=${X-a{b}c}\n"),
+    ("newline_inside", b"A=${X-a\nb} B=\"${X-a\nb}\" C=${X-'a\\\nb'} D=${X-\"a\\\nb\"}\n"),
+    ("nested_quotes", b"A=${X-\"${Y-'q'}\"} B=\"${X-${Y-\"q r\"}}\" C=${X-${Y-\"q}r\"}}\n"),
+    ("dollar_literal", b"A=${X-\"$\"} B=${X-$} C=\"${X-$}\" D=${X-\"\\$\"} E=\"${X-\\$}\"\n"),
+    ("tilde_quoted", b"A=${X-\"~\"} B=\"${X-~}\" C=${X-'~'}\n"),
+    ("assign", b"A=${X='a b'} B=$X C=\"${Y=a\\}b}\" D=$Y\n"),
+    ("assign_colon", b"X= A=${X:=z} B=${X:=q} C=$X\n"),
+    ("assign_then_override", b"A=${X=1} X=2 B=$X\n"),
+    ("assign_in_export", b"export A=${X=1} B=$X\n"),
+    ("assign_set_keeps", b"X=v A=${X=w} B=${X:=w}\n"),
+    ("error_set", b"X=1 A=${X?\"oops\"} B=${X:?} C=\"${X?x y}\"\n"),
+    ("error_empty_set", b"X= A=${X?no}\n"),
+];
+
+#[test]
+fn words() {
+    if !have_dash() {
+        return;
+    }
+    let failures: Vec<String> = WORDS
+        .iter()
+        .filter_map(|(name, src)| check(name, &[src.to_vec()], &[]).err())
+        .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

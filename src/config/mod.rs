@@ -1,0 +1,328 @@
+//! The config reader: the shell-assignment subset of Courier's config files.
+//!
+//! Courier's rc script runs `set -a; . /etc/courier/imapd` with `/bin/sh`.
+//! This module reads the same bytes the way dash does, without running
+//! anything: a construct is either read exactly as dash reads it or refused
+//! with its position. It never touches the process environment; references
+//! resolve against a [`Scope`] (earlier assignments of all files read so far,
+//! then the inherited environment).
+//!
+//! Supported (dash semantics): blank lines, `#` comments at the start of a
+//! word, `NAME=value` (several per line), `export NAME` and
+//! `export NAME=value ...`, backslash escapes, backslash-newline
+//! continuation, single and double quotes (values may span lines), `$NAME`,
+//! `${NAME}`, `${NAME-w}`, `${NAME:-w}`, `${NAME+w}`, `${NAME:+w}`,
+//! `${NAME=w}`, `${NAME:=w}`, `${NAME?w}`, `${NAME:?w}` (with quotes,
+//! escapes and nested references in `w`), and `. FILE` when FILE holds a `/`.
+//! Refused: everything else sh would execute or interpret, tilde expansion,
+//! reading a name dash owns (`$PWD`, `$IFS`, ... before the config assigns
+//! it) and assigning OPTIND (see README).
+//!
+//! Bounded: files must be regular files of at most [`MAX_FILE_SIZE`] bytes,
+//! `${` nests at most [`MAX_NESTING`] deep and `. FILE` at most
+//! [`MAX_SOURCE_DEPTH`] deep; nothing recurses further, so no input can
+//! exhaust the stack. Messages quote at most [`MAX_SHOWN`] bytes of a file,
+//! escaped (see [`shown`]).
+
+mod input;
+mod parse;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+pub use input::{MAX_FILE_SIZE, MAX_SOURCE_DEPTH, read_bounded, read_limited, shown, shown_path};
+
+/// How deep `${...}` may nest inside `${NAME-...}` words. Real configs nest
+/// two deep at most; dash has no limit (and neither did we: 20,000 levels
+/// overflowed the stack). The limit keeps every recursion of the reader
+/// bounded.
+pub const MAX_NESTING: u32 = 64;
+
+/// The most bytes all values read may hold together: 64 MiB. A config's
+/// values are a few KB (the kernel passes at most a few MB to a program),
+/// but references can double a value on every line; this bounds the memory
+/// a config can make the reader take.
+pub const MAX_VALUES_SIZE: u64 = 64 << 20;
+
+/// The most bytes of a file's text a message quotes (then `...`): enough to
+/// recognise a word, never a whole line of a wrong file (`config=/etc/shadow`
+/// must not put a password hash into the service log).
+pub const MAX_SHOWN: usize = 32;
+
+/// A position in an input: `file:line:col`, 1-based, columns in bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pos {
+    /// The file's name as shown (escaped: safe to log).
+    pub file: Arc<str>,
+    pub line: u32,
+    pub col: u32,
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+    }
+}
+
+/// One `NAME=value` as read, with the positions of NAME and of the value
+/// (errors about a value point at the value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assignment {
+    pub name: String,
+    pub value: Vec<u8>,
+    pub pos: Pos,
+    pub value_pos: Pos,
+}
+
+/// Something worth telling that is not an error (unset reference, CRLF).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    pub pos: Pos,
+    pub msg: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.pos, self.msg)
+    }
+}
+
+/// One scope shared by all files read, in order, as one `sh` would have it.
+#[derive(Debug, Default)]
+pub struct Scope {
+    /// Every assignment in the order read (later ones win).
+    assigned: Vec<Assignment>,
+    /// name -> index of its latest assignment in `assigned`.
+    latest: HashMap<String, usize>,
+    /// Index in `assigned` of each name's first assignment, in order.
+    first: Vec<usize>,
+    inherited: HashMap<String, Vec<u8>>,
+    pub warnings: Vec<Warning>,
+    /// (device, inode) of the files being read, outermost first: a `. FILE`
+    /// of one of them is a loop.
+    reading: Vec<(u64, u64)>,
+    /// How many `. FILE` deep the reader is.
+    depth: usize,
+    /// The permission bits of the files `. FILE` read, ANDed together.
+    sourced_mode: u32,
+    /// The bytes of all values assigned so far (see [`MAX_VALUES_SIZE`]).
+    value_bytes: u64,
+    /// Every file read from the filesystem, in order: the files given and
+    /// the files they source.
+    files: Vec<std::path::PathBuf>,
+}
+
+impl Scope {
+    /// A scope whose references fall back to `inherited` (the environment
+    /// sh would have started with).
+    pub fn new(inherited: impl IntoIterator<Item = (String, Vec<u8>)>) -> Scope {
+        Scope {
+            inherited: inherited.into_iter().collect(),
+            ..Scope::default()
+        }
+    }
+
+    /// Read one file's bytes into the scope. `file` is the name used in
+    /// positions (shown escaped). On error the scope may hold part of this
+    /// file: callers that fail stop using it. A `. FILE` in it reads FILE
+    /// from the filesystem, relative to the current directory as sh does.
+    pub fn read(&mut self, file: &str, src: &[u8]) -> anyhow::Result<()> {
+        let name: Arc<str> = Arc::from(shown(file.as_bytes(), usize::MAX));
+        parse::read(self, name, src)
+    }
+
+    /// The value `$name` has now, if set.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        match self.latest.get(name) {
+            Some(&i) => Some(&self.assigned[i].value),
+            None => self.inherited.get(name).map(|v| v.as_slice()),
+        }
+    }
+
+    /// The value the config assigned to `name`, if it did.
+    fn assigned(&self, name: &str) -> Option<&[u8]> {
+        self.latest
+            .get(name)
+            .map(|&i| self.assigned[i].value.as_slice())
+    }
+
+    /// Every file read from the filesystem so far, in the order read: those
+    /// given to [`read_file`] and those they source with `. FILE` (paths as
+    /// written, relative ones relative to the current directory). The
+    /// envdir must be none of them.
+    pub fn files(&self) -> &[std::path::PathBuf] {
+        &self.files
+    }
+
+    /// Every assignment as read, in order (a name may appear more than once).
+    pub fn assignments(&self) -> &[Assignment] {
+        &self.assigned
+    }
+
+    /// The final value of each assigned name, in order of first assignment,
+    /// each with the position of its latest assignment. O(assignments).
+    pub fn vars(&self) -> Vec<&Assignment> {
+        self.first
+            .iter()
+            .map(|&i| &self.assigned[self.latest[&self.assigned[i].name]])
+            .collect()
+    }
+
+    fn assign(&mut self, a: Assignment) {
+        if a.value.last() == Some(&b'\r') {
+            self.warnings.push(Warning {
+                pos: a.pos.clone(),
+                msg: format!(
+                    "the value of {} ends in a carriage return, as sh reads it (CRLF line ends? convert the file with dos2unix)",
+                    shown(a.name.as_bytes(), MAX_SHOWN)
+                ),
+            });
+        }
+        let i = self.assigned.len();
+        if let Some(old) = self.latest.get_mut(a.name.as_str()) {
+            *old = i;
+        } else {
+            self.latest.insert(a.name.clone(), i);
+            self.first.push(i);
+        }
+        self.assigned.push(a);
+    }
+}
+
+pub fn is_name(s: &[u8]) -> bool {
+    match s.first() {
+        Some(c) if c.is_ascii_alphabetic() || *c == b'_' => s[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_'),
+        _ => false,
+    }
+}
+
+/// Read `src` as file `file` with an empty inherited environment.
+pub fn read_str(file: &str, src: &[u8]) -> anyhow::Result<Scope> {
+    let mut s = Scope::new([]);
+    s.read(file, src)?;
+    Ok(s)
+}
+
+/// Read the config file at `path` into `scope`; returns its permission bits,
+/// ANDed with those of every file it sources with `. FILE` (the envdir is
+/// private when a config file is). Each file is read from one open
+/// descriptor, so the mode and bytes belong to the same file; only a regular
+/// file of at most [`MAX_FILE_SIZE`] bytes is read (see [`read_bounded`]).
+pub fn read_file(scope: &mut Scope, path: &std::path::Path) -> anyhow::Result<u32> {
+    read_named(scope, path, "config file")
+}
+
+/// [`read_file`], naming the file `what` in messages ("run file").
+pub fn read_named(scope: &mut Scope, path: &std::path::Path, what: &str) -> anyhow::Result<u32> {
+    let (src, meta) = read_bounded(path, what)?;
+    scope.read_opened(path, &src, &meta)
+}
+
+impl Scope {
+    /// Read the bytes `src` of the file at `path`, already read with
+    /// [`read_bounded`] (for callers that look at the bytes too, as
+    /// `--check` does); returns what [`read_file`] returns.
+    pub fn read_opened(
+        &mut self,
+        path: &std::path::Path,
+        src: &[u8],
+        meta: &std::fs::Metadata,
+    ) -> anyhow::Result<u32> {
+        use std::os::unix::fs::MetadataExt;
+        self.files.push(path.to_path_buf());
+        self.reading.push((meta.dev(), meta.ino()));
+        self.sourced_mode = 0o7777;
+        let r = parse::read(self, Arc::from(shown_path(path)), src);
+        self.reading.pop();
+        r?;
+        Ok(meta.mode() & (self.sourced_mode | !0o7777))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(src: &str) -> Vec<(String, String)> {
+        let s = read_str("t", src.as_bytes()).unwrap();
+        s.vars()
+            .iter()
+            .map(|a| {
+                (
+                    a.name.clone(),
+                    String::from_utf8_lossy(&a.value).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn err(src: &str) -> String {
+        format!("{:#}", read_str("t", src.as_bytes()).unwrap_err())
+    }
+
+    macro_rules! ok_cases {
+        ($($name:ident: $src:expr => [$(($k:expr, $v:expr)),*];)*) => {$(
+            #[test]
+            fn $name() {
+                let want: Vec<(String, String)> = vec![$(($k.to_string(), $v.to_string())),*];
+                assert_eq!(vars($src), want);
+            }
+        )*};
+    }
+
+    ok_cases! {
+        plain: "A=1\n" => [("A", "1")];
+        two_on_a_line: "A=1 B=$A\n" => [("A", "1"), ("B", "1")];
+        later_wins: "A=1\nA=2\n" => [("A", "2")];
+        dquote: "A=\"x y\"\n" => [("A", "x y")];
+        squote_adjacent: "A='it'\"'\"'s'\n" => [("A", "it's")];
+        continuation: "A=a\\\nb\n" => [("A", "ab")];
+        comment_after: "A=1 # c\n" => [("A", "1")];
+        hash_in_word: "A=1#c\n" => [("A", "1#c")];
+        default_op: "A=${X-d} B=${X:-e}\n" => [("A", "d"), ("B", "e")];
+        alt_op: "X=\nA=${X+y} B=${X:+z}\n" => [("X", ""), ("A", "y"), ("B", "")];
+        export_forms: "export A=1\nexport A\nexport B=2 C=3\n" => [("A", "1"), ("B", "2"), ("C", "3")];
+        dquote_escapes: "A=\"\\$x\\\\\\\"\\q\"\n" => [("A", "$x\\\"\\q")];
+        dollar_literal: "A=$ B=\"$\" C=a$\n" => [("A", "$"), ("B", "$"), ("C", "a$")];
+        tilde_mid: "A=a~b\n" => [("A", "a~b")];
+    }
+
+    #[test]
+    fn refusals_name_position() {
+        assert!(err("A=1\nB=$(ls)\n").contains("t:2:3: command substitution"));
+        assert!(err("ls\n").contains("t:1:1: 'ls' would run a command"));
+        assert!(err("A=1; B=2\n").contains("t:1:4: shell operator ';'"));
+        assert!(err("9A=1\n").contains("t:1:1: '9A' is not a valid"));
+        assert!(err("A=~\n").contains("t:1:3: tilde"));
+        assert!(err("A=x:~/y\n").contains("t:1:5: tilde"));
+        assert!(err("A='x\n").contains("t:1:3: unterminated single quote"));
+        assert!(err("A=${X#y}\n").contains("unsupported ${...} form"));
+        assert!(err("A=$LINENO\n").contains("shell's own variable"));
+    }
+
+    #[test]
+    fn unset_reference_warns() {
+        let s = read_str("t", b"A=$NOPE\n").unwrap();
+        assert_eq!(s.warnings.len(), 1);
+        assert_eq!(
+            s.warnings[0].to_string(),
+            "t:1:3: NOPE is not set: $NOPE expands to the empty string"
+        );
+    }
+
+    #[test]
+    fn value_position_is_after_the_equals_sign() {
+        let s = read_str("t", b"  PORT=1 X=y\nA=\\\nz\n").unwrap();
+        let at = |n: &str| {
+            let a = s.assignments().iter().find(|a| a.name == n).unwrap();
+            (a.pos.to_string(), a.value_pos.to_string())
+        };
+        assert_eq!(at("PORT"), ("t:1:3".into(), "t:1:8".into()));
+        assert_eq!(at("X"), ("t:1:10".into(), "t:1:12".into()));
+        // After a continuation right behind '=', the value starts below.
+        assert_eq!(at("A"), ("t:2:1".into(), "t:3:1".into()));
+    }
+}

@@ -1,0 +1,1094 @@
+//! The parser proper: one file's bytes into a [`Scope`], as dash reads them.
+//!
+//! Every recursion here is bounded: `${` by [`MAX_NESTING`] (counted in
+//! `braced`, the one place a reference nests; quotes inside braces recurse
+//! only through it), `. FILE` by [`MAX_SOURCE_DEPTH`]. Literal runs are
+//! scanned as slices up to the next byte that means something, not pushed a
+//! byte at a time.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::Warning;
+use super::{Assignment, MAX_NESTING, MAX_SHOWN, MAX_SOURCE_DEPTH, MAX_VALUES_SIZE, Pos, Scope};
+use super::{is_name, read_bounded, shown};
+use crate::error::{bad_input, describe};
+
+/// Names dash gives a value of its own (so `$NAME` would not read the
+/// config or the inherited environment). Reading one before the config
+/// assigns it is refused.
+const SHELL_OWNED: &[&str] = &[
+    "IFS", "LINENO", "OPTIND", "PPID", "PS1", "PS2", "PS4", "PWD",
+];
+
+/// A NUL byte cannot be in an environment value, and sh drops or mangles it.
+const NUL_MSG: &str =
+    "NUL byte in the input (a value cannot hold one: is this a binary file? remove the byte)";
+
+/// Reserved words: a line starting with one is shell code, not an assignment.
+const KEYWORDS: &[&str] = &[
+    "if", "then", "else", "elif", "fi", "case", "esac", "for", "while", "until", "do", "done",
+    "in", "{", "}", "!", "function", "select", "[[", "]]",
+];
+
+/// A 256-entry set of bytes, for scanning literal runs.
+struct ByteSet([bool; 256]);
+
+impl ByteSet {
+    const fn new(bytes: &[u8]) -> ByteSet {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < bytes.len() {
+            t[bytes[i] as usize] = true;
+            i += 1;
+        }
+        ByteSet(t)
+    }
+
+    fn has(&self, c: u8) -> bool {
+        self.0[c as usize]
+    }
+}
+
+/// Bytes that end a literal run in an unquoted word.
+static UNQUOTED_SPECIAL: ByteSet = ByteSet::new(b" \t\n;&|<>()`\0'\"\\$~=");
+/// Bytes that end a literal run inside "...".
+static DQUOTED_SPECIAL: ByteSet = ByteSet::new(b"\"\\$`\0");
+/// Bytes that end a literal run in the word of `${NAME-word}`.
+static OPWORD_SPECIAL: ByteSet = ByteSet::new(b"}$\"'\\~`\0");
+
+/// A piece of a word, before expansion.
+#[derive(Debug)]
+enum Part {
+    /// Bytes from the source (quotes and escapes removed).
+    Lit(Vec<u8>),
+    Param(Param),
+}
+
+#[derive(Debug)]
+struct Param {
+    name: String,
+    pos: Pos,
+    op: Op,
+    /// Inside "..." (its expansion is not split into fields).
+    quoted: bool,
+}
+
+/// What `${NAME...}` does; `colon`: the empty value counts as unset.
+#[derive(Debug)]
+enum Op {
+    Plain,
+    /// `-` or `:-`: the word when unset.
+    Default {
+        colon: bool,
+        word: Vec<Part>,
+    },
+    /// `+` or `:+`: the word when set.
+    Alt {
+        colon: bool,
+        word: Vec<Part>,
+    },
+    /// `=` or `:=`: when unset, assign the word and expand to it.
+    Assign {
+        colon: bool,
+        word: Vec<Part>,
+    },
+    /// `?` or `:?`: when unset, sh stops with the word as its message.
+    Error {
+        colon: bool,
+        word: Vec<Part>,
+    },
+}
+
+/// A word of a command line, with what assignment detection needs: how many
+/// leading bytes were plain, unquoted, unescaped source.
+#[derive(Debug)]
+struct Word {
+    pos: Pos,
+    parts: Vec<Part>,
+    /// The leading unquoted, unescaped literal bytes (dash decides "is an
+    /// assignment" on these alone).
+    bare_prefix: Vec<u8>,
+    /// The whole word was bare literal text.
+    all_bare: bool,
+    /// Where the value starts, after the first bare `=` (if any).
+    value_pos: Option<Pos>,
+    /// An unquoted `*`, `?` or `[` (a pattern, in a word sh globs).
+    glob: bool,
+}
+
+/// A line and column in the file being read.
+#[derive(Clone, Copy)]
+struct At {
+    line: u32,
+    col: u32,
+}
+
+/// Where a `~` would be expanded by sh, so that we refuse it.
+#[derive(Clone, Copy, PartialEq)]
+enum Ctx {
+    Unquoted,
+    DoubleQuoted,
+}
+
+struct Parser<'a, 's> {
+    src: &'a [u8],
+    i: usize,
+    line: u32,
+    col: u32,
+    file: Arc<str>,
+    scope: &'s mut Scope,
+    /// How many `${` deep the reader is.
+    nest: u32,
+}
+
+type R<T> = anyhow::Result<T>;
+
+/// Read `src` (named `file` in positions) into `scope`.
+pub(super) fn read(scope: &mut Scope, file: Arc<str>, src: &[u8]) -> R<()> {
+    Parser {
+        src,
+        i: 0,
+        line: 1,
+        col: 1,
+        file,
+        scope,
+        nest: 0,
+    }
+    .file_()
+}
+
+impl<'a> Parser<'a, '_> {
+    fn pos(&self) -> Pos {
+        Pos {
+            file: self.file.clone(),
+            line: self.line,
+            col: self.col,
+        }
+    }
+
+    /// Where the reader is, cheaply (a [`Pos`] is made only when needed).
+    fn at(&self) -> At {
+        At {
+            line: self.line,
+            col: self.col,
+        }
+    }
+
+    fn pos_of(&self, at: At) -> Pos {
+        Pos {
+            file: self.file.clone(),
+            line: at.line,
+            col: at.col,
+        }
+    }
+
+    fn err_at<T>(&self, at: At, msg: impl fmt::Display) -> R<T> {
+        self.err(&self.pos_of(at), msg)
+    }
+
+    fn err<T>(&self, pos: &Pos, msg: impl fmt::Display) -> R<T> {
+        Err(bad_input(format!("{pos}: {msg}")))
+    }
+
+    /// Skip backslash-newline pairs: dash removes them before tokenising,
+    /// everywhere except inside single quotes and comments.
+    fn eat_bnl(&mut self) {
+        while self.src.get(self.i) == Some(&b'\\') && self.src.get(self.i + 1) == Some(&b'\n') {
+            self.i += 2;
+            self.line += 1;
+            self.col = 1;
+        }
+    }
+
+    /// The next byte, after line continuations.
+    fn peek(&mut self) -> Option<u8> {
+        self.eat_bnl();
+        self.src.get(self.i).copied()
+    }
+
+    /// Consume one raw byte (no continuation handling), keeping positions.
+    fn bump(&mut self) -> Option<u8> {
+        let c = *self.src.get(self.i)?;
+        self.i += 1;
+        if c == b'\n' {
+            self.line += 1;
+            self.col = 1;
+        } else {
+            self.col += 1;
+        }
+        Some(c)
+    }
+
+    /// Consume `n` raw bytes, keeping positions; returns them.
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let src: &'a [u8] = self.src;
+        let run = &src[self.i..self.i + n];
+        self.i += n;
+        match memchr::memrchr(b'\n', run) {
+            Some(last) => {
+                self.line += memchr::memchr_iter(b'\n', run).count() as u32;
+                self.col = (n - last) as u32;
+            }
+            None => self.col += n as u32,
+        }
+        run
+    }
+
+    /// [`take`](Self::take) for a run known to hold no newline.
+    fn take_line(&mut self, n: usize) {
+        self.i += n;
+        self.col += n as u32;
+    }
+
+    /// Consume the run of bytes not in `stop` (possibly empty).
+    fn run(&mut self, stop: &ByteSet) -> &'a [u8] {
+        let n = self.src[self.i..]
+            .iter()
+            .position(|&c| stop.has(c))
+            .unwrap_or(self.src.len() - self.i);
+        self.take(n)
+    }
+
+    fn file_(&mut self) -> R<()> {
+        loop {
+            while matches!(self.peek(), Some(b' ' | b'\t')) {
+                self.bump();
+            }
+            match self.peek() {
+                None => return Ok(()),
+                Some(b'\n') => {
+                    self.bump();
+                }
+                Some(b'#') => self.comment(),
+                Some(_) => self.command()?,
+            }
+        }
+    }
+
+    /// A comment runs to the end of the line; a backslash in it is not a
+    /// continuation (dash reads comments raw).
+    fn comment(&mut self) {
+        let n = memchr::memchr(b'\n', &self.src[self.i..]).unwrap_or(self.src.len() - self.i);
+        self.take_line(n);
+    }
+
+    /// One simple command: words up to the end of the line (or a comment).
+    fn command(&mut self) -> R<()> {
+        let mut first = true;
+        // Expansion happens per word, left to right, as dash does for
+        // `A=1 B=$A` (B sees A=1): so assign before reading on.
+        while let Some(w) = self.next_word()? {
+            if first && w.all_bare && w.bare_prefix == b"export" {
+                return self.export(w.pos);
+            }
+            if first && w.all_bare && w.bare_prefix == b"." {
+                return self.dot(w.pos);
+            }
+            first = false;
+            let a = self.assignment_word(w)?;
+            self.assign(a)?;
+        }
+        Ok(())
+    }
+
+    /// The next word of this command, or None at its end (a newline, the
+    /// end of the input, or a comment).
+    fn next_word(&mut self) -> R<Option<Word>> {
+        while matches!(self.peek(), Some(b' ' | b'\t')) {
+            self.bump();
+        }
+        match self.peek() {
+            None | Some(b'\n') => Ok(None),
+            Some(b'#') => {
+                self.comment();
+                Ok(None)
+            }
+            Some(_) => self.word().map(Some),
+        }
+    }
+
+    /// `export NAME ...` or `export NAME=value ...`: with `set -a` every
+    /// assigned name is exported anyway, so a bare NAME changes nothing.
+    /// Unlike plain assignments, export's arguments are all expanded before
+    /// the builtin assigns any (`A=0; export A=1 B=$A` gives B=0 in dash).
+    fn export(&mut self, pos: Pos) -> R<()> {
+        let mut any = false;
+        let mut pending = Vec::new();
+        while let Some(w) = self.next_word()? {
+            any = true;
+            if w.all_bare && is_name(&w.bare_prefix) {
+                continue;
+            }
+            if w.bare_prefix.starts_with(b"-") {
+                return self.err(
+                    &w.pos,
+                    "export options are not supported (write export NAME or export NAME=value)",
+                );
+            }
+            pending.push(self.assignment_word(w)?);
+        }
+        for a in pending {
+            self.assign(a)?;
+        }
+        if !any {
+            return self.err(
+                &pos,
+                "export with no name would print the environment (write export NAME=value)",
+            );
+        }
+        Ok(())
+    }
+
+    /// `. FILE`: read FILE into the same scope, as sh does. FILE must hold a
+    /// `/` (otherwise sh searches PATH for it) and is expanded as sh expands
+    /// a command's argument, or refused where that would split or glob it.
+    fn dot(&mut self, pos: Pos) -> R<()> {
+        let Some(w) = self.next_word()? else {
+            return self.err(
+                &pos,
+                "'.' with no file name (write . /path/to/file, or remove the line)",
+            );
+        };
+        if let Some(extra) = self.next_word()? {
+            return self.err(
+                &extra.pos,
+                "'. FILE' takes one file name (sh would pass the rest as positional parameters: remove them)",
+            );
+        }
+        if w.bare_prefix.first() == Some(&b'~') {
+            return self.err(
+                &w.pos,
+                "tilde expansion is not supported (write the home directory out)",
+            );
+        }
+        if w.glob {
+            return self.err(
+                &w.pos,
+                "unquoted *, ? or [ in the file name of '.' (sh would expand it as a pattern: quote it, or write the name out)",
+            );
+        }
+        let path = self.expand_argument(&w)?;
+        if path.is_empty() {
+            return self.err(
+                &w.pos,
+                "'.' with an empty file name (sh would fail: write the path)",
+            );
+        }
+        if path.first() == Some(&b'-') {
+            return self.err(
+                &w.pos,
+                "a file name of '.' starting with - would be read as an option by sh (write ./ before it)",
+            );
+        }
+        if !path.contains(&b'/') {
+            return self.err(
+                &w.pos,
+                format!(
+                    "'. {}' makes sh search PATH for the file (write the path with a /, e.g. ./{} or /etc/courier/{})",
+                    shown(&path, MAX_SHOWN),
+                    shown(&path, MAX_SHOWN),
+                    shown(&path, MAX_SHOWN)
+                ),
+            );
+        }
+        self.source(&pos, &path)
+    }
+
+    /// Expand a command argument (the FILE of `. FILE`). sh would split an
+    /// unquoted expansion on IFS and glob it: refuse the values where that
+    /// would change anything, rather than guess.
+    fn expand_argument(&mut self, w: &Word) -> R<Vec<u8>> {
+        let mut out = Vec::new();
+        for part in &w.parts {
+            match part {
+                Part::Lit(b) => out.extend_from_slice(b),
+                Part::Param(p) if p.quoted => self.expand_param(p, &mut out)?,
+                Part::Param(p) => {
+                    let mut v = Vec::new();
+                    self.expand_param(p, &mut v)?;
+                    let ifs = self.scope.assigned("IFS").unwrap_or(b" \t\n");
+                    if v.iter().any(|c| ifs.contains(c) || b"*?[".contains(c)) {
+                        return self.err(
+                            &p.pos,
+                            format!(
+                                "the value of {} holds a blank or a pattern character, which sh would split or expand in an unquoted '. FILE' (put the reference in double quotes)",
+                                shown(p.name.as_bytes(), MAX_SHOWN)
+                            ),
+                        );
+                    }
+                    out.extend_from_slice(&v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Read the file `. FILE` names into the scope, its positions naming it.
+    fn source(&mut self, dot: &Pos, path: &[u8]) -> R<()> {
+        if self.scope.depth >= MAX_SOURCE_DEPTH {
+            return self.err(
+                dot,
+                format!("'. FILE' nested more than {MAX_SOURCE_DEPTH} deep (is a file sourcing itself through another?)"),
+            );
+        }
+        let p = Path::new(OsStr::from_bytes(path));
+        let (src, meta) = read_bounded(p, "file").or_else(|e| {
+            self.err(
+                dot,
+                format!(
+                    "'. FILE': {} (sh would stop here: fix the path or remove the line)",
+                    describe(&e)
+                ),
+            )
+        })?;
+        let id = (meta.dev(), meta.ino());
+        if self.scope.reading.contains(&id) {
+            return self.err(
+                dot,
+                format!(
+                    "'. {}' reads a file that is already being read (a loop: sh would never end)",
+                    shown(path, usize::MAX)
+                ),
+            );
+        }
+        self.scope.sourced_mode &= meta.mode();
+        self.scope.files.push(p.to_path_buf());
+        self.scope.reading.push(id);
+        self.scope.depth += 1;
+        let r = read(self.scope, Arc::from(shown(path, usize::MAX)), &src);
+        self.scope.depth -= 1;
+        self.scope.reading.pop();
+        r
+    }
+
+    /// Assign, within [`MAX_VALUES_SIZE`] for all values read.
+    fn assign(&mut self, a: Assignment) -> R<()> {
+        self.within_limit(a.value.len(), &a.value_pos)?;
+        self.scope.value_bytes += a.value.len() as u64;
+        self.scope.assign(a);
+        Ok(())
+    }
+
+    /// Refuse when `more` bytes of value would take all values read past
+    /// [`MAX_VALUES_SIZE`] (`A=$A$A` on every line doubles a value: 40
+    /// lines would ask for a terabyte).
+    fn within_limit(&self, more: usize, pos: &Pos) -> R<()> {
+        if self.scope.value_bytes + more as u64 > MAX_VALUES_SIZE {
+            return self.err(
+                pos,
+                format!(
+                    "the values grow past {} MiB in all (does a reference double a value on every line?)",
+                    MAX_VALUES_SIZE >> 20
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// A word that must be `NAME=value`: expand it, or refuse.
+    fn assignment_word(&mut self, w: Word) -> R<Assignment> {
+        let eq = w.bare_prefix.iter().position(|&c| c == b'=');
+        let name = match eq {
+            Some(n) if is_name(&w.bare_prefix[..n]) => {
+                String::from_utf8(w.bare_prefix[..n].to_vec()).expect("names are ASCII")
+            }
+            _ => return self.not_assignment(&w),
+        };
+        if name == "OPTIND" {
+            // dash checks it as getopts' index: `OPTIND=x` is a fatal
+            // "Illegal number", and its idea of a number is its own.
+            return self.err(
+                &w.pos,
+                "OPTIND is the shell's getopts index, not a setting (sh refuses most values: choose another name)",
+            );
+        }
+        let value = self.expand(&w.parts, name.len() + 1)?;
+        let value_pos = w.value_pos.unwrap_or_else(|| w.pos.clone());
+        Ok(Assignment {
+            name,
+            value,
+            pos: w.pos,
+            value_pos,
+        })
+    }
+
+    fn not_assignment<T>(&self, w: &Word) -> R<T> {
+        let word = &w.bare_prefix;
+        let shown_word = shown(word, MAX_SHOWN);
+        if w.all_bare && KEYWORDS.iter().any(|k| k.as_bytes() == word.as_slice()) {
+            return self.err(
+                &w.pos,
+                format!("shell syntax '{shown_word}' is not supported (config files may only assign variables: NAME=value)"),
+            );
+        }
+        if word.first() == Some(&b'\r') {
+            return self.err(
+                &w.pos,
+                "carriage return where a command would start (the file has CRLF line ends: convert it with dos2unix)",
+            );
+        }
+        if let Some(n) = word.iter().position(|&c| c == b'=') {
+            return self.err(
+                &w.pos,
+                format!(
+                    "'{}' is not a valid variable name (letters, digits and _, not starting with a digit)",
+                    shown(&word[..n], MAX_SHOWN)
+                ),
+            );
+        }
+        if let Some(cmd) = command_name(word).filter(|_| w.all_bare) {
+            return self.err(
+                &w.pos,
+                format!("'{cmd}' would run a command; only NAME=value assignments are allowed (courier-run runs nothing from a config file)"),
+            );
+        }
+        self.err(
+            &w.pos,
+            "this word is not an assignment and would run a command (only NAME=value assignments are allowed; a name must not be quoted or escaped)",
+        )
+    }
+
+    /// Read one word: unquoted text, quotes, escapes and `$` expansions, up
+    /// to a blank, newline or end of input. Operators are refused here.
+    fn word(&mut self) -> R<Word> {
+        let pos = self.pos();
+        let mut parts: Vec<Part> = Vec::new();
+        let mut bare_prefix = Vec::new();
+        let mut bare = true;
+        let mut all_bare = true;
+        let mut glob = false;
+        // Tilde is expanded by sh at the start of an assignment value and
+        // after an unquoted ':' in it. We refuse it there; tracking the
+        // previous unquoted byte is enough.
+        let mut prev: Option<u8> = None;
+        let mut value_pos = None;
+        loop {
+            // Continuations first, so that `here` is where the byte is.
+            self.eat_bnl();
+            let here = self.at();
+            let Some(c) = self.peek() else { break };
+            match c {
+                b' ' | b'\t' | b'\n' => break,
+                b';' | b'&' | b'|' | b'<' | b'>' | b'(' | b')' => {
+                    return self.err_at(
+                        here,
+                        format!(
+                            "shell operator '{}' is not supported (config files may only assign variables; quote it if it is part of a value)",
+                            c as char
+                        ),
+                    );
+                }
+                b'`' => {
+                    return self.err_at(
+                        here,
+                        "command substitution with backquotes is not supported (courier-run never runs commands)",
+                    );
+                }
+                0 => return self.err_at(here, NUL_MSG),
+                b'\'' => {
+                    bare = false;
+                    all_bare = false;
+                    self.bump();
+                    self.single_quoted(here, &mut parts)?;
+                    prev = Some(b'\'');
+                }
+                b'"' => {
+                    bare = false;
+                    all_bare = false;
+                    self.bump();
+                    self.double_quoted(here, &mut parts, false)?;
+                    prev = Some(b'"');
+                }
+                b'\\' => {
+                    bare = false;
+                    all_bare = false;
+                    self.bump();
+                    self.escaped(here, &mut parts)?;
+                    prev = Some(b'\\');
+                }
+                b'$' => {
+                    bare = false;
+                    all_bare = false;
+                    self.bump();
+                    match self.dollar(here, Ctx::Unquoted)? {
+                        Some(p) => parts.push(Part::Param(p)),
+                        None => push_lit(&mut parts, b"$"),
+                    }
+                    prev = Some(b'$');
+                }
+                b'~' if self.tilde_position(&bare_prefix, bare, prev) => {
+                    return self.err_at(
+                        here,
+                        "tilde expansion is not supported (quote it as '~' for a literal tilde, or write the home directory out)",
+                    );
+                }
+                b'=' | b'~' => {
+                    self.bump();
+                    if bare {
+                        if c == b'=' && value_pos.is_none() {
+                            self.eat_bnl();
+                            value_pos = Some(self.pos());
+                        }
+                        bare_prefix.push(c);
+                    }
+                    push_lit(&mut parts, &[c]);
+                    prev = Some(c);
+                }
+                _ => {
+                    // A run of bytes that stand for themselves.
+                    let run = self.run(&UNQUOTED_SPECIAL);
+                    glob |= run.iter().any(|c| b"*?[".contains(c));
+                    prev = run.last().copied();
+                    if bare {
+                        bare_prefix.extend_from_slice(run);
+                    }
+                    push_lit(&mut parts, run);
+                }
+            }
+        }
+        Ok(Word {
+            pos,
+            parts,
+            bare_prefix,
+            all_bare,
+            value_pos,
+            glob,
+        })
+    }
+
+    /// After a backslash outside quotes: the next byte, raw.
+    fn escaped(&mut self, at: At, parts: &mut Vec<Part>) -> R<()> {
+        match self.bump() {
+            None => self.err_at(
+                at,
+                "backslash at the end of the file (remove it or add a line after it)",
+            ),
+            Some(0) => self.err_at(at, NUL_MSG),
+            Some(c) => {
+                push_lit(parts, &[c]);
+                Ok(())
+            }
+        }
+    }
+
+    /// The inside of '...', after the opening quote: raw bytes.
+    fn single_quoted(&mut self, open: At, parts: &mut Vec<Part>) -> R<()> {
+        let Some(n) = memchr::memchr(b'\'', &self.src[self.i..]) else {
+            return self.err_at(open, "unterminated single quote (add the closing ')");
+        };
+        if let Some(z) = memchr::memchr(0, &self.src[self.i..self.i + n]) {
+            self.take(z);
+            let at = self.pos();
+            return self.err(&at, NUL_MSG);
+        }
+        let run = self.take(n);
+        push_lit(parts, run);
+        self.bump();
+        Ok(())
+    }
+
+    /// Would sh expand a `~` here? Only in an assignment's value: right after
+    /// the first `=` of a bare `NAME=` prefix, or after an unquoted `:`.
+    fn tilde_position(&self, bare_prefix: &[u8], bare: bool, prev: Option<u8>) -> bool {
+        let in_value = match bare_prefix.iter().position(|&c| c == b'=') {
+            Some(n) => is_name(&bare_prefix[..n]),
+            None => false,
+        };
+        if !in_value {
+            // Not (yet) an assignment word: the word is refused later anyway
+            // unless it is a bare export name or the file of `.`, which
+            // refuses a leading `~` itself.
+            return false;
+        }
+        let at_value_start = bare && bare_prefix.last() == Some(&b'=') && prev == Some(b'=')
+            // the first '=' is the last byte of the bare prefix
+            && bare_prefix.iter().filter(|&&c| c == b'=').count() == 1;
+        at_value_start || prev == Some(b':')
+    }
+
+    /// The inside of "...", after the opening quote. `in_braces`: the quotes
+    /// are inside `${NAME-...}`, where dash also removes the backslash of
+    /// `\}` (and a `}` does not close the braces).
+    fn double_quoted(&mut self, open: At, parts: &mut Vec<Part>, in_braces: bool) -> R<()> {
+        loop {
+            self.eat_bnl();
+            let here = self.at();
+            match self.peek() {
+                None => {
+                    return self.err_at(open, "unterminated double quote (add the closing \")");
+                }
+                Some(b'"') => {
+                    self.bump();
+                    return Ok(());
+                }
+                Some(0) => return self.err_at(here, NUL_MSG),
+                Some(b'`') => {
+                    return self.err_at(
+                        here,
+                        "command substitution with backquotes is not supported (courier-run never runs commands; write \\` for a literal backquote)",
+                    );
+                }
+                Some(b'\\') => {
+                    self.bump();
+                    self.dquoted_backslash(parts, in_braces);
+                }
+                Some(b'$') => {
+                    self.bump();
+                    match self.dollar(here, Ctx::DoubleQuoted)? {
+                        Some(p) => parts.push(Part::Param(p)),
+                        None => push_lit(parts, b"$"),
+                    }
+                }
+                Some(_) => {
+                    let run = self.run(&DQUOTED_SPECIAL);
+                    push_lit(parts, run);
+                }
+            }
+        }
+    }
+
+    /// After a backslash inside double quotes (or in the word of a
+    /// `${NAME-word}` inside them). The byte after it is read raw, as dash's
+    /// pgetc() does: in "\\<newline>" the escaped backslash is not the start
+    /// of a line continuation.
+    fn dquoted_backslash(&mut self, parts: &mut Vec<Part>, in_braces: bool) {
+        match self.src.get(self.i).copied() {
+            Some(c @ (b'$' | b'`' | b'"' | b'\\')) => {
+                self.bump();
+                push_lit(parts, &[c]);
+            }
+            Some(b'}') if in_braces => {
+                self.bump();
+                push_lit(parts, b"}");
+            }
+            // Any other backslash stays, and the next byte is read normally
+            // on the next round.
+            _ => push_lit(parts, b"\\"),
+        }
+    }
+
+    /// After a `$`: a parameter, or None for a literal `$`.
+    fn dollar(&mut self, at: At, ctx: Ctx) -> R<Option<Param>> {
+        match self.peek() {
+            Some(b'{') => {
+                self.bump();
+                self.braced(at, ctx).map(Some)
+            }
+            Some(c) if c.is_ascii_alphabetic() || c == b'_' => {
+                let name = self.name();
+                Ok(Some(Param {
+                    name,
+                    pos: self.pos_of(at),
+                    op: Op::Plain,
+                    quoted: ctx == Ctx::DoubleQuoted,
+                }))
+            }
+            Some(b'(') => {
+                self.bump();
+                if self.peek() == Some(b'(') {
+                    self.err_at(at, "arithmetic expansion $((...)) is not supported (write the number out)")
+                } else {
+                    self.err_at(at, "command substitution $(...) is not supported (courier-run never runs commands)")
+                }
+            }
+            Some(c @ (b'0'..=b'9' | b'@' | b'*' | b'#' | b'?' | b'-' | b'$' | b'!')) => self.err_at(
+                at,
+                format!(
+                    "special parameter ${} is not supported (only $NAME and ${{NAME...}} references are)",
+                    c as char
+                ),
+            ),
+            Some(b'\'') if ctx == Ctx::Unquoted => self.err_at(
+                at,
+                "$'...' quoting is not supported (dash and bash read it differently; use '...')",
+            ),
+            Some(b'"') if ctx == Ctx::Unquoted => self.err_at(
+                at,
+                "$\"...\" quoting is not supported (dash and bash read it differently; use \"...\")",
+            ),
+            _ => Ok(None),
+        }
+    }
+
+    /// A name (after continuations inside it, as dash reads them).
+    fn name(&mut self) -> String {
+        let mut name = Vec::new();
+        loop {
+            let n = self.src[self.i..]
+                .iter()
+                .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+                .unwrap_or(self.src.len() - self.i);
+            name.extend_from_slice(self.take(n));
+            match self.peek() {
+                Some(c) if c.is_ascii_alphanumeric() || c == b'_' => {}
+                _ => break,
+            }
+        }
+        String::from_utf8(name).expect("names are ASCII")
+    }
+
+    /// After `${`: NAME, then `}` or an operator with a word. The one place
+    /// references nest, so the one place nesting is counted.
+    fn braced(&mut self, at: At, ctx: Ctx) -> R<Param> {
+        if self.nest >= MAX_NESTING {
+            return self.err_at(
+                at,
+                format!("${{...}} nested more than {MAX_NESTING} deep (set the inner defaults in variables first)"),
+            );
+        }
+        self.nest += 1;
+        let r = self.braced_inner(at, ctx);
+        self.nest -= 1;
+        r
+    }
+
+    fn braced_inner(&mut self, at: At, ctx: Ctx) -> R<Param> {
+        let unsupported = |p: &Self| {
+            p.err_at(
+                at,
+                "unsupported ${...} form (only ${NAME} and ${NAME-word} with -, :-, +, :+, =, :=, ? and :? are)",
+            )
+        };
+        match self.peek() {
+            Some(c) if c.is_ascii_alphabetic() || c == b'_' => {}
+            Some(b'}') => return self.err_at(at, "empty ${} (write ${NAME})"),
+            _ => return unsupported(self),
+        }
+        let name = self.name();
+        let colon = self.peek() == Some(b':');
+        if colon {
+            self.bump();
+        }
+        let quoted = ctx == Ctx::DoubleQuoted;
+        let op = match self.peek() {
+            Some(b'}') if !colon => {
+                self.bump();
+                return Ok(Param {
+                    name,
+                    pos: self.pos_of(at),
+                    op: Op::Plain,
+                    quoted,
+                });
+            }
+            Some(c @ (b'-' | b'+' | b'=' | b'?')) => c,
+            _ => return unsupported(self),
+        };
+        self.bump();
+        let word = self.op_word(at, ctx)?;
+        let op = match op {
+            b'-' => Op::Default { colon, word },
+            b'+' => Op::Alt { colon, word },
+            b'=' => Op::Assign { colon, word },
+            _ => Op::Error { colon, word },
+        };
+        Ok(Param {
+            name,
+            pos: self.pos_of(at),
+            op,
+            quoted,
+        })
+    }
+
+    /// The word of `${NAME-word}`, up to the closing `}`, read as dash reads
+    /// it: in an unquoted reference, quotes and backslashes work as outside
+    /// (`${X-'a b'}` is `a b`); inside "...", a `'` is a plain byte and a
+    /// backslash escapes only `$`, backquote, `"`, `\` and `}`. Operators,
+    /// blanks, newlines and `{` are plain bytes in both; `"..."` nests (a
+    /// `}` inside does not close the braces).
+    fn op_word(&mut self, at: At, ctx: Ctx) -> R<Vec<Part>> {
+        let mut parts = Vec::new();
+        loop {
+            self.eat_bnl();
+            let here = self.at();
+            match self.peek() {
+                None => return self.err_at(at, "unterminated ${ (add the closing })"),
+                Some(b'}') => {
+                    self.bump();
+                    return Ok(parts);
+                }
+                Some(0) => return self.err_at(here, NUL_MSG),
+                Some(b'`') => {
+                    return self.err_at(
+                        here,
+                        "command substitution with backquotes is not supported (courier-run never runs commands)",
+                    );
+                }
+                Some(b'$') => {
+                    self.bump();
+                    // Nested words keep the context: in an unquoted
+                    // `${X-${Y-~}}` sh expands the tilde.
+                    match self.dollar(here, ctx)? {
+                        Some(p) => parts.push(Part::Param(p)),
+                        None => push_lit(&mut parts, b"$"),
+                    }
+                }
+                Some(b'"') => {
+                    self.bump();
+                    self.double_quoted(here, &mut parts, true)?;
+                }
+                Some(b'\'') if ctx == Ctx::Unquoted => {
+                    self.bump();
+                    self.single_quoted(here, &mut parts)?;
+                }
+                Some(b'\\') if ctx == Ctx::Unquoted => {
+                    self.bump();
+                    self.escaped(here, &mut parts)?;
+                }
+                Some(b'\\') => {
+                    self.bump();
+                    self.dquoted_backslash(&mut parts, true);
+                }
+                Some(b'~') if ctx == Ctx::Unquoted => {
+                    return self.err_at(
+                        here,
+                        "tilde expansion is not supported (write the home directory out)",
+                    );
+                }
+                Some(b'\'' | b'~') => {
+                    let c = self.bump().expect("peeked");
+                    push_lit(&mut parts, &[c]);
+                }
+                Some(_) => {
+                    let run = self.run(&OPWORD_SPECIAL);
+                    push_lit(&mut parts, run);
+                }
+            }
+        }
+    }
+
+    /// Expand a word's parts into bytes (no field splitting, no globbing:
+    /// this is an assignment). `skip` bytes of leading literal (`NAME=`) are
+    /// dropped.
+    fn expand(&mut self, parts: &[Part], mut skip: usize) -> R<Vec<u8>> {
+        let mut out = Vec::new();
+        for part in parts {
+            match part {
+                Part::Lit(b) => {
+                    let n = skip.min(b.len());
+                    skip -= n;
+                    out.extend_from_slice(&b[n..]);
+                }
+                Part::Param(p) => self.expand_param(p, &mut out)?,
+            }
+        }
+        Ok(out)
+    }
+
+    fn expand_param(&mut self, p: &Param, out: &mut Vec<u8>) -> R<()> {
+        self.expand_op(p, out)?;
+        self.within_limit(out.len(), &p.pos)
+    }
+
+    fn expand_op(&mut self, p: &Param, out: &mut Vec<u8>) -> R<()> {
+        let value = self.lookup(&p.name, &p.pos)?;
+        // Set, for the operators: with a colon, the empty value is unset.
+        let set = |colon: bool| match &value {
+            Some(v) => !(colon && v.is_empty()),
+            None => false,
+        };
+        match &p.op {
+            Op::Plain => match &value {
+                Some(v) => out.extend_from_slice(v),
+                None => self.scope.warnings.push(Warning {
+                    pos: p.pos.clone(),
+                    msg: format!(
+                        "{0} is not set: ${0} expands to the empty string",
+                        shown(p.name.as_bytes(), MAX_SHOWN)
+                    ),
+                }),
+            },
+            Op::Default { colon, word } => match set(*colon) {
+                true => out.extend_from_slice(value.as_deref().unwrap_or_default()),
+                false => out.extend(self.expand(word, 0)?),
+            },
+            Op::Alt { colon, word } => {
+                if set(*colon) {
+                    out.extend(self.expand(word, 0)?);
+                }
+            }
+            Op::Assign { colon, word } => match set(*colon) {
+                true => out.extend_from_slice(value.as_deref().unwrap_or_default()),
+                false => {
+                    // sh assigns (and, under `set -a`, exports) the name
+                    // right now: later references on the same line see it.
+                    let v = self.expand(word, 0)?;
+                    out.extend_from_slice(&v);
+                    self.assign(Assignment {
+                        name: p.name.clone(),
+                        value: v,
+                        pos: p.pos.clone(),
+                        value_pos: p.pos.clone(),
+                    })?;
+                }
+            },
+            Op::Error { colon, word } => match set(*colon) {
+                true => out.extend_from_slice(value.as_deref().unwrap_or_default()),
+                false => {
+                    let msg = self.expand(word, 0)?;
+                    let name = shown(p.name.as_bytes(), MAX_SHOWN);
+                    let state = if value.is_some() { "empty" } else { "not set" };
+                    let said = if msg.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" with \"{}\"", shown(&msg, MAX_SHOWN))
+                    };
+                    return self.err(
+                        &p.pos,
+                        format!("{name} is {state}, so sh stops here{said} (set {name} before this line, or write ${{{name}-default}})"),
+                    );
+                }
+            },
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, name: &str, pos: &Pos) -> R<Option<Vec<u8>>> {
+        if let Some(v) = self.scope.assigned(name) {
+            return Ok(Some(v.to_vec()));
+        }
+        if SHELL_OWNED.contains(&name) {
+            return self.err(
+                pos,
+                format!("${name} is the shell's own variable here, not the environment's (assign {name} earlier in the config to use it)"),
+            );
+        }
+        match self.scope.inherited.get(name) {
+            Some(v) => Ok(Some(v.clone())),
+            None if name == "PATH" => self.err(
+                pos,
+                "PATH is not set: sh would substitute its built-in default path (assign PATH earlier in the config)",
+            ),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The command a word would run, as a message may quote it: its leading
+/// run of the bytes command names are made of, at most 24 of them, then
+/// `...` if the word goes on; None when that run is empty. Never more: a
+/// wrong file (`config=/etc/shadow`) must not put a line into the log.
+fn command_name(word: &[u8]) -> Option<String> {
+    let n = word
+        .iter()
+        .position(|c| !(c.is_ascii_alphanumeric() || b"_./+-".contains(c)))
+        .unwrap_or(word.len());
+    if n == 0 {
+        return None;
+    }
+    let shown = &word[..n.min(24)];
+    let more = if shown.len() < word.len() { "..." } else { "" };
+    Some(format!("{}{more}", String::from_utf8_lossy(shown)))
+}
+
+fn push_lit(parts: &mut Vec<Part>, b: &[u8]) {
+    if let Some(Part::Lit(l)) = parts.last_mut() {
+        l.extend_from_slice(b);
+    } else {
+        parts.push(Part::Lit(b.to_vec()));
+    }
+}
