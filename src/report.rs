@@ -111,7 +111,7 @@ pub fn json_value(plan: &Plan, explain: bool) -> Value {
         "envdir": plan.envdir.as_ref().map(|e| e.path.to_string_lossy()),
         "envdir_unchanged": plan.envdir.as_ref().map(|e| e.unchanged),
         "tls_cache": plan.tls_cache.as_ref().map(|c| json!({
-            "path": c.path.to_string_lossy(), "owner": c.owner, "group": c.group,
+            "path": c.path.to_string_lossy(), "owner": c.owner, "group": group_name(c.gid),
             "uid": c.uid, "gid": c.gid, "mode": format!("{:03o}", c.mode)})),
         "configs": plan.configs.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
         "stderr": if plan.merge_stderr { "merge" } else { "keep" },
@@ -225,7 +225,7 @@ pub fn text(plan: &Plan, explain: bool) -> String {
             "tlscache  {}: reset (removed, created {}:{} mode {:o}), as Courier's rc does\n",
             c.path.display(),
             c.owner,
-            c.group,
+            group_name(c.gid),
             c.mode
         );
     }
@@ -402,7 +402,7 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
             format!(
                 "rm -f {f} && touch {f} && chown {} {f} && chgrp {} {f} && chmod {:o} {f} || exit 111\n",
                 String::from_utf8_lossy(&quote(c.owner.as_bytes())),
-                String::from_utf8_lossy(&quote(c.group.as_bytes())),
+                String::from_utf8_lossy(&quote(group_name(c.gid).as_bytes())),
                 c.mode
             )
             .bytes(),
@@ -489,4 +489,12 @@ fn predefined_for_sh(plan: &Plan) -> Vec<(String, String)> {
 /// Is this one of the service rc's own assignments (not from a file)?
 fn is_rc(a: &crate::config::Assignment) -> bool {
     a.pos.file.starts_with('<') && a.pos.file.ends_with(" rc>")
+}
+
+/// A group's name for people, or its number when it has none.
+fn group_name(gid: u32) -> String {
+    nix::unistd::Group::from_gid(gid.into())
+        .ok()
+        .flatten()
+        .map_or_else(|| gid.to_string(), |g| g.name)
 }

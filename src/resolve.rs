@@ -275,12 +275,10 @@ pub fn resolve(input: &Input) -> Resolved {
         .unwrap_or_else(|| Service::default_couriertls(settings.layout, settings.str("prefix")));
     let account_name = settings.str("account").to_string();
     let tls_wrapper = service.tls_wrapper(&couriertls, &account_name);
+    // The group is kept as a number here: its name is only for people
+    // (report looks it up), and a launch need not read /etc/group for it.
     let cache_reset = account.as_ref().and_then(|a| {
-        let group = nix::unistd::Group::from_gid(a.gid.into())
-            .ok()
-            .flatten()
-            .map_or(a.gid.to_string(), |g| g.name);
-        Service::cache_reset(outer.get("TLS_CACHEFILE"), &a.name, &group)
+        Service::cache_reset(outer.get("TLS_CACHEFILE"), &a.name, &a.gid.to_string())
     });
     // The PATH the program is looked up in is the final environment's: a
     // config PATH wins over the inherited one, as envdir applies it.
