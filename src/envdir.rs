@@ -21,9 +21,11 @@
 //!   meanwhile silently gets the previous variable's value. So the replaced
 //!   directory is never emptied in place: it is renamed to
 //!   `.NAME.old.PID-N` and left whole until the next start of courier-run
-//!   (launch or conf2env), which removes it. A reader that started before a
-//!   swap reads the complete old set as long as it finishes before the
-//!   next start; one that starts after reads the complete new set.
+//!   removes it: an unchanged start at once, a rewriting start only after
+//!   its own swap. A reader that started before a swap reads the complete
+//!   old set as long as it finishes before that; one that starts after
+//!   reads the complete new set. (A reader that takes longer than the next
+//!   start can still see files vanish: envdir gives no way to know.)
 //! - **Without RENAME_EXCHANGE** (e.g. NFS, some FUSE filesystems) the swap
 //!   is two renames: between them the path is missing (a reader fails with
 //!   "unable to switch to directory", 111: no wrong value), and a crash
@@ -197,8 +199,8 @@ pub fn write_checked(
     protected: &[&Path],
 ) -> anyhow::Result<Outcome> {
     let target = check_target(dir, protected)?;
-    remove_leftovers(dir);
     if target == Target::Ours && holds(dir, vars, modes)? {
+        remove_leftovers(dir);
         return Ok(Outcome::Unchanged);
     }
     replace(dir, vars, modes, target)?;
@@ -210,7 +212,6 @@ pub fn write_checked(
 /// [`check_target`] refuses, as the plan did.
 pub fn write_new(dir: &Path, vars: &[(&str, &[u8])], modes: Modes) -> anyhow::Result<()> {
     let target = check_target(dir, &[])?;
-    remove_leftovers(dir);
     replace(dir, vars, modes, target)
 }
 
@@ -417,12 +418,16 @@ fn replace(dir: &Path, vars: &[(&str, &[u8])], modes: Modes, target: Target) -> 
     nix::unistd::syncfs(d.as_raw_fd())
         .map_err(sys)
         .with_context(|| format!("unable to sync {}", tmp.display()))?;
-    swap(&pfd, &parent, &tmpname, &base, target)?;
+    let retired = swap(&pfd, &parent, &tmpname, &base, target)?;
     // Swapped: the directory built is now the live envdir.
     guard.armed = false;
     nix::unistd::fsync(pfd.as_raw_fd())
         .map_err(sys)
-        .with_context(|| format!("unable to sync directory {}", parent.display()))
+        .with_context(|| format!("unable to sync directory {}", parent.display()))?;
+    // Only now, and keeping the generation just replaced: a reader still in
+    // an older one has had the whole build of this one to finish.
+    siblings::remove_leftovers_except(dir, retired.as_deref());
+    Ok(())
 }
 
 /// Create the file `name` in `d` holding `content` with mode `mode`;
@@ -471,14 +476,15 @@ fn wait_past(t: (i64, i64)) {
 /// Put `tmpname` in the place of `base` (both in `pfd`, the directory
 /// `parent`). RENAME_EXCHANGE swaps the two in one step and the old
 /// directory is renamed away whole; where the filesystem lacks it, two
-/// renames, the old directory locked between them.
+/// renames, the old directory locked between them. Returns the name the
+/// old directory now has.
 fn swap(
     pfd: &OwnedFd,
     parent: &Path,
     tmpname: &OsStr,
     base: &OsStr,
     target: Target,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<OsString>> {
     let p = Some(pfd.as_raw_fd());
     let shown = parent.join(base);
     let what = || {
@@ -493,6 +499,7 @@ fn swap(
             Err(Errno::EINVAL | Errno::ENOSYS) => renameat(p, tmpname, p, base),
             r => r,
         }
+        .map(|()| None)
         .map_err(sys)
         .with_context(what);
     }
@@ -501,8 +508,10 @@ fn swap(
         Ok(()) => {
             // Best effort: under its `.new.` name it is removed all the same
             // once this process is gone.
-            let _ = renameat(p, tmpname, p, oldname.as_os_str());
-            Ok(())
+            Ok(match renameat(p, tmpname, p, oldname.as_os_str()) {
+                Ok(()) => Some(oldname),
+                Err(_) => Some(tmpname.to_os_string()),
+            })
         }
         Err(Errno::EINVAL | Errno::ENOSYS) => {
             let old = open_dir(Some(pfd), Path::new(base))
@@ -522,7 +531,7 @@ fn swap(
                 let _ = renameat(p, oldname.as_os_str(), p, base);
                 return Err(sys(e)).with_context(what);
             }
-            Ok(())
+            Ok(Some(oldname))
         }
         Err(e) => Err(sys(e)).with_context(|| format!("unable to replace {}", shown.display())),
     }

@@ -145,8 +145,17 @@ pub fn leftovers(dir: &Path) -> Vec<PathBuf> {
 /// replaced generations); returns those that could not be removed whole
 /// because they hold something courier-run did not write.
 pub fn remove_leftovers(dir: &Path) -> Vec<PathBuf> {
+    remove_leftovers_except(dir, None)
+}
+
+/// [`remove_leftovers`], keeping the sibling named `keep` (the generation
+/// this run has just replaced).
+pub fn remove_leftovers_except(dir: &Path, keep: Option<&OsStr>) -> Vec<PathBuf> {
     let mut kept = Vec::new();
     for (path, fd) in removable(dir, &[Kind::New, Kind::Old]) {
+        if keep.is_some_and(|k| path.file_name() == Some(k)) {
+            continue;
+        }
         if !remove(&path, &fd) {
             kept.push(path);
         }
