@@ -211,7 +211,18 @@ pub fn write_checked(
 /// (the plan has already found that it differs). Refuses what
 /// [`check_target`] refuses, as the plan did.
 pub fn write_new(dir: &Path, vars: &[(&str, &[u8])], modes: Modes) -> anyhow::Result<()> {
-    let target = check_target(dir, &[])?;
+    write_new_checked(dir, vars, modes, &[])
+}
+
+/// [`write_new`], refusing also a directory that is or holds one of
+/// `protected` (the config files, the run file), as the plan did.
+pub fn write_new_checked(
+    dir: &Path,
+    vars: &[(&str, &[u8])],
+    modes: Modes,
+    protected: &[&Path],
+) -> anyhow::Result<()> {
+    let target = check_target(dir, protected)?;
     replace(dir, vars, modes, target)
 }
 
