@@ -72,7 +72,7 @@ pub fn check_name_len(name: &str) -> Result<(), String> {
     if name.len() > NAME_MAX {
         return Err(format!(
             "the name {}... is {} bytes long, and a file name (one per variable in the envdir) holds at most {NAME_MAX} (use a shorter name)",
-            &name[..32.min(name.len())],
+            name.chars().take(32).collect::<String>(),
             name.len()
         ));
     }
@@ -191,4 +191,24 @@ fn mount_root(p: &Path) -> bool {
     let stx = unsafe { stx.assume_init() };
     let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
     stx.stx_attributes_mask & bit != 0 && stx.stx_attributes & bit != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_components() {
+        for ok in ["env", "./env", "/a/env/", "env//", "e"] {
+            assert!(check_component(Path::new(ok)).is_ok(), "{ok}");
+        }
+        let longest = "e".repeat(NAME_MAX - OVERHEAD);
+        assert!(check_component(Path::new(&longest)).is_ok());
+        for bad in ["", "/", ".", "..", "env/.", "env/..", "env/./", "//"] {
+            assert!(check_component(Path::new(bad)).is_err(), "{bad:?}");
+        }
+        assert!(check_component(Path::new(&format!("{longest}e"))).is_err());
+        assert!(check_name_len(&"N".repeat(NAME_MAX)).is_ok());
+        assert!(check_name_len(&"é".repeat(200)).is_err());
+    }
 }
