@@ -93,7 +93,10 @@ pub fn check_target(dir: &Path, protected: &[&Path]) -> anyhow::Result<Target> {
             shown(dir)
         ))
     };
-    let meta = match fs::symlink_metadata(dir) {
+    // Without a trailing slash, which would follow a symlink.
+    let (parent, base) = super::split(dir);
+    let entry = parent.join(&base);
+    let meta = match fs::symlink_metadata(&entry) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Target::Absent),
         Err(e) => {
@@ -114,17 +117,16 @@ pub fn check_target(dir: &Path, protected: &[&Path]) -> anyhow::Result<Target> {
             "remove it, or set envdir elsewhere",
         ));
     }
-    let (parent, _) = super::split(dir);
     let pdev = fs::metadata(&parent)
         .map(|m| m.dev())
         .map_err(|e| anyhow::Error::new(e).context(format!("unable to stat {}", shown(&parent))))?;
-    if meta.dev() != pdev || mount_root(dir) {
+    if meta.dev() != pdev || mount_root(&entry) {
         return Err(refuse(
             "is a mount point",
             "set envdir to a directory of its own",
         ));
     }
-    if let Ok(canon) = fs::canonicalize(dir) {
+    if let Ok(canon) = fs::canonicalize(&entry) {
         for p in protected {
             if fs::canonicalize(p).is_ok_and(|c| c.starts_with(&canon)) {
                 return Err(refuse(
@@ -135,7 +137,7 @@ pub fn check_target(dir: &Path, protected: &[&Path]) -> anyhow::Result<Target> {
         }
     }
     let mut marker = false;
-    let entries = fs::read_dir(dir).map_err(|e| {
+    let entries = fs::read_dir(&entry).map_err(|e| {
         anyhow::Error::new(e).context(format!("unable to read envdir {}", shown(dir)))
     })?;
     for e in entries {
