@@ -341,6 +341,18 @@ fn mounts_are_never_crossed() {
     assert_eq!(inside, ["A", "SUB"], "the mounts stay");
     assert_eq!(list(&precious), ["A", "data"]);
     assert_eq!(fs::read(precious.join("A")).unwrap(), b"keep\n");
+
+    // A bind mount at a sibling's name is not a leftover: nothing in it
+    // is unlinked.
+    let fake = t.join(".env.old.1-1");
+    fs::create_dir(&fake).unwrap();
+    mount(&precious, &fake);
+    assert!(envdir::leftovers(&env).is_empty());
+    envdir::remove_leftovers(&env);
+    let seen = list(&fake);
+    umount(&fake);
+    assert_eq!(seen, ["A", "data"]);
+    assert_eq!(list(&precious), ["A", "data"]);
 }
 
 /// Issue 12 item 6: `conf2env` on an unchanged envdir opens nothing for

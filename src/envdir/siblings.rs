@@ -121,8 +121,12 @@ fn removable(dir: &Path, kinds: &[Kind]) -> Vec<(PathBuf, OwnedFd)> {
         let Ok(fd) = open_dir(None, &path) else {
             continue;
         };
-        // Never across a mount: a sibling on another filesystem is not ours.
-        if !fstat(fd.as_raw_fd()).is_ok_and(|s| s.st_dev == pdev) || !try_lock(&fd) {
+        // Never across a mount: a sibling on another filesystem, or a bind
+        // mount of this one, is not ours.
+        if !fstat(fd.as_raw_fd()).is_ok_and(|s| s.st_dev == pdev)
+            || super::target::mount_root(&path)
+            || !try_lock(&fd)
+        {
             continue;
         }
         out.push((path, fd));

@@ -170,7 +170,7 @@ pub fn check_target(dir: &Path, protected: &[&Path]) -> anyhow::Result<Target> {
 
 /// Is `p` the root of a mount (a bind mount on the same filesystem
 /// included, which `st_dev` cannot see)? False where statx cannot say.
-fn mount_root(p: &Path) -> bool {
+pub(super) fn mount_root(p: &Path) -> bool {
     use nix::libc;
     let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
         return false;
