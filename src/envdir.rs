@@ -198,8 +198,8 @@ pub fn write_checked(
     modes: Modes,
     protected: &[&Path],
 ) -> anyhow::Result<Outcome> {
-    let target = check_target(dir, protected)?;
-    if target == Target::Ours && holds(dir, vars, modes)? {
+    let (target, unchanged) = probe(dir, vars, modes, protected)?;
+    if unchanged {
         remove_leftovers(dir);
         return Ok(Outcome::Unchanged);
     }
@@ -244,12 +244,57 @@ fn is_reg(st: &FileStat) -> bool {
     SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG
 }
 
+/// [`check_target`] and [`holds`] with one listing of the directory: what
+/// stands at `dir`, and whether it already holds exactly `vars` (never
+/// true unless it is [`Target::Ours`]). Read-only.
+pub fn probe(
+    dir: &Path,
+    vars: &[(&str, &[u8])],
+    modes: Modes,
+    protected: &[&Path],
+) -> anyhow::Result<(Target, bool)> {
+    let (target, names) = target::inspect(dir, protected)?;
+    let same = target == Target::Ours && holds_listed(dir, vars, modes, &names)?;
+    Ok((target, same))
+}
+
 /// Does `dir` already hold exactly these files, with these modes, and
 /// nothing else, as courier-run wrote them? Any difference (or any doubt)
 /// means rewrite. Costs: the manifest (open, fstat, read, close), the
 /// listing, one `fstatat` per file; a file's bytes are read only when its
 /// ctime is too recent to trust.
 pub fn holds(dir: &Path, vars: &[(&str, &[u8])], modes: Modes) -> anyhow::Result<bool> {
+    let mut names = Vec::new();
+    match fs::read_dir(dir) {
+        Ok(entries) => {
+            for e in entries {
+                let e = e.with_context(|| format!("unable to read {}", dir.display()))?;
+                let n = e.file_name();
+                if n != MARKER {
+                    names.push(n);
+                }
+            }
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(false);
+        }
+        Err(e) => return Err(e).with_context(|| format!("unable to read {}", dir.display())),
+    }
+    holds_listed(dir, vars, modes, &names)
+}
+
+/// [`holds`], given the directory's names other than the marker.
+fn holds_listed(
+    dir: &Path,
+    vars: &[(&str, &[u8])],
+    modes: Modes,
+    names: &[OsString],
+) -> anyhow::Result<bool> {
     let d = match open_dir(None, dir) {
         Ok(fd) => fd,
         Err(Errno::ENOENT | Errno::ELOOP | Errno::ENOTDIR) => return Ok(false),
@@ -274,24 +319,13 @@ pub fn holds(dir: &Path, vars: &[(&str, &[u8])], modes: Modes) -> anyhow::Result
             _ => return Ok(false),
         }
     }
-    // Nothing more on disk than the manifest says.
-    let mut count = 0;
-    for e in fs::read_dir(dir).with_context(|| format!("unable to read {}", dir.display()))? {
-        let e = e.with_context(|| format!("unable to read {}", dir.display()))?;
-        let n = e.file_name();
-        if n == MARKER {
-            continue;
-        }
-        if !records.contains_key(n.as_bytes()) {
-            return Ok(false);
-        }
-        count += 1;
-    }
-    if count != records.len() {
+    // Nothing more on disk than the manifest says (names are unique in a
+    // listing).
+    if names.len() != records.len() || !names.iter().all(|n| records.contains(n.as_bytes())) {
         return Ok(false);
     }
     // Each file as it was written.
-    for (name, r) in &records {
+    for (name, r) in &records.records {
         let Ok(st) = fstatat(Some(d.as_raw_fd()), *name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
             return Ok(false);
         };

@@ -255,10 +255,19 @@ fn leftovers_of_killed_runs_are_removed_and_live_ones_kept() {
         "only what courier-run writes is unlinked"
     );
     drop(lock);
-    let mut listed = envdir::leftovers(&env);
-    listed.sort();
     let mut want = vec![locked, foreign];
     want.sort();
+    // A child another test thread forks holds a copy of the lock's
+    // descriptor until it execs: give it a moment.
+    let mut listed = Vec::new();
+    for _ in 0..100 {
+        listed = envdir::leftovers(&env);
+        listed.sort();
+        if listed == want {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(
         listed, want,
         "once unlocked, and while it holds a foreign file"

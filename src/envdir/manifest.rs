@@ -9,6 +9,7 @@
 //! exact: no collision can hide a change.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 pub const MARKER: &str = ".courier-run";
 const HEADER: &[u8] = b"courier-run envdir 1\n";
@@ -50,11 +51,60 @@ pub fn render(files: &[(&[u8], Stamp, &[u8])]) -> Vec<u8> {
     out
 }
 
-/// The records by name; `None` for anything malformed or a name twice
-/// (which only means "rewrite").
-pub fn parse(data: &[u8]) -> Option<HashMap<&[u8], Record<'_>>> {
+/// A parsed manifest: the records in the order written (the order the
+/// files were created in, which is the cheapest order to stat them), and
+/// an index by name.
+pub struct Manifest<'a> {
+    pub records: Vec<(&'a [u8], Record<'a>)>,
+    index: HashMap<&'a [u8], usize, BuildHasherDefault<Fnv>>,
+}
+
+impl<'a> Manifest<'a> {
+    pub fn get(&self, name: &[u8]) -> Option<&Record<'a>> {
+        self.index.get(name).map(|&i| &self.records[i].1)
+    }
+
+    pub fn contains(&self, name: &[u8]) -> bool {
+        self.index.contains_key(name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+}
+
+/// FNV-1a: names are short and written by us, so SipHash's protection
+/// against chosen collisions buys nothing here and costs a tenth of the
+/// unchanged check at 100,000 names.
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// The records; `None` for anything malformed or a name twice (which only
+/// means "rewrite").
+pub fn parse(data: &[u8]) -> Option<Manifest<'_>> {
     let mut rest = data.strip_prefix(HEADER)?;
-    let mut out = HashMap::new();
+    let mut m = Manifest {
+        records: Vec::new(),
+        index: HashMap::default(),
+    };
     while !rest.is_empty() {
         let nl = rest.iter().position(|&c| c == b'\n')?;
         let mut fields = rest[..nl].split(|&c| c == b' ');
@@ -72,11 +122,12 @@ pub fn parse(data: &[u8]) -> Option<HashMap<&[u8], Record<'_>>> {
         let content = &rest[nl + 1..nl + 1 + len];
         rest = &rest[nl + 1 + len..];
         let stamp = Stamp { ino, ctime, mode };
-        if out.insert(name, Record { stamp, content }).is_some() {
+        if m.index.insert(name, m.records.len()).is_some() {
             return None;
         }
+        m.records.push((name, Record { stamp, content }));
     }
-    Some(out)
+    Some(m)
 }
 
 #[cfg(test)]
@@ -93,12 +144,13 @@ mod tests {
         let data = render(&[(b"A", s, b"1\n"), (b"B", s, b"x y\0z\n")]);
         let m = parse(&data).unwrap();
         assert_eq!(m.len(), 2);
-        assert_eq!(m[&b"B"[..]].content, b"x y\0z\n");
-        assert_eq!(m[&b"A"[..]].stamp, s);
+        assert_eq!(m.get(b"B").unwrap().content, b"x y\0z\n");
+        assert_eq!(m.get(b"A").unwrap().stamp, s);
+        assert_eq!(m.records[0].0, b"A", "in the order written");
         assert!(parse(&data[..data.len() - 1]).is_none(), "truncated");
         assert!(parse(b"courier-run envdir 2\n").is_none(), "other version");
         let twice = render(&[(b"A", s, b"1\n"), (b"A", s, b"1\n")]);
         assert!(parse(&twice).is_none(), "a name twice");
-        assert!(parse(HEADER).unwrap().is_empty());
+        assert_eq!(parse(HEADER).unwrap().len(), 0);
     }
 }

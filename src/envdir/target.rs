@@ -86,6 +86,15 @@ pub fn check_name_len(name: &str) -> Result<(), String> {
 /// variable name), and a directory that is or contains one of `protected`
 /// (the config files and the run file).
 pub fn check_target(dir: &Path, protected: &[&Path]) -> anyhow::Result<Target> {
+    inspect(dir, protected).map(|(t, _)| t)
+}
+
+/// [`check_target`], and the variable names the directory holds (what
+/// [`super::holds`] would list again).
+pub(super) fn inspect(
+    dir: &Path,
+    protected: &[&Path],
+) -> anyhow::Result<(Target, Vec<std::ffi::OsString>)> {
     check_component(dir)?;
     let refuse = |what: &str, fix: &str| {
         bad_input(format!(
@@ -98,7 +107,7 @@ pub fn check_target(dir: &Path, protected: &[&Path]) -> anyhow::Result<Target> {
     let entry = parent.join(&base);
     let meta = match fs::symlink_metadata(&entry) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Target::Absent),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Target::Absent, vec![])),
         Err(e) => {
             return Err(
                 anyhow::Error::new(e).context(format!("unable to stat envdir {}", shown(dir)))
@@ -137,6 +146,7 @@ pub fn check_target(dir: &Path, protected: &[&Path]) -> anyhow::Result<Target> {
         }
     }
     let mut marker = false;
+    let mut names = Vec::new();
     let entries = fs::read_dir(&entry).map_err(|e| {
         anyhow::Error::new(e).context(format!("unable to read envdir {}", shown(dir)))
     })?;
@@ -152,6 +162,7 @@ pub fn check_target(dir: &Path, protected: &[&Path]) -> anyhow::Result<Target> {
         } else if !file {
             "which is not a regular file"
         } else if is_name(n.as_bytes()) {
+            names.push(n);
             continue;
         } else {
             "whose name is not a variable name"
@@ -161,11 +172,12 @@ pub fn check_target(dir: &Path, protected: &[&Path]) -> anyhow::Result<Target> {
             "move it away, or set envdir to a directory of its own",
         ));
     }
-    Ok(if marker {
+    let target = if marker {
         Target::Ours
     } else {
         Target::Classic
-    })
+    };
+    Ok((target, names))
 }
 
 /// Is `p` the root of a mount (a bind mount on the same filesystem
