@@ -15,7 +15,10 @@
 //! - **A crash leaves the old or the new envdir.** The new directory is
 //!   built beside the target (`.NAME.new.PID-N`, locked with `flock`), made
 //!   durable with one `syncfs`, and swapped in with one
-//!   `renameat2(RENAME_EXCHANGE)`; the parent is then fsynced.
+//!   `renameat2(RENAME_EXCHANGE)`; the parent is then fsynced. One `syncfs`
+//!   instead of one `fsync` per file: a journal commit per file was ~0.6 ms
+//!   each; the price is that `syncfs` also waits for whatever else is dirty
+//!   on that filesystem (seconds on a disk busy with other writers).
 //! - **A reader never sees a mix.** daemontools' envdir does `chdir` into
 //!   the directory, then opens each name it lists; a name that vanishes
 //!   meanwhile silently gets the previous variable's value. So the replaced
