@@ -448,19 +448,19 @@ fn replace(dir: &Path, vars: &[(&str, &[u8])], modes: Modes, target: Target) -> 
             .with_context(|| format!("unable to create {}", tmp.join(name).display()))?;
         stamps.push(st);
     }
-    // The manifest must be younger than every file, or every file would
-    // be read on each start (see `holds`).
-    if let Some(newest) = stamps.iter().map(|s| s.ctime).max() {
-        wait_past(newest);
-    }
     let listed: Vec<(&[u8], Stamp, &[u8])> = vars
         .iter()
         .zip(&stamps)
         .zip(&contents)
         .map(|(((n, _), s), c)| (n.as_bytes(), *s, c.as_slice()))
         .collect();
-    create(d, MARKER.as_bytes(), &manifest::render(&listed), modes.file)
+    let written = create(d, MARKER.as_bytes(), &manifest::render(&listed), modes.file)
         .with_context(|| format!("unable to create {}", tmp.join(MARKER).display()))?;
+    // The manifest must be younger than every file, or every file would
+    // be read on each start (see `holds`).
+    if let Some(newest) = stamps.iter().map(|s| s.ctime).max() {
+        age_past(d, written.ctime, newest, modes.file);
+    }
     // One sync for all files and the directory, instead of one per file:
     // everything is durable before the swap makes it visible.
     nix::unistd::syncfs(d.as_raw_fd())
@@ -503,21 +503,28 @@ fn create(d: &OwnedFd, name: &[u8], content: &[u8], mode: u32) -> anyhow::Result
     })
 }
 
-/// Wait (at most 50 ms) until the filesystem clock has passed `t`.
-fn wait_past(t: (i64, i64)) {
-    use nix::libc;
+/// Give the manifest a ctime later than `newest` (at most 50 ms spent):
+/// touch its ctime with a no-op chmod until it is. Where the kernel gives
+/// a changed, already-queried inode a fine-grained time (Linux 6.13+
+/// "multigrain" timestamps on ext4, xfs, btrfs, tmpfs) the first chmod
+/// does it; elsewhere the coarse clock must tick (at most a jiffy).
+fn age_past(d: &OwnedFd, mut ctime: (i64, i64), newest: (i64, i64), mode: u32) {
+    use nix::sys::stat::{FchmodatFlags, fchmodat};
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(50);
-    loop {
-        let mut now = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: a valid clock id and a valid buffer.
-        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) };
-        if (now.tv_sec, now.tv_nsec) > t || std::time::Instant::now() > deadline {
-            return;
+    while ctime <= newest && std::time::Instant::now() < deadline {
+        let touched = fchmodat(
+            Some(d.as_raw_fd()),
+            MARKER,
+            Mode::from_bits_truncate(mode),
+            FchmodatFlags::FollowSymlink,
+        );
+        match fstatat(Some(d.as_raw_fd()), MARKER, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) if touched.is_ok() => ctime = (st.st_ctime, st.st_ctime_nsec),
+            _ => return,
         }
-        std::thread::sleep(std::time::Duration::from_micros(500));
+        if ctime <= newest {
+            std::thread::sleep(std::time::Duration::from_micros(250));
+        }
     }
 }
 
