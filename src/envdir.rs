@@ -38,8 +38,10 @@
 //!   (each file's inode, ctime, mode and exact content): "unchanged?" costs
 //!   one read of the manifest, one listing and one `fstatat` per file. A
 //!   file whose ctime is not older than the manifest's is read and compared
-//!   (racy-git rule); the writer waits for the clock to tick past the last
-//!   file before writing the manifest so that this is rare. Any doubt means
+//!   (racy-git rule); the writer gives the manifest a later ctime than the
+//!   last file (a no-op chmod, repeated until the clock allows it: once on
+//!   kernels with fine-grained ctimes, at most a jiffy elsewhere) so that
+//!   this is rare. Any doubt means
 //!   rewrite. (The first start after a rewrite removes the replaced
 //!   generation: that is its only write.)
 
