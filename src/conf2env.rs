@@ -74,6 +74,8 @@ pub fn conf2env(
         .map(|a| (a.name.as_str(), a.value.as_slice()))
         .collect();
     let modes = Modes::for_source(private);
-    envdir::write(dir, &pairs, modes)?;
+    // The config files are not the envdir's to replace.
+    let protected: Vec<&Path> = configs.iter().map(PathBuf::as_path).collect();
+    envdir::write_checked(dir, &pairs, modes, &protected)?;
     Ok(Exit::Ok)
 }

@@ -3,24 +3,72 @@
 //! Writer: one file per name holding the value and a newline, embedded
 //! newlines written as NUL bytes (envdir turns NULs back into newlines), an
 //! empty value as a lone `\n` (set to empty; a 0-byte file would unset).
-//! The directory is built beside the target and swapped in with one
-//! `renameat2(RENAME_EXCHANGE)`, so a reader (or a crash) sees the whole old
-//! or the whole new envdir, never a mix; names that left the config leave
-//! the envdir. When the directory already holds exactly this content,
-//! nothing is written: a service restarting every second must not churn the
-//! disk.
+//!
+//! What is guaranteed:
+//!
+//! - **Only our own directory is replaced.** [`check_target`] refuses, before
+//!   anything changes, anything at the path but a directory courier-run
+//!   wrote (it holds the marker [`MARKER`], which envdir skips as a dotfile)
+//!   or a directory of regular files with variable names (a classic
+//!   envdir, adopted). Removal unlinks only such files, never recurses,
+//!   never crosses a mount.
+//! - **A crash leaves the old or the new envdir.** The new directory is
+//!   built beside the target (`.NAME.new.PID-N`, locked with `flock`), made
+//!   durable with one `syncfs`, and swapped in with one
+//!   `renameat2(RENAME_EXCHANGE)`; the parent is then fsynced. One `syncfs`
+//!   instead of one `fsync` per file: a journal commit per file was ~0.6 ms
+//!   each; the price is that `syncfs` also waits for whatever else is dirty
+//!   on that filesystem (seconds on a disk busy with other writers).
+//! - **A reader never sees a mix.** daemontools' envdir does `chdir` into
+//!   the directory, then opens each name it lists; a name that vanishes
+//!   meanwhile silently gets the previous variable's value. So the replaced
+//!   directory is never emptied in place: it is renamed to
+//!   `.NAME.old.PID-N` and left whole until the next start of courier-run
+//!   removes it: an unchanged start at once, a rewriting start only after
+//!   its own swap. A reader that started before a swap reads the complete
+//!   old set as long as it finishes before that; one that starts after
+//!   reads the complete new set. (A reader that takes longer than the next
+//!   start can still see files vanish: envdir gives no way to know.)
+//! - **Without RENAME_EXCHANGE** (e.g. NFS, some FUSE filesystems) the swap
+//!   is two renames: between them the path is missing (a reader fails with
+//!   "unable to switch to directory", 111: no wrong value), and a crash
+//!   there leaves the path missing and the complete old set in
+//!   `.NAME.old.PID-N`; the next start writes the envdir anew.
+//! - **An unchanged start writes nothing.** The marker is also a manifest
+//!   (each file's inode, ctime, mode and exact content): "unchanged?" costs
+//!   one read of the manifest, one listing and one `fstatat` per file. A
+//!   file whose ctime is not older than the manifest's is read and compared
+//!   (racy-git rule); the writer gives the manifest a later ctime than the
+//!   last file (a no-op chmod, repeated until the clock allows it: once on
+//!   kernels with fine-grained ctimes, at most a jiffy elsewhere) so that
+//!   this is rare. Any doubt means
+//!   rewrite. (The first start after a rewrite removes the replaced
+//!   generation: that is its only write.)
 
-use std::ffi::OsString;
+mod manifest;
+mod siblings;
+mod target;
+
+use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, RenameFlags, openat, renameat, renameat2};
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 
 use crate::config::{Assignment, is_name};
 use crate::error::bad_input;
+use manifest::Stamp;
+use siblings::{Kind, open_dir};
+
+pub use manifest::MARKER;
+pub use siblings::{leftovers, remove_leftovers};
+pub use target::{NAME_MAX, Target, check_component, check_name_len, check_target};
 
 /// What a write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +116,9 @@ pub fn check_carriable(a: &Assignment) -> anyhow::Result<()> {
             "{}: {} is not a valid variable name for an envdir",
             a.pos, a.name
         )));
+    }
+    if let Err(why) = check_name_len(&a.name) {
+        return Err(bad_input(format!("{}: {why}", a.pos)));
     }
     if matches!(a.value.last(), Some(b' ' | b'\t')) {
         return Err(bad_input(format!(
@@ -139,173 +190,422 @@ pub fn read(dir: &Path) -> anyhow::Result<Vec<(OsString, Option<Vec<u8>>)>> {
 
 /// Write `vars` (name, value) as the envdir `dir`, atomically, or do
 /// nothing when it already holds exactly that. The caller has checked the
-/// values with [`check_carriable`].
+/// values with [`check_carriable`]; names must be unique.
 pub fn write(dir: &Path, vars: &[(&str, &[u8])], modes: Modes) -> anyhow::Result<Outcome> {
-    if holds(dir, vars, modes)? {
+    write_checked(dir, vars, modes, &[])
+}
+
+/// [`write`], refusing also a directory that is or holds one of
+/// `protected` (the config files, the run file).
+pub fn write_checked(
+    dir: &Path,
+    vars: &[(&str, &[u8])],
+    modes: Modes,
+    protected: &[&Path],
+) -> anyhow::Result<Outcome> {
+    let (target, unchanged) = probe(dir, vars, modes, protected)?;
+    if unchanged {
+        remove_leftovers(dir);
         return Ok(Outcome::Unchanged);
     }
-    write_new(dir, vars, modes)?;
+    replace(dir, vars, modes, target)?;
     Ok(Outcome::Written)
 }
 
 /// Replace `dir` with these contents, atomically, without comparing first
-/// (the plan has already found that it differs).
+/// (the plan has already found that it differs). Refuses what
+/// [`check_target`] refuses, as the plan did.
 pub fn write_new(dir: &Path, vars: &[(&str, &[u8])], modes: Modes) -> anyhow::Result<()> {
-    let (parent, base) = split(dir)?;
-    let tmp = parent.join(format!(".{base}.new.{}", std::process::id()));
-    let old = parent.join(format!(".{base}.old.{}", std::process::id()));
-    // Leftovers of an earlier crash of ours with the same pid: remove.
-    let _ = fs::remove_dir_all(&tmp);
-    let _ = fs::remove_dir_all(&old);
-    let guard = RemoveOnDrop(Some(tmp.clone()));
-    build(&tmp, vars, modes)?;
-    match fs::symlink_metadata(dir) {
-        Ok(m) if m.is_dir() => swap(&tmp, dir, &old)?,
-        Ok(_) => {
-            return Err(bad_input(format!(
-                "{} exists and is not a directory: courier-run replaces only directories (remove it, or set envdir elsewhere)",
-                dir.display()
-            )));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => fs::rename(&tmp, dir)
-            .with_context(|| format!("unable to rename {} to {}", tmp.display(), dir.display()))?,
-        Err(e) => {
-            return Err(e).with_context(|| format!("unable to stat {}", dir.display()));
-        }
-    }
-    drop(guard);
-    fsync_dir(&parent)
+    write_new_checked(dir, vars, modes, &[])
+}
+
+/// [`write_new`], refusing also a directory that is or holds one of
+/// `protected` (the config files, the run file), as the plan did.
+pub fn write_new_checked(
+    dir: &Path,
+    vars: &[(&str, &[u8])],
+    modes: Modes,
+    protected: &[&Path],
+) -> anyhow::Result<()> {
+    let target = check_target(dir, protected)?;
+    replace(dir, vars, modes, target)
 }
 
 /// `dir` split into its parent ("." for a bare name) and its last component.
-fn split(dir: &Path) -> anyhow::Result<(PathBuf, String)> {
-    let base = dir
-        .file_name()
-        .map(|b| b.to_string_lossy().into_owned())
-        .ok_or_else(|| bad_input(format!("envdir {} has no last component", dir.display())))?;
+fn split(dir: &Path) -> (PathBuf, OsString) {
+    let base = dir.file_name().unwrap_or(OsStr::new(".")).to_os_string();
     let parent = match dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    Ok((parent, base))
+    (parent, base)
+}
+
+fn sys(e: Errno) -> std::io::Error {
+    std::io::Error::from(e)
+}
+
+fn is_reg(st: &FileStat) -> bool {
+    SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG
+}
+
+/// [`check_target`] and [`holds`] with one listing of the directory: what
+/// stands at `dir`, and whether it already holds exactly `vars` (never
+/// true unless it is [`Target::Ours`]). Read-only.
+pub fn probe(
+    dir: &Path,
+    vars: &[(&str, &[u8])],
+    modes: Modes,
+    protected: &[&Path],
+) -> anyhow::Result<(Target, bool)> {
+    let (target, names) = target::inspect(dir, protected)?;
+    let same = target == Target::Ours && holds_listed(dir, vars, modes, &names)?;
+    Ok((target, same))
 }
 
 /// Does `dir` already hold exactly these files, with these modes, and
-/// nothing else? Any difference (or any doubt) means rewrite.
+/// nothing else, as courier-run wrote them? Any difference (or any doubt)
+/// means rewrite. Costs: the manifest (open, fstat, read, close), the
+/// listing, one `fstatat` per file; a file's bytes are read only when its
+/// ctime is too recent to trust.
 pub fn holds(dir: &Path, vars: &[(&str, &[u8])], modes: Modes) -> anyhow::Result<bool> {
-    let meta = match fs::symlink_metadata(dir) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e).with_context(|| format!("unable to stat {}", dir.display())),
+    let mut names = Vec::new();
+    match fs::read_dir(dir) {
+        Ok(entries) => {
+            for e in entries {
+                let e = e.with_context(|| format!("unable to read {}", dir.display()))?;
+                let n = e.file_name();
+                if n != MARKER {
+                    names.push(n);
+                }
+            }
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(false);
+        }
+        Err(e) => return Err(e).with_context(|| format!("unable to read {}", dir.display())),
+    }
+    holds_listed(dir, vars, modes, &names)
+}
+
+/// [`holds`], given the directory's names other than the marker.
+fn holds_listed(
+    dir: &Path,
+    vars: &[(&str, &[u8])],
+    modes: Modes,
+    names: &[OsString],
+) -> anyhow::Result<bool> {
+    let d = match open_dir(None, dir) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT | Errno::ELOOP | Errno::ENOTDIR) => return Ok(false),
+        Err(e) => return Err(sys(e)).with_context(|| format!("unable to open {}", dir.display())),
     };
-    if !meta.is_dir() || meta.permissions().mode() & 0o7777 != modes.dir {
+    let dst = fstat(d.as_raw_fd()).map_err(sys)?;
+    if dst.st_mode & 0o7777 != modes.dir {
         return Ok(false);
     }
-    let mut count = 0;
-    for e in fs::read_dir(dir).with_context(|| format!("unable to read {}", dir.display()))? {
-        let e = e.with_context(|| format!("unable to read {}", dir.display()))?;
-        count += 1;
-        let name = e.file_name();
-        let Some((_, value)) = vars.iter().find(|(n, _)| n.as_bytes() == name.as_bytes()) else {
+    let Some((data, trusted_before)) = read_manifest(&d, dst.st_dev, modes.file) else {
+        return Ok(false);
+    };
+    let Some(records) = manifest::parse(&data) else {
+        return Ok(false);
+    };
+    if records.len() != vars.len() {
+        return Ok(false);
+    }
+    for (name, value) in vars {
+        match records.get(name.as_bytes()) {
+            Some(r) if encodes_to(value, r.content) => {}
+            _ => return Ok(false),
+        }
+    }
+    // Nothing more on disk than the manifest says (names are unique in a
+    // listing).
+    if names.len() != records.len() || !names.iter().all(|n| records.contains(n.as_bytes())) {
+        return Ok(false);
+    }
+    // Each file as it was written.
+    for (name, r) in &records.records {
+        let Ok(st) = fstatat(Some(d.as_raw_fd()), *name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
             return Ok(false);
         };
-        if !same_file(&e, &encode(value), modes.file) {
+        let ctime = (st.st_ctime, st.st_ctime_nsec);
+        if !is_reg(&st)
+            || st.st_dev != dst.st_dev
+            || st.st_ino != r.stamp.ino
+            || ctime != r.stamp.ctime
+            || st.st_mode & 0o7777 != modes.file
+            || st.st_size as u64 != r.content.len() as u64
+        {
+            return Ok(false);
+        }
+        if ctime >= trusted_before && !same_bytes(&d, name, r.content) {
             return Ok(false);
         }
     }
-    Ok(count == vars.len())
+    Ok(true)
 }
 
-/// Is this entry a regular file of mode `mode` holding exactly `want`?
-/// Four system calls: open, fstat (mode and size), one read of one byte
-/// more than expected (a regular file returns short only at its end), close.
-/// Any error or doubt answers no, which only means "rewrite".
-fn same_file(e: &fs::DirEntry, want: &[u8], mode: u32) -> bool {
-    use std::io::Read;
-    // d_type from getdents: no system call; a symlink is not "a file".
-    if !e.file_type().is_ok_and(|t| t.is_file()) {
-        return false;
+/// The manifest's bytes and its ctime, when it is a regular file of ours.
+fn read_manifest(d: &OwnedFd, dev: u64, mode: u32) -> Option<(Vec<u8>, (i64, i64))> {
+    let fd = openat(
+        Some(d.as_raw_fd()),
+        MARKER,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    // SAFETY: openat just returned this descriptor.
+    let mut f = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let st = fstat(f.as_raw_fd()).ok()?;
+    if !is_reg(&st) || st.st_dev != dev || st.st_mode & 0o7777 != mode {
+        return None;
     }
-    let Ok(mut f) = fs::File::open(e.path()) else {
+    let mut data = Vec::with_capacity(st.st_size as usize + 1);
+    f.read_to_end(&mut data).ok()?;
+    Some((data, (st.st_ctime, st.st_ctime_nsec)))
+}
+
+/// Does the file `name` in `d` hold exactly `want`?
+fn same_bytes(d: &OwnedFd, name: &[u8], want: &[u8]) -> bool {
+    let Ok(fd) = openat(
+        Some(d.as_raw_fd()),
+        name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) else {
         return false;
     };
-    match f.metadata() {
-        Ok(m) if m.permissions().mode() & 0o7777 == mode && m.len() == want.len() as u64 => {}
-        _ => return false,
-    }
-    let mut buf = vec![0u8; want.len() + 1];
-    matches!(f.read(&mut buf), Ok(n) if n == want.len() && buf[..n] == *want)
+    // SAFETY: openat just returned this descriptor.
+    let f = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let mut got = Vec::with_capacity(want.len() + 1);
+    f.take(want.len() as u64 + 1).read_to_end(&mut got).is_ok() && got == want
 }
 
-/// Make `tmp` with every file written and synced.
-fn build(tmp: &Path, vars: &[(&str, &[u8])], modes: Modes) -> anyhow::Result<()> {
-    fs::DirBuilder::new()
-        .mode(modes.dir)
-        .create(tmp)
-        .with_context(|| format!("unable to create directory {}", tmp.display()))?;
+/// Is `content` what [`encode`] makes of `value`? (Without allocating.)
+fn encodes_to(value: &[u8], content: &[u8]) -> bool {
+    content.len() == value.len() + 1
+        && content[value.len()] == b'\n'
+        && value
+            .iter()
+            .zip(content)
+            .all(|(&v, &c)| c == if v == b'\n' { 0 } else { v })
+}
+
+/// Build the new directory beside `dir` and swap it in.
+fn replace(dir: &Path, vars: &[(&str, &[u8])], modes: Modes, target: Target) -> anyhow::Result<()> {
+    // Refused before anything is created: a name the writer cannot write.
+    for (name, _) in vars {
+        if !is_name(name.as_bytes()) {
+            return Err(bad_input(format!(
+                "{} is not a valid variable name for an envdir",
+                target::shown(Path::new(name))
+            )));
+        }
+        check_name_len(name).map_err(bad_input)?;
+    }
+    let (parent, base) = split(dir);
+    let pfd = open_dir(None, &parent)
+        .map_err(sys)
+        .with_context(|| format!("unable to open directory {}", parent.display()))?;
+    let tmpname = siblings::name(&base, Kind::New);
+    let tmp = parent.join(&tmpname);
+    mkdirat(
+        Some(pfd.as_raw_fd()),
+        tmpname.as_os_str(),
+        Mode::from_bits_truncate(modes.dir),
+    )
+    .map_err(sys)
+    .with_context(|| format!("unable to create directory {}", tmp.display()))?;
+    let dfd = match open_dir(Some(&pfd), Path::new(&tmpname)) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = fs::remove_dir(&tmp);
+            return Err(sys(e)).with_context(|| format!("unable to open {}", tmp.display()));
+        }
+    };
+    let mut guard = RemoveOnDrop {
+        path: tmp.clone(),
+        fd: dfd,
+        armed: true,
+    };
+    let d = &guard.fd;
+    // Held until this process ends: the cleanup of a concurrent start
+    // leaves the directory alone.
+    siblings::try_lock(d);
     // The umask may have cut the mode: set it exactly.
-    fs::set_permissions(tmp, fs::Permissions::from_mode(modes.dir))
+    fchmod(d.as_raw_fd(), Mode::from_bits_truncate(modes.dir))
+        .map_err(sys)
         .with_context(|| format!("unable to chmod {}", tmp.display()))?;
-    for (name, value) in vars {
-        let path = tmp.join(name);
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(modes.file)
-            .open(&path)
-            .with_context(|| format!("unable to create {}", path.display()))?;
-        f.set_permissions(fs::Permissions::from_mode(modes.file))
-            .with_context(|| format!("unable to chmod {}", path.display()))?;
-        f.write_all(&encode(value))
-            .and_then(|_| f.sync_all())
-            .with_context(|| format!("unable to write {}", path.display()))?;
+
+    let contents: Vec<Vec<u8>> = vars.iter().map(|(_, v)| encode(v)).collect();
+    let mut stamps = Vec::with_capacity(vars.len());
+    for ((name, _), content) in vars.iter().zip(&contents) {
+        let st = create(d, name.as_bytes(), content, modes.file)
+            .with_context(|| format!("unable to create {}", tmp.join(name).display()))?;
+        stamps.push(st);
     }
-    fsync_dir(tmp)
+    let listed: Vec<(&[u8], Stamp, &[u8])> = vars
+        .iter()
+        .zip(&stamps)
+        .zip(&contents)
+        .map(|(((n, _), s), c)| (n.as_bytes(), *s, c.as_slice()))
+        .collect();
+    let written = create(d, MARKER.as_bytes(), &manifest::render(&listed), modes.file)
+        .with_context(|| format!("unable to create {}", tmp.join(MARKER).display()))?;
+    // The manifest must be younger than every file, or every file would
+    // be read on each start (see `holds`).
+    if let Some(newest) = stamps.iter().map(|s| s.ctime).max() {
+        age_past(d, written.ctime, newest, modes.file);
+    }
+    // One sync for all files and the directory, instead of one per file:
+    // everything is durable before the swap makes it visible.
+    nix::unistd::syncfs(d.as_raw_fd())
+        .map_err(sys)
+        .with_context(|| format!("unable to sync {}", tmp.display()))?;
+    let retired = swap(&pfd, &parent, &tmpname, &base, target)?;
+    // Swapped: the directory built is now the live envdir.
+    guard.armed = false;
+    nix::unistd::fsync(pfd.as_raw_fd())
+        .map_err(sys)
+        .with_context(|| format!("unable to sync directory {}", parent.display()))?;
+    // Only now, and keeping the generation just replaced: a reader still in
+    // an older one has had the whole build of this one to finish.
+    siblings::remove_leftovers_except(dir, retired.as_deref());
+    Ok(())
 }
 
-/// Put `tmp` in the place of the directory `dir`. RENAME_EXCHANGE swaps the
-/// two in one step; where the filesystem lacks it (EINVAL), fall back to two
-/// renames, leaving a short window in which `dir` is missing but `old`
-/// holds the complete previous content.
-fn swap(tmp: &Path, dir: &Path, old: &Path) -> anyhow::Result<()> {
-    use nix::fcntl::{RenameFlags, renameat2};
-    match renameat2(None, tmp, None, dir, RenameFlags::RENAME_EXCHANGE) {
+/// Create the file `name` in `d` holding `content` with mode `mode`;
+/// returns its stamp as the manifest records it.
+fn create(d: &OwnedFd, name: &[u8], content: &[u8], mode: u32) -> anyhow::Result<Stamp> {
+    let fd = openat(
+        Some(d.as_raw_fd()),
+        name,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(mode),
+    )
+    .map_err(sys)?;
+    // SAFETY: openat just returned this descriptor.
+    let mut f = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    f.write_all(content)?;
+    let mut st = fstat(f.as_raw_fd()).map_err(sys)?;
+    if st.st_mode & 0o7777 != mode {
+        fchmod(f.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(sys)?;
+        st = fstat(f.as_raw_fd()).map_err(sys)?;
+    }
+    Ok(Stamp {
+        ino: st.st_ino,
+        ctime: (st.st_ctime, st.st_ctime_nsec),
+        mode,
+    })
+}
+
+/// Give the manifest a ctime later than `newest` (at most 50 ms spent):
+/// touch its ctime with a no-op chmod until it is. Where the kernel gives
+/// a changed, already-queried inode a fine-grained time (Linux 6.13+
+/// "multigrain" timestamps on ext4, xfs, btrfs, tmpfs) the first chmod
+/// does it; elsewhere the coarse clock must tick (at most a jiffy).
+fn age_past(d: &OwnedFd, mut ctime: (i64, i64), newest: (i64, i64), mode: u32) {
+    use nix::sys::stat::{FchmodatFlags, fchmodat};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(50);
+    while ctime <= newest && std::time::Instant::now() < deadline {
+        let touched = fchmodat(
+            Some(d.as_raw_fd()),
+            MARKER,
+            Mode::from_bits_truncate(mode),
+            FchmodatFlags::FollowSymlink,
+        );
+        match fstatat(Some(d.as_raw_fd()), MARKER, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) if touched.is_ok() => ctime = (st.st_ctime, st.st_ctime_nsec),
+            _ => return,
+        }
+        if ctime <= newest {
+            std::thread::sleep(std::time::Duration::from_micros(250));
+        }
+    }
+}
+
+/// Put `tmpname` in the place of `base` (both in `pfd`, the directory
+/// `parent`). RENAME_EXCHANGE swaps the two in one step and the old
+/// directory is renamed away whole; where the filesystem lacks it, two
+/// renames, the old directory locked between them. Returns the name the
+/// old directory now has.
+fn swap(
+    pfd: &OwnedFd,
+    parent: &Path,
+    tmpname: &OsStr,
+    base: &OsStr,
+    target: Target,
+) -> anyhow::Result<Option<OsString>> {
+    let p = Some(pfd.as_raw_fd());
+    let shown = parent.join(base);
+    let what = || {
+        format!(
+            "unable to rename {} to {}",
+            parent.join(tmpname).display(),
+            shown.display()
+        )
+    };
+    if target == Target::Absent {
+        return match renameat2(p, tmpname, p, base, RenameFlags::RENAME_NOREPLACE) {
+            Err(Errno::EINVAL | Errno::ENOSYS) => renameat(p, tmpname, p, base),
+            r => r,
+        }
+        .map(|()| None)
+        .map_err(sys)
+        .with_context(what);
+    }
+    let oldname = siblings::name(base, Kind::Old);
+    match renameat2(p, tmpname, p, base, RenameFlags::RENAME_EXCHANGE) {
         Ok(()) => {
-            // `tmp` now holds the previous content.
-            let _ = fs::remove_dir_all(tmp);
-            Ok(())
+            // Best effort: under its `.new.` name it is removed all the same
+            // once this process is gone.
+            Ok(match renameat(p, tmpname, p, oldname.as_os_str()) {
+                Ok(()) => Some(oldname),
+                Err(_) => Some(tmpname.to_os_string()),
+            })
         }
-        Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS) => {
-            fs::rename(dir, old).with_context(|| {
-                format!("unable to rename {} to {}", dir.display(), old.display())
-            })?;
-            if let Err(e) = fs::rename(tmp, dir) {
-                let _ = fs::rename(old, dir);
-                return Err(e).with_context(|| {
-                    format!("unable to rename {} to {}", tmp.display(), dir.display())
-                });
+        Err(Errno::EINVAL | Errno::ENOSYS) => {
+            let old = open_dir(Some(pfd), Path::new(base))
+                .map_err(sys)
+                .with_context(|| format!("unable to open {}", shown.display()))?;
+            siblings::try_lock(&old);
+            renameat(p, base, p, oldname.as_os_str())
+                .map_err(sys)
+                .with_context(|| {
+                    format!(
+                        "unable to rename {} to {}",
+                        shown.display(),
+                        parent.join(&oldname).display()
+                    )
+                })?;
+            if let Err(e) = renameat(p, tmpname, p, base) {
+                let _ = renameat(p, oldname.as_os_str(), p, base);
+                return Err(sys(e)).with_context(what);
             }
-            let _ = fs::remove_dir_all(old);
-            Ok(())
+            Ok(Some(oldname))
         }
-        Err(e) => Err(std::io::Error::from(e))
-            .with_context(|| format!("unable to replace {} with {}", dir.display(), tmp.display())),
+        Err(e) => Err(sys(e)).with_context(|| format!("unable to replace {}", shown.display())),
     }
 }
 
-fn fsync_dir(dir: &Path) -> anyhow::Result<()> {
-    fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("unable to sync directory {}", dir.display()))
+/// Removes the directory being built on every error path (only what we
+/// wrote in it; see [`siblings::remove`]).
+struct RemoveOnDrop {
+    path: PathBuf,
+    fd: OwnedFd,
+    armed: bool,
 }
-
-/// Removes the temporary directory on every error path.
-struct RemoveOnDrop(Option<PathBuf>);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = fs::remove_dir_all(p);
+        if self.armed {
+            siblings::remove(&self.path, &self.fd);
         }
     }
 }
@@ -379,6 +679,7 @@ pub fn check_writable_parent(dir: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn encode_decode_round_trip() {

@@ -365,7 +365,12 @@ fn rewrite_only_on_change_and_as_a_whole() {
     assert_eq!(r.code, Some(0), "{}", r.stderr_str());
     let after = snapshot(&dir);
     assert_ne!(after.ino, before.ino);
-    assert_eq!(list(&dir), ["B", "C"]);
+    assert_eq!(list(&dir), [courier_run::envdir::MARKER, "B", "C"]);
+    // The previous generation stays whole for readers until the next run.
+    assert_eq!(t.names().len(), 3, "{:?}", t.names());
+    let r = conf2env(&dir, &[&conf], &[], t.path());
+    assert_eq!(r.code, Some(0), "{}", r.stderr_str());
+    assert_eq!(snapshot(&dir), after);
     assert_eq!(t.names(), ["conf", "env"]);
 }
 
@@ -406,7 +411,8 @@ fn a_failed_run_keeps_the_old_envdir() {
 
 fn modes_of(dir: &Path) -> (u32, Vec<u32>) {
     let s = snapshot(dir);
-    (s.mode, s.files.iter().map(|f| f.mode).collect())
+    // The marker included: it has the files' mode.
+    (s.mode, s.files.iter().skip(1).map(|f| f.mode).collect())
 }
 
 #[test]

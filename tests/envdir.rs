@@ -15,12 +15,23 @@ fn pairs<'a>(v: &'a [(&'a str, &'a [u8])]) -> Vec<(&'a str, &'a [u8])> {
     v.to_vec()
 }
 
-/// The sibling a write builds in: `.NAME.new.PID`.
+/// The siblings a write makes: `.NAME.new.PID-N` (being built) and
+/// `.NAME.old.PID-N` (the replaced generation, kept for readers).
 fn temp_siblings(parent: &Path) -> Vec<String> {
     list(parent)
         .into_iter()
         .filter(|n| n.starts_with('.'))
         .collect()
+}
+
+/// The variables of an envdir: its names without the marker.
+fn vars_in(dir: &Path) -> Vec<String> {
+    let all = list(dir);
+    assert!(
+        all.iter().any(|n| n == envdir::MARKER),
+        "no marker in {all:?}"
+    );
+    all.into_iter().filter(|n| !n.starts_with('.')).collect()
 }
 
 #[test]
@@ -33,7 +44,7 @@ fn changed_content_replaces_the_whole_directory() {
         Outcome::Written
     );
     let before = snapshot(&dir);
-    assert_eq!(list(&dir), ["A", "B"]);
+    assert_eq!(vars_in(&dir), ["A", "B"]);
     assert_eq!(fs::read(dir.join("B")).unwrap(), b"two\0lines\n");
 
     let second = pairs(&[("B", b"2"), ("C", b"")]);
@@ -46,14 +57,25 @@ fn changed_content_replaces_the_whole_directory() {
     // A new directory took the old one's place: A is gone, not deleted
     // from a directory a reader might be reading.
     assert_ne!(before.ino, after.ino, "the directory inode should change");
-    assert_eq!(list(&dir), ["B", "C"]);
+    assert_eq!(vars_in(&dir), ["B", "C"]);
     assert_eq!(fs::read(dir.join("B")).unwrap(), b"2\n");
     assert_eq!(
         fs::read(dir.join("C")).unwrap(),
         b"\n",
         "empty value: a lone newline"
     );
-    assert_eq!(t.names(), ["env"], "no temporary sibling left");
+    // The old generation is kept whole (a reader may be in it) until the
+    // next start, which removes it and writes nothing else.
+    let old = temp_siblings(t.path());
+    assert_eq!(old.len(), 1, "{old:?}");
+    assert!(old[0].starts_with(".env.old."), "{old:?}");
+    assert_eq!(snapshot(&t.join(&old[0])).files, before.files);
+    assert_eq!(
+        envdir::write(&dir, &second, Modes::PUBLIC).unwrap(),
+        Outcome::Unchanged
+    );
+    assert_eq!(snapshot(&dir), after);
+    assert_eq!(t.names(), ["env"], "no sibling left");
 }
 
 #[test]
@@ -108,8 +130,10 @@ fn write_new_always_writes() {
     let before = snapshot(&dir);
     envdir::write_new(&dir, &vars, Modes::PUBLIC).unwrap();
     assert_ne!(snapshot(&dir).ino, before.ino);
-    assert_eq!(list(&dir), ["A"]);
-    assert_eq!(t.names(), ["env"]);
+    assert_eq!(vars_in(&dir), ["A"]);
+    assert_eq!(t.names().len(), 2, "env and the previous generation");
+    envdir::write_new(&dir, &vars, Modes::PUBLIC).unwrap();
+    assert_eq!(t.names().len(), 2, "the one before was removed");
 }
 
 #[test]
@@ -119,12 +143,12 @@ fn a_failed_write_keeps_the_old_envdir() {
     envdir::write(&dir, &pairs(&[("A", b"old")]), Modes::PUBLIC).unwrap();
     let before = snapshot(&dir);
 
-    // Fails half-way through building the new directory: the second name is
-    // too long for the filesystem (NAME_MAX 255), after A was written.
+    // A name too long for the filesystem (NAME_MAX 255): refused before
+    // anything is created.
     let long = "L".repeat(300);
     let bad = [("A", &b"new"[..]), (long.as_str(), &b"x"[..])];
     let err = envdir::write(&dir, &bad, Modes::PUBLIC).unwrap_err();
-    assert!(format!("{err:#}").contains("unable to create"), "{err:#}");
+    assert!(format!("{err:#}").contains("at most 255"), "{err:#}");
     assert_eq!(snapshot(&dir), before, "the old envdir must be untouched");
     assert_eq!(t.names(), ["env"], "no .env.new.* left behind");
 

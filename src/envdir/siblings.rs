@@ -1,0 +1,229 @@
+//! The envdir's siblings: `.NAME.new.PID-N` (a directory being built) and
+//! `.NAME.old.PID-N` (a replaced generation, kept whole for readers until
+//! the next start). Removal unlinks only names courier-run writes (variable
+//! names and the marker), only regular files on the parent's filesystem,
+//! never recurses and never follows a symlink: whatever else is found is
+//! left, and so is the directory holding it.
+
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, openat};
+use nix::sys::stat::{Mode, SFlag, fstat, fstatat};
+use nix::unistd::{UnlinkatFlags, unlinkat};
+
+use super::manifest::MARKER;
+use crate::config::is_name;
+
+/// The longest suffix and prefix a sibling name adds to the envdir's last
+/// component: `.` + `.new.` + a pid (10 digits) + `-` + a counter (20).
+pub const OVERHEAD: usize = 1 + 5 + 10 + 1 + 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    New,
+    Old,
+}
+
+/// A fresh sibling name of `kind` for the envdir named `base`.
+pub fn name(base: &OsStr, kind: Kind) -> OsString {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let tag = match kind {
+        Kind::New => "new",
+        Kind::Old => "old",
+    };
+    let mut v = vec![b'.'];
+    v.extend_from_slice(base.as_bytes());
+    v.extend_from_slice(format!(".{tag}.{}-{n}", std::process::id()).as_bytes());
+    OsString::from_vec(v)
+}
+
+/// `name`'s kind and pid when it is a sibling of `base`. Also matches
+/// `.NAME.new.PID` without a counter, as earlier versions named it.
+fn parse(base: &[u8], name: &[u8]) -> Option<(Kind, u32)> {
+    let rest = name.strip_prefix(b".")?.strip_prefix(base)?;
+    let (kind, rest) = if let Some(r) = rest.strip_prefix(b".new.") {
+        (Kind::New, r)
+    } else {
+        (Kind::Old, rest.strip_prefix(b".old.")?)
+    };
+    let (pid, n) = match rest.iter().position(|&c| c == b'-') {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, &b"0"[..]),
+    };
+    let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    if !digits(pid) || !digits(n) {
+        return None;
+    }
+    Some((kind, std::str::from_utf8(pid).ok()?.parse().ok()?))
+}
+
+/// Is `pid` a live process (that we may not even signal)?
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(Errno::ESRCH)
+    )
+}
+
+/// Open a directory without following a symlink.
+pub fn open_dir(at: Option<&OwnedFd>, path: &Path) -> nix::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let fd = openat(
+        at.map(|f| f.as_raw_fd()),
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    // SAFETY: openat just returned this descriptor, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Take the lock a writer holds on the directory it builds (and on the
+/// envdir it moves away where it has to do so in two renames): an
+/// exclusive `flock`, not waiting. False when someone else holds it.
+pub fn try_lock(fd: &OwnedFd) -> bool {
+    #[allow(deprecated)]
+    nix::fcntl::flock(fd.as_raw_fd(), nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok()
+}
+
+/// Which siblings of the envdir `dir` a run killed or finished left, and
+/// that may be removed now: a `.new.` one only when its pid is dead and no
+/// one holds its lock; an `.old.` one when no one holds its lock.
+fn removable(dir: &Path, kinds: &[Kind]) -> Vec<(PathBuf, OwnedFd)> {
+    let (parent, base) = super::split(dir);
+    let Ok(entries) = fs::read_dir(&parent) else {
+        return Vec::new();
+    };
+    let Ok(pdev) = fs::symlink_metadata(&parent).map(|m| std::os::unix::fs::MetadataExt::dev(&m))
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let n = e.file_name();
+        let Some((kind, pid)) = parse(base.as_bytes(), n.as_bytes()) else {
+            continue;
+        };
+        if !kinds.contains(&kind) || (kind == Kind::New && alive(pid)) {
+            continue;
+        }
+        let path = parent.join(&n);
+        let Ok(fd) = open_dir(None, &path) else {
+            continue;
+        };
+        // Never across a mount: a sibling on another filesystem, or a bind
+        // mount of this one, is not ours.
+        if !fstat(fd.as_raw_fd()).is_ok_and(|s| s.st_dev == pdev)
+            || super::target::mount_root(&path)
+            || !try_lock(&fd)
+        {
+            continue;
+        }
+        out.push((path, fd));
+    }
+    out
+}
+
+/// The directories killed runs left beside the envdir `dir` (for
+/// `--check`): what the next writing start removes. Generations replaced
+/// by a finished run (`.old.`) are not listed: they are kept on purpose.
+pub fn leftovers(dir: &Path) -> Vec<PathBuf> {
+    // The lock taken to test is released when the descriptor drops.
+    removable(dir, &[Kind::New])
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect()
+}
+
+/// Remove every removable sibling of `dir` (leftovers of killed runs and
+/// replaced generations); returns those that could not be removed whole
+/// because they hold something courier-run did not write.
+pub fn remove_leftovers(dir: &Path) -> Vec<PathBuf> {
+    remove_leftovers_except(dir, None)
+}
+
+/// [`remove_leftovers`], keeping the sibling named `keep` (the generation
+/// this run has just replaced).
+pub fn remove_leftovers_except(dir: &Path, keep: Option<&OsStr>) -> Vec<PathBuf> {
+    let mut kept = Vec::new();
+    for (path, fd) in removable(dir, &[Kind::New, Kind::Old]) {
+        if keep.is_some_and(|k| path.file_name() == Some(k)) {
+            continue;
+        }
+        if !remove(&path, &fd) {
+            kept.push(path);
+        }
+    }
+    kept
+}
+
+/// Unlink what courier-run writes in the directory `fd` (open at `path`),
+/// then the directory itself. True when it is gone.
+pub fn remove(path: &Path, fd: &OwnedFd) -> bool {
+    let Ok(dev) = fstat(fd.as_raw_fd()).map(|s| s.st_dev) else {
+        return false;
+    };
+    let Ok(entries) = fs::read_dir(path) else {
+        return false;
+    };
+    for e in entries.flatten() {
+        let n = e.file_name();
+        if !(is_name(n.as_bytes()) || n == MARKER) {
+            continue;
+        }
+        let ours = fstatat(
+            Some(fd.as_raw_fd()),
+            n.as_os_str(),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .is_ok_and(|s| {
+            SFlag::from_bits_truncate(s.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG
+                && s.st_dev == dev
+        });
+        if ours {
+            let _ = unlinkat(
+                Some(fd.as_raw_fd()),
+                n.as_os_str(),
+                UnlinkatFlags::NoRemoveDir,
+            );
+        }
+    }
+    // Fails (ENOTEMPTY) when something else is inside: it stays.
+    fs::remove_dir(path).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back() {
+        let n = name(OsStr::new("env"), Kind::New);
+        assert_eq!(
+            parse(b"env", n.as_bytes()),
+            Some((Kind::New, std::process::id()))
+        );
+        assert_eq!(parse(b"env", b".env.old.12-3"), Some((Kind::Old, 12)));
+        assert_eq!(parse(b"env", b".env.new.12"), Some((Kind::New, 12)));
+        for other in [
+            &b".env.new."[..],
+            b".env.new.1x",
+            b".envx.new.1",
+            b"env.new.1",
+            b".env.new.1-",
+        ] {
+            assert_eq!(parse(b"env", other), None, "{other:?}");
+        }
+        assert!(n.len() <= 3 + OVERHEAD);
+    }
+}

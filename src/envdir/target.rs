@@ -1,0 +1,228 @@
+//! What may stand at the envdir's path: the refusals of issue 11, decided
+//! before anything is changed, by reading only (lstat, statx, readdir).
+
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use super::manifest::MARKER;
+use super::siblings::OVERHEAD;
+use crate::config::is_name;
+use crate::error::bad_input;
+
+/// The longest file name the kernel accepts (Linux `NAME_MAX`).
+pub const NAME_MAX: usize = 255;
+
+/// What stands at the envdir's path now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Nothing: it will be created.
+    Absent,
+    /// A directory courier-run wrote (it holds the marker).
+    Ours,
+    /// A directory of regular files with variable names only (a classic
+    /// run script's envdir, or an empty directory): adopted.
+    Classic,
+}
+
+/// A path as a message may show it: control bytes escaped.
+pub fn shown(p: &Path) -> String {
+    let mut s = String::new();
+    for c in p.to_string_lossy().chars() {
+        if c.is_control() {
+            s.extend(c.escape_default());
+        } else {
+            s.push(c);
+        }
+    }
+    s
+}
+
+/// The envdir path's last component, as written: not empty, `.` or `..`,
+/// and short enough for the sibling names built from it.
+pub fn check_component(dir: &Path) -> anyhow::Result<()> {
+    let raw = dir.as_os_str().as_bytes();
+    let trimmed = match raw.iter().rposition(|&c| c != b'/') {
+        Some(i) => &raw[..=i],
+        None => &b""[..],
+    };
+    let last = match trimmed.iter().rposition(|&c| c == b'/') {
+        Some(i) => &trimmed[i + 1..],
+        None => trimmed,
+    };
+    if matches!(last, b"" | b"." | b"..") {
+        return Err(bad_input(format!(
+            "envdir {} names no directory of its own (courier-run replaces the envdir as a whole: write e.g. ./env)",
+            shown(dir)
+        )));
+    }
+    if last.len() + OVERHEAD > NAME_MAX {
+        return Err(bad_input(format!(
+            "envdir {}: its last component is {} bytes long; courier-run builds it beside itself under a name {OVERHEAD} bytes longer, and a name holds at most {NAME_MAX} (use a shorter name)",
+            shown(dir),
+            last.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A variable name the envdir can hold as a file name.
+pub fn check_name_len(name: &str) -> Result<(), String> {
+    if name.len() > NAME_MAX {
+        return Err(format!(
+            "the name {}... is {} bytes long, and a file name (one per variable in the envdir) holds at most {NAME_MAX} (use a shorter name)",
+            name.chars().take(32).collect::<String>(),
+            name.len()
+        ));
+    }
+    Ok(())
+}
+
+/// May courier-run replace what stands at `dir`? Refuses (exit 100, before
+/// anything is changed) a symlink, a non-directory, a mount point, a
+/// directory holding anything courier-run does not write (a subdirectory,
+/// a symlink, a dotfile other than its marker, a file whose name is not a
+/// variable name), and a directory that is or contains one of `protected`
+/// (the config files and the run file).
+pub fn check_target(dir: &Path, protected: &[&Path]) -> anyhow::Result<Target> {
+    inspect(dir, protected).map(|(t, _)| t)
+}
+
+/// [`check_target`], and the variable names the directory holds (what
+/// [`super::holds`] would list again).
+pub(super) fn inspect(
+    dir: &Path,
+    protected: &[&Path],
+) -> anyhow::Result<(Target, Vec<std::ffi::OsString>)> {
+    check_component(dir)?;
+    let refuse = |what: &str, fix: &str| {
+        bad_input(format!(
+            "envdir {} {what}: courier-run replaces only a directory it wrote or one holding nothing but variable files ({fix})",
+            shown(dir)
+        ))
+    };
+    // Without a trailing slash, which would follow a symlink.
+    let (parent, base) = super::split(dir);
+    let entry = parent.join(&base);
+    let meta = match fs::symlink_metadata(&entry) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Target::Absent, vec![])),
+        Err(e) => {
+            return Err(
+                anyhow::Error::new(e).context(format!("unable to stat envdir {}", shown(dir)))
+            );
+        }
+    };
+    if meta.file_type().is_symlink() {
+        return Err(refuse(
+            "is a symbolic link",
+            "set envdir to the directory itself",
+        ));
+    }
+    if !meta.is_dir() {
+        return Err(refuse(
+            "exists and is not a directory",
+            "remove it, or set envdir elsewhere",
+        ));
+    }
+    let pdev = fs::metadata(&parent)
+        .map(|m| m.dev())
+        .map_err(|e| anyhow::Error::new(e).context(format!("unable to stat {}", shown(&parent))))?;
+    if meta.dev() != pdev || mount_root(&entry) {
+        return Err(refuse(
+            "is a mount point",
+            "set envdir to a directory of its own",
+        ));
+    }
+    if let Ok(canon) = fs::canonicalize(&entry) {
+        for p in protected {
+            if fs::canonicalize(p).is_ok_and(|c| c.starts_with(&canon)) {
+                return Err(refuse(
+                    &format!("holds {}", shown(p)),
+                    "set envdir to a directory of its own, e.g. ./env",
+                ));
+            }
+        }
+    }
+    let mut marker = false;
+    let mut names = Vec::new();
+    let entries = fs::read_dir(&entry).map_err(|e| {
+        anyhow::Error::new(e).context(format!("unable to read envdir {}", shown(dir)))
+    })?;
+    for e in entries {
+        let e = e.map_err(|e| {
+            anyhow::Error::new(e).context(format!("unable to read envdir {}", shown(dir)))
+        })?;
+        let n = e.file_name();
+        let file = e.file_type().is_ok_and(|t| t.is_file());
+        let what = if n == MARKER && file {
+            marker = true;
+            continue;
+        } else if !file {
+            "which is not a regular file"
+        } else if is_name(n.as_bytes()) {
+            names.push(n);
+            continue;
+        } else {
+            "whose name is not a variable name"
+        };
+        return Err(refuse(
+            &format!("holds {} {what}", shown(Path::new(&n))),
+            "move it away, or set envdir to a directory of its own",
+        ));
+    }
+    let target = if marker {
+        Target::Ours
+    } else {
+        Target::Classic
+    };
+    Ok((target, names))
+}
+
+/// Is `p` the root of a mount (a bind mount on the same filesystem
+/// included, which `st_dev` cannot see)? False where statx cannot say.
+pub(super) fn mount_root(p: &Path) -> bool {
+    use nix::libc;
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: a valid C string and a buffer of the right type.
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            0,
+            stx.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return false;
+    }
+    // SAFETY: statx succeeded and filled the buffer.
+    let stx = unsafe { stx.assume_init() };
+    let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    stx.stx_attributes_mask & bit != 0 && stx.stx_attributes & bit != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_components() {
+        for ok in ["env", "./env", "/a/env/", "env//", "e"] {
+            assert!(check_component(Path::new(ok)).is_ok(), "{ok}");
+        }
+        let longest = "e".repeat(NAME_MAX - OVERHEAD);
+        assert!(check_component(Path::new(&longest)).is_ok());
+        for bad in ["", "/", ".", "..", "env/.", "env/..", "env/./", "//"] {
+            assert!(check_component(Path::new(bad)).is_err(), "{bad:?}");
+        }
+        assert!(check_component(Path::new(&format!("{longest}e"))).is_err());
+        assert!(check_name_len(&"N".repeat(NAME_MAX)).is_ok());
+        assert!(check_name_len(&"é".repeat(200)).is_err());
+    }
+}
