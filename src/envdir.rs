@@ -620,19 +620,9 @@ impl Drop for RemoveOnDrop {
 pub fn check_path(dir: &Path) -> Result<(), (crate::error::Exit, String, String)> {
     use crate::error::Exit::{System, Usage};
     let shown = crate::error::printable(&dir.to_string_lossy());
-    // The last component as written: Path::file_name reads `env/.` as
-    // `env`, but rename(2) would be given `env/.`.
-    let raw = dir.as_os_str().as_bytes();
-    let last = raw.rsplit(|&c| c == b'/').find(|c| !c.is_empty());
-    let base = match (dir.file_name(), last) {
-        (Some(b), Some(l)) if !matches!(l, b"." | b"..") => b,
-        _ => {
-            return Err((
-                Usage,
-                format!("envdir {shown} names no directory of its own"),
-                "courier-run replaces the envdir as a whole: write e.g. ./env".into(),
-            ));
-        }
+    // The last component was checked by check_component.
+    let Some(base) = dir.file_name() else {
+        return Ok(());
     };
     // Without a trailing slash, which would follow a symlink.
     let entry = dir.with_file_name(base);

@@ -50,15 +50,22 @@ pub fn launch(plan: &Plan) -> anyhow::Result<Infallible> {
     if let Some(a) = &plan.access {
         crate::access::build(&a.source, &a.output, a.format, a.ipv6)?;
     }
-    if let Some(e) = &plan.envdir
-        && !e.unchanged
-    {
-        let pairs: Vec<(&str, &[u8])> = e
-            .vars
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_slice()))
-            .collect();
-        envdir::write_new(&e.path, &pairs, e.modes)?;
+    if let Some(e) = &plan.envdir {
+        if e.unchanged {
+            // Siblings a killed run left (never one a live run is
+            // writing): the only writes of an unchanged start, and none
+            // when there are none.
+            envdir::remove_leftovers(&e.path);
+        } else {
+            let pairs: Vec<(&str, &[u8])> = e
+                .vars
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_slice()))
+                .collect();
+            let protected: Vec<&std::path::Path> =
+                e.protected.iter().map(|p| p.as_path()).collect();
+            envdir::write_new_checked(&e.path, &pairs, e.modes, &protected)?;
+        }
     }
     if let Some(c) = &plan.tls_cache {
         reset_cache(c)?;

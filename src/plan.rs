@@ -34,6 +34,9 @@ pub struct EnvdirPlan {
     pub modes: Modes,
     /// It already holds exactly this: the launch writes nothing.
     pub unchanged: bool,
+    /// The files read (run file, configs, sourced files): the launch
+    /// refuses, as the plan did, to replace a directory holding one.
+    pub protected: Vec<PathBuf>,
 }
 
 /// Courier's rc reset of TLS_CACHEFILE at each start (rm, touch, chown
@@ -233,7 +236,23 @@ fn envdir_step(r: &Resolved) -> anyhow::Result<Option<EnvdirPlan>> {
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_slice()))
         .collect();
-    let unchanged = envdir::holds(path, &pairs, modes)?;
+    // What stands at the path must be courier-run's to replace (or a
+    // classic envdir to adopt), and none of the files read: refused here,
+    // so that the dry run, --check and the launch refuse alike, before
+    // anything is changed.
+    let protected: Vec<&std::path::Path> = r.sources.iter().map(PathBuf::as_path).collect();
+    let (_, unchanged) = envdir::probe(path, &pairs, modes, &protected).map_err(|e| {
+        if crate::error::exit_code(&e) == crate::error::Exit::Usage {
+            crate::error::bad_input(
+                r.settings
+                    .get("envdir")
+                    .origin
+                    .at(&crate::error::describe(&e)),
+            )
+        } else {
+            e
+        }
+    })?;
     if !unchanged {
         envdir::check_writable_parent(path)?;
     }
@@ -242,6 +261,7 @@ fn envdir_step(r: &Resolved) -> anyhow::Result<Option<EnvdirPlan>> {
         vars,
         modes,
         unchanged,
+        protected: r.sources.clone(),
     }))
 }
 

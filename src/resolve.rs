@@ -93,6 +93,9 @@ pub struct Resolved {
     pub config_vars: Vec<Assignment>,
     /// A config file is not world-readable: so is the envdir.
     pub private: bool,
+    /// Every file read: the run file, the config files and the files they
+    /// source. The envdir may be none of them, nor hold one.
+    pub sources: Vec<PathBuf>,
     pub address: Val,
     pub port: Val,
     pub conlimit: Val,
@@ -185,7 +188,7 @@ pub fn resolve(input: &Input) -> Resolved {
     let mut warnings = settings.warnings.clone();
 
     let inherit = inherit(&settings, &mut problems);
-    let (configs, config_vars, private) = read_configs(
+    let (configs, config_vars, private, sources) = read_configs(
         &settings,
         input.environ,
         &inherit,
@@ -346,6 +349,12 @@ pub fn resolve(input: &Input) -> Resolved {
         configs,
         config_vars,
         private,
+        sources: input
+            .runfile
+            .map(Path::to_path_buf)
+            .into_iter()
+            .chain(sources)
+            .collect(),
         address,
         port,
         conlimit,
@@ -651,7 +660,7 @@ fn read_configs(
     inherit: &Inherit,
     problems: &mut Vec<Problem>,
     warnings: &mut Vec<String>,
-) -> (Vec<PathBuf>, Vec<Assignment>, bool) {
+) -> (Vec<PathBuf>, Vec<Assignment>, bool, Vec<PathBuf>) {
     let configs: Vec<PathBuf> = settings
         .str("config")
         .split_ascii_whitespace()
@@ -685,7 +694,7 @@ fn read_configs(
             problems.push(Problem::from_error(config_subject(&a.pos.file), &e));
         }
     }
-    (configs, vars, private)
+    (configs, vars, private, scope.files().to_vec())
 }
 
 /// The service rc's own assignments after the config files
@@ -898,10 +907,15 @@ fn envdir_path(settings: &Settings, problems: &mut Vec<Problem>) -> Option<PathB
         return None;
     }
     let path = PathBuf::from(dir);
-    if let Err((code, message, fix)) = envdir::check_path(&path) {
+    let subject = format!("envdir {}", printable(dir));
+    if let Err(e) = envdir::check_component(&path) {
+        let mut p = Problem::from_error(subject, &e);
+        p.position = settings.get("envdir").origin.position();
+        problems.push(p);
+    } else if let Err((code, message, fix)) = envdir::check_path(&path) {
         problems.push(Problem::new(
             code,
-            format!("envdir {}", printable(dir)),
+            subject,
             settings.get("envdir").origin.position(),
             message,
             fix,

@@ -432,3 +432,66 @@ fn an_unchanged_run_writes_nothing() {
         );
     }
 }
+
+/// Issue 12 item 6, for the launch itself: an unchanged restart (the
+/// envdir already right, no leftovers) opens nothing for writing and
+/// renames, unlinks, makes, syncs or chmods nothing, through the execve of
+/// the program (/bin/true, which writes nothing either). A service whose
+/// rc resets TLS_CACHEFILE does write that one file, as Courier's rc does
+/// (README): this config sets none.
+#[test]
+fn an_unchanged_launch_writes_nothing() {
+    if !have(
+        "strace",
+        which("strace").is_some() && nowrite::strace_works(),
+    ) {
+        return;
+    }
+    let t = TempDir::new("safety-nowrite-launch");
+    let mut src = String::new();
+    for i in 0..200 {
+        src.push_str(&format!("V{i}='value {i}'\n"));
+    }
+    fs::write(t.join("conf"), src).unwrap();
+    fs::write(
+        t.join("run"),
+        "account=\nsoftlimit=\nrules=\nserver=/bin/true\nconfig=./conf\nenvdir=./env\nbanner=no\n",
+    )
+    .unwrap();
+    let launch = |traced: bool| {
+        let log = t.join("trace");
+        let mut cmd = if traced {
+            let mut c = Command::new("strace");
+            c.args(nowrite::strace_args(&log)).arg(BIN);
+            c
+        } else {
+            Command::new(BIN)
+        };
+        cmd.arg("./run").current_dir(t.path());
+        let r = run(cmd, t.path(), Duration::from_secs(30));
+        assert_eq!(r.code, Some(0), "{}{}", r.stdout_str(), r.stderr_str());
+        if traced {
+            fs::read_to_string(&log).unwrap()
+        } else {
+            String::new()
+        }
+    };
+    // The first start writes the envdir; the second is unchanged.
+    launch(false);
+    launch(false);
+    let before = snapshot(&t.join("env"));
+    let trace = launch(true);
+    assert!(
+        trace.contains("execve(\"/bin/true\""),
+        "the trace did not reach the exec:\n{trace}"
+    );
+    nowrite::assert_no_writes(&trace);
+    assert_eq!(snapshot(&t.join("env")), before);
+    // The assertion can fail: a changed config is a rewrite, and is seen.
+    fs::write(t.join("conf"), b"A=1\n").unwrap();
+    let w = nowrite::writes(&launch(true));
+    assert!(
+        w.iter().any(|l| l.contains("renameat2")),
+        "the rewrite was not seen: {w:#?}"
+    );
+}

@@ -64,6 +64,17 @@ fn envdir(ctx: &Ctx, r: &mut Report) {
     let Some(path) = &ctx.r.envdir else {
         return;
     };
+    // Siblings a killed run left behind: the next start removes them.
+    for p in crate::envdir::leftovers(path) {
+        r.warn(
+            format!("envdir {}", printable(&path.to_string_lossy())),
+            format!(
+                "{} was left by a killed run",
+                printable(&p.to_string_lossy())
+            ),
+            "nothing to do: the next start removes it",
+        );
+    }
     let Some(run) = &ctx.r.settings.runfile else {
         return;
     };
