@@ -908,10 +908,12 @@ fn envdir_path(settings: &Settings, problems: &mut Vec<Problem>) -> Option<PathB
     }
     let path = PathBuf::from(dir);
     let subject = format!("envdir {}", printable(dir));
+    // On a problem the stand-in is no envdir: --check goes on without it.
     if let Err(e) = envdir::check_component(&path) {
         let mut p = Problem::from_error(subject, &e);
         p.position = settings.get("envdir").origin.position();
         problems.push(p);
+        return None;
     } else if let Err((code, message, fix)) = envdir::check_path(&path) {
         problems.push(Problem::new(
             code,
@@ -920,6 +922,7 @@ fn envdir_path(settings: &Settings, problems: &mut Vec<Problem>) -> Option<PathB
             message,
             fix,
         ));
+        return None;
     }
     Some(path)
 }
