@@ -1,10 +1,7 @@
 //! `courier-run conf2env ENVDIR [CONFIG...]`: the recipe's
 //! `cat imapd | conf2env ./env`, done right.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-
-use anyhow::Context;
 
 use crate::config::{self, Scope};
 use crate::envdir::{self, Modes};
@@ -38,10 +35,8 @@ pub fn conf2env(
     let mut scope = Scope::new(visible);
     let mut private = false;
     if configs.is_empty() {
-        let mut src = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut src)
-            .context("unable to read standard input")?;
+        // Bounded as a config file is (config::MAX_FILE_SIZE).
+        let src = config::read_limited(std::io::stdin().lock(), 0, "standard input")?;
         scope.read("-", &src)?;
     }
     for path in configs {

@@ -278,14 +278,9 @@ impl Settings {
         let mut problems = Vec::new();
         if let Some(path) = runfile {
             let mut scope = Scope::new(inherited.iter().cloned());
-            if let Err(e) = crate::config::read_file(&mut scope, path) {
+            if let Err(e) = crate::config::read_named(&mut scope, path, "run file") {
                 let mut p = Problem::from_error("run file", &e);
                 if not_found(&e) {
-                    p.message = format!(
-                        "unable to read run file {}: {}",
-                        printable(&path.to_string_lossy()),
-                        "No such file or directory"
-                    );
                     p.fix = "give the service's run file, e.g. ./run".into();
                 }
                 problems.push(p);
@@ -298,7 +293,10 @@ impl Settings {
                         problems.push(Problem::bad(
                             "run file",
                             Position::At(a.pos.to_string()),
-                            format!("unknown setting {}", a.name),
+                            format!(
+                                "unknown setting {}",
+                                crate::config::shown(a.name.as_bytes(), crate::config::MAX_SHOWN)
+                            ),
                             hint,
                         ));
                         continue;

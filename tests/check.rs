@@ -229,7 +229,7 @@ fn run_file_syntax_error_does_not_stop_the_check() {
 fn run_file_missing_and_unknown_set() {
     let svc = Svc::new("missing");
     svc.check(Some("nope"), &["bogus=1"], &[])
-        .fails("FAIL run file: unable to read run file nope: No such file or directory (give the service's run file, e.g. ./run)")
+        .fails("FAIL run file: unable to open run file nope: No such file or directory (give the service's run file, e.g. ./run)")
         .has("FAIL settings: --set bogus=1: unknown setting bogus (did you mean login?)");
 }
 

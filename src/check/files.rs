@@ -9,8 +9,11 @@ use crate::resolve::config_subject;
 
 /// CRLF line ends: sh keeps the `\r` in every value, and the kernel looks
 /// for an interpreter whose name ends in `\r`.
+/// Read as the config reader reads (a regular file only, bounded): a FIFO
+/// or /dev/zero given as a config must not hang or flood --check.
 fn crlf(path: &Path) -> bool {
-    std::fs::read(path).is_ok_and(|src| src.windows(2).any(|w| w == b"\r\n"))
+    crate::config::read_bounded(path, "file")
+        .is_ok_and(|(src, _)| src.windows(2).any(|w| w == b"\r\n"))
 }
 
 const DOS2UNIX: &str = "convert it with dos2unix";

@@ -185,7 +185,7 @@ fn nice_up(n: u64) -> u64 {
 /// Is it safe to run `path` with LD_TRACE_LOADED_OBJECTS, i.e. will glibc's
 /// loader stop before main? Err: why not.
 fn traceable(path: &Path, euid: u32, depth: u32) -> Result<(), String> {
-    let data = std::fs::read(path)
+    let data = head(path)
         .map_err(|e| format!("unable to read {}: {}", path.display(), super::errstr(&e)))?;
     if let Some(rest) = data.strip_prefix(b"#!") {
         let line = rest.split(|&c| c == b'\n').next().unwrap_or_default();
@@ -265,13 +265,45 @@ enum Probe {
 
 /// Run the loader of `path` under `limits`, stdout discarded, and wait
 /// (killing it after [`TIMEOUT`]): no child outlives this call.
+/// The first [`HEAD`] bytes of a regular file: enough for `#!` and for an
+/// ELF header with its program headers. A FIFO, a device (`#!/dev/zero`)
+/// or a huge file is never read whole: the probe stays bounded.
+fn head(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut data = Vec::new();
+    f.take(HEAD).read_to_end(&mut data)?;
+    Ok(data)
+}
+
+/// How much of a program [`head`] reads.
+const HEAD: u64 = 64 << 10;
+
+/// How much of a probe's standard error is kept (the loader's message is
+/// one line); the rest is read and dropped, so a program that writes
+/// without end costs no memory.
+const STDERR_KEPT: usize = 16 << 10;
+
 fn probe(path: &Path, limits: &BTreeMap<Resource, Limit>, env: &[(OsString, OsString)]) -> Probe {
     let mut cmd = Command::new(path);
     cmd.env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        // Its own process group: a timeout kills whatever it started too
+        // (which would otherwise hold its stderr open).
+        .process_group(0);
     let limits = limits.clone();
     // SAFETY: the child only calls getrlimit/setrlimit before exec (and
     // formats an error on failure; this process has no other thread then,
@@ -288,14 +320,32 @@ fn probe(path: &Path, limits: &BTreeMap<Resource, Limit>, env: &[(OsString, OsSt
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let (tx, rx) = mpsc::channel();
     let waiter = std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
+        use std::io::Read;
+        let mut child = child;
+        let mut kept = Vec::new();
+        if let Some(mut err) = child.stderr.take() {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let room = STDERR_KEPT.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+        let _ = tx.send(child.wait().map(|status| std::process::Output {
+            status,
+            stdout: Vec::new(),
+            stderr: kept,
+        }));
     });
     let out = match rx.recv_timeout(TIMEOUT) {
         Ok(out) => out,
         Err(_) => {
             // Not reaped yet (the waiter has not returned), so the pid is
             // still this child's.
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let group = nix::unistd::Pid::from_raw(-pid.as_raw());
+            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
             let _ = rx.recv();
             let _ = waiter.join();
             return Probe::Timeout;
