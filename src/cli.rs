@@ -15,19 +15,25 @@ use crate::{check, environ, launch};
 
 const LONG_ABOUT: &str = "\
 courier-run takes the place of the shell `run` script of a supervised
-Courier-IMAP service. It reads Courier's config (etc/imapd) exactly as /bin/sh
-would (or refuses it with FILE:LINE:COL), writes it as an envdir atomically,
-applies envuidgid, envdir and softlimit semantics as daemontools does, and
-execve()s tcpserver with imaplogin, the auth modules and imapd, in the same
-process: supervise's pid is tcpserver's pid.
+Courier service (imapd with STARTTLS, imapd-ssl, pop3d, pop3d-ssl) under
+daemontools, runit or s6. It reads Courier's config exactly as /bin/sh would
+(or refuses it with FILE:LINE:COL), adds what Courier's own rc script adds
+(IMAP_STARTTLS=..., IMAP_TLS=1, the TLS cache reset), writes the config as an
+envdir atomically, applies envuidgid, envdir and softlimit semantics as
+daemontools does, and execve()s tcpserver or tcpsvd with couriertls (for the
+-ssl services), the login program and the server, in the same process: the
+supervisor's pid is the front end's pid.
 
 A run file is a courier-run script of lower-case settings, for example:
 
     #!/usr/local/bin/courier-run
-    layout=courier2
-    prefix=/usr/local/courier-imap
-    account=courierd
-    softlimit=\"-m 50000000\"
+    service=imapd-ssl
+    layout=debian
+    account=courier
+
+`courier-run init DIR` writes one. --dry-run prints what would be exec'd
+(with which environment, limits and identity); --check says why a service
+would not start or would start useless (authdaemond down, a bad certificate).
 
 Exit codes: 0 ok; 1 --check found a problem; 100 bad usage or bad input
 (syntax error, unknown setting, unknown account); 111 a system call failed;
@@ -37,7 +43,7 @@ Exit codes: 0 ok; 1 --check found a problem; 100 bad usage or bad input
 #[command(
     name = "courier-run",
     version,
-    about = "Start Courier-IMAP under supervise: config -> envdir -> envuidgid/softlimit -> tcpserver, in one exec chain",
+    about = "Start a Courier IMAP/POP3 service under daemontools, runit or s6: config -> envdir -> envuidgid/softlimit -> tcpserver or tcpsvd, in one exec chain",
     long_about = LONG_ABOUT,
     args_conflicts_with_subcommands = true
 )]

@@ -71,7 +71,7 @@ fn make_sh_reproduces_the_committed_oracle() {
 }
 
 /// The model equals the rc, byte for byte, except dash's PWD (the rc's
-/// working directory; see notes/README-tls.md, "Differences").
+/// working directory; see README, "Environment differences from Courier's rc").
 #[test]
 fn rc_env_model_equals_the_rc_scripts() {
     let outer = [

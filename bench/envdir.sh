@@ -1,6 +1,6 @@
 #!/bin/sh
 # conf2env at N variables: unchanged envdir and rewrite, time (hyperfine)
-# and peak RSS (/usr/bin/time -v). Usage: bench-envdir.sh BINARY WORKDIR [N...]
+# and peak RSS (/usr/bin/time -v). Usage: bench/envdir.sh BINARY WORKDIR [N...]
 # Rewrite runs alternate two configs (hyperfine --prepare writes the other
 # one first, outside the measured time).
 set -eu
