@@ -308,15 +308,17 @@ fn digits(v: &str) -> bool {
 
 /// The identity traps of the parsed options. `has_uid_gid`: the launch
 /// environment will hold UID and GID (an `account` is set: envuidgid).
-/// `lookup`: whether a user or group name exists (getpwnam/getgrnam; a
-/// parameter so tests need no accounts).
+/// `user_id`, `group_id`: a user's or group's id (getpwnam/getgrnam;
+/// parameters so tests need no accounts).
 pub fn identity_traps(
     spec: &Spec,
     opts: &[(char, Option<String>)],
     has_uid_gid: bool,
-    user_exists: &dyn Fn(&str) -> bool,
-    group_exists: &dyn Fn(&str) -> bool,
+    user_id: &dyn Fn(&str) -> Option<u32>,
+    group_id: &dyn Fn(&str) -> Option<u32>,
 ) -> Vec<Trap> {
+    let user_exists = |u: &str| user_id(u).is_some();
+    let group_exists = |g: &str| group_id(g).is_some();
     let mut traps = Vec::new();
     for (c, v) in opts {
         let v = v.as_deref().unwrap_or("");
@@ -326,10 +328,13 @@ pub fn identity_traps(
                 problem: format!(
                     "tcpserver's -{c} takes a number: \"{v}\" reads as 0, so the login program runs as root"
                 ),
-                fix: format!(
-                    "write the numeric {} (id {v}), or use account= with -U",
-                    if *c == 'u' { "uid" } else { "gid" }
-                ),
+                fix: match if *c == 'u' { user_id(v) } else { group_id(v) } {
+                    Some(n) => format!("write -{c} {n}, or use account= with -U"),
+                    None => format!(
+                        "write the numeric {}, or use account= with -U",
+                        if *c == 'u' { "uid" } else { "gid" }
+                    ),
+                },
             }),
             (Kind::Tcpserver, 'U') if !has_uid_gid => traps.push(Trap {
                 option: "-U".into(),
@@ -637,8 +642,8 @@ mod tests {
 
     #[test]
     fn identity() {
-        let users = |u: &str| u == "courier";
-        let groups = |g: &str| g == "courier";
+        let users = |u: &str| (u == "courier").then_some(103);
+        let groups = |g: &str| (g == "courier").then_some(106);
         let t = |spec, words: &[&str], uidgid| {
             let opts = getopt(spec, words).unwrap();
             identity_traps(spec, &opts, uidgid, &users, &groups)

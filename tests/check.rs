@@ -602,16 +602,16 @@ fn couriertcpd_settings() {
 fn tcpserver_traps() {
     let svc = Svc::new("traps");
     svc.check(None, &["server=tcpserver -v -RH -u nobody -g 0"], &[]).fails(
-        r#"FAIL server: -u nobody: tcpserver takes a number and reads "nobody" as 0: it would silently keep running as root (write -u 65534)"#,
+        r#"FAIL server: tcpserver's -u takes a number: "nobody" reads as 0, so the login program runs as root (write -u 65534, or use account= with -U)"#,
     );
     svc.check(None, &["server=tcpserver -RHU"], &[]).fails(
-        "FAIL server: -U reads $UID and $GID, which nothing sets without account=: tcpserver would silently keep running as root (set account= to the account to run as, or drop -U)",
+        "FAIL server: tcpserver -U reads $UID and $GID, which nothing sets: it silently stays root (set account= (envuidgid sets UID and GID), or remove -U)",
     );
     svc.check(None, &["server=tcpserver -RH -z"], &[]).fails(
-        "FAIL server: tcpserver has no option -z: it would exit with its usage message (remove it; tcpserver 0.88 takes -dDvqQhHrR1UXpPoO and -c -x -B -g -u -b -l -t with a value)",
+        "FAIL server: tcpserver has no option -z: it would exit with its usage message (remove it; tcpserver takes -dDvqQhHrR1UXpPoO46 and -xtuglbBcI with a value)",
     );
     svc.check(None, &["server=tcpserver -RH 0 143"], &[]).fails(
-        r#"FAIL server: "0" is not an option: tcpserver would take it as the host, and courier-run's own arguments would shift (give the host and port with address= and port=)"#,
+        r#"FAIL server: "0" is not an option: tcpserver would take it as the host (give the host and port with address= and port=)"#,
     );
     svc.check(None, &["conlimit=abc"], &[]).fails(
         r#"FAIL settings: --set conlimit "abc" is not a positive number (tcpserver would silently read it as 0 and never accept a connection; write e.g. 40)"#,

@@ -3,11 +3,6 @@
 
 use super::{Ctx, Report};
 
-/// tcpserver 0.88's getopt string (tcpserver.c): flags, then options that
-/// take a value.
-const FLAGS: &str = "dDvqQhHrR1UXpPoO";
-const VALUED: &str = "xtuglbBc";
-
 /// The `server` setting taken apart.
 #[derive(Debug, Default)]
 pub struct Flags {
@@ -68,86 +63,24 @@ pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
         }
         return f;
     }
+    // One getopt, one table of traps: crate::frontend's, as for tcpsvd.
+    use crate::frontend::{TCPSERVER, getopt, identity_traps};
     let words: Vec<&str> = words.collect();
-    let mut i = 0;
-    'words: while i < words.len() {
-        let w = words[i];
-        i += 1;
-        if w == "--" {
-            break;
-        }
-        let Some(letters) = w.strip_prefix('-').filter(|l| !l.is_empty()) else {
-            r.fail(
-                "server",
-                format!("\"{w}\" is not an option: tcpserver would take it as the host, and courier-run's own arguments would shift"),
-                "give the host and port with address= and port=",
-            );
-            break;
-        };
-        for (k, c) in letters.char_indices() {
-            if FLAGS.contains(c) {
-                f.opts.push((c, None));
-            } else if VALUED.contains(c) {
-                let glued = &letters[k + c.len_utf8()..];
-                let v = if !glued.is_empty() {
-                    glued.to_string()
-                } else if i < words.len() {
-                    i += 1;
-                    words[i - 1].to_string()
-                } else {
-                    r.fail(
-                        "server",
-                        format!("-{c} needs a value"),
-                        "tcpserver would exit with its usage message",
-                    );
-                    break 'words;
-                };
-                f.opts.push((c, Some(v)));
-                continue 'words;
-            } else {
-                r.fail(
-                    "server",
-                    format!("tcpserver has no option -{c}: it would exit with its usage message"),
-                    format!("remove it; tcpserver 0.88 takes -{FLAGS} and -c -x -B -g -u -b -l -t with a value"),
-                );
-            }
+    match getopt(&TCPSERVER, &words) {
+        Err(t) => r.fail("server", t.problem, t.fix),
+        Ok(opts) => f.opts = opts,
+    }
+    for (c, v) in &f.opts {
+        match (c, v.as_deref()) {
+            ('u', Some(v)) if digits(v) => f.uid = v.parse().ok(),
+            ('g', Some(v)) if digits(v) => f.gid = v.parse().ok(),
+            _ => {}
         }
     }
-    for (c, what, lookup) in [
-        ('u', "uid", uid_of as fn(&str) -> Option<u32>),
-        ('g', "gid", gid_of),
-    ] {
-        let Some(v) = f.value(c).map(str::to_string) else {
-            continue;
-        };
-        if digits(&v) {
-            let n = v.parse().ok();
-            if c == 'u' {
-                f.uid = n
-            } else {
-                f.gid = n
-            }
-            continue;
-        }
-        let fix = match lookup(&v) {
-            Some(n) => format!("write -{c} {n}"),
-            None => format!("write the numeric {what}"),
-        };
-        r.fail(
-            "server",
-            format!("-{c} {v}: tcpserver takes a number and reads \"{v}\" as 0: it would silently keep running as root"),
-            fix,
-        );
-    }
-    if f.has('U')
-        && ctx.r.settings.str("account").is_empty()
-        && (ctx.env("UID").is_none() || ctx.env("GID").is_none())
-    {
-        r.fail(
-            "server",
-            "-U reads $UID and $GID, which nothing sets without account=: tcpserver would silently keep running as root",
-            "set account= to the account to run as, or drop -U",
-        );
+    let has_uid_gid = !ctx.r.settings.str("account").is_empty()
+        || (ctx.env("UID").is_some() && ctx.env("GID").is_some());
+    for t in identity_traps(&TCPSERVER, &f.opts, has_uid_gid, &uid_of, &gid_of) {
+        r.fail("server", t.problem, t.fix);
     }
     if let Some(v) = f.value('c') {
         r.warn(
@@ -193,13 +126,7 @@ fn tcpsvd(ctx: &Ctx, server: &str, r: &mut Report) {
     match getopt(&TCPSVD, &words) {
         Err(t) => r.fail("server", t.problem, t.fix),
         Ok(opts) => {
-            let traps = identity_traps(
-                &TCPSVD,
-                &opts,
-                ctx.r.account.is_some(),
-                &|u| uid_of(u).is_some(),
-                &|g| gid_of(g).is_some(),
-            );
+            let traps = identity_traps(&TCPSVD, &opts, ctx.r.account.is_some(), &uid_of, &gid_of);
             for t in traps {
                 r.fail("server", t.problem, t.fix);
             }
