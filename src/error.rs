@@ -52,10 +52,14 @@ pub fn coded(code: Exit, msg: impl Into<String>) -> anyhow::Error {
     })
 }
 
-/// The exit code an error maps to: the first [`Coded`] in its chain, else 111.
+/// The exit code an error maps to: the first [`Coded`] or [`Problem`] in
+/// its chain, else 111.
 pub fn exit_code(err: &anyhow::Error) -> Exit {
     err.chain()
-        .find_map(|e| e.downcast_ref::<Coded>().map(|c| c.code))
+        .find_map(|e| match e.downcast_ref::<Coded>() {
+            Some(c) => Some(c.code),
+            None => e.downcast_ref::<Problem>().map(|p| p.code),
+        })
         .unwrap_or(Exit::System)
 }
 
@@ -144,8 +148,21 @@ impl Problem {
     }
 
     /// A problem carried by an error (a config syntax error, a failed
-    /// system call): its message is the error chain, its code the error's.
+    /// system call). An error that is a Problem itself (the config reader
+    /// raises its refusals as Problems, with their position as a field)
+    /// keeps its fields; otherwise the message is the error chain and the
+    /// code the error's.
     pub fn from_error(subject: impl Into<String>, e: &anyhow::Error) -> Problem {
+        // Only when nothing was added around it: context is part of the text.
+        if let Some(p) = e
+            .downcast_ref::<Problem>()
+            .filter(|_| e.chain().count() == 1)
+        {
+            return Problem {
+                subject: subject.into(),
+                ..p.clone()
+            };
+        }
         Problem::new(exit_code(e), subject, Position::Nowhere, describe(e), "")
     }
 
@@ -171,11 +188,13 @@ impl Problem {
     }
 }
 
-impl From<Problem> for anyhow::Error {
-    fn from(p: Problem) -> anyhow::Error {
-        coded(p.code, p.text())
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text())
     }
 }
+
+impl std::error::Error for Problem {}
 
 /// Text safe to put in a log line: control bytes (and DEL) escaped as
 /// `\xNN`, `\n`, `\t`, so that a value read from a file cannot forge log

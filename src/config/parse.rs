@@ -16,7 +16,7 @@ use std::sync::Arc;
 use super::Warning;
 use super::{Assignment, MAX_NESTING, MAX_SHOWN, MAX_SOURCE_DEPTH, MAX_VALUES_SIZE, Pos, Scope};
 use super::{is_name, read_bounded, shown};
-use crate::error::{bad_input, describe};
+use crate::error::describe;
 
 /// Names dash gives a value of its own (so `$NAME` would not read the
 /// config or the inherited environment). Reading one before the config
@@ -191,8 +191,16 @@ impl<'a> Parser<'a, '_> {
         self.err(&self.pos_of(at), msg)
     }
 
+    /// A refusal as data: its position a field of the Problem, so that
+    /// the fatal line and --check (and its JSON) render the same fields.
     fn err<T>(&self, pos: &Pos, msg: impl fmt::Display) -> R<T> {
-        Err(bad_input(format!("{pos}: {msg}")))
+        Err(crate::error::Problem::bad(
+            "config",
+            crate::error::Position::At(pos.to_string()),
+            msg.to_string(),
+            "",
+        )
+        .into())
     }
 
     /// Skip backslash-newline pairs: dash removes them before tokenising,
