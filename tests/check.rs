@@ -829,3 +829,90 @@ fn world_writable_groupware_directory_gets_chmod_o_w() {
     ));
     assert!(!out.stdout.contains("chmod g-w"), "{}", out.stdout);
 }
+
+// 11. TLS: what makes a started -ssl service (or STARTTLS) useless.
+
+/// The certificate behind TLS_CERTFILE, through --check on service=imapd-ssl:
+/// missing and mismatched-key are FAILs, readable by others a warning, each
+/// with its fix; a good one passes. (Expiry is covered by src/tls.rs's unit
+/// tests, which make certificates with chosen dates.)
+#[test]
+fn tls_certificate_of_an_ssl_service() {
+    if !have("openssl", which("openssl").is_some()) {
+        return;
+    }
+    let svc = Svc::new("tls");
+    let openssl = |args: &[&str]| {
+        let mut c = Command::new("openssl");
+        c.args(args).current_dir(&svc.dir);
+        let r = run_cmd(c);
+        assert_eq!(r.exit(), 0, "openssl {args:?}: {}", r.stderr_str());
+    };
+    for k in ["a", "b"] {
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-out",
+            &format!("{k}.key"),
+        ]);
+    }
+    openssl(&[
+        "req", "-x509", "-key", "a.key", "-out", "a.crt", "-days", "30", "-subj", "/CN=t",
+    ]);
+    let cat = |name: &str, parts: &[&str]| {
+        let mut pem = Vec::new();
+        for p in parts {
+            pem.extend(std::fs::read(svc.path(p)).unwrap());
+        }
+        let path = svc.write(name, &pem);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    };
+    let good = cat("good.pem", &["a.crt", "a.key"]);
+    let mismatched = cat("mismatched.pem", &["a.crt", "b.key"]);
+    let open = cat("open.pem", &["a.crt", "a.key"]);
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let missing = svc.path("missing.pem").display().to_string();
+    let run = |cert: &str| {
+        svc.write("ssl.conf", format!("TLS_CERTFILE={cert}\n").as_bytes());
+        svc.check(None, &["service=imapd-ssl", "config=./ssl.conf"], &[])
+    };
+    let tls = |out: &Out, word: &str| -> Vec<String> {
+        out.lines()
+            .into_iter()
+            .filter(|l| l.starts_with(word) && l.contains("tls (imapd-ssl)"))
+            .map(str::to_string)
+            .collect()
+    };
+    let out = run(&missing);
+    let fails = tls(&out, "FAIL");
+    assert!(
+        fails
+            .iter()
+            .any(|l| l.contains("does not exist") && l.contains("(make one: ")),
+        "{}",
+        out.stdout
+    );
+    let out = run(&mismatched);
+    assert!(
+        tls(&out, "FAIL")
+            .iter()
+            .any(|l| l.contains("key") && l.contains(" (")),
+        "{}",
+        out.stdout
+    );
+    let out = run(&open);
+    assert!(tls(&out, "FAIL").is_empty(), "{}", out.stdout);
+    assert!(
+        tls(&out, "warn").iter().any(|l| l.contains("chmod")),
+        "{}",
+        out.stdout
+    );
+    let out = run(&good);
+    assert!(tls(&out, "FAIL").is_empty(), "{}", out.stdout);
+    assert!(tls(&out, "warn").is_empty(), "{}", out.stdout);
+    assert!(!tls(&out, "ok").is_empty(), "{}", out.stdout);
+}

@@ -315,3 +315,171 @@ fn format_sh_quotes_everything() {
         );
     }
 }
+
+/// The argv of each service in both layouts, as Courier's rc scripts run
+/// them: the front end's options, address and port (SSLPORT for -ssl),
+/// `couriertls -server -tcpd -user=ACCOUNT` before the login program for
+/// the -ssl services, the login program, the server, the Maildir.
+#[test]
+fn argv_of_each_service_in_both_layouts() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "courier2",
+            "imapd",
+            &[
+                "-c",
+                "40",
+                "0",
+                "143",
+                "/p/sbin/imaplogin",
+                "/p/libexec/authlib/authpwd",
+                "/p/bin/imapd",
+                "Maildir",
+            ],
+        ),
+        (
+            "courier2",
+            "imapd-ssl",
+            &[
+                "-c",
+                "40",
+                "0",
+                "993",
+                "/p/bin/couriertls",
+                "-server",
+                "-tcpd",
+                "-user=root",
+                "/p/sbin/imaplogin",
+                "/p/libexec/authlib/authpwd",
+                "/p/bin/imapd",
+                "Maildir",
+            ],
+        ),
+        (
+            "courier2",
+            "pop3d",
+            &[
+                "-c",
+                "40",
+                "0",
+                "110",
+                "/p/sbin/pop3login",
+                "/p/libexec/authlib/authpwd",
+                "/p/bin/pop3d",
+                "Maildir",
+            ],
+        ),
+        (
+            "courier2",
+            "pop3d-ssl",
+            &[
+                "-c",
+                "40",
+                "0",
+                "995",
+                "/p/bin/couriertls",
+                "-server",
+                "-tcpd",
+                "-user=root",
+                "/p/sbin/pop3login",
+                "/p/libexec/authlib/authpwd",
+                "/p/bin/pop3d",
+                "Maildir",
+            ],
+        ),
+        (
+            "debian",
+            "imapd",
+            &[
+                "-c",
+                "40",
+                "0",
+                "143",
+                "/usr/lib/courier/courier/imaplogin",
+                "/usr/bin/imapd",
+                "Maildir",
+            ],
+        ),
+        (
+            "debian",
+            "imapd-ssl",
+            &[
+                "-c",
+                "40",
+                "0",
+                "993",
+                "/usr/bin/couriertls",
+                "-server",
+                "-tcpd",
+                "-user=root",
+                "/usr/lib/courier/courier/imaplogin",
+                "/usr/bin/imapd",
+                "Maildir",
+            ],
+        ),
+        (
+            "debian",
+            "pop3d",
+            &[
+                "-c",
+                "40",
+                "0",
+                "110",
+                "/usr/lib/courier/courier/courierpop3login",
+                "/usr/lib/courier/courier/courierpop3d",
+                "Maildir",
+            ],
+        ),
+        (
+            "debian",
+            "pop3d-ssl",
+            &[
+                "-c",
+                "40",
+                "0",
+                "995",
+                "/usr/bin/couriertls",
+                "-server",
+                "-tcpd",
+                "-user=root",
+                "/usr/lib/courier/courier/courierpop3login",
+                "/usr/lib/courier/courier/courierpop3d",
+                "Maildir",
+            ],
+        ),
+    ];
+    let t = TempDir::new("argv-services");
+    t.write("empty", "");
+    for (layout, service, tail) in cases {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(t.path()).args([
+            "--dry-run",
+            "--format",
+            "json",
+            "--set",
+            &format!("layout={layout}"),
+            "--set",
+            &format!("service={service}"),
+            "--set",
+            "prefix=/p",
+            "--set",
+            "config=./empty",
+            "--set",
+            "account=root",
+            "--set",
+            "envdir=",
+            "--set",
+            "rules=",
+            "--set",
+            "access=",
+            "--set",
+            "server=/bin/true",
+        ]);
+        let r = run_cmd(cmd);
+        assert_eq!(r.exit(), 0, "{layout} {service}: {}", r.stderr_str());
+        let got = argv(&r.stdout_str());
+        let mut want = vec!["/bin/true".to_string()];
+        want.extend(tail.iter().map(|s| s.to_string()));
+        assert_eq!(got, want, "{layout} {service}");
+    }
+}
