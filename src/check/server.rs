@@ -206,9 +206,11 @@ pub fn courier(ctx: &Ctx, f: &Flags, r: &mut Report) {
             ),
         );
     }
+    // The variables this service's rc reads (SSLADDRESS, SSLPORT for -ssl).
+    let service = ctx.r.service;
     for (setting, var) in [
-        ("address", "ADDRESS"),
-        ("port", "PORT"),
+        ("address", service.address_var()),
+        ("port", service.port_var()),
         ("conlimit", "MAXDAEMONS"),
         ("maildir", "MAILDIRPATH"),
     ] {
@@ -219,11 +221,12 @@ pub fn courier(ctx: &Ctx, f: &Flags, r: &mut Report) {
             r.info(
                 var,
                 format!(
-                    "{}={} ({}) is overridden by {setting}={v} ({}); imapd still sees {}={}",
+                    "{}={} ({}) is overridden by {setting}={v} ({}); {} still sees {}={}",
                     var,
                     String::from_utf8_lossy(&a.value),
                     a.pos,
                     s.origin,
+                    service.server_name(),
                     var,
                     String::from_utf8_lossy(&a.value)
                 ),
