@@ -111,7 +111,7 @@ impl Plan {
         let limits_before = limits::current()?;
         let planned = planned_limits(&r, &limits_before)?;
         let envdir = envdir_step(&r)?;
-        let tls_cache = tls_cache(&r)?;
+        let tls_cache = tls_cache(&r, &mut warnings)?;
         let argv = argv(&r);
         exec_space(&argv, &env, &planned)?;
         let banner = banner(&r);
@@ -265,10 +265,13 @@ fn envdir_step(r: &Resolved) -> anyhow::Result<Option<EnvdirPlan>> {
     }))
 }
 
-/// The TLS cache reset, when the service's rc does one: its directory
-/// must let us replace the file (checked here, so the dry run's verdict
-/// is the launch's).
-fn tls_cache(r: &Resolved) -> anyhow::Result<Option<CacheFile>> {
+/// The TLS cache reset, when the service's rc does one. Its directory must
+/// let us replace the file: checked here, so the dry run's verdict is the
+/// launch's. When it cannot be done, Courier's rc prints an error and goes
+/// on; couriertls then fails every handshake (it opens the cache as the
+/// account), so a service that uses TLS is refused with the fix, and one
+/// that does not (STARTTLS off) only gets a warning.
+fn tls_cache(r: &Resolved, warnings: &mut Vec<String>) -> anyhow::Result<Option<CacheFile>> {
     let (Some(c), Some(a)) = (&r.cache_reset, &r.account) else {
         return Ok(None);
     };
@@ -277,13 +280,24 @@ fn tls_cache(r: &Resolved) -> anyhow::Result<Option<CacheFile>> {
         _ => std::path::Path::new("."),
     };
     use nix::unistd::{AccessFlags, access};
-    access(parent, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| {
-        anyhow::Error::new(std::io::Error::from(e)).context(format!(
-            "unable to reset TLS_CACHEFILE {}: its directory {} is not writable",
+    if let Err(e) = access(parent, AccessFlags::W_OK | AccessFlags::X_OK) {
+        let what = format!(
+            "unable to reset TLS_CACHEFILE {}: its directory {} is not writable ({})",
             c.path.display(),
-            parent.display()
-        ))
-    })?;
+            parent.display(),
+            e.desc()
+        );
+        let starttls = r
+            .var(r.service.starttls_var())
+            .is_some_and(|v| v.value.eq_ignore_ascii_case(b"YES"));
+        if r.service.is_ssl() || starttls {
+            return Err(crate::error::bad_input(format!(
+                "{what}: couriertls would fail every TLS handshake (create the directory, or set TLS_CACHEFILE= empty in the config for no cache)"
+            )));
+        }
+        warnings.push(format!("{what}; not reset (TLS is not in use)"));
+        return Ok(None);
+    }
     Ok(Some(CacheFile {
         path: c.path.clone(),
         owner: c.owner.clone(),

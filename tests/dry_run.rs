@@ -483,3 +483,52 @@ fn argv_of_each_service_in_both_layouts() {
         assert_eq!(got, want, "{layout} {service}");
     }
 }
+
+/// Courier's rc resets TLS_CACHEFILE at every start; when its directory is
+/// missing, a service that uses TLS is refused with the fix (couriertls
+/// would fail every handshake), one that does not gets a warning.
+#[test]
+fn tls_cache_in_a_missing_directory() {
+    let t = TempDir::new("tlscache");
+    let run = |conf: &str, service: &str| {
+        t.write("conf", conf);
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(t.path()).args([
+            "--dry-run",
+            "--set",
+            "layout=debian",
+            "--set",
+            &format!("service={service}"),
+            "--set",
+            "config=./conf",
+            "--set",
+            "account=root",
+            "--set",
+            "envdir=",
+            "--set",
+            "access=",
+            "--set",
+            "server=/bin/true",
+        ]);
+        let r = run_cmd(cmd);
+        (r.exit(), format!("{}{}", r.stdout_str(), r.stderr_str()))
+    };
+    let (code, out) = run("TLS_CACHEFILE=/nonexistent-dir/cache\n", "imapd-ssl");
+    assert_eq!(code, 100, "{out}");
+    assert!(
+        out.contains("couriertls would fail every TLS handshake"),
+        "{out}"
+    );
+    let (code, out) = run(
+        "TLS_CACHEFILE=/nonexistent-dir/cache\nIMAPDSTARTTLS=NO\n",
+        "imapd",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("not reset (TLS is not in use)"), "{out}");
+    let (code, out) = run(
+        &format!("TLS_CACHEFILE={}/cache\n", t.path().display()),
+        "imapd-ssl",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("tlscache"), "{out}");
+}
