@@ -302,7 +302,8 @@ pub fn getopt(spec: &Spec, words: &[&str]) -> Result<Vec<(char, Option<String>)>
     Ok(out)
 }
 
-fn digits(v: &str) -> bool {
+/// A value getopt-style options read as a number: digits only.
+pub fn digits(v: &str) -> bool {
     !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())
 }
 

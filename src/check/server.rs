@@ -32,10 +32,6 @@ impl Flags {
     }
 }
 
-fn digits(v: &str) -> bool {
-    !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())
-}
-
 /// Parse `server` as tcpserver's getopt would and report its traps.
 pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
     let server = ctx.r.settings.str("server").to_string();
@@ -72,8 +68,8 @@ pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
     }
     for (c, v) in &f.opts {
         match (c, v.as_deref()) {
-            ('u', Some(v)) if digits(v) => f.uid = v.parse().ok(),
-            ('g', Some(v)) if digits(v) => f.gid = v.parse().ok(),
+            ('u', Some(v)) if crate::frontend::digits(v) => f.uid = v.parse().ok(),
+            ('g', Some(v)) if crate::frontend::digits(v) => f.gid = v.parse().ok(),
             _ => {}
         }
     }

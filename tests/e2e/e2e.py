@@ -1302,6 +1302,66 @@ def standin_courier2(cfg, prefix, port):
 
 # --------------------------------------------------------------------------
 
+def run_steps(steps, teardown, t_start, epilogue=None):
+    """Run (name, fn, needs, logs) steps in order, one `ok`/`FAIL` line
+    each (a step whose needs failed is not run), then `teardown()`, always,
+    also on SIGINT/SIGTERM; then `epilogue()` and the closing line `N passed,
+    M failed`. The exit code: 0 when all passed and the teardown was clean.
+    Shared by this file, services.py and supervisors.py."""
+    results = {}   # name -> True/False
+    errs = []
+    interrupted = False
+    try:
+        for name, fn, needs, logs in steps:
+            broken = [n for n in needs if not results.get(n)]
+            if broken:
+                results[name] = False
+                print("FAIL %s: not run: %s failed" % (name, ", ".join(broken)),
+                      flush=True)
+                continue
+            t0 = time.monotonic()
+            try:
+                fn()
+                results[name] = True
+                print("ok %s  [%.2fs]" % (name, time.monotonic() - t0),
+                      flush=True)
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:
+                results[name] = False
+                if isinstance(e, Fail):
+                    print("FAIL %s: %s  [%.2fs]" % (name, e, time.monotonic() - t0))
+                else:
+                    import traceback
+                    print("FAIL %s: internal error %r  [%.2fs]" % (
+                        name, e, time.monotonic() - t0))
+                    for line in traceback.format_exc().splitlines():
+                        print("    " + line)
+                for line in (logs() if logs else []):
+                    print("    " + line)
+                sys.stdout.flush()
+    except KeyboardInterrupt as e:
+        interrupted = True
+        print("interrupted (%s): tearing down" % (e or "SIGINT"), flush=True)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        t0 = time.monotonic()
+        errs = teardown()
+        for e in errs:
+            print("warning: teardown: %s" % e)
+        print("# teardown  [%.2fs]" % (time.monotonic() - t0))
+    if epilogue:
+        epilogue()
+    passed = sum(1 for v in results.values() if v)
+    failed = sum(1 for v in results.values() if not v)
+    if interrupted:
+        failed += len(steps) - len(results)
+    print("# total wall time %.2fs" % (time.monotonic() - t_start))
+    print("%d passed, %d failed" % (passed, failed), flush=True)
+    return 1 if failed or errs else 0
+
+
 def main():
     global VERBOSE
     here = os.path.dirname(os.path.abspath(__file__))
@@ -1349,7 +1409,6 @@ def main():
     print("# temp dir: %s, user %s" % (w.tmp, w.user))
     sys.stdout.flush()
 
-    results = {}   # name -> True/False
     steps = [
         # name, function, needs, logs
         ("setup", w.setup, [], None),
@@ -1368,57 +1427,7 @@ def main():
         ("courier2-chain", w.courier2_chain, [], w.c2_log),
         ("port-retry", w.port_retry, [], w.retry_log),
     ]
-    interrupted = False
-    try:
-        for name, fn, needs, logs in steps:
-            broken = [n for n in needs if not results.get(n)]
-            if broken:
-                results[name] = False
-                print("FAIL %s: not run: %s failed" % (name, ", ".join(broken)),
-                      flush=True)
-                continue
-            t0 = time.monotonic()
-            try:
-                fn()
-                results[name] = True
-                print("ok %s  [%.2fs]" % (name, time.monotonic() - t0),
-                      flush=True)
-            except Fail as e:
-                results[name] = False
-                print("FAIL %s: %s  [%.2fs]" % (name, e, time.monotonic() - t0))
-                for line in (logs() if logs else []):
-                    print("    " + line)
-                sys.stdout.flush()
-            except KeyboardInterrupt:
-                raise
-            except Exception as e:
-                import traceback
-                results[name] = False
-                print("FAIL %s: internal error %r  [%.2fs]" % (
-                    name, e, time.monotonic() - t0))
-                for line in traceback.format_exc().splitlines():
-                    print("    " + line)
-                for line in (logs() if logs else []):
-                    print("    " + line)
-                sys.stdout.flush()
-    except KeyboardInterrupt as e:
-        interrupted = True
-        print("interrupted (%s): tearing down" % (e or "SIGINT"), flush=True)
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        t0 = time.monotonic()
-        errs = w.teardown()
-        for e in errs:
-            print("warning: teardown: %s" % e)
-        print("# teardown  [%.2fs]" % (time.monotonic() - t0))
-    passed = sum(1 for v in results.values() if v)
-    failed = sum(1 for v in results.values() if not v)
-    if interrupted:
-        failed += len(steps) - len(results)
-    print("# total wall time %.2fs" % (time.monotonic() - t_start))
-    print("%d passed, %d failed" % (passed, failed), flush=True)
-    return 1 if failed or errs else 0
+    return run_steps(steps, w.teardown, t_start)
 
 
 if __name__ == "__main__":

@@ -456,53 +456,7 @@ def main():
             ("%s-session" % name, lambda n=name: s.session(n),
              ["%s-up" % name], s.log(name)),
         ]
-    results = {}
-    errs = []
-    interrupted = False
-    try:
-        for name, fn, needs, logs in steps:
-            broken = [n for n in needs if not results.get(n)]
-            if broken:
-                results[name] = False
-                print("FAIL %s: not run: %s failed" % (name, ", ".join(broken)),
-                      flush=True)
-                continue
-            t0 = time.monotonic()
-            try:
-                fn()
-                results[name] = True
-                print("ok %s  [%.2fs]" % (name, time.monotonic() - t0), flush=True)
-            except Exception as e:
-                results[name] = False
-                if isinstance(e, Fail):
-                    print("FAIL %s: %s  [%.2fs]" % (name, e, time.monotonic() - t0))
-                else:
-                    import traceback
-                    print("FAIL %s: internal error %r  [%.2fs]" % (
-                        name, e, time.monotonic() - t0))
-                    for line in traceback.format_exc().splitlines():
-                        print("    " + line)
-                for line in (logs() if logs else []):
-                    print("    " + line)
-                sys.stdout.flush()
-    except KeyboardInterrupt as e:
-        interrupted = True
-        print("interrupted (%s): tearing down" % (e or "SIGINT"), flush=True)
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        t0 = time.monotonic()
-        errs = s.w.teardown()
-        for e in errs:
-            print("warning: teardown: %s" % e)
-        print("# teardown  [%.2fs]" % (time.monotonic() - t0))
-    passed = sum(1 for v in results.values() if v)
-    failed = sum(1 for v in results.values() if not v)
-    if interrupted:
-        failed += len(steps) - len(results)
-    print("# total wall time %.2fs" % (time.monotonic() - t_start))
-    print("%d passed, %d failed" % (passed, failed), flush=True)
-    return 1 if failed or errs else 0
+    return e2e.run_steps(steps, s.w.teardown, t_start)
 
 
 if __name__ == "__main__":

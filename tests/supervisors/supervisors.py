@@ -403,35 +403,16 @@ def main():
              ("access-tcpserver", lambda: access_steps("tcpserver -v -RH -l0")),
              ("access-tcpsvd", lambda: access_steps("tcpsvd -v"))]
     only = set(filter(None, args.only.split(",")))
-    results = {}
     t0 = time.monotonic()
-    try:
-        for name, fn in steps:
-            if only and name not in only and name != "setup":
-                continue
-            if name != "setup" and not results.get("setup"):
-                results[name] = False
-                print("FAIL %s: not run: setup failed" % name, flush=True)
-                continue
-            t = time.monotonic()
-            try:
-                fn()
-                results[name] = True
-                print("ok %s  [%.2fs]" % (name, time.monotonic() - t), flush=True)
-            except Exception as e:   # Fail, imaplib, OSError: all a FAIL
-                results[name] = False
-                print("FAIL %s: %s  [%.2fs]" % (name, e, time.monotonic() - t), flush=True)
-    finally:
-        errs = W.teardown()
-        for e in errs:
-            print("warning: teardown: %s" % e)
-    for line in STATUS_LINES:
-        print("# " + line)
-    passed = sum(results.values())
-    failed = len(results) - passed
-    print("# total wall time %.2fs" % (time.monotonic() - t0))
-    print("%d passed, %d failed" % (passed, failed), flush=True)
-    return 1 if failed or errs else 0
+    # Every step needs the setup; --only picks some (the setup always runs).
+    run = [(name, fn, [] if name == "setup" else ["setup"], None)
+           for name, fn in steps
+           if not only or name in only or name == "setup"]
+
+    def status_lines():
+        for line in STATUS_LINES:
+            print("# " + line)
+    return e2e.run_steps(run, W.teardown, t0, status_lines)
 
 
 if __name__ == "__main__":
