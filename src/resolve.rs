@@ -188,7 +188,7 @@ pub fn resolve(input: &Input) -> Resolved {
     let mut warnings = settings.warnings.clone();
 
     let inherit = inherit(&settings, &mut problems);
-    let (configs, config_vars, private, sources) = read_configs(
+    let (configs, config_vars, private, sources, read) = read_configs(
         &settings,
         input.environ,
         &inherit,
@@ -196,7 +196,8 @@ pub fn resolve(input: &Input) -> Resolved {
         &mut warnings,
     );
     let service = settings.service;
-    let (config_vars, outer) = rc_assignments(&settings, &configs, input.environ, config_vars);
+    let (config_vars, outer) =
+        rc_assignments(&settings, &configs, &read, input.environ, config_vars);
     let cfg = Cfg {
         settings: &settings,
         vars: &config_vars,
@@ -660,7 +661,7 @@ fn read_configs(
     inherit: &Inherit,
     problems: &mut Vec<Problem>,
     warnings: &mut Vec<String>,
-) -> (Vec<PathBuf>, Vec<Assignment>, bool, Vec<PathBuf>) {
+) -> (Vec<PathBuf>, Vec<Assignment>, bool, Vec<PathBuf>, Read) {
     let configs: Vec<PathBuf> = settings
         .str("config")
         .split_ascii_whitespace()
@@ -675,8 +676,15 @@ fn read_configs(
     visible.extend(predefined(settings));
     let mut scope = Scope::new(visible);
     let mut private = false;
+    let mut read: Read = Vec::new();
     for path in &configs {
-        match crate::config::read_file(&mut scope, path) {
+        // The bytes are kept: the rc's outer scope reads the same files.
+        let got = crate::config::read_bounded(path, "config file").and_then(|(src, meta)| {
+            let mode = scope.read_opened(path, &src, &meta)?;
+            read.push((path.clone(), src, meta));
+            Ok(mode)
+        });
+        match got {
             Ok(mode) => private |= mode & 0o004 == 0,
             Err(e) => {
                 let mut p = Problem::from_error(config_subject(&path.to_string_lossy()), &e);
@@ -694,8 +702,11 @@ fn read_configs(
             problems.push(Problem::from_error(config_subject(&a.pos.file), &e));
         }
     }
-    (configs, vars, private, scope.files().to_vec())
+    (configs, vars, private, scope.files().to_vec(), read)
 }
+
+/// The config files read without a problem, with their bytes.
+type Read = Vec<(PathBuf, Vec<u8>, std::fs::Metadata)>;
 
 /// The service rc's own assignments after the config files
 /// (`IMAP_STARTTLS=$IMAPDSTARTTLS`, `IMAP_TLS=1`, ...), appended to the
@@ -704,6 +715,7 @@ fn read_configs(
 fn rc_assignments(
     settings: &Settings,
     configs: &[PathBuf],
+    read: &Read,
     environ: &Environ,
     mut vars: Vec<Assignment>,
 ) -> (Vec<Assignment>, Scope) {
@@ -712,8 +724,12 @@ fn rc_assignments(
     visible.extend(predefined(settings));
     let mut outer = Scope::new(visible);
     for path in service.outer_files(settings.layout, configs) {
-        // Problems of these files are reported by read_configs already.
-        let _ = crate::config::read_file(&mut outer, &path);
+        // Problems of these files are reported by read_configs already;
+        // the bytes it read are parsed again, not read again.
+        let _ = match read.iter().find(|(p, _, _)| *p == path) {
+            Some((p, src, meta)) => outer.read_opened(p, src, meta),
+            None => crate::config::read_file(&mut outer, &path),
+        };
     }
     let file: std::sync::Arc<str> = std::sync::Arc::from(format!("<{} rc>", service.name()));
     for (i, (name, value)) in service
