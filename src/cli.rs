@@ -130,9 +130,13 @@ pub fn command() -> clap::Command {
 /// Run the command line; returns the exit code (when it returns at all:
 /// a launch ends in execve).
 pub fn main() -> i32 {
-    let parsed = Cli::command()
-        .try_get_matches()
-        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let parsed = match shebang_launch(&args) {
+        Some(cli) => Ok(cli),
+        None => Cli::command()
+            .try_get_matches()
+            .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m)),
+    };
     let cli = match parsed.and_then(|c| {
         // clap's `requires` lets `--check --explain` through (a conflict
         // with --dry-run satisfies it): said here.
@@ -161,7 +165,7 @@ pub fn main() -> i32 {
             // A launch's command-line error goes where every other launch
             // error goes: stdout, which the supervisor gives to log/run.
             let help = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
-            if !help && is_launch(&std::env::args_os().skip(1).collect::<Vec<_>>()) {
+            if !help && is_launch(&args) {
                 let _ = nix::unistd::dup2(1, 2);
             }
             let _ = e.print();
@@ -178,6 +182,33 @@ pub fn main() -> i32 {
             exit_code(&e) as i32
         }
     }
+}
+
+/// The command line of a launch by a supervisor, `courier-run ./run
+/// [OPERAND...]` (the kernel's shebang line gives the run file's path as the
+/// supervisor named it, so it holds a `/`), read without clap: it is what
+/// clap makes of it (a test compares the two), and building clap's
+/// definition of every option and subcommand was ~80,000 instructions and
+/// the page faults of clap's code on each launch. Anything else (an option,
+/// a subcommand, a bare file name) goes to clap.
+fn shebang_launch(args: &[OsString]) -> Option<Cli> {
+    use std::os::unix::ffi::OsStrExt;
+    let (runfile, operands) = args.split_first()?;
+    let option = |a: &OsString| a.as_bytes().first() == Some(&b'-');
+    if !runfile.as_bytes().contains(&b'/') || args.iter().any(option) {
+        return None;
+    }
+    Some(Cli {
+        runfile: Some(PathBuf::from(runfile)),
+        operands: operands.to_vec(),
+        set: Vec::new(),
+        dry_run: false,
+        format: Format::Text,
+        explain: false,
+        check: false,
+        bind: false,
+        cmd: None,
+    })
 }
 
 /// Whether a command line (without argv[0]) that clap refused was meant as
@@ -270,4 +301,44 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     }
     let plan = Plan::new(resolved)?;
     match launch::launch(&plan)? {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clap_parse(args: &[&str]) -> Option<Cli> {
+        let argv = std::iter::once("courier-run").chain(args.iter().copied());
+        Cli::command()
+            .try_get_matches_from(argv)
+            .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m))
+            .ok()
+    }
+
+    #[test]
+    fn shebang_launch_is_what_clap_makes_of_it() {
+        let os = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        for args in [
+            &["./run"][..],
+            &["/service/imapd/run", "/service/imapd"],
+            &["./run", "a", "", "b c"],
+            &["../x/run", "conf2env"],
+        ] {
+            let fast = shebang_launch(&os(args)).expect("a launch");
+            let slow = clap_parse(args).expect("clap accepts it");
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{args:?}");
+        }
+        // Left to clap: options anywhere, subcommands, bare names, nothing.
+        for args in [
+            &["./run", "--dry-run"][..],
+            &["--check", "./run"],
+            &["./run", "-x"],
+            &["run"],
+            &["conf2env", "./env", "./imapd"],
+            &["help"],
+            &[],
+        ] {
+            assert!(shebang_launch(&os(args)).is_none(), "{args:?}");
+        }
+    }
 }

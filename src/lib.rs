@@ -22,6 +22,7 @@
 
 pub mod access;
 pub mod account;
+pub mod arena;
 pub mod authdaemon;
 pub mod caps;
 pub mod cdb;
