@@ -166,11 +166,10 @@ fn environment(r: &Resolved, warnings: &mut Vec<String>) -> Vec<Var> {
             origin: Origin::Inherited,
         })
         .collect();
-    let mut index: std::collections::HashMap<Vec<u8>, usize> = env
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (v.name.clone(), i))
-        .collect();
+    // Sized once: every name that can be set (no rehash on the way).
+    let mut index: std::collections::HashMap<Vec<u8>, usize> =
+        std::collections::HashMap::with_capacity(env.len() + r.config_vars.len() + 2);
+    index.extend(env.iter().enumerate().map(|(i, v)| (v.name.clone(), i)));
     // Set as daemontools' pathexec_env does: replace, or append.
     let mut set = |name: &[u8], value: Vec<u8>, origin: Origin| match index.get(name) {
         Some(&i) => {
