@@ -359,10 +359,31 @@ fn identity(r: &Resolved) -> (u32, u32, Vec<u32>) {
         None => (
             nix::unistd::geteuid().as_raw(),
             nix::unistd::getegid().as_raw(),
-            nix::unistd::getgroups()
-                .map(|g| g.iter().map(|g| g.as_raw()).collect())
-                .unwrap_or_default(),
+            own_groups(),
         ),
+    }
+}
+
+/// The process's supplementary groups. getgroups(2) asked for the count
+/// first: nix's `getgroups` sizes its buffer from sysconf(NGROUPS_MAX),
+/// which glibc reads from /proc/sys/kernel/ngroups_max (an open, a read
+/// and a close on every launch).
+fn own_groups() -> Vec<u32> {
+    use nix::libc;
+    // SAFETY: size 0 with a null list only returns the count.
+    let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+    let Ok(len) = usize::try_from(n) else {
+        return Vec::new();
+    };
+    let mut groups: Vec<libc::gid_t> = vec![0; len];
+    // SAFETY: `groups` holds `len` gid_t; the kernel writes at most that.
+    let got = unsafe { libc::getgroups(n, groups.as_mut_ptr()) };
+    match usize::try_from(got) {
+        Ok(got) => {
+            groups.truncate(got);
+            groups
+        }
+        Err(_) => Vec::new(),
     }
 }
 
@@ -429,4 +450,17 @@ fn exec_space(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn own_groups_are_getgroups() {
+        let want: Vec<u32> = nix::unistd::getgroups()
+            .unwrap()
+            .iter()
+            .map(|g| g.as_raw())
+            .collect();
+        assert_eq!(super::own_groups(), want);
+    }
 }
