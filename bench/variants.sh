@@ -1,17 +1,20 @@
 #!/bin/bash
-# Build variants of courier-run side by side (issue 12, item 3): profile
-# settings, static glibc, and main without Rust's runtime start-up; then one
-# hyperfine run of all of them on the Debian config, envdir unchanged, final
-# program /bin/true, with the C floor and chpst for scale.
+# Build variants of courier-run side by side (issue 12, item 3): the release
+# as shipped, and one variant per start-up decision with that decision undone
+# (std's runtime start-up, libgcc_s.so, glibc malloc for small blocks, clap
+# for every launch), plus what was measured and not taken (static glibc,
+# non-PIE with lazy binding); then one hyperfine run of all of them on the
+# Debian config, envdir unchanged, final program /bin/true, with /bin/true,
+# the C floor and chpst for scale.
 #
-#   bash bench/variants.sh            # ~10-15 min on 2 cores (builds 11 variants)
-#   bash bench/variants.sh --quick    # 3 variants, a few runs: checks the script
+#   bash bench/variants.sh            # ~10-15 min on 2 cores (builds 7 variants)
+#   bash bench/variants.sh --quick    # 2 variants, a few runs: checks the script
 #
-# Variants are built from a copy of the work tree in the work dir, with
-# CARGO_PROFILE_RELEASE_* and RUSTFLAGS, so Cargo.toml is not touched.
-# Prints a Markdown table (also written to WORK/variants.md) and the NSS check
-# of every static variant (the courier user, and an unknown account, which
-# glibc looks up past "files" in nsswitch.conf).
+# Variants are built from copies of the work tree in the work dir (sources
+# edited there by sed), with RUSTFLAGS for the link variants, so the tree is
+# not touched. Prints a Markdown table (also WORK/variants.md) and the NSS
+# check of every static variant (the courier user, and an unknown account,
+# which glibc looks up past "files" in nsswitch.conf).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 quick=0
@@ -24,47 +27,39 @@ trap 'rm -rf "$work"' EXIT
 say() { printf '== %s\n' "$*" >&2; }
 target=x86_64-unknown-linux-gnu
 
-# A copy of the sources; a second copy whose main skips Rust's runtime start-up
-# (lang_start: the stdio poll, SIGPIPE ignore, /proc/self/maps read for the
-# main thread's guard page, sigaltstack and the SIGSEGV/SIGBUS handlers).
-mkdir "$work/src-std" "$work/src-nomain"
-(cd "$root" && git ls-files -co --exclude-standard -z src Cargo.toml Cargo.lock build.rs 2>/dev/null |
-  xargs -0 cp --parents -t "$work/src-std")
-cp -r "$work/src-std/." "$work/src-nomain"
-cat > "$work/src-nomain/src/main.rs" <<'EOF'
-#![no_main]
-
-/// C's main: std's runtime start-up is skipped; args still work (glibc hands
-/// them to std through .init_array). process::exit flushes stdout.
-#[unsafe(no_mangle)]
-extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
-    // Keep std's behaviour for writes to a closed pipe: an error, not a signal.
-    unsafe { nix::libc::signal(nix::libc::SIGPIPE, nix::libc::SIG_IGN) };
-    std::process::exit(courier_run::cli::main())
+# One copy of the sources per source variant.
+mkdir "$work/src-release"
+(cd "$root" && git ls-files -co --exclude-standard -z src Cargo.toml Cargo.lock build.rs .cargo 2>/dev/null |
+  xargs -0 cp --parents -t "$work/src-release")
+for v in stdmain libgcc_s malloc clap; do cp -r "$work/src-release" "$work/src-$v"; done
+# std's runtime start-up: Rust's own main (the allocator kept).
+cat > "$work/src-stdmain/src/main.rs" <<'EOF2'
+#[global_allocator]
+static ALLOC: courier_run::arena::Arena<{ 1 << 20 }> = courier_run::arena::Arena::new();
+fn main() {
+    std::process::exit(courier_run::cli::main());
 }
-EOF
+EOF2
+# libgcc_s.so.1 loaded at start, as std links it: no build.rs.
+rm -f "$work/src-libgcc_s/build.rs"
+# glibc malloc for every block: no global allocator.
+sed -i '/#\[global_allocator\]/,+1d' "$work/src-malloc/src/main.rs"
+# clap builds its parser for every launch.
+sed -i 's/let parsed = match shebang_launch(&args) {/let parsed = match None::<Cli> {/' "$work/src-clap/src/cli.rs"
+grep -q 'None::<Cli>' "$work/src-clap/src/cli.rs" || { echo "variants.sh: the clap edit no longer applies to src/cli.rs" >&2; exit 1; }
+grep -q global_allocator "$work/src-malloc/src/main.rs" && { echo "variants.sh: the malloc edit no longer applies to src/main.rs" >&2; exit 1; }
 
-# std links libgcc_s.so for its unwinder; with panic=abort only backtraces use
-# it. A libgcc_s.a (gcc's static libgcc_eh) found first makes -lgcc_s static:
-# one shared library less to load, glibc (and so NSS) stays dynamic.
-mkdir "$work/gcceh"
-ln -s "$(cc -print-file-name=libgcc_eh.a)" "$work/gcceh/libgcc_s.a"
-
-# name | source | env for cargo (profile vars, RUSTFLAGS)
+# name | source | RUSTFLAGS
 variants=(
-  "release (Cargo.toml: lto=fat, codegen-units=1, panic=abort, opt-level=3)|std|"
-  "panic=unwind|std|CARGO_PROFILE_RELEASE_PANIC=unwind"
-  "lto=off, codegen-units=16|std|CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16"
-  "opt-level=2|std|CARGO_PROFILE_RELEASE_OPT_LEVEL=2"
-  "opt-level=s|std|CARGO_PROFILE_RELEASE_OPT_LEVEL=s"
-  "no runtime start-up (#![no_main])|nomain|"
-  "static glibc (+crt-static, static-pie)|std|RUSTFLAGS=-Ctarget-feature=+crt-static"
-  "static glibc, non-PIE (+crt-static, relocation-model=static)|std|RUSTFLAGS=-Ctarget-feature=+crt-static -Crelocation-model=static"
-  "static glibc, non-PIE, no runtime start-up|nomain|RUSTFLAGS=-Ctarget-feature=+crt-static -Crelocation-model=static"
-  "dynamic glibc, libgcc_s replaced by the static libgcc_eh|std|RUSTFLAGS=-Lnative=$work/gcceh"
-  "dynamic glibc, static libgcc_eh, no runtime start-up|nomain|RUSTFLAGS=-Lnative=$work/gcceh"
+  "release (as shipped)|release|"
+  "std's runtime start-up (fn main)|stdmain|"
+  "libgcc_s.so.1 loaded (no build.rs)|libgcc_s|"
+  "glibc malloc for small blocks (no arena)|malloc|"
+  "clap parses every launch (no shebang fast path)|clap|"
+  "static glibc (+crt-static, static-pie)|release|-Ctarget-feature=+crt-static"
+  "non-PIE, lazy binding (relocation-model=static, -z lazy)|release|-Crelocation-model=static -Clink-arg=-Wl,-z,lazy"
 )
-[ $quick = 1 ] && variants=("${variants[0]}" "${variants[6]}" "${variants[10]}")
+[ $quick = 1 ] && variants=("${variants[0]}" "${variants[3]}")
 
 cc -O2 -o "$work/floor" "$root/bench/floor.c"
 cp "$root/bench/fixtures/imapd" "$root/bench/fixtures/imapd-ssl" "$work/"
@@ -81,24 +76,20 @@ args=(--command-name '/bin/true' '/bin/true' --command-name 'C launcher floor' "
       --command-name "chpst -U $acct -e ./env -m 50000000" "chpst -U $acct -e $work/env -m 50000000 /bin/true")
 i=0
 for v in "${variants[@]}"; do
-  IFS='|' read -r name src envs <<< "$v"
+  IFS='|' read -r name src flags <<< "$v"
   i=$((i + 1))
   say "building variant $i: $name"
-  # shellcheck disable=SC2086 # envs is a list of NAME=value words (RUSTFLAGS holds blanks: split by hand)
   (
     cd "$work/src-$src"
     export CARGO_TARGET_DIR="$work/target-$i"
-    if [[ $envs == RUSTFLAGS=* ]]; then export RUSTFLAGS="${envs#RUSTFLAGS=}"; else for e in $envs; do export "${e?}"; done; fi
+    [ -n "$flags" ] && export RUSTFLAGS="$flags"
     cargo build --release -q --target $target --bin courier-run 2> "$work/build-$i.log" ||
       { cat "$work/build-$i.log" >&2; exit 1; }
   )
   b=$work/target-$i/$target/release/courier-run
   cp "$b" "$work/courier-run-$i"
   printf '%s\t%s\t%s\n' "$i" "$name" "$(stat -c %s "$b")" >> "$work/sizes.tsv"
-  if grep -q 'statically linked applications' "$work/build-$i.log"; then
-    say "  linker: $(grep -m 1 -o "Using '[a-z_]*' in statically linked.*" "$work/build-$i.log")"
-  fi
-  if [[ $envs == *crt-static* ]]; then
+  if [[ $flags == *crt-static* ]]; then
     say "  file: $(file -b "$b" | cut -d, -f1-5)"
     say "  NSS check (nsswitch.conf passwd: $(sed -n 's/^passwd:[[:space:]]*//p' /etc/nsswitch.conf)): --dry-run with a known and an unknown account"
     rc=0; (cd "$work" && "$b" ./run --set account=courier --dry-run >"$work/nss.out" 2>&1) || rc=$?
