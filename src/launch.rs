@@ -16,23 +16,26 @@ use crate::envdir;
 use crate::error::{Exit, coded};
 use crate::plan::Plan;
 
+/// `b` as a C string (its buffer reused), or the usage error of a NUL in it.
+fn cstring(b: Vec<u8>) -> anyhow::Result<CString> {
+    CString::new(b).map_err(|e| {
+        coded(
+            Exit::Usage,
+            format!(
+                "NUL byte in {}: an exec argument cannot hold one",
+                String::from_utf8_lossy(&e.into_vec())
+            ),
+        )
+    })
+}
+
 /// Apply the plan in the classic chain's order (envdir written, stderr
 /// merged, banner, umask, ulimit -v and softlimit, setuidgid) and exec.
 /// Returns only on failure.
 pub fn launch(plan: &Plan) -> anyhow::Result<Infallible> {
     // Build everything execve needs before changing the process: a NUL
     // inside an argument is refused while nothing has happened yet.
-    let cstr = |b: &[u8]| {
-        CString::new(b).map_err(|_| {
-            coded(
-                Exit::Usage,
-                format!(
-                    "NUL byte in {}: an exec argument cannot hold one",
-                    String::from_utf8_lossy(b)
-                ),
-            )
-        })
-    };
+    let cstr = |b: &[u8]| cstring(b.to_vec());
     let path = cstr(plan.program.as_os_str().as_bytes())?;
     let argv = plan
         .argv
@@ -42,7 +45,14 @@ pub fn launch(plan: &Plan) -> anyhow::Result<Infallible> {
     let envp = plan
         .env
         .iter()
-        .map(|v| cstr(&[&v.name[..], b"=", &v.value[..]].concat()))
+        .map(|v| {
+            // NAME=VALUE and its NUL in one allocation.
+            let mut b = Vec::with_capacity(v.name.len() + v.value.len() + 2);
+            b.extend_from_slice(&v.name);
+            b.push(b'=');
+            b.extend_from_slice(&v.value);
+            cstring(b)
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     // Courier's access list into the front end's rules (atomic; only when
