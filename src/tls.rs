@@ -531,7 +531,7 @@ fn key_belongs(pem: &[u8], spki_der: &[u8]) -> KeyMatch {
         "RSA PRIVATE KEY" => rsa_key(RSA, &der),
         "EC PRIVATE KEY" => ec_key(None, &der),
         "PRIVATE KEY" => pkcs8_key(&der),
-        other => Err(Some(format!("{other}"))),
+        other => Err(Some(format!("a {other}"))),
     };
     match key {
         Err(None) => KeyMatch::NoKey,
