@@ -25,9 +25,10 @@
 //! escaped (see [`shown`]).
 
 mod input;
+mod names;
 mod parse;
 
-use std::collections::HashMap;
+use std::cell::OnceCell;
 use std::fmt;
 use std::sync::Arc;
 
@@ -94,10 +95,14 @@ pub struct Scope {
     /// Every assignment in the order read (later ones win).
     assigned: Vec<Assignment>,
     /// name -> index of its latest assignment in `assigned`.
-    latest: HashMap<String, usize>,
+    latest: names::Index,
     /// Index in `assigned` of each name's first assignment, in order.
     first: Vec<usize>,
-    inherited: HashMap<String, Vec<u8>>,
+    /// The environment references fall back to, as given (a later copy of
+    /// a name wins), and its index, built at the first lookup: most scopes
+    /// never look a name up there.
+    inherited: Vec<(String, Vec<u8>)>,
+    inherited_index: OnceCell<names::Index>,
     pub warnings: Vec<Warning>,
     /// (device, inode) of the files being read, outermost first: a `. FILE`
     /// of one of them is a loop.
@@ -123,6 +128,36 @@ impl Scope {
         }
     }
 
+    /// The inherited value of `name`, if any.
+    fn inherited(&self, name: &str) -> Option<&[u8]> {
+        let env = &self.inherited;
+        // A supervised service's environment is a handful of names: reading
+        // them all costs less than an index. A large one gets an index, so
+        // that many references stay linear.
+        if env.len() <= 64 {
+            return env
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_slice());
+        }
+        let ix = self.inherited_index.get_or_init(|| {
+            let mut ix = names::Index::with_capacity(env.len());
+            for (i, (n, _)) in env.iter().enumerate() {
+                ix.set(n.as_bytes(), i, |j| env[j].0.as_bytes());
+            }
+            ix
+        });
+        ix.get(name.as_bytes(), |j| env[j].0.as_bytes())
+            .map(|i| env[i].1.as_slice())
+    }
+
+    /// The index in `assigned` of the latest assignment of `name`.
+    fn latest(&self, name: &str) -> Option<usize> {
+        self.latest
+            .get(name.as_bytes(), |j| self.assigned[j].name.as_bytes())
+    }
+
     /// Read one file's bytes into the scope. `file` is the name used in
     /// positions (shown escaped). On error the scope may hold part of this
     /// file: callers that fail stop using it. A `. FILE` in it reads FILE
@@ -134,17 +169,15 @@ impl Scope {
 
     /// The value `$name` has now, if set.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        match self.latest.get(name) {
-            Some(&i) => Some(&self.assigned[i].value),
-            None => self.inherited.get(name).map(|v| v.as_slice()),
+        match self.latest(name) {
+            Some(i) => Some(&self.assigned[i].value),
+            None => self.inherited(name),
         }
     }
 
     /// The value the config assigned to `name`, if it did.
     fn assigned(&self, name: &str) -> Option<&[u8]> {
-        self.latest
-            .get(name)
-            .map(|&i| self.assigned[i].value.as_slice())
+        self.latest(name).map(|i| self.assigned[i].value.as_slice())
     }
 
     /// Every file read from the filesystem so far, in the order read: those
@@ -165,7 +198,7 @@ impl Scope {
     pub fn vars(&self) -> Vec<&Assignment> {
         self.first
             .iter()
-            .map(|&i| &self.assigned[self.latest[&self.assigned[i].name]])
+            .map(|&i| &self.assigned[self.latest(&self.assigned[i].name).expect("indexed")])
             .collect()
     }
 
@@ -180,10 +213,19 @@ impl Scope {
             });
         }
         let i = self.assigned.len();
-        if let Some(old) = self.latest.get_mut(a.name.as_str()) {
-            *old = i;
-        } else {
-            self.latest.insert(a.name.clone(), i);
+        if i == 0 {
+            // Room for a Courier config's variables at once, rather than
+            // growing through 4, 8, 16 and 32 (a copy each time).
+            self.assigned.reserve(64);
+            self.first.reserve(64);
+            self.latest = names::Index::with_capacity(64);
+        }
+        let assigned = &self.assigned;
+        if self
+            .latest
+            .set(a.name.as_bytes(), i, |j| assigned[j].name.as_bytes())
+            .is_none()
+        {
             self.first.push(i);
         }
         self.assigned.push(a);
@@ -191,13 +233,27 @@ impl Scope {
 }
 
 pub fn is_name(s: &[u8]) -> bool {
-    match s.first() {
-        Some(c) if c.is_ascii_alphabetic() || *c == b'_' => s[1..]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'_'),
-        _ => false,
+    match s.split_first() {
+        Some((c, rest)) => {
+            !c.is_ascii_digit()
+                && NAME_BYTE[*c as usize]
+                && rest.iter().all(|c| NAME_BYTE[*c as usize])
+        }
+        None => false,
     }
 }
+
+/// The bytes of a name: ASCII letters, digits and `_`.
+static NAME_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b == b'_';
+        c += 1;
+    }
+    t
+};
 
 /// Read `src` as file `file` with an empty inherited environment.
 pub fn read_str(file: &str, src: &[u8]) -> anyhow::Result<Scope> {
