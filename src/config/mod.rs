@@ -213,13 +213,6 @@ impl Scope {
             });
         }
         let i = self.assigned.len();
-        if i == 0 {
-            // Room for a Courier config's variables at once, rather than
-            // growing through 4, 8, 16 and 32 (a copy each time).
-            self.assigned.reserve(64);
-            self.first.reserve(64);
-            self.latest = names::Index::with_capacity(64);
-        }
         let assigned = &self.assigned;
         if self
             .latest

@@ -125,6 +125,14 @@ struct Word<'a> {
     glob: bool,
 }
 
+/// Where the parts of a plain `NAME=value` word are in the source.
+struct Plain {
+    name: std::ops::Range<usize>,
+    value: std::ops::Range<usize>,
+    /// Just after the word.
+    end: usize,
+}
+
 /// A line and column in the file being read.
 #[derive(Clone, Copy, Debug)]
 struct At {
@@ -281,15 +289,23 @@ impl<'a> Parser<'a, '_> {
             match self.src.get(self.i) {
                 None => return Ok(()),
                 Some(b'\n') => self.newline(),
-                Some(b'#') => {
-                    // Most of a Courier config: a whole comment line, its
-                    // newline with it.
-                    self.comment();
-                    if self.i < self.src.len() {
-                        self.newline();
-                    }
-                }
+                Some(b'#') => self.comment_lines(),
                 Some(_) => self.command()?,
+            }
+        }
+    }
+
+    /// Whole comment lines, one after the other: most of a Courier config.
+    fn comment_lines(&mut self) {
+        let src = self.src;
+        loop {
+            self.comment();
+            if self.i == src.len() {
+                return;
+            }
+            self.newline();
+            if src.get(self.i) != Some(&b'#') {
+                return;
             }
         }
     }
@@ -337,7 +353,17 @@ impl<'a> Parser<'a, '_> {
         let mut first = true;
         // Expansion happens per word, left to right, as dash does for
         // `A=1 B=$A` (B sees A=1): so assign before reading on.
-        while let Some(w) = self.next_word()? {
+        loop {
+            self.blanks();
+            if let Some(p) = self.plain_assignment() {
+                let a = self.read_plain(p);
+                self.assign(a)?;
+                first = false;
+                continue;
+            }
+            let Some(w) = self.next_word()? else {
+                return Ok(());
+            };
             if first && w.all_bare && *w.bare_prefix == *b"export" {
                 return self.export(w.pos);
             }
@@ -348,7 +374,75 @@ impl<'a> Parser<'a, '_> {
             let a = self.assignment_word(w)?;
             self.assign(a)?;
         }
-        Ok(())
+    }
+
+    /// The word at the reading position when it is `NAME=value` or
+    /// `NAME="value"` with nothing in the value that sh interprets (no
+    /// quote, escape, `$`, backquote, `~`, `=`, operator, NUL, nor a newline
+    /// inside the quotes), followed by a blank, a newline or the end: most
+    /// of a Courier config, read here in one pass with the same result as
+    /// [`word`](Self::word) and [`assignment_word`](Self::assignment_word).
+    /// None, having consumed nothing, for any other word.
+    fn plain_assignment(&self) -> Option<Plain> {
+        let src = self.src;
+        let start = self.i;
+        if !src
+            .get(start)
+            .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+        {
+            return None;
+        }
+        let name_end = start
+            + src[start..]
+                .iter()
+                .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))?;
+        if src[name_end] != b'=' || &src[start..name_end] == b"OPTIND" {
+            return None;
+        }
+        let (value, end) = if src.get(name_end + 1) == Some(&b'"') {
+            let v = name_end + 2;
+            let n = src[v..]
+                .iter()
+                .position(|&c| DQUOTED_SPECIAL.has(c) || c == b'\n')?;
+            if src[v + n] != b'"' {
+                return None;
+            }
+            (v..v + n, v + n + 1)
+        } else {
+            let v = name_end + 1;
+            let n = src[v..]
+                .iter()
+                .position(|&c| UNQUOTED_SPECIAL.has(c))
+                .unwrap_or(src.len() - v);
+            (v..v + n, v + n)
+        };
+        match src.get(end) {
+            None | Some(b' ' | b'\t' | b'\n') => Some(Plain {
+                name: start..name_end,
+                value,
+                end,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Consume the word [`plain_assignment`](Self::plain_assignment) found.
+    fn read_plain(&mut self, p: Plain) -> Assignment {
+        let src: &'a [u8] = self.src;
+        let at = self.at();
+        let value_at = At {
+            line: at.line,
+            col: at.col + (p.name.len() + 1) as u32,
+        };
+        self.take_line(p.end - self.i);
+        Assignment {
+            name: std::str::from_utf8(&src[p.name])
+                .expect("names are ASCII")
+                .to_owned(),
+            value: src[p.value].to_vec(),
+            pos: self.pos_of(at),
+            value_pos: self.pos_of(value_at),
+        }
     }
 
     /// The next word of this command, or None at its end (a newline, the
