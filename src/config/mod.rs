@@ -337,6 +337,18 @@ mod tests {
         dquote_escapes: "A=\"\\$x\\\\\\\"\\q\"\n" => [("A", "$x\\\"\\q")];
         dollar_literal: "A=$ B=\"$\" C=a$\n" => [("A", "$"), ("B", "$"), ("C", "a$")];
         tilde_mid: "A=a~b\n" => [("A", "a~b")];
+        // Words on both sides of the one-pass path for plain words.
+        bare_then_quoted: "A=b\"c\"d\n" => [("A", "bcd")];
+        quoted_then_bare: "A=\"x\"y B=1\n" => [("A", "xy"), ("B", "1")];
+        quoted_newline: "A=\"a\nb\" B=$A\n" => [("A", "a\nb"), ("B", "a\nb")];
+        no_final_newline: "A=1" => [("A", "1")];
+        quoted_no_final_newline: "A=\"1 2\"" => [("A", "1 2")];
+        empty_values: "A= B=\"\"\n" => [("A", ""), ("B", "")];
+        equals_in_value: "A=b=c\n" => [("A", "b=c")];
+        tab_separated: "A=1\tB=$A\n" => [("A", "1"), ("B", "1")];
+        continued_value: "A=x\\\ny B=\"p\"\\\nq\n" => [("A", "xy"), ("B", "pq")];
+        comment_backslash_is_raw: "# x\\\n#y\nA=1 # z\\\nB=2\n" => [("A", "1"), ("B", "2")];
+        name_digits_underscore: "_a1=x a_2=\"y\"\n" => [("_a1", "x"), ("a_2", "y")];
     }
 
     #[test]
@@ -373,5 +385,28 @@ mod tests {
         assert_eq!(at("X"), ("t:1:10".into(), "t:1:12".into()));
         // After a continuation right behind '=', the value starts below.
         assert_eq!(at("A"), ("t:2:1".into(), "t:3:1".into()));
+        let s = read_str("t", b"# c\n\n  Q=\"x y\"\tR=z\n#\nS=\"a\nb\" T=1\n").unwrap();
+        let at = |n: &str| {
+            let a = s.assignments().iter().find(|a| a.name == n).unwrap();
+            (a.pos.to_string(), a.value_pos.to_string())
+        };
+        assert_eq!(at("Q"), ("t:3:3".into(), "t:3:5".into()));
+        assert_eq!(at("R"), ("t:3:11".into(), "t:3:13".into()));
+        assert_eq!(at("S"), ("t:5:1".into(), "t:5:3".into()));
+        assert_eq!(at("T"), ("t:6:4".into(), "t:6:6".into()));
+    }
+
+    #[test]
+    fn refusals_after_plain_words_keep_positions() {
+        assert!(err("A=1 OPTIND=2\n").contains("t:1:5: OPTIND is the shell's getopts index"));
+        assert!(err("A=\"1\"; B=2\n").contains("t:1:6: shell operator ';'"));
+        assert!(err("A=1 B=~\n").contains("t:1:7: tilde"));
+        let s = read_str("t", b"A=1\r\n").unwrap();
+        assert_eq!(s.warnings.len(), 1);
+        assert!(
+            s.warnings[0]
+                .to_string()
+                .starts_with("t:1:1: the value of A ends in a carriage return")
+        );
     }
 }
