@@ -25,9 +25,10 @@
 //! escaped (see [`shown`]).
 
 mod input;
+mod names;
 mod parse;
 
-use std::collections::HashMap;
+use std::cell::OnceCell;
 use std::fmt;
 use std::sync::Arc;
 
@@ -94,10 +95,14 @@ pub struct Scope {
     /// Every assignment in the order read (later ones win).
     assigned: Vec<Assignment>,
     /// name -> index of its latest assignment in `assigned`.
-    latest: HashMap<String, usize>,
+    latest: names::Index,
     /// Index in `assigned` of each name's first assignment, in order.
     first: Vec<usize>,
-    inherited: HashMap<String, Vec<u8>>,
+    /// The environment references fall back to, as given (a later copy of
+    /// a name wins), and its index, built at the first lookup: most scopes
+    /// never look a name up there.
+    inherited: Vec<(String, Vec<u8>)>,
+    inherited_index: OnceCell<names::Index>,
     pub warnings: Vec<Warning>,
     /// (device, inode) of the files being read, outermost first: a `. FILE`
     /// of one of them is a loop.
@@ -123,6 +128,36 @@ impl Scope {
         }
     }
 
+    /// The inherited value of `name`, if any.
+    fn inherited(&self, name: &str) -> Option<&[u8]> {
+        let env = &self.inherited;
+        // A supervised service's environment is a handful of names: reading
+        // them all costs less than an index. A large one gets an index, so
+        // that many references stay linear.
+        if env.len() <= 64 {
+            return env
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_slice());
+        }
+        let ix = self.inherited_index.get_or_init(|| {
+            let mut ix = names::Index::with_capacity(env.len());
+            for (i, (n, _)) in env.iter().enumerate() {
+                ix.set(n.as_bytes(), i, |j| env[j].0.as_bytes());
+            }
+            ix
+        });
+        ix.get(name.as_bytes(), |j| env[j].0.as_bytes())
+            .map(|i| env[i].1.as_slice())
+    }
+
+    /// The index in `assigned` of the latest assignment of `name`.
+    fn latest(&self, name: &str) -> Option<usize> {
+        self.latest
+            .get(name.as_bytes(), |j| self.assigned[j].name.as_bytes())
+    }
+
     /// Read one file's bytes into the scope. `file` is the name used in
     /// positions (shown escaped). On error the scope may hold part of this
     /// file: callers that fail stop using it. A `. FILE` in it reads FILE
@@ -134,17 +169,15 @@ impl Scope {
 
     /// The value `$name` has now, if set.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        match self.latest.get(name) {
-            Some(&i) => Some(&self.assigned[i].value),
-            None => self.inherited.get(name).map(|v| v.as_slice()),
+        match self.latest(name) {
+            Some(i) => Some(&self.assigned[i].value),
+            None => self.inherited(name),
         }
     }
 
     /// The value the config assigned to `name`, if it did.
     fn assigned(&self, name: &str) -> Option<&[u8]> {
-        self.latest
-            .get(name)
-            .map(|&i| self.assigned[i].value.as_slice())
+        self.latest(name).map(|i| self.assigned[i].value.as_slice())
     }
 
     /// Every file read from the filesystem so far, in the order read: those
@@ -165,7 +198,7 @@ impl Scope {
     pub fn vars(&self) -> Vec<&Assignment> {
         self.first
             .iter()
-            .map(|&i| &self.assigned[self.latest[&self.assigned[i].name]])
+            .map(|&i| &self.assigned[self.latest(&self.assigned[i].name).expect("indexed")])
             .collect()
     }
 
@@ -180,10 +213,12 @@ impl Scope {
             });
         }
         let i = self.assigned.len();
-        if let Some(old) = self.latest.get_mut(a.name.as_str()) {
-            *old = i;
-        } else {
-            self.latest.insert(a.name.clone(), i);
+        let assigned = &self.assigned;
+        if self
+            .latest
+            .set(a.name.as_bytes(), i, |j| assigned[j].name.as_bytes())
+            .is_none()
+        {
             self.first.push(i);
         }
         self.assigned.push(a);
@@ -191,13 +226,27 @@ impl Scope {
 }
 
 pub fn is_name(s: &[u8]) -> bool {
-    match s.first() {
-        Some(c) if c.is_ascii_alphabetic() || *c == b'_' => s[1..]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'_'),
-        _ => false,
+    match s.split_first() {
+        Some((c, rest)) => {
+            !c.is_ascii_digit()
+                && NAME_BYTE[*c as usize]
+                && rest.iter().all(|c| NAME_BYTE[*c as usize])
+        }
+        None => false,
     }
 }
+
+/// The bytes of a name: ASCII letters, digits and `_`.
+static NAME_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b == b'_';
+        c += 1;
+    }
+    t
+};
 
 /// Read `src` as file `file` with an empty inherited environment.
 pub fn read_str(file: &str, src: &[u8]) -> anyhow::Result<Scope> {
@@ -288,6 +337,18 @@ mod tests {
         dquote_escapes: "A=\"\\$x\\\\\\\"\\q\"\n" => [("A", "$x\\\"\\q")];
         dollar_literal: "A=$ B=\"$\" C=a$\n" => [("A", "$"), ("B", "$"), ("C", "a$")];
         tilde_mid: "A=a~b\n" => [("A", "a~b")];
+        // Words on both sides of the one-pass path for plain words.
+        bare_then_quoted: "A=b\"c\"d\n" => [("A", "bcd")];
+        quoted_then_bare: "A=\"x\"y B=1\n" => [("A", "xy"), ("B", "1")];
+        quoted_newline: "A=\"a\nb\" B=$A\n" => [("A", "a\nb"), ("B", "a\nb")];
+        no_final_newline: "A=1" => [("A", "1")];
+        quoted_no_final_newline: "A=\"1 2\"" => [("A", "1 2")];
+        empty_values: "A= B=\"\"\n" => [("A", ""), ("B", "")];
+        equals_in_value: "A=b=c\n" => [("A", "b=c")];
+        tab_separated: "A=1\tB=$A\n" => [("A", "1"), ("B", "1")];
+        continued_value: "A=x\\\ny B=\"p\"\\\nq\n" => [("A", "xy"), ("B", "pq")];
+        comment_backslash_is_raw: "# x\\\n#y\nA=1 # z\\\nB=2\n" => [("A", "1"), ("B", "2")];
+        name_digits_underscore: "_a1=x a_2=\"y\"\n" => [("_a1", "x"), ("a_2", "y")];
     }
 
     #[test]
@@ -324,5 +385,28 @@ mod tests {
         assert_eq!(at("X"), ("t:1:10".into(), "t:1:12".into()));
         // After a continuation right behind '=', the value starts below.
         assert_eq!(at("A"), ("t:2:1".into(), "t:3:1".into()));
+        let s = read_str("t", b"# c\n\n  Q=\"x y\"\tR=z\n#\nS=\"a\nb\" T=1\n").unwrap();
+        let at = |n: &str| {
+            let a = s.assignments().iter().find(|a| a.name == n).unwrap();
+            (a.pos.to_string(), a.value_pos.to_string())
+        };
+        assert_eq!(at("Q"), ("t:3:3".into(), "t:3:5".into()));
+        assert_eq!(at("R"), ("t:3:11".into(), "t:3:13".into()));
+        assert_eq!(at("S"), ("t:5:1".into(), "t:5:3".into()));
+        assert_eq!(at("T"), ("t:6:4".into(), "t:6:6".into()));
+    }
+
+    #[test]
+    fn refusals_after_plain_words_keep_positions() {
+        assert!(err("A=1 OPTIND=2\n").contains("t:1:5: OPTIND is the shell's getopts index"));
+        assert!(err("A=\"1\"; B=2\n").contains("t:1:6: shell operator ';'"));
+        assert!(err("A=1 B=~\n").contains("t:1:7: tilde"));
+        let s = read_str("t", b"A=1\r\n").unwrap();
+        assert_eq!(s.warnings.len(), 1);
+        assert!(
+            s.warnings[0]
+                .to_string()
+                .starts_with("t:1:1: the value of A ends in a carriage return")
+        );
     }
 }

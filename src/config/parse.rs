@@ -6,6 +6,7 @@
 //! scanned as slices up to the next byte that means something, not pushed a
 //! byte at a time.
 
+use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
@@ -63,66 +64,77 @@ static OPWORD_SPECIAL: ByteSet = ByteSet::new(b"}$\"'\\~`\0");
 
 /// A piece of a word, before expansion.
 #[derive(Debug)]
-enum Part {
-    /// Bytes from the source (quotes and escapes removed).
-    Lit(Vec<u8>),
-    Param(Param),
+enum Part<'a> {
+    /// Bytes from the source (quotes and escapes removed): a slice of it
+    /// while they are one run of it, a copy once they are not.
+    Lit(Cow<'a, [u8]>),
+    Param(Param<'a>),
 }
 
 #[derive(Debug)]
-struct Param {
+struct Param<'a> {
     name: String,
     pos: Pos,
-    op: Op,
+    op: Op<'a>,
     /// Inside "..." (its expansion is not split into fields).
     quoted: bool,
 }
 
 /// What `${NAME...}` does; `colon`: the empty value counts as unset.
 #[derive(Debug)]
-enum Op {
+enum Op<'a> {
     Plain,
     /// `-` or `:-`: the word when unset.
     Default {
         colon: bool,
-        word: Vec<Part>,
+        word: Vec<Part<'a>>,
     },
     /// `+` or `:+`: the word when set.
     Alt {
         colon: bool,
-        word: Vec<Part>,
+        word: Vec<Part<'a>>,
     },
     /// `=` or `:=`: when unset, assign the word and expand to it.
     Assign {
         colon: bool,
-        word: Vec<Part>,
+        word: Vec<Part<'a>>,
     },
     /// `?` or `:?`: when unset, sh stops with the word as its message.
     Error {
         colon: bool,
-        word: Vec<Part>,
+        word: Vec<Part<'a>>,
     },
 }
 
 /// A word of a command line, with what assignment detection needs: how many
 /// leading bytes were plain, unquoted, unescaped source.
 #[derive(Debug)]
-struct Word {
-    pos: Pos,
-    parts: Vec<Part>,
+struct Word<'a> {
+    pos: At,
+    parts: Vec<Part<'a>>,
     /// The leading unquoted, unescaped literal bytes (dash decides "is an
     /// assignment" on these alone).
-    bare_prefix: Vec<u8>,
+    bare_prefix: Cow<'a, [u8]>,
     /// The whole word was bare literal text.
     all_bare: bool,
     /// Where the value starts, after the first bare `=` (if any).
-    value_pos: Option<Pos>,
+    value_pos: Option<At>,
+    /// Where that `=` is in `bare_prefix`.
+    eq: Option<usize>,
     /// An unquoted `*`, `?` or `[` (a pattern, in a word sh globs).
     glob: bool,
 }
 
+/// Where the parts of a plain `NAME=value` word are in the source.
+struct Plain {
+    name: std::ops::Range<usize>,
+    value: std::ops::Range<usize>,
+    /// Just after the word.
+    end: usize,
+}
+
 /// A line and column in the file being read.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct At {
     line: u32,
     col: u32,
@@ -144,6 +156,9 @@ struct Parser<'a, 's> {
     scope: &'s mut Scope,
     /// How many `${` deep the reader is.
     nest: u32,
+    /// An empty vector for the next word's parts: the words of a command
+    /// are read one at a time, so one allocation serves them all.
+    spare: Vec<Part<'a>>,
 }
 
 type R<T> = anyhow::Result<T>;
@@ -158,19 +173,12 @@ pub(super) fn read(scope: &mut Scope, file: Arc<str>, src: &[u8]) -> R<()> {
         file,
         scope,
         nest: 0,
+        spare: Vec::new(),
     }
     .file_()
 }
 
 impl<'a> Parser<'a, '_> {
-    fn pos(&self) -> Pos {
-        Pos {
-            file: self.file.clone(),
-            line: self.line,
-            col: self.col,
-        }
-    }
-
     /// Where the reader is, cheaply (a [`Pos`] is made only when needed).
     fn at(&self) -> At {
         At {
@@ -253,36 +261,91 @@ impl<'a> Parser<'a, '_> {
         self.col += n as u32;
     }
 
+    /// The byte just consumed, as a slice of the source (a literal byte is
+    /// always one of the source's).
+    fn byte_before(&self) -> &'a [u8] {
+        let src: &'a [u8] = self.src;
+        &src[self.i - 1..self.i]
+    }
+
     /// Consume the run of bytes not in `stop` (possibly empty).
     fn run(&mut self, stop: &ByteSet) -> &'a [u8] {
         let n = self.src[self.i..]
             .iter()
             .position(|&c| stop.has(c))
             .unwrap_or(self.src.len() - self.i);
-        self.take(n)
+        if stop.has(b'\n') {
+            let src: &'a [u8] = self.src;
+            self.take_line(n);
+            &src[self.i - n..self.i]
+        } else {
+            self.take(n)
+        }
     }
 
     fn file_(&mut self) -> R<()> {
         loop {
-            while matches!(self.peek(), Some(b' ' | b'\t')) {
-                self.bump();
-            }
-            match self.peek() {
+            self.blanks();
+            match self.src.get(self.i) {
                 None => return Ok(()),
-                Some(b'\n') => {
-                    self.bump();
-                }
-                Some(b'#') => self.comment(),
+                Some(b'\n') => self.newline(),
+                Some(b'#') => self.comment_lines(),
                 Some(_) => self.command()?,
             }
         }
     }
 
+    /// Whole comment lines, one after the other: most of a Courier config.
+    fn comment_lines(&mut self) {
+        let src = self.src;
+        loop {
+            self.comment();
+            if self.i == src.len() {
+                return;
+            }
+            self.newline();
+            if src.get(self.i) != Some(&b'#') {
+                return;
+            }
+        }
+    }
+
+    /// Skip blanks and line continuations.
+    fn blanks(&mut self) {
+        loop {
+            match self.src.get(self.i) {
+                Some(b' ' | b'\t') => {
+                    self.i += 1;
+                    self.col += 1;
+                }
+                Some(b'\\') if self.src.get(self.i + 1) == Some(&b'\n') => {
+                    self.i += 2;
+                    self.line += 1;
+                    self.col = 1;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Consume the newline at the reading position.
+    fn newline(&mut self) {
+        self.i += 1;
+        self.line += 1;
+        self.col = 1;
+    }
+
     /// A comment runs to the end of the line; a backslash in it is not a
     /// continuation (dash reads comments raw).
     fn comment(&mut self) {
-        let n = memchr::memchr(b'\n', &self.src[self.i..]).unwrap_or(self.src.len() - self.i);
+        let n = line_len(&self.src[self.i..]);
         self.take_line(n);
+    }
+
+    /// Give a word's vector of parts back for the next word.
+    fn recycle(&mut self, mut parts: Vec<Part<'a>>) {
+        parts.clear();
+        self.spare = parts;
     }
 
     /// One simple command: words up to the end of the line (or a comment).
@@ -290,27 +353,103 @@ impl<'a> Parser<'a, '_> {
         let mut first = true;
         // Expansion happens per word, left to right, as dash does for
         // `A=1 B=$A` (B sees A=1): so assign before reading on.
-        while let Some(w) = self.next_word()? {
-            if first && w.all_bare && w.bare_prefix == b"export" {
+        loop {
+            self.blanks();
+            if let Some(p) = self.plain_assignment() {
+                let a = self.read_plain(p);
+                self.assign(a)?;
+                first = false;
+                continue;
+            }
+            let Some(w) = self.next_word()? else {
+                return Ok(());
+            };
+            if first && w.all_bare && *w.bare_prefix == *b"export" {
                 return self.export(w.pos);
             }
-            if first && w.all_bare && w.bare_prefix == b"." {
+            if first && w.all_bare && *w.bare_prefix == *b"." {
                 return self.dot(w.pos);
             }
             first = false;
             let a = self.assignment_word(w)?;
             self.assign(a)?;
         }
-        Ok(())
+    }
+
+    /// The word at the reading position when it is `NAME=value` or
+    /// `NAME="value"` with nothing in the value that sh interprets (no
+    /// quote, escape, `$`, backquote, `~`, `=`, operator, NUL, nor a newline
+    /// inside the quotes), followed by a blank, a newline or the end: most
+    /// of a Courier config, read here in one pass with the same result as
+    /// [`word`](Self::word) and [`assignment_word`](Self::assignment_word).
+    /// None, having consumed nothing, for any other word.
+    fn plain_assignment(&self) -> Option<Plain> {
+        let src = self.src;
+        let start = self.i;
+        if !src
+            .get(start)
+            .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+        {
+            return None;
+        }
+        let name_end = start
+            + src[start..]
+                .iter()
+                .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))?;
+        if src[name_end] != b'=' || &src[start..name_end] == b"OPTIND" {
+            return None;
+        }
+        let (value, end) = if src.get(name_end + 1) == Some(&b'"') {
+            let v = name_end + 2;
+            let n = src[v..]
+                .iter()
+                .position(|&c| DQUOTED_SPECIAL.has(c) || c == b'\n')?;
+            if src[v + n] != b'"' {
+                return None;
+            }
+            (v..v + n, v + n + 1)
+        } else {
+            let v = name_end + 1;
+            let n = src[v..]
+                .iter()
+                .position(|&c| UNQUOTED_SPECIAL.has(c))
+                .unwrap_or(src.len() - v);
+            (v..v + n, v + n)
+        };
+        match src.get(end) {
+            None | Some(b' ' | b'\t' | b'\n') => Some(Plain {
+                name: start..name_end,
+                value,
+                end,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Consume the word [`plain_assignment`](Self::plain_assignment) found.
+    fn read_plain(&mut self, p: Plain) -> Assignment {
+        let src: &'a [u8] = self.src;
+        let at = self.at();
+        let value_at = At {
+            line: at.line,
+            col: at.col + (p.name.len() + 1) as u32,
+        };
+        self.take_line(p.end - self.i);
+        Assignment {
+            name: std::str::from_utf8(&src[p.name])
+                .expect("names are ASCII")
+                .to_owned(),
+            value: src[p.value].to_vec(),
+            pos: self.pos_of(at),
+            value_pos: self.pos_of(value_at),
+        }
     }
 
     /// The next word of this command, or None at its end (a newline, the
     /// end of the input, or a comment).
-    fn next_word(&mut self) -> R<Option<Word>> {
-        while matches!(self.peek(), Some(b' ' | b'\t')) {
-            self.bump();
-        }
-        match self.peek() {
+    fn next_word(&mut self) -> R<Option<Word<'a>>> {
+        self.blanks();
+        match self.src.get(self.i) {
             None | Some(b'\n') => Ok(None),
             Some(b'#') => {
                 self.comment();
@@ -324,17 +463,18 @@ impl<'a> Parser<'a, '_> {
     /// assigned name is exported anyway, so a bare NAME changes nothing.
     /// Unlike plain assignments, export's arguments are all expanded before
     /// the builtin assigns any (`A=0; export A=1 B=$A` gives B=0 in dash).
-    fn export(&mut self, pos: Pos) -> R<()> {
+    fn export(&mut self, pos: At) -> R<()> {
         let mut any = false;
         let mut pending = Vec::new();
         while let Some(w) = self.next_word()? {
             any = true;
             if w.all_bare && is_name(&w.bare_prefix) {
+                self.recycle(w.parts);
                 continue;
             }
             if w.bare_prefix.starts_with(b"-") {
-                return self.err(
-                    &w.pos,
+                return self.err_at(
+                    w.pos,
                     "export options are not supported (write export NAME or export NAME=value)",
                 );
             }
@@ -344,8 +484,8 @@ impl<'a> Parser<'a, '_> {
             self.assign(a)?;
         }
         if !any {
-            return self.err(
-                &pos,
+            return self.err_at(
+                pos,
                 "export with no name would print the environment (write export NAME=value)",
             );
         }
@@ -355,7 +495,8 @@ impl<'a> Parser<'a, '_> {
     /// `. FILE`: read FILE into the same scope, as sh does. FILE must hold a
     /// `/` (otherwise sh searches PATH for it) and is expanded as sh expands
     /// a command's argument, or refused where that would split or glob it.
-    fn dot(&mut self, pos: Pos) -> R<()> {
+    fn dot(&mut self, at: At) -> R<()> {
+        let pos = self.pos_of(at);
         let Some(w) = self.next_word()? else {
             return self.err(
                 &pos,
@@ -363,39 +504,39 @@ impl<'a> Parser<'a, '_> {
             );
         };
         if let Some(extra) = self.next_word()? {
-            return self.err(
-                &extra.pos,
+            return self.err_at(
+                extra.pos,
                 "'. FILE' takes one file name (sh would pass the rest as positional parameters: remove them)",
             );
         }
         if w.bare_prefix.first() == Some(&b'~') {
-            return self.err(
-                &w.pos,
+            return self.err_at(
+                w.pos,
                 "tilde expansion is not supported (write the home directory out)",
             );
         }
         if w.glob {
-            return self.err(
-                &w.pos,
+            return self.err_at(
+                w.pos,
                 "unquoted *, ? or [ in the file name of '.' (sh would expand it as a pattern: quote it, or write the name out)",
             );
         }
         let path = self.expand_argument(&w)?;
         if path.is_empty() {
-            return self.err(
-                &w.pos,
+            return self.err_at(
+                w.pos,
                 "'.' with an empty file name (sh would fail: write the path)",
             );
         }
         if path.first() == Some(&b'-') {
-            return self.err(
-                &w.pos,
+            return self.err_at(
+                w.pos,
                 "a file name of '.' starting with - would be read as an option by sh (write ./ before it)",
             );
         }
         if !path.contains(&b'/') {
-            return self.err(
-                &w.pos,
+            return self.err_at(
+                w.pos,
                 format!(
                     "'. {}' makes sh search PATH for the file (write the path with a /, e.g. ./{} or /etc/courier/{})",
                     shown(&path, MAX_SHOWN),
@@ -410,7 +551,7 @@ impl<'a> Parser<'a, '_> {
     /// Expand a command argument (the FILE of `. FILE`). sh would split an
     /// unquoted expansion on IFS and glob it: refuse the values where that
     /// would change anything, rather than guess.
-    fn expand_argument(&mut self, w: &Word) -> R<Vec<u8>> {
+    fn expand_argument(&mut self, w: &Word<'a>) -> R<Vec<u8>> {
         let mut out = Vec::new();
         for part in &w.parts {
             match part {
@@ -499,50 +640,49 @@ impl<'a> Parser<'a, '_> {
     }
 
     /// A word that must be `NAME=value`: expand it, or refuse.
-    fn assignment_word(&mut self, w: Word) -> R<Assignment> {
-        let eq = w.bare_prefix.iter().position(|&c| c == b'=');
-        let name = match eq {
-            Some(n) if is_name(&w.bare_prefix[..n]) => {
-                String::from_utf8(w.bare_prefix[..n].to_vec()).expect("names are ASCII")
-            }
+    fn assignment_word(&mut self, w: Word<'a>) -> R<Assignment> {
+        let name = match w.eq {
+            Some(n) if is_name(&w.bare_prefix[..n]) => std::str::from_utf8(&w.bare_prefix[..n])
+                .expect("names are ASCII")
+                .to_owned(),
             _ => return self.not_assignment(&w),
         };
         if name == "OPTIND" {
             // dash checks it as getopts' index: `OPTIND=x` is a fatal
             // "Illegal number", and its idea of a number is its own.
-            return self.err(
-                &w.pos,
+            return self.err_at(
+                w.pos,
                 "OPTIND is the shell's getopts index, not a setting (sh refuses most values: choose another name)",
             );
         }
         let value = self.expand(&w.parts, name.len() + 1)?;
-        let value_pos = w.value_pos.unwrap_or_else(|| w.pos.clone());
+        self.recycle(w.parts);
         Ok(Assignment {
             name,
             value,
-            pos: w.pos,
-            value_pos,
+            pos: self.pos_of(w.pos),
+            value_pos: self.pos_of(w.value_pos.unwrap_or(w.pos)),
         })
     }
 
-    fn not_assignment<T>(&self, w: &Word) -> R<T> {
-        let word = &w.bare_prefix;
+    fn not_assignment<T>(&self, w: &Word<'a>) -> R<T> {
+        let word: &[u8] = &w.bare_prefix;
         let shown_word = shown(word, MAX_SHOWN);
-        if w.all_bare && KEYWORDS.iter().any(|k| k.as_bytes() == word.as_slice()) {
-            return self.err(
-                &w.pos,
+        if w.all_bare && KEYWORDS.iter().any(|k| k.as_bytes() == word) {
+            return self.err_at(
+                w.pos,
                 format!("shell syntax '{shown_word}' is not supported (config files may only assign variables: NAME=value)"),
             );
         }
         if word.first() == Some(&b'\r') {
-            return self.err(
-                &w.pos,
+            return self.err_at(
+                w.pos,
                 "carriage return where a command would start (the file has CRLF line ends: convert it with dos2unix)",
             );
         }
         if let Some(n) = word.iter().position(|&c| c == b'=') {
-            return self.err(
-                &w.pos,
+            return self.err_at(
+                w.pos,
                 format!(
                     "'{}' is not a valid variable name (letters, digits and _, not starting with a digit)",
                     shown(&word[..n], MAX_SHOWN)
@@ -550,23 +690,23 @@ impl<'a> Parser<'a, '_> {
             );
         }
         if let Some(cmd) = command_name(word).filter(|_| w.all_bare) {
-            return self.err(
-                &w.pos,
+            return self.err_at(
+                w.pos,
                 format!("'{cmd}' would run a command; only NAME=value assignments are allowed (courier-run runs nothing from a config file)"),
             );
         }
-        self.err(
-            &w.pos,
+        self.err_at(
+            w.pos,
             "this word is not an assignment and would run a command (only NAME=value assignments are allowed; a name must not be quoted or escaped)",
         )
     }
 
     /// Read one word: unquoted text, quotes, escapes and `$` expansions, up
     /// to a blank, newline or end of input. Operators are refused here.
-    fn word(&mut self) -> R<Word> {
-        let pos = self.pos();
-        let mut parts: Vec<Part> = Vec::new();
-        let mut bare_prefix = Vec::new();
+    fn word(&mut self) -> R<Word<'a>> {
+        let pos = self.at();
+        let mut parts = std::mem::take(&mut self.spare);
+        let mut bare_prefix = Cow::Borrowed(&self.src[..0]);
         let mut bare = true;
         let mut all_bare = true;
         let mut glob = false;
@@ -575,6 +715,7 @@ impl<'a> Parser<'a, '_> {
         // previous unquoted byte is enough.
         let mut prev: Option<u8> = None;
         let mut value_pos = None;
+        let mut eq = None;
         loop {
             // Continuations first, so that `here` is where the byte is.
             self.eat_bnl();
@@ -623,9 +764,10 @@ impl<'a> Parser<'a, '_> {
                     bare = false;
                     all_bare = false;
                     self.bump();
+                    let d = self.byte_before();
                     match self.dollar(here, Ctx::Unquoted)? {
                         Some(p) => parts.push(Part::Param(p)),
-                        None => push_lit(&mut parts, b"$"),
+                        None => push_lit(self.src, &mut parts, d),
                     }
                     prev = Some(b'$');
                 }
@@ -637,25 +779,27 @@ impl<'a> Parser<'a, '_> {
                 }
                 b'=' | b'~' => {
                     self.bump();
+                    let b = self.byte_before();
                     if bare {
                         if c == b'=' && value_pos.is_none() {
                             self.eat_bnl();
-                            value_pos = Some(self.pos());
+                            value_pos = Some(self.at());
+                            eq = Some(bare_prefix.len());
                         }
-                        bare_prefix.push(c);
+                        extend(self.src, &mut bare_prefix, b);
                     }
-                    push_lit(&mut parts, &[c]);
+                    push_lit(self.src, &mut parts, b);
                     prev = Some(c);
                 }
                 _ => {
                     // A run of bytes that stand for themselves.
                     let run = self.run(&UNQUOTED_SPECIAL);
-                    glob |= run.iter().any(|c| b"*?[".contains(c));
+                    glob |= run.iter().any(|c| matches!(c, b'*' | b'?' | b'['));
                     prev = run.last().copied();
                     if bare {
-                        bare_prefix.extend_from_slice(run);
+                        extend(self.src, &mut bare_prefix, run);
                     }
-                    push_lit(&mut parts, run);
+                    push_lit(self.src, &mut parts, run);
                 }
             }
         }
@@ -665,37 +809,37 @@ impl<'a> Parser<'a, '_> {
             bare_prefix,
             all_bare,
             value_pos,
+            eq,
             glob,
         })
     }
 
     /// After a backslash outside quotes: the next byte, raw.
-    fn escaped(&mut self, at: At, parts: &mut Vec<Part>) -> R<()> {
+    fn escaped(&mut self, at: At, parts: &mut Vec<Part<'a>>) -> R<()> {
         match self.bump() {
             None => self.err_at(
                 at,
                 "backslash at the end of the file (remove it or add a line after it)",
             ),
             Some(0) => self.err_at(at, NUL_MSG),
-            Some(c) => {
-                push_lit(parts, &[c]);
+            Some(_) => {
+                push_lit(self.src, parts, self.byte_before());
                 Ok(())
             }
         }
     }
 
     /// The inside of '...', after the opening quote: raw bytes.
-    fn single_quoted(&mut self, open: At, parts: &mut Vec<Part>) -> R<()> {
+    fn single_quoted(&mut self, open: At, parts: &mut Vec<Part<'a>>) -> R<()> {
         let Some(n) = memchr::memchr(b'\'', &self.src[self.i..]) else {
             return self.err_at(open, "unterminated single quote (add the closing ')");
         };
         if let Some(z) = memchr::memchr(0, &self.src[self.i..self.i + n]) {
             self.take(z);
-            let at = self.pos();
-            return self.err(&at, NUL_MSG);
+            return self.err_at(self.at(), NUL_MSG);
         }
         let run = self.take(n);
-        push_lit(parts, run);
+        push_lit(self.src, parts, run);
         self.bump();
         Ok(())
     }
@@ -722,7 +866,7 @@ impl<'a> Parser<'a, '_> {
     /// The inside of "...", after the opening quote. `in_braces`: the quotes
     /// are inside `${NAME-...}`, where dash also removes the backslash of
     /// `\}` (and a `}` does not close the braces).
-    fn double_quoted(&mut self, open: At, parts: &mut Vec<Part>, in_braces: bool) -> R<()> {
+    fn double_quoted(&mut self, open: At, parts: &mut Vec<Part<'a>>, in_braces: bool) -> R<()> {
         loop {
             self.eat_bnl();
             let here = self.at();
@@ -747,14 +891,15 @@ impl<'a> Parser<'a, '_> {
                 }
                 Some(b'$') => {
                     self.bump();
+                    let d = self.byte_before();
                     match self.dollar(here, Ctx::DoubleQuoted)? {
                         Some(p) => parts.push(Part::Param(p)),
-                        None => push_lit(parts, b"$"),
+                        None => push_lit(self.src, parts, d),
                     }
                 }
                 Some(_) => {
                     let run = self.run(&DQUOTED_SPECIAL);
-                    push_lit(parts, run);
+                    push_lit(self.src, parts, run);
                 }
             }
         }
@@ -764,24 +909,26 @@ impl<'a> Parser<'a, '_> {
     /// `${NAME-word}` inside them). The byte after it is read raw, as dash's
     /// pgetc() does: in "\\<newline>" the escaped backslash is not the start
     /// of a line continuation.
-    fn dquoted_backslash(&mut self, parts: &mut Vec<Part>, in_braces: bool) {
+    fn dquoted_backslash(&mut self, parts: &mut Vec<Part<'a>>, in_braces: bool) {
         match self.src.get(self.i).copied() {
-            Some(c @ (b'$' | b'`' | b'"' | b'\\')) => {
+            Some(b'$' | b'`' | b'"' | b'\\') => {
                 self.bump();
-                push_lit(parts, &[c]);
+                let b = self.byte_before();
+                push_lit(self.src, parts, b);
             }
             Some(b'}') if in_braces => {
                 self.bump();
-                push_lit(parts, b"}");
+                let b = self.byte_before();
+                push_lit(self.src, parts, b);
             }
-            // Any other backslash stays, and the next byte is read normally
-            // on the next round.
-            _ => push_lit(parts, b"\\"),
+            // Any other backslash (the byte before this one) stays, and the
+            // next byte is read normally on the next round.
+            _ => push_lit(self.src, parts, self.byte_before()),
         }
     }
 
     /// After a `$`: a parameter, or None for a literal `$`.
-    fn dollar(&mut self, at: At, ctx: Ctx) -> R<Option<Param>> {
+    fn dollar(&mut self, at: At, ctx: Ctx) -> R<Option<Param<'a>>> {
         match self.peek() {
             Some(b'{') => {
                 self.bump();
@@ -842,7 +989,7 @@ impl<'a> Parser<'a, '_> {
 
     /// After `${`: NAME, then `}` or an operator with a word. The one place
     /// references nest, so the one place nesting is counted.
-    fn braced(&mut self, at: At, ctx: Ctx) -> R<Param> {
+    fn braced(&mut self, at: At, ctx: Ctx) -> R<Param<'a>> {
         if self.nest >= MAX_NESTING {
             return self.err_at(
                 at,
@@ -855,7 +1002,7 @@ impl<'a> Parser<'a, '_> {
         r
     }
 
-    fn braced_inner(&mut self, at: At, ctx: Ctx) -> R<Param> {
+    fn braced_inner(&mut self, at: At, ctx: Ctx) -> R<Param<'a>> {
         let unsupported = |p: &Self| {
             p.err_at(
                 at,
@@ -908,7 +1055,7 @@ impl<'a> Parser<'a, '_> {
     /// backslash escapes only `$`, backquote, `"`, `\` and `}`. Operators,
     /// blanks, newlines and `{` are plain bytes in both; `"..."` nests (a
     /// `}` inside does not close the braces).
-    fn op_word(&mut self, at: At, ctx: Ctx) -> R<Vec<Part>> {
+    fn op_word(&mut self, at: At, ctx: Ctx) -> R<Vec<Part<'a>>> {
         let mut parts = Vec::new();
         loop {
             self.eat_bnl();
@@ -928,11 +1075,12 @@ impl<'a> Parser<'a, '_> {
                 }
                 Some(b'$') => {
                     self.bump();
+                    let d = self.byte_before();
                     // Nested words keep the context: in an unquoted
                     // `${X-${Y-~}}` sh expands the tilde.
                     match self.dollar(here, ctx)? {
                         Some(p) => parts.push(Part::Param(p)),
-                        None => push_lit(&mut parts, b"$"),
+                        None => push_lit(self.src, &mut parts, d),
                     }
                 }
                 Some(b'"') => {
@@ -958,12 +1106,13 @@ impl<'a> Parser<'a, '_> {
                     );
                 }
                 Some(b'\'' | b'~') => {
-                    let c = self.bump().expect("peeked");
-                    push_lit(&mut parts, &[c]);
+                    self.bump();
+                    let b = self.byte_before();
+                    push_lit(self.src, &mut parts, b);
                 }
                 Some(_) => {
                     let run = self.run(&OPWORD_SPECIAL);
-                    push_lit(&mut parts, run);
+                    push_lit(self.src, &mut parts, run);
                 }
             }
         }
@@ -972,7 +1121,7 @@ impl<'a> Parser<'a, '_> {
     /// Expand a word's parts into bytes (no field splitting, no globbing:
     /// this is an assignment). `skip` bytes of leading literal (`NAME=`) are
     /// dropped.
-    fn expand(&mut self, parts: &[Part], mut skip: usize) -> R<Vec<u8>> {
+    fn expand(&mut self, parts: &[Part<'a>], mut skip: usize) -> R<Vec<u8>> {
         let mut out = Vec::new();
         for part in parts {
             match part {
@@ -987,12 +1136,12 @@ impl<'a> Parser<'a, '_> {
         Ok(out)
     }
 
-    fn expand_param(&mut self, p: &Param, out: &mut Vec<u8>) -> R<()> {
+    fn expand_param(&mut self, p: &Param<'a>, out: &mut Vec<u8>) -> R<()> {
         self.expand_op(p, out)?;
         self.within_limit(out.len(), &p.pos)
     }
 
-    fn expand_op(&mut self, p: &Param, out: &mut Vec<u8>) -> R<()> {
+    fn expand_op(&mut self, p: &Param<'a>, out: &mut Vec<u8>) -> R<()> {
         let value = self.lookup(&p.name, &p.pos)?;
         // Set, for the operators: with a colon, the empty value is unset.
         let set = |colon: bool| match &value {
@@ -1065,8 +1214,8 @@ impl<'a> Parser<'a, '_> {
                 format!("${name} is the shell's own variable here, not the environment's (assign {name} earlier in the config to use it)"),
             );
         }
-        match self.scope.inherited.get(name) {
-            Some(v) => Ok(Some(v.clone())),
+        match self.scope.inherited(name) {
+            Some(v) => Ok(Some(v.to_vec())),
             None if name == "PATH" => self.err(
                 pos,
                 "PATH is not set: sh would substitute its built-in default path (assign PATH earlier in the config)",
@@ -1093,10 +1242,40 @@ fn command_name(word: &[u8]) -> Option<String> {
     Some(format!("{}{more}", String::from_utf8_lossy(shown)))
 }
 
-fn push_lit(parts: &mut Vec<Part>, b: &[u8]) {
-    if let Some(Part::Lit(l)) = parts.last_mut() {
-        l.extend_from_slice(b);
-    } else {
-        parts.push(Part::Lit(b.to_vec()));
+/// The length of the line at the start of `s`, without its newline.
+///
+/// Why not `memchr::memchr`: comment lines, most of a Courier config, are 40
+/// bytes long on average, and its run-time choice of routine costs more than
+/// such a search. SSE2 is part of x86_64, so its routine is inlined here.
+#[cfg(target_arch = "x86_64")]
+fn line_len(s: &[u8]) -> usize {
+    let nl = memchr::arch::x86_64::sse2::memchr::One::new(b'\n').expect("x86_64 has SSE2");
+    nl.find(s).unwrap_or(s.len())
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn line_len(s: &[u8]) -> usize {
+    memchr::memchr(b'\n', s).unwrap_or(s.len())
+}
+
+/// Append the source bytes `s` (a slice of `src`) to the literal `lit`:
+/// it stays a slice of the source while `s` follows it there, and becomes a
+/// copy only when it does not (after an escape, a quote or a continuation).
+fn extend<'a>(src: &'a [u8], lit: &mut Cow<'a, [u8]>, s: &'a [u8]) {
+    match lit {
+        Cow::Borrowed(b) if b.is_empty() => *b = s,
+        Cow::Borrowed(b) if b.as_ptr_range().end == s.as_ptr() => {
+            let start = b.as_ptr() as usize - src.as_ptr() as usize;
+            *b = &src[start..start + b.len() + s.len()];
+        }
+        _ => lit.to_mut().extend_from_slice(s),
+    }
+}
+
+/// Append the source bytes `s` to a word's literal text.
+fn push_lit<'a>(src: &'a [u8], parts: &mut Vec<Part<'a>>, s: &'a [u8]) {
+    match parts.last_mut() {
+        Some(Part::Lit(l)) => extend(src, l, s),
+        _ => parts.push(Part::Lit(Cow::Borrowed(s))),
     }
 }
