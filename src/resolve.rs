@@ -680,8 +680,13 @@ fn read_configs(
     for path in &configs {
         // The bytes are kept: the rc's outer scope reads the same files.
         let got = crate::config::read_bounded(path, "config file").and_then(|(src, meta)| {
-            let mode = scope.read_opened(path, &src, &meta)?;
-            read.push((path.clone(), src, meta));
+            let (mode, memo) = scope.read_traced(path, &src, &meta)?;
+            read.push(ConfigRead {
+                path: path.clone(),
+                src,
+                meta,
+                memo,
+            });
             Ok(mode)
         });
         match got {
@@ -705,8 +710,16 @@ fn read_configs(
     (configs, vars, private, scope.files().to_vec(), read)
 }
 
-/// The config files read without a problem, with their bytes.
-type Read = Vec<(PathBuf, Vec<u8>, std::fs::Metadata)>;
+/// The config files read without a problem, with their bytes and what
+/// reading them did (for the rc's outer scope).
+type Read = Vec<ConfigRead>;
+
+struct ConfigRead {
+    path: PathBuf,
+    src: Vec<u8>,
+    meta: std::fs::Metadata,
+    memo: Option<crate::config::Memo>,
+}
 
 /// The service rc's own assignments after the config files
 /// (`IMAP_STARTTLS=$IMAPDSTARTTLS`, `IMAP_TLS=1`, ...), appended to the
@@ -724,10 +737,15 @@ fn rc_assignments(
     visible.extend(predefined(settings));
     let mut outer = Scope::new(visible);
     for path in service.outer_files(settings.layout, configs) {
-        // Problems of these files are reported by read_configs already;
-        // the bytes it read are parsed again, not read again.
-        let _ = match read.iter().find(|(p, _, _)| *p == path) {
-            Some((p, src, meta)) => outer.read_opened(p, src, meta),
+        // Problems of these files are reported by read_configs already.
+        // A file read there is not read again: replayed when every
+        // reference it makes reads the same in this scope (the usual case:
+        // Courier's configs refer to little), else its bytes parsed again.
+        let _ = match read.iter().find(|c| c.path == path) {
+            Some(c) => match &c.memo {
+                Some(m) if outer.replay(&c.path, m) => Ok(0),
+                _ => outer.read_opened(&c.path, &c.src, &c.meta),
+            },
             None => crate::config::read_file(&mut outer, &path),
         };
     }

@@ -532,3 +532,42 @@ fn tls_cache_in_a_missing_directory() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("tlscache"), "{out}");
 }
+
+/// Courier's rc reads the configs twice: its own shell (the full inherited
+/// environment, the rc's file order) gives IMAP_STARTTLS=$IMAPDSTARTTLS,
+/// and the `env -i` shell (only the kept names) gives every other variable.
+/// courier-run replays the second read from the first when every reference
+/// reads the same; here one does not ($FOO is inherited but not kept), so
+/// the two reads must differ, as they do under the rc.
+#[test]
+fn the_rcs_outer_read_sees_what_the_inner_one_does_not() {
+    let t = TempDir::new("dry-outer");
+    t.write("imapd", "IMAPDSTARTTLS=\"$FOO\"\nPORT=1143\n");
+    t.write("imapd-ssl", "TLS_CACHEFILE=\n");
+    let env_of = |foo: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(t.path())
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .args(["--dry-run", "--format", "json"])
+            .args(["--set", "layout=debian", "--set", "service=imapd"])
+            .args(["--set", "config=./imapd ./imapd-ssl"])
+            .args(["--set", "inherit_env=none", "--set", "account="])
+            .args(["--set", "envdir=", "--set", "server=/bin/true"]);
+        if let Some(v) = foo {
+            cmd.env("FOO", v);
+        }
+        let r = run_cmd(cmd);
+        assert_eq!(r.exit(), 0, "{}", r.stderr_str());
+        let plan = json(&r);
+        let get = |n: &str| plan["env"][n].as_str().map(str::to_string);
+        (get("IMAPDSTARTTLS"), get("IMAP_STARTTLS"))
+    };
+    // FOO set: the rc's own shell sees it, env -i does not.
+    assert_eq!(
+        env_of(Some("YES")),
+        (Some(String::new()), Some("YES".to_string()))
+    );
+    // FOO unset: both reads are the same (the replayed case).
+    assert_eq!(env_of(None), (Some(String::new()), Some(String::new())));
+}

@@ -28,7 +28,7 @@ mod input;
 mod names;
 mod parse;
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::fmt;
 use std::sync::Arc;
 
@@ -116,6 +116,21 @@ pub struct Scope {
     /// Every file read from the filesystem, in order: the files given and
     /// the files they source.
     files: Vec<std::path::PathBuf>,
+    /// While [`Scope::read_traced`] reads a file: the index in `assigned`
+    /// of its first assignment, and what its references found outside it.
+    trace: Option<(usize, RefCell<Reads>)>,
+}
+
+/// (name, value found) of each reference a file made to a name it had not
+/// assigned itself yet.
+type Reads = Vec<(String, Option<Vec<u8>>)>;
+
+/// What reading one file did, for [`Scope::replay`]: what its references
+/// found outside the file, and its assignments in order.
+#[derive(Debug, Clone)]
+pub struct Memo {
+    reads: Reads,
+    assigned: Vec<Assignment>,
 }
 
 impl Scope {
@@ -271,6 +286,63 @@ pub fn read_named(scope: &mut Scope, path: &std::path::Path, what: &str) -> anyh
 }
 
 impl Scope {
+    /// [`Scope::read_opened`], and a [`Memo`] of the file when it sourced
+    /// no other file (a `. FILE` reads the filesystem again: never replayed).
+    pub fn read_traced(
+        &mut self,
+        path: &std::path::Path,
+        src: &[u8],
+        meta: &std::fs::Metadata,
+    ) -> anyhow::Result<(u32, Option<Memo>)> {
+        let start = self.assigned.len();
+        let files = self.files.len();
+        self.trace = Some((start, RefCell::default()));
+        let r = self.read_opened(path, src, meta);
+        let reads = self.trace.take().map(|(_, r)| r.into_inner());
+        let mode = r?;
+        let memo = (self.files.len() == files + 1).then(|| Memo {
+            reads: reads.unwrap_or_default(),
+            assigned: self.assigned[start..].to_vec(),
+        });
+        Ok((mode, memo))
+    }
+
+    /// Record, while tracing, what a reference to `name` found, unless the
+    /// file being read assigned `name` itself before.
+    fn note_read(&self, name: &str, found: Option<&[u8]>) {
+        if let Some((start, reads)) = &self.trace
+            && self.latest(name).is_none_or(|i| i < *start)
+        {
+            reads
+                .borrow_mut()
+                .push((name.to_string(), found.map(<[u8]>::to_vec)));
+        }
+    }
+
+    /// Read the file at `path` again from its [`Memo`], without parsing,
+    /// when every reference it made outside itself reads the same here
+    /// (then sh would do the same thing: the file's bytes and what its
+    /// references find decide everything it assigns). Returns false, and
+    /// changes nothing, when one would read differently (or dash would
+    /// refuse it here, or the values would pass [`MAX_VALUES_SIZE`]): the
+    /// caller reads the file. Warnings are not repeated.
+    pub fn replay(&mut self, path: &std::path::Path, memo: &Memo) -> bool {
+        let same = memo
+            .reads
+            .iter()
+            .all(|(n, v)| matches!(self.peek(n), Ok(found) if found == v.as_deref()));
+        let more: u64 = memo.assigned.iter().map(|a| a.value.len() as u64).sum();
+        if !same || self.value_bytes + more > MAX_VALUES_SIZE {
+            return false;
+        }
+        self.value_bytes += more;
+        self.files.push(path.to_path_buf());
+        for a in &memo.assigned {
+            self.assign(a.clone());
+        }
+        true
+    }
+
     /// Read the bytes `src` of the file at `path`, already read with
     /// [`read_bounded`] (for callers that look at the bytes too, as
     /// `--check` does); returns what [`read_file`] returns.
@@ -349,6 +421,72 @@ mod tests {
         continued_value: "A=x\\\ny B=\"p\"\\\nq\n" => [("A", "xy"), ("B", "pq")];
         comment_backslash_is_raw: "# x\\\n#y\nA=1 # z\\\nB=2\n" => [("A", "1"), ("B", "2")];
         name_digits_underscore: "_a1=x a_2=\"y\"\n" => [("_a1", "x"), ("a_2", "y")];
+    }
+
+    /// A scope that read `src` as file `name` (a real file, for the
+    /// metadata), and its memo.
+    fn traced(scope: &mut Scope, dir: &std::path::Path, name: &str, src: &str) -> Option<Memo> {
+        let path = dir.join(name);
+        std::fs::write(&path, src).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        scope.read_traced(&path, src.as_bytes(), &meta).unwrap().1
+    }
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+        vars.iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn replay_is_the_read_when_references_read_the_same() {
+        let dir = std::env::temp_dir().join(format!("courier-run-memo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = "X=1\nY=\"$X $A ${B-b}\"\nZ=${C:=c}\nW=$Z\n";
+        let mut inner = Scope::new(env(&[("A", "a")]));
+        let memo = traced(&mut inner, &dir, "f", src).expect("no . FILE");
+        // X and Z are the file's own: only A, B and C were read outside it.
+        let names: Vec<&str> = memo.reads.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["A", "B", "C"]);
+        let path = dir.join("f");
+        let read = |e: &[(&str, &str)]| {
+            let mut s = Scope::new(env(e));
+            read_file(&mut s, &path).unwrap();
+            s
+        };
+        let got = |s: &Scope| -> Vec<(String, Vec<u8>)> {
+            s.vars()
+                .iter()
+                .map(|a| (a.name.clone(), a.value.clone()))
+                .collect()
+        };
+        // Same environment: replayed, and the same as reading it.
+        let mut outer = Scope::new(env(&[("A", "a"), ("UNREAD", "x")]));
+        assert!(outer.replay(&path, &memo));
+        assert_eq!(got(&outer), got(&read(&[("A", "a")])));
+        assert_eq!(outer.files(), std::slice::from_ref(&path));
+        // A reference that reads differently: not replayed, nothing changed.
+        for e in [
+            &[("A", "other")][..],
+            &[],
+            &[("A", "a"), ("B", "set")],
+            &[("A", "a"), ("C", "")],
+        ] {
+            let mut s = Scope::new(env(e));
+            assert!(!s.replay(&path, &memo), "{e:?}");
+            assert!(s.vars().is_empty() && s.files().is_empty());
+        }
+        // What dash would refuse is not replayed: $IFS assigned before the
+        // file when traced, not in the scope replayed into.
+        let mut a = Scope::new(vec![]);
+        a.read("pre", b"IFS=:\n").unwrap();
+        let memo = traced(&mut a, &dir, "g", "V=$IFS\n").unwrap();
+        assert!(!Scope::new(vec![]).replay(&dir.join("g"), &memo));
+        // A file that sources another has no memo.
+        std::fs::write(dir.join("h"), "S=1\n").unwrap();
+        let src = format!(". {}\nT=2\n", dir.join("h").display());
+        assert!(traced(&mut Scope::new(vec![]), &dir, "i", &src).is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

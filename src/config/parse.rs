@@ -1205,22 +1205,46 @@ impl<'a> Parser<'a, '_> {
     }
 
     fn lookup(&self, name: &str, pos: &Pos) -> R<Option<Vec<u8>>> {
-        if let Some(v) = self.scope.assigned(name) {
-            return Ok(Some(v.to_vec()));
-        }
-        if SHELL_OWNED.contains(&name) {
-            return self.err(
+        match self.scope.peek(name) {
+            Ok(v) => {
+                let v = v.map(<[u8]>::to_vec);
+                self.scope.note_read(name, v.as_deref());
+                Ok(v)
+            }
+            Err(Unreadable::ShellOwned) => self.err(
                 pos,
                 format!("${name} is the shell's own variable here, not the environment's (assign {name} earlier in the config to use it)"),
-            );
-        }
-        match self.scope.inherited(name) {
-            Some(v) => Ok(Some(v.to_vec())),
-            None if name == "PATH" => self.err(
+            ),
+            Err(Unreadable::PathUnset) => self.err(
                 pos,
                 "PATH is not set: sh would substitute its built-in default path (assign PATH earlier in the config)",
             ),
-            None => Ok(None),
+        }
+    }
+}
+
+/// Why a `$NAME` cannot be read the way dash would read it.
+pub(super) enum Unreadable {
+    /// A name dash sets itself (`$PWD`, `$IFS`, ...), not yet assigned.
+    ShellOwned,
+    /// `$PATH` unset: dash substitutes its built-in default.
+    PathUnset,
+}
+
+impl Scope {
+    /// What `$name` reads now: the latest assignment, else (unless dash
+    /// owns the name) the inherited value. The one rule of references,
+    /// for the parser and for [`Scope::replay`].
+    pub(super) fn peek(&self, name: &str) -> Result<Option<&[u8]>, Unreadable> {
+        if let Some(v) = self.assigned(name) {
+            return Ok(Some(v));
+        }
+        if SHELL_OWNED.contains(&name) {
+            return Err(Unreadable::ShellOwned);
+        }
+        match self.inherited(name) {
+            None if name == "PATH" => Err(Unreadable::PathUnset),
+            v => Ok(v),
         }
     }
 }
