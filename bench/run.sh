@@ -139,6 +139,47 @@ for i in "${!cmds[@]}"; do args+=(--command-name "${names[$i]}" "${cmds[$i]}"); 
 for p in "${preps[@]}"; do args+=(--prepare "$p"); done
 hyperfine -N --style basic --warmup $a_warm --runs $a_runs --export-json side.json "${args[@]}" >&2
 
+# --- (c) where a launch's time goes ----------------------------------------------
+# The same launch built up one setting at a time, in one hyperfine run: each
+# row adds one step to the one above it, so the differences are the steps'
+# costs (the last row is (a)'s "envdir unchanged").
+stage() { # stage FILE CONFIG ACCOUNT SOFTLIMIT ACCESS ENVDIR
+  cat > "$1" <<EOR
+layout=debian
+config="$2"
+account=$3
+softlimit="$4"
+access=$5
+envdir=$6
+rules=
+server=/bin/true
+banner=no
+EOR
+}
+stage stage0 "" "" "" "" ""
+stage stage1 "./imapd ./imapd-ssl" "" "" "" ""
+stage stage2 "./imapd ./imapd-ssl" "$acct" "" "" ""
+stage stage3 "./imapd ./imapd-ssl" "$acct" "-m $mem" "" ""
+# access: unset (the config's IMAPACCESSFILE, as in (a)); rules= empty.
+stage stage4 "./imapd ./imapd-ssl" "$acct" "-m $mem" "" ""
+sed -i '/^access=$/d; /^rules=$/d' stage4
+stage stage5 "./imapd ./imapd-ssl" "$acct" "-m $mem" "" ./env-stage
+sed -i '/^access=$/d; /^rules=$/d' stage5
+for f in stage0 stage1 stage2 stage3 stage4 stage5; do "$bin" "./$f" >/dev/null 2>&1 ||
+  { echo "bench/run.sh: $f does not launch: $("$bin" "./$f" 2>&1 | head -n 1)" >&2; exit 1; }; done
+say "(c) cost by step: one hyperfine run, $a_runs runs each after $a_warm warmup runs"
+hyperfine -N --style basic --warmup $a_warm --runs $a_runs --export-json stages.json \
+  --command-name '/bin/true' '/bin/true' \
+  --command-name 'C launcher floor (execv /bin/true)' './floor /bin/true' \
+  --command-name "chpst -U $acct -e ./env -m $mem" "chpst -U $acct -e ./env -m $mem /bin/true" \
+  --command-name 'courier-run --version (start-up, no launch)' "$bin --version" \
+  --command-name 'launch: no config, account, softlimit, access list or envdir' "$bin ./stage0" \
+  --command-name '+ the config files (read, parsed, rc variables, TLS cache reset)' "$bin ./stage1" \
+  --command-name "+ account=$acct (getpwnam)" "$bin ./stage2" \
+  --command-name "+ softlimit -m $mem" "$bin ./stage3" \
+  --command-name '+ the access list (IMAPACCESSFILE, its cdb up to date)' "$bin ./stage4" \
+  --command-name '+ envdir, unchanged (the full launch, as in (a))' "$bin ./stage5" >&2
+
 # --- (b) scaling -----------------------------------------------------------------
 # cells.tsv: case, variables, result (a hyperfine JSON, or "skip:why"), peak RSS KiB
 : > cells.tsv
