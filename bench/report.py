@@ -40,31 +40,6 @@ for r in side:
     )
 lines.append("")
 
-stages_file = os.path.join(work, "stages.json")
-if os.path.exists(stages_file):
-    st = json.load(open(stages_file))["results"]
-    st_chpst = next(r for r in st if r["command"].startswith("chpst"))
-    lines.append("### (c) Where a launch's time goes: the launch of (a) built up one step at a time")
-    lines.append("")
-    lines.append(
-        f"One `hyperfine -N` run, {len(st[0]['times'])} runs per row. A row starting with `+` "
-        "adds one step to the row above; its step cost is the difference of the mins."
-    )
-    lines.append("")
-    lines.append("| command | min | median | step (min) | min / chpst |")
-    lines.append("|---|---:|---:|---:|---:|")
-    prev = None
-    for r in st:
-        step = ""
-        if r["command"].startswith("+") and prev is not None:
-            step = f"{(r['min'] - prev['min']) * 1e6:+.0f} µs"
-        lines.append(
-            f"| {r['command']} | {ms(r['min'])} | {ms(r['median'])} | {step} "
-            f"| {r['min'] / st_chpst['min']:.2f}× |"
-        )
-        prev = r
-    lines.append("")
-
 cases = [
     ("conf2env-unchanged", "conf2env, unchanged"),
     ("conf2env-rewrite", "conf2env, rewrite"),
@@ -125,9 +100,37 @@ table(timing)
 lines.append("Peak RSS, KiB (GNU time's %M, the largest of 1 to 3 runs):")
 lines.append("")
 table(lambda r, k, rss: f"{rss:,}" if rss is not None else "?")
+c_lines = []
+stages_file = os.path.join(work, "stages.json")
+if os.path.exists(stages_file):
+    st = json.load(open(stages_file))["results"]
+    st_chpst = next(r for r in st if r["command"].startswith("chpst"))
+    c_lines.append("### (c) Where a launch's time goes: the launch of (a) built up one step at a time")
+    c_lines.append("")
+    c_lines.append(
+        f"One `hyperfine -N` run, {len(st[0]['times'])} runs per row. A row starting with `+` "
+        "adds one step to the row above; its step cost is the difference of the mins."
+    )
+    c_lines.append("")
+    c_lines.append("| command | min | median | step (min) | min / chpst |")
+    c_lines.append("|---|---:|---:|---:|---:|")
+    prev = None
+    for r in st:
+        step = ""
+        if r["command"].startswith("+") and prev is not None:
+            step = f"{(r['min'] - prev['min']) * 1e6:+.0f} µs"
+        c_lines.append(
+            f"| {r['command']} | {ms(r['min'])} | {ms(r['median'])} | {step} "
+            f"| {r['min'] / st_chpst['min']:.2f}× |"
+        )
+        prev = r
+    c_lines.append("")
+
+lines.append("![time against variables](scaling.png)")
+lines.append("")
+lines.extend(c_lines)
 meta = open(os.path.join(work, "meta.md")).read().rstrip("\n")
 doc = "## Launch benchmark (`bash bench/run.sh`)\n\n" + meta + "\n\n" + "\n".join(lines)
-doc += "\n![time against variables](scaling.png)\n"
 open(os.path.join(out, "results.md"), "w").write(doc)
 print(doc)
 
