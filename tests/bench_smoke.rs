@@ -142,6 +142,20 @@ fn quick_run_writes_both_tables_and_the_chart() {
     assert_eq!(md.matches("\n| 100 | ").count(), 2, "{md}");
     assert!(!md.contains("skipped") && !md.contains("| |"), "{md}");
     assert!(md.contains("![time against variables](scaling.png)"));
+    // (c): the launch built up one step at a time, each step with its cost.
+    for row in [
+        "| courier-run --version (start-up, no launch) |",
+        "| launch: no config, account, softlimit, access list or envdir |",
+        "| + the config files (read, parsed, rc variables, TLS cache reset) |",
+        "| + envdir, unchanged (the full launch, as in (a)) |",
+    ] {
+        assert!(md.contains(row), "step row {row} missing:\n{md}");
+    }
+    let steps = md
+        .lines()
+        .filter(|l| l.starts_with("| + ") && l.contains(" µs |"))
+        .count();
+    assert_eq!(steps, 5, "five steps, each with its cost:\n{md}");
 
     let png = std::fs::read(out.join("scaling.png")).expect("scaling.png written");
     assert!(
