@@ -174,8 +174,8 @@ hyperfine -N --style basic --warmup $a_warm --runs $a_runs --export-json stages.
   --command-name "chpst -U $acct -e ./env -m $mem" "chpst -U $acct -e ./env -m $mem /bin/true" \
   --command-name 'courier-run --version (start-up, no launch)' "$bin --version" \
   --command-name 'launch: no config, account, softlimit, access list or envdir' "$bin ./stage0" \
-  --command-name '+ the config files (read, parsed, rc variables, TLS cache reset)' "$bin ./stage1" \
-  --command-name "+ account=$acct (getpwnam)" "$bin ./stage2" \
+  --command-name '+ the config files (read, parsed, the rc variables)' "$bin ./stage1" \
+  --command-name "+ account=$acct (getpwnam; and the rc's TLS cache reset, which needs the account)" "$bin ./stage2" \
   --command-name "+ softlimit -m $mem" "$bin ./stage3" \
   --command-name '+ the access list (IMAPACCESSFILE, its cdb up to date)' "$bin ./stage4" \
   --command-name '+ envdir, unchanged (the full launch, as in (a))' "$bin ./stage5" >&2

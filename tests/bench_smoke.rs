@@ -146,7 +146,7 @@ fn quick_run_writes_both_tables_and_the_chart() {
     for row in [
         "| courier-run --version (start-up, no launch) |",
         "| launch: no config, account, softlimit, access list or envdir |",
-        "| + the config files (read, parsed, rc variables, TLS cache reset) |",
+        "| + the config files (read, parsed, the rc variables) |",
         "| + envdir, unchanged (the full launch, as in (a)) |",
     ] {
         assert!(md.contains(row), "step row {row} missing:\n{md}");
