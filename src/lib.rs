@@ -16,6 +16,10 @@
 //!   settings · config (sh subset) · environ · envdir · limits · account · caps · error
 //! ```
 //!
+//! `main` is C's main (no std runtime start-up) and installs `arena`, the
+//! allocator (small blocks bumped, the rest from malloc): both for the
+//! launch's fixed cost (README, "Benchmarks").
+//!
 //! Nothing below `cli` imports `cli`; `check` never parses a setting (it
 //! reads `resolve`'s values); a problem is data (`error::Problem`) that
 //! the fatal line and a `--check` line both render.
