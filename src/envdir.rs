@@ -269,14 +269,14 @@ pub fn probe(
 /// listing, one `fstatat` per file; a file's bytes are read only when its
 /// ctime is too recent to trust.
 pub fn holds(dir: &Path, vars: &[(&str, &[u8])], modes: Modes) -> anyhow::Result<bool> {
-    let mut names = Vec::new();
+    let mut names = target::Names::default();
     match fs::read_dir(dir) {
         Ok(entries) => {
             for e in entries {
                 let e = e.with_context(|| format!("unable to read {}", dir.display()))?;
                 let n = e.file_name();
                 if n != MARKER {
-                    names.push(n);
+                    names.push(n.as_bytes());
                 }
             }
         }
@@ -298,7 +298,7 @@ fn holds_listed(
     dir: &Path,
     vars: &[(&str, &[u8])],
     modes: Modes,
-    names: &[OsString],
+    names: &target::Names,
 ) -> anyhow::Result<bool> {
     let d = match open_dir(None, dir) {
         Ok(fd) => fd,
@@ -326,7 +326,7 @@ fn holds_listed(
     }
     // Nothing more on disk than the manifest says (names are unique in a
     // listing).
-    if names.len() != records.len() || !names.iter().all(|n| records.contains(n.as_bytes())) {
+    if names.len() != records.len() || !names.iter().all(|n| records.contains(n)) {
         return Ok(false);
     }
     // Each file as it was written.

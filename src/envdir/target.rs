@@ -89,12 +89,35 @@ pub fn check_target(dir: &Path, protected: &[&Path]) -> anyhow::Result<Target> {
     inspect(dir, protected).map(|(t, _)| t)
 }
 
+/// The names a directory holds, in one buffer (each followed by a NUL,
+/// which no file name contains): a listing of 100,000 files is one
+/// allocation, not 100,000.
+#[derive(Debug, Default)]
+pub(crate) struct Names {
+    bytes: Vec<u8>,
+    count: usize,
+}
+
+impl Names {
+    pub fn push(&mut self, name: &[u8]) {
+        self.bytes.extend_from_slice(name);
+        self.bytes.push(0);
+        self.count += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let body = self.bytes.strip_suffix(b"\0").unwrap_or(&[]);
+        body.split(|&b| b == 0).take(self.count)
+    }
+}
+
 /// [`check_target`], and the variable names the directory holds (what
 /// [`super::holds`] would list again).
-pub(super) fn inspect(
-    dir: &Path,
-    protected: &[&Path],
-) -> anyhow::Result<(Target, Vec<std::ffi::OsString>)> {
+pub(super) fn inspect(dir: &Path, protected: &[&Path]) -> anyhow::Result<(Target, Names)> {
     check_component(dir)?;
     let refuse = |what: &str, fix: &str| {
         bad_input(format!(
@@ -107,7 +130,9 @@ pub(super) fn inspect(
     let entry = parent.join(&base);
     let meta = match fs::symlink_metadata(&entry) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Target::Absent, vec![])),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((Target::Absent, Names::default()));
+        }
         Err(e) => {
             return Err(
                 anyhow::Error::new(e).context(format!("unable to stat envdir {}", shown(dir)))
@@ -146,29 +171,50 @@ pub(super) fn inspect(
         }
     }
     let mut marker = false;
-    let mut names = Vec::new();
-    let entries = fs::read_dir(&entry).map_err(|e| {
-        anyhow::Error::new(e).context(format!("unable to read envdir {}", shown(dir)))
-    })?;
-    for e in entries {
-        let e = e.map_err(|e| {
-            anyhow::Error::new(e).context(format!("unable to read envdir {}", shown(dir)))
-        })?;
-        let n = e.file_name();
-        let file = e.file_type().is_ok_and(|t| t.is_file());
-        let what = if n == MARKER && file {
+    let mut names = Names::default();
+    // Listed with readdir(3) through nix (the names borrowed from the
+    // directory buffer), not std::fs::read_dir, which allocates twice per
+    // entry; the same descriptor answers lstat when d_type is unknown.
+    use nix::dir::{Dir, Type};
+    use nix::fcntl::{AtFlags, OFlag};
+    let unreadable = |e: nix::errno::Errno| {
+        anyhow::Error::new(std::io::Error::from(e))
+            .context(format!("unable to read envdir {}", shown(dir)))
+    };
+    let mut d = Dir::open(
+        &entry,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(unreadable)?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&d);
+    for e in d.iter() {
+        let e = e.map_err(unreadable)?;
+        let n = e.file_name().to_bytes();
+        if n == b"." || n == b".." {
+            continue;
+        }
+        let file = match e.file_type() {
+            Some(t) => t == Type::File,
+            None => nix::sys::stat::fstatat(Some(fd), n, AtFlags::AT_SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFREG),
+        };
+        let what = if n == MARKER.as_bytes() && file {
             marker = true;
             continue;
         } else if !file {
             "which is not a regular file"
-        } else if is_name(n.as_bytes()) {
+        } else if is_name(n) {
             names.push(n);
             continue;
         } else {
             "whose name is not a variable name"
         };
         return Err(refuse(
-            &format!("holds {} {what}", shown(Path::new(&n))),
+            &format!(
+                "holds {} {what}",
+                shown(Path::new(std::ffi::OsStr::from_bytes(n)))
+            ),
             "move it away, or set envdir to a directory of its own",
         ));
     }
@@ -210,6 +256,20 @@ pub(super) fn mount_root(p: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_list_back_as_pushed() {
+        let mut n = Names::default();
+        assert!(n.len() == 0 && n.iter().next().is_none());
+        for name in [&b"A"[..], b"LONGER_NAME", b"x"] {
+            n.push(name);
+        }
+        assert_eq!(n.len(), 3);
+        assert_eq!(
+            n.iter().collect::<Vec<_>>(),
+            [&b"A"[..], b"LONGER_NAME", b"x"]
+        );
+    }
 
     #[test]
     fn last_components() {
