@@ -52,7 +52,7 @@ mod target;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -258,8 +258,11 @@ pub fn probe(
     modes: Modes,
     protected: &[&Path],
 ) -> anyhow::Result<(Target, bool)> {
-    let (target, names) = target::inspect(dir, protected)?;
-    let same = target == Target::Ours && holds_listed(dir, vars, modes, &names)?;
+    let (target, names, d) = target::inspect(dir, protected)?;
+    let same = match (target, &d) {
+        (Target::Ours, Some(d)) => holds_listed(d.as_raw_fd(), vars, modes, &names)?,
+        _ => false,
+    };
     Ok((target, same))
 }
 
@@ -290,26 +293,27 @@ pub fn holds(dir: &Path, vars: &[(&str, &[u8])], modes: Modes) -> anyhow::Result
         }
         Err(e) => return Err(e).with_context(|| format!("unable to read {}", dir.display())),
     }
-    holds_listed(dir, vars, modes, &names)
-}
-
-/// [`holds`], given the directory's names other than the marker.
-fn holds_listed(
-    dir: &Path,
-    vars: &[(&str, &[u8])],
-    modes: Modes,
-    names: &target::Names,
-) -> anyhow::Result<bool> {
     let d = match open_dir(None, dir) {
         Ok(fd) => fd,
         Err(Errno::ENOENT | Errno::ELOOP | Errno::ENOTDIR) => return Ok(false),
         Err(e) => return Err(sys(e)).with_context(|| format!("unable to open {}", dir.display())),
     };
-    let dst = fstat(d.as_raw_fd()).map_err(sys)?;
+    holds_listed(d.as_raw_fd(), vars, modes, &names)
+}
+
+/// [`holds`], given the directory open (`d`, O_NOFOLLOW) and its names
+/// other than the marker.
+fn holds_listed(
+    d: RawFd,
+    vars: &[(&str, &[u8])],
+    modes: Modes,
+    names: &target::Names,
+) -> anyhow::Result<bool> {
+    let dst = fstat(d).map_err(sys)?;
     if dst.st_mode & 0o7777 != modes.dir {
         return Ok(false);
     }
-    let Some((data, trusted_before)) = read_manifest(&d, dst.st_dev, modes.file) else {
+    let Some((data, trusted_before)) = read_manifest(d, dst.st_dev, modes.file) else {
         return Ok(false);
     };
     let Some(records) = manifest::parse(&data) else {
@@ -331,7 +335,7 @@ fn holds_listed(
     }
     // Each file as it was written.
     for (name, r) in &records.records {
-        let Ok(st) = fstatat(Some(d.as_raw_fd()), *name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
+        let Ok(st) = fstatat(Some(d), *name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
             return Ok(false);
         };
         let ctime = (st.st_ctime, st.st_ctime_nsec);
@@ -344,7 +348,7 @@ fn holds_listed(
         {
             return Ok(false);
         }
-        if ctime >= trusted_before && !same_bytes(&d, name, r.content) {
+        if ctime >= trusted_before && !same_bytes(d, name, r.content) {
             return Ok(false);
         }
     }
@@ -352,9 +356,9 @@ fn holds_listed(
 }
 
 /// The manifest's bytes and its ctime, when it is a regular file of ours.
-fn read_manifest(d: &OwnedFd, dev: u64, mode: u32) -> Option<(Vec<u8>, (i64, i64))> {
+fn read_manifest(d: RawFd, dev: u64, mode: u32) -> Option<(Vec<u8>, (i64, i64))> {
     let fd = openat(
-        Some(d.as_raw_fd()),
+        Some(d),
         MARKER,
         OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::empty(),
@@ -372,9 +376,9 @@ fn read_manifest(d: &OwnedFd, dev: u64, mode: u32) -> Option<(Vec<u8>, (i64, i64
 }
 
 /// Does the file `name` in `d` hold exactly `want`?
-fn same_bytes(d: &OwnedFd, name: &[u8], want: &[u8]) -> bool {
+fn same_bytes(d: RawFd, name: &[u8], want: &[u8]) -> bool {
     let Ok(fd) = openat(
-        Some(d.as_raw_fd()),
+        Some(d),
         name,
         OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::empty(),

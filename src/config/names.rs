@@ -45,24 +45,33 @@ impl Index {
         (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - n.trailing_zeros())) as usize
     }
 
+    /// The slot holding `name` (Ok) or the empty slot where it would go
+    /// (Err): the one probe of [`Index::get`] and [`Index::set`]. The table
+    /// is never full ([`Index::set`] grows it first), so the probe ends.
+    fn find<'k>(
+        &self,
+        h: u64,
+        name: &[u8],
+        key: impl Fn(usize) -> &'k [u8],
+    ) -> Result<usize, usize> {
+        let mask = self.slots.len() - 1;
+        let mut s = Self::start(h, self.slots.len());
+        loop {
+            match self.slots[s] {
+                (_, 0) => return Err(s),
+                (sh, i) if sh == h && key(i - 1) == name => return Ok(s),
+                _ => s = (s + 1) & mask,
+            }
+        }
+    }
+
     /// The index stored for `name`; `key(i)` is the name at index `i`.
     pub(super) fn get<'k>(&self, name: &[u8], key: impl Fn(usize) -> &'k [u8]) -> Option<usize> {
         if self.len == 0 {
             return None;
         }
-        let h = hash(name);
-        let mask = self.slots.len() - 1;
-        let mut s = Self::start(h, self.slots.len());
-        loop {
-            let (sh, i) = self.slots[s];
-            if i == 0 {
-                return None;
-            }
-            if sh == h && key(i - 1) == name {
-                return Some(i - 1);
-            }
-            s = (s + 1) & mask;
-        }
+        let s = self.find(hash(name), name, key).ok()?;
+        Some(self.slots[s].1 - 1)
     }
 
     /// Store `i` for `name`: returns the index it replaces, if any.
@@ -76,20 +85,13 @@ impl Index {
             self.grow();
         }
         let h = hash(name);
-        let mask = self.slots.len() - 1;
-        let mut s = Self::start(h, self.slots.len());
-        loop {
-            let (sh, j) = self.slots[s];
-            if j == 0 {
+        match self.find(h, name, key) {
+            Ok(s) => Some(std::mem::replace(&mut self.slots[s].1, i + 1) - 1),
+            Err(s) => {
                 self.slots[s] = (h, i + 1);
                 self.len += 1;
-                return None;
+                None
             }
-            if sh == h && key(j - 1) == name {
-                self.slots[s].1 = i + 1;
-                return Some(j - 1);
-            }
-            s = (s + 1) & mask;
         }
     }
 

@@ -86,7 +86,7 @@ pub fn check_name_len(name: &str) -> Result<(), String> {
 /// variable name), and a directory that is or contains one of `protected`
 /// (the config files and the run file).
 pub fn check_target(dir: &Path, protected: &[&Path]) -> anyhow::Result<Target> {
-    inspect(dir, protected).map(|(t, _)| t)
+    inspect(dir, protected).map(|(t, _, _)| t)
 }
 
 /// The names a directory holds, in one buffer (each followed by a NUL,
@@ -115,9 +115,13 @@ impl Names {
     }
 }
 
-/// [`check_target`], and the variable names the directory holds (what
-/// [`super::holds`] would list again).
-pub(super) fn inspect(dir: &Path, protected: &[&Path]) -> anyhow::Result<(Target, Names)> {
+/// [`check_target`], the variable names the directory holds, and the
+/// directory, open (none when absent): the unchanged check reads the
+/// manifest and stats the files through this descriptor, not a second open.
+pub(super) fn inspect(
+    dir: &Path,
+    protected: &[&Path],
+) -> anyhow::Result<(Target, Names, Option<nix::dir::Dir>)> {
     check_component(dir)?;
     let refuse = |what: &str, fix: &str| {
         bad_input(format!(
@@ -131,7 +135,7 @@ pub(super) fn inspect(dir: &Path, protected: &[&Path]) -> anyhow::Result<(Target
     let meta = match fs::symlink_metadata(&entry) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok((Target::Absent, Names::default()));
+            return Ok((Target::Absent, Names::default(), None));
         }
         Err(e) => {
             return Err(
@@ -223,7 +227,7 @@ pub(super) fn inspect(dir: &Path, protected: &[&Path]) -> anyhow::Result<(Target
     } else {
         Target::Classic
     };
-    Ok((target, names))
+    Ok((target, names, Some(d)))
 }
 
 /// Is `p` the root of a mount (a bind mount on the same filesystem
