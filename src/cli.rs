@@ -10,7 +10,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::error::{Exit, exit_code};
 use crate::plan::Plan;
 use crate::report::{self, Format};
-use crate::resolve::{Input, resolve};
+use crate::resolve::Input;
 use crate::{check, environ, launch};
 
 const LONG_ABOUT: &str = "\
@@ -275,7 +275,11 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             Exit::Ok
         });
     }
-    let resolved = resolve(&input);
+    let loaded = crate::resolve::load(&input);
+    if loaded.0.authdaemond {
+        return crate::authdaemond::run(&input, loaded, cli.dry_run, cli.format, cli.explain);
+    }
+    let resolved = crate::resolve::resolve_loaded(&input, loaded);
     if cli.dry_run {
         let plan = Plan::new(resolved)?;
         report::print(&plan, cli.format, cli.explain)?;
