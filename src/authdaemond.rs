@@ -730,6 +730,41 @@ mod tests {
         assert_eq!(d.server.len(), 1);
     }
 
+    /// `wait_authdaemond`: on for layout=debian (Courier 5 logs in
+    /// through authdaemond), off for courier2 (chained modules) and for a
+    /// preauthenticated imapd; a bad value is a problem.
+    #[test]
+    fn wait_authdaemond_defaults() {
+        let wait = |sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            let env = Vec::new();
+            let r = resolve::resolve(&Input {
+                runfile: None,
+                sets: &sets,
+                environ: &env,
+            });
+            let bad = r
+                .problems
+                .iter()
+                .any(|p| p.text().contains("wait_authdaemond"));
+            (r.wait_authdaemond.map(|w| w.socket), bad)
+        };
+        let cfg = format!("config={}", fixture().display());
+        let (w, bad) = wait(&["layout=debian", &cfg]);
+        assert_eq!(
+            w.as_deref(),
+            Some(Path::new("/run/courier/authdaemon/socket"))
+        );
+        assert!(!bad);
+        assert_eq!(
+            wait(&["layout=debian", &cfg, "wait_authdaemond=no"]),
+            (None, false)
+        );
+        assert_eq!(wait(&["layout=debian", &cfg, "login="]), (None, false));
+        assert_eq!(wait(&["layout=courier2", &cfg]), (None, false));
+        assert!(wait(&["layout=debian", &cfg, "wait_authdaemond=maybe"]).1);
+    }
+
     #[test]
     fn defaults_per_layout() {
         assert_eq!(

@@ -22,7 +22,10 @@ daemontools, runit or s6. It reads Courier's config exactly as /bin/sh would
 envdir atomically, applies envuidgid, envdir and softlimit semantics as
 daemontools does, and execve()s tcpserver or tcpsvd with couriertls (for the
 -ssl services), the login program and the server, in the same process: the
-supervisor's pid is the front end's pid.
+supervisor's pid is the front end's pid. With service=authdaemond it runs
+courier-authlib's authdaemond the same way (authdaemonrc exported, the daemon
+in the foreground); a mail service with wait_authdaemond=yes exits 111 (the
+supervisor retries) while authdaemond does not accept.
 
 A run file is a courier-run script of lower-case settings, for example:
 

@@ -162,7 +162,8 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 pub fn help() -> String {
     let mut s = String::from("Settings (run file NAME=value, or --set NAME=VALUE):\n");
     for (name, meaning) in TABLE {
-        s += &format!("  {name:<12}{meaning}\n");
+        // A name of 12 characters or more still gets its blank.
+        s += &format!("  {name:<11} {meaning}\n");
         let show = |l: Layout| match (*name, default(l, "$prefix", name)) {
             ("layout", _) => Some("courier2".to_string()),
             (_, Some(v)) if v.is_empty() => Some("(empty)".to_string()),
