@@ -186,40 +186,54 @@ struct Holder {
     comm: String,
 }
 
-/// Find the listening socket's inode in /proc/net/unix, then the process
-/// holding it whose parent does not (authdaemond's children inherit it).
+/// Find the listening sockets bound at `sock` in /proc/net/unix, then the
+/// process holding one whose parent does not (authdaemond's children
+/// inherit it), in our mount namespace (the table is the network
+/// namespace's: a daemon in another mount namespace binds the same name).
 fn holder(sock: &Path) -> Option<Holder> {
     let table = std::fs::read_to_string("/proc/net/unix").ok()?;
     let want = sock.to_string_lossy();
-    let inode = table.lines().skip(1).find_map(|l| {
-        let w: Vec<&str> = l.split_whitespace().collect();
-        // Num RefCount Protocol Flags Type St Inode Path; Flags 00010000:
-        // listening. authdaemond binds socket.tmp and renames it: the
-        // table keeps the name it was bound with.
-        let named = w.len() >= 8 && w[7].strip_suffix(".tmp").unwrap_or(w[7]) == want;
-        (named && w[3] == "00010000").then(|| w[6].to_string())
-    })?;
-    let link = format!("socket:[{inode}]");
+    let links: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            // Num RefCount Protocol Flags Type St Inode Path; Flags
+            // 00010000: listening. authdaemond binds socket.tmp and renames
+            // it: the table keeps the name it was bound with.
+            let named = w.len() >= 8 && w[7].strip_suffix(".tmp").unwrap_or(w[7]) == want;
+            (named && w[3] == "00010000").then(|| format!("socket:[{}]", w[6]))
+        })
+        .collect();
+    if links.is_empty() {
+        return None;
+    }
+    let own_ns = std::fs::read_link("/proc/self/ns/mnt").ok();
     let mut pids: Vec<u32> = Vec::new();
     for e in std::fs::read_dir("/proc").ok()?.flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
+        if own_ns.is_some() && std::fs::read_link(e.path().join("ns/mnt")).ok() != own_ns {
+            continue;
+        }
         let holds = std::fs::read_dir(e.path().join("fd"))
             .into_iter()
             .flatten()
             .flatten()
-            .any(|f| std::fs::read_link(f.path()).is_ok_and(|l| l.as_os_str() == link.as_str()));
+            .any(|f| {
+                std::fs::read_link(f.path())
+                    .is_ok_and(|l| links.iter().any(|k| l.as_os_str() == k.as_str()))
+            });
         if holds {
             pids.push(pid);
         }
     }
     let info = |pid: u32| -> Option<Holder> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let (l, rest) = stat.split_once(" (")?;
+        let (_, rest) = stat.split_once(" (")?;
         let (comm, rest) = rest.rsplit_once(") ")?;
         let ppid = rest.split_whitespace().nth(1)?.parse().ok()?;
-        debug_assert_eq!(l, pid.to_string());
         Some(Holder {
             pid,
             ppid,

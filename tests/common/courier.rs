@@ -90,28 +90,37 @@ pub fn ensure_authdaemon_dir() {
 
 /// The pid of the process listening on authdaemond's socket whose parent
 /// does not hold it too (authdaemond's children inherit the socket): the
-/// daemon itself. From /proc/net/unix (flag 00010000: listening) and each
-/// process's descriptors.
+/// daemon itself. From /proc/net/unix (flag 00010000: listening; the name
+/// it was bound with) and the descriptors of the processes in our mount
+/// namespace (one in another namespace may bind the same name).
 pub fn authdaemond_pid() -> Option<u32> {
     let table = fs::read_to_string("/proc/net/unix").ok()?;
-    let inode = table.lines().skip(1).find_map(|l| {
-        let w: Vec<&str> = l.split_whitespace().collect();
-        // authdaemond binds socket.tmp and renames it: the table keeps
-        // the name it was bound with.
-        let named = w.len() >= 8 && w[7].strip_suffix(".tmp").unwrap_or(w[7]) == AUTHDAEMON_SOCKET;
-        (named && w[3] == "00010000").then(|| w[6].to_string())
-    })?;
-    let link = format!("socket:[{inode}]");
+    let links: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            // authdaemond binds socket.tmp and renames it.
+            let named =
+                w.len() >= 8 && w[7].strip_suffix(".tmp").unwrap_or(w[7]) == AUTHDAEMON_SOCKET;
+            (named && w[3] == "00010000").then(|| format!("socket:[{}]", w[6]))
+        })
+        .collect();
+    let own_ns = fs::read_link("/proc/self/ns/mnt").ok();
     let holders: Vec<u32> = fs::read_dir("/proc")
         .ok()?
         .flatten()
         .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| fs::read_link(format!("/proc/{pid}/ns/mnt")).ok() == own_ns)
         .filter(|pid| {
             fs::read_dir(format!("/proc/{pid}/fd"))
                 .into_iter()
                 .flatten()
                 .flatten()
-                .any(|f| fs::read_link(f.path()).is_ok_and(|l| l.as_os_str() == link.as_str()))
+                .any(|f| {
+                    fs::read_link(f.path())
+                        .is_ok_and(|l| links.iter().any(|k| l.as_os_str() == k.as_str()))
+                })
         })
         .collect();
     let ppid = |pid: u32| -> Option<u32> {
