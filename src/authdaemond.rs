@@ -105,7 +105,7 @@ pub fn default(layout: Layout, prefix: &str, name: &str) -> Option<String> {
 
 /// The variables the script sets before `set -a`: visible to references
 /// in authdaemonrc, not exported.
-fn predefined(layout: Layout, prefix: &str) -> Vec<(String, Vec<u8>)> {
+pub fn predefined(layout: Layout, prefix: &str) -> Vec<(String, Vec<u8>)> {
     let v = match layout {
         Layout::Debian => [
             ("prefix", "/usr".to_string()),

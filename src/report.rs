@@ -511,10 +511,13 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
 
 /// The rc-script variables the config files reference, for conf2env.
 fn predefined_for_sh(plan: &Plan) -> Vec<(String, String)> {
-    crate::resolve::predefined(&plan.settings)
-        .into_iter()
-        .map(|(n, v)| (n, lossy(&v)))
-        .collect()
+    let set = &plan.settings;
+    let vars = if set.authdaemond {
+        crate::authdaemond::predefined(set.layout, set.str("prefix"))
+    } else {
+        crate::resolve::predefined(set)
+    };
+    vars.into_iter().map(|(n, v)| (n, lossy(&v))).collect()
 }
 
 /// Is this one of the service rc's own assignments (not from a file)?

@@ -503,3 +503,94 @@ fn scenario(sup: Sup, user: &MailUser) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `--check` of `service=authdaemond`, without root or Courier: a
+/// courier2 prefix in a scratch directory (authdaemond's own
+/// authdaemonrc is `$prefix/etc/authdaemonrc`, its modules
+/// `$prefix/lib/courier-authlib/libNAME.so.0`). Each module of
+/// authmodulelist is reported installed or not, none installed is a
+/// FAIL, a missing authdaemonvar is a FAIL, and a socket someone listens
+/// on is "another authdaemond already holds it". `--dry-run --format
+/// json` gives authdaemonrc's variables and the program without arguments.
+#[test]
+fn check_modules_and_socket() {
+    let scratch = TempDir::new("authd-check");
+    let p = scratch.path();
+    let var = p.join("var");
+    let rc = |modules: &str| {
+        fs::write(
+            p.join("etc/authdaemonrc"),
+            format!(
+                "authmodulelist=\"{modules}\"\ndaemons=3\nauthdaemonvar={}\nDEBUG_LOGIN=0\n",
+                var.display()
+            ),
+        )
+        .unwrap();
+    };
+    fs::create_dir_all(p.join("etc")).unwrap();
+    fs::create_dir_all(p.join("lib/courier-authlib")).unwrap();
+    fs::write(p.join("lib/courier-authlib/libauthpam.so.0"), "").unwrap();
+    fs::write(
+        p.join("run"),
+        format!(
+            "service=authdaemond\nlayout=courier2\nprefix={}\nserver=/bin/true\nenvdir=\n",
+            p.display()
+        ),
+    )
+    .unwrap();
+    let check = || courier_run(p, &["./run", "--check"]);
+
+    rc("authpam authbogus");
+    let (code, text) = check();
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("ok   module authpam installed"), "{text}");
+    assert!(
+        text.contains("warn module authbogus: ")
+            && text.contains("libauthbogus.so.0 does not exist"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{} is not a directory", var.display())),
+        "{text}"
+    );
+
+    fs::create_dir(&var).unwrap();
+    let (code, text) = check();
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains(": free"), "{text}");
+
+    rc("authbogus");
+    let (code, text) = check();
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("none of authbogus is installed"), "{text}");
+
+    rc("authpam");
+    let sock = var.join("socket");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let (code, text) = check();
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("another authdaemond already holds it")
+            && text.contains(&format!("pid {}", std::process::id())),
+        "{text}"
+    );
+    drop(listener);
+    let (code, text) = check();
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("free (a stale socket file"), "{text}");
+
+    let (code, json) = courier_run(p, &["./run", "--dry-run", "--format", "json"]);
+    assert_eq!(code, 0, "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["argv"], serde_json::json!(["/bin/true"]));
+    assert_eq!(v["env"]["authmodulelist"], "authpam");
+    assert_eq!(v["env"]["daemons"], "3");
+    assert_eq!(v["wait_authdaemond"], serde_json::Value::Null);
+    assert_eq!(
+        v["banner"],
+        serde_json::json!([
+            "*** Starting courier-authdaemond service...",
+            "*** >>authmodulelist: authpam"
+        ])
+    );
+}
