@@ -13,7 +13,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use der::asn1::{BitStringRef, ObjectIdentifier, OctetStringRef};
+use der::asn1::{BitStringRef, ObjectIdentifier};
 use der::{AnyRef, Decode, Encode as _, Reader as _, SliceReader, Tag, TagNumber, Tagged as _};
 use spki::SubjectPublicKeyInfoRef;
 
@@ -635,8 +635,9 @@ impl Public<'_> {
 /// it, else by parity: a point of a curve is fixed by X and Y's parity, so
 /// no curve arithmetic is needed.
 fn same_point(a: &[u8], b: &[u8]) -> bool {
-    /// (X, Y when present, parity of Y).
-    fn parts(p: &[u8]) -> Option<(&[u8], Option<&[u8]>, u8)> {
+    /// X, Y when present, parity of Y.
+    type Parts<'a> = (&'a [u8], Option<&'a [u8]>, u8);
+    fn parts(p: &[u8]) -> Option<Parts<'_>> {
         let (&tag, rest) = p.split_first()?;
         match tag {
             2 | 3 if !rest.is_empty() => Some((rest, None, tag & 1)),
