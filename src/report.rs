@@ -480,9 +480,11 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
 
 /// The rc-script variables the config files reference, for conf2env.
 fn predefined_for_sh(plan: &Plan) -> Vec<(String, String)> {
-    crate::resolve::predefined(&plan.settings)
+    let s = &plan.settings;
+    s.service
+        .predefined(s.layout, s.str("prefix"))
         .into_iter()
-        .map(|(n, v)| (n, lossy(&v)))
+        .map(|(n, v)| (n.to_string(), v))
         .collect()
 }
 
