@@ -13,9 +13,10 @@
 //! inner shell parses the text: `IMAP_STARTTLS=$IMAPDSTARTTLS` assigns the
 //! outer value, as text. [`RcValue::Outer`] records exactly that. `set -a`
 //! exports everything the inner shell assigns, the predefined `prefix=...`
-//! words included. [`Service::rc_env`] computes the environment the final
-//! program gets from these tables and the config files; the oracle test
-//! (`tests/rc_oracle.rs`) checks it against the real rc scripts run by dash.
+//! words included. `resolve` computes the launch's environment from these
+//! tables and the config files (the one model of the rc); the oracle test
+//! (`tests/rc_oracle.rs`) checks the plan's environment against the real rc
+//! scripts run by dash.
 //!
 //! Sources: Debian 12's `/usr/sbin/{imapd,imapd-ssl,pop3d,pop3d-ssl}` (copies
 //! in `tests/fixtures/debian12/*.rc`) for `layout=debian`; Courier's
