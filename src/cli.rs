@@ -39,7 +39,7 @@ Exit codes: 0 ok; 1 --check found a problem; 100 bad usage or bad input
 (syntax error, unknown setting, unknown account); 111 a system call failed;
 126 the program could not be executed; 127 the program was not found.";
 
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Default)]
 #[command(
     name = "courier-run",
     version,
@@ -201,43 +201,37 @@ fn shebang_launch(args: &[OsString]) -> Option<Cli> {
     Some(Cli {
         runfile: Some(PathBuf::from(runfile)),
         operands: operands.to_vec(),
-        set: Vec::new(),
-        dry_run: false,
-        format: Format::Text,
-        explain: false,
-        check: false,
-        bind: false,
-        cmd: None,
+        // Every option off, as clap leaves an option not given (a test
+        // compares the two).
+        ..Cli::default()
     })
 }
 
 /// Whether a command line (without argv[0]) that clap refused was meant as
-/// a launch: not a subcommand, not --check, --dry-run or help.
+/// a launch: no subcommand and no option but `--set` (the options, help
+/// and version included, are read from clap's own definition).
 pub fn is_launch(args: &[OsString]) -> bool {
-    let subcommands: Vec<String> = Cli::command()
-        .get_subcommands()
-        .map(|c| c.get_name().to_string())
-        .collect();
+    let cmd = Cli::command();
     let first_is_sub = args
         .first()
         .and_then(|a| a.to_str())
-        .is_some_and(|a| subcommands.iter().any(|s| s == a));
+        .is_some_and(|a| cmd.get_subcommands().any(|c| c.get_name() == a));
+    let mut names: Vec<String> = vec![
+        "--help".into(),
+        "-h".into(),
+        "--version".into(),
+        "-V".into(),
+    ];
+    for arg in cmd.get_arguments().filter(|a| a.get_id() != "set") {
+        names.extend(arg.get_long().map(|l| format!("--{l}")));
+        names.extend(arg.get_short().map(|c| format!("-{c}")));
+    }
     !first_is_sub
         && !args.iter().any(|a| {
-            matches!(
-                a.to_str(),
-                Some(
-                    "--check"
-                        | "--dry-run"
-                        | "--explain"
-                        | "--format"
-                        | "--bind"
-                        | "--help"
-                        | "-h"
-                        | "--version"
-                        | "-V"
-                )
-            )
+            a.to_str().is_some_and(|a| {
+                let name = a.split_once('=').map_or(a, |(n, _)| n);
+                names.iter().any(|n| n == name)
+            })
         })
 }
 
@@ -339,6 +333,29 @@ mod tests {
             &[],
         ] {
             assert!(shebang_launch(&os(args)).is_none(), "{args:?}");
+        }
+    }
+
+    /// A refused command line is a launch's (its error goes to the log)
+    /// unless it names a subcommand or any option of clap's but --set.
+    #[test]
+    fn is_launch_reads_clap_definition() {
+        let os = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        for args in [
+            &["./run", "--bogus"][..],
+            &["./run", "--set", "x"],
+            &["./run"],
+        ] {
+            assert!(is_launch(&os(args)), "{args:?}");
+        }
+        for args in [
+            &["./run", "--check", "--bogus"][..],
+            &["--format=json", "./run"],
+            &["./run", "--explain"],
+            &["init", "--bogus"],
+            &["./run", "-h"],
+        ] {
+            assert!(!is_launch(&os(args)), "{args:?}");
         }
     }
 }

@@ -13,8 +13,9 @@ use crate::plan::Plan;
 use crate::settings::Origin;
 
 /// Output formats of `--dry-run` (all three) and `--check` (text, json).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    #[default]
     Text,
     Json,
     Sh,
