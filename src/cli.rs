@@ -115,9 +115,6 @@ enum Cmd {
         #[arg(value_enum)]
         shell: crate::docs::Shell,
     },
-    /// Print the man page (roff) on standard output.
-    #[command(hide = true)]
-    Man,
 }
 
 /// The command line's definition with the settings table for `--help`
@@ -131,6 +128,9 @@ pub fn command() -> clap::Command {
 /// a launch ends in execve).
 pub fn main() -> i32 {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|a| a == "man") {
+        return man(&args[1..]);
+    }
     let parsed = match shebang_launch(&args) {
         Some(cli) => Ok(cli),
         None => Cli::command()
@@ -207,6 +207,47 @@ fn shebang_launch(args: &[OsString]) -> Option<Cli> {
     })
 }
 
+/// `courier-run man [PAGE | --list]`: a man page as roff on standard
+/// output, or the pages' names, one a line, for the package build
+/// (`courier-run man courier-run-init`). Not a clap
+/// subcommand, so that help, the man page itself and the completions do
+/// not offer it (clap_complete lists hidden subcommands).
+fn man(args: &[OsString]) -> i32 {
+    let cmd = command();
+    if args.len() == 1 && args[0] == "--list" {
+        let list = crate::docs::pages(&cmd).join("\n") + "\n";
+        return match report::output(list.as_bytes()) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("courier-run: fatal: unable to write: {e:#}");
+                Exit::System as i32
+            }
+        };
+    }
+    let page = match args {
+        [] => Some(cmd.get_name().to_string()),
+        [p] => p.to_str().map(str::to_string),
+        _ => None,
+    };
+    let Some(Some(roff)) = page.map(|p| crate::docs::man(cmd.clone(), &p)) else {
+        eprintln!(
+            "courier-run: usage: courier-run man [PAGE | --list], PAGE one of: {}",
+            crate::docs::pages(&cmd).join(" ")
+        );
+        return Exit::Usage as i32;
+    };
+    match roff
+        .map_err(anyhow::Error::from)
+        .and_then(|r| report::output(&r))
+    {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("courier-run: fatal: unable to write the man page: {e:#}");
+            Exit::System as i32
+        }
+    }
+}
+
 /// Whether a command line (without argv[0]) that clap refused was meant as
 /// a launch: no subcommand and no option but `--set` (the options, help
 /// and version included, are read from clap's own definition).
@@ -246,10 +287,6 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Some(Cmd::Init(o)) => return crate::init::init(o),
         Some(Cmd::Completions { shell }) => {
             report::output(&crate::docs::completions(command(), *shell))?;
-            return Ok(Exit::Ok);
-        }
-        Some(Cmd::Man) => {
-            report::output(&crate::docs::man(command())?)?;
             return Ok(Exit::Ok);
         }
         None => {}
