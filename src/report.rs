@@ -81,7 +81,7 @@ fn limit_json(v: Option<u64>) -> Value {
     v.map_or(Value::Null, Value::from)
 }
 
-/// The plan as one JSON object (see README "--format json").
+/// The plan as one JSON object (fields listed in the README, "Commands").
 pub fn json_value(plan: &Plan, explain: bool) -> Value {
     let env: Map<String, Value> = plan
         .env
