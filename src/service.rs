@@ -26,7 +26,16 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::config::Scope;
-use crate::settings::Layout;
+
+/// Where Courier is installed: the defaults of every setting, the config
+/// files and the programs follow from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// The 2004 recipe: Courier-IMAP 2.x under /usr/local/courier-imap.
+    Courier2,
+    /// Courier 5 as packaged by Debian 12.
+    Debian,
+}
 
 /// One of the four services of Courier-IMAP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
