@@ -4,8 +4,16 @@
 //! logger, `log/main` owned by the service account (the logger drops to it),
 //! an access list (Courier's syntax, `access` in the run file) and its
 //! compiled rules. It never overwrites: an existing file is an error before
-//! anything is created. `--dry-run` prints the same lines and creates
+//! anything is created; an existing directory is used as it is ("exists",
+//! owner and mode unchanged). `--dry-run` prints the same lines and creates
 //! nothing.
+//!
+//! init runs as root in a directory another account may be able to reach:
+//! everything is created relative to a directory descriptor (mkdirat,
+//! openat with O_EXCL|O_NOFOLLOW, fchown of the descriptor of what it just
+//! made), a symlink in or as DIR is refused, and so is a directory on the
+//! way that an account other than root can change (see `check_dir`; the
+//! rules for an admin are in docs/init.md).
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
@@ -59,7 +67,10 @@ pub enum InitLayout {
 
 #[derive(clap::Args, Debug)]
 pub struct Options {
-    /// The service directory to create (it may exist, empty).
+    /// The service directory to create (it may exist: what is there is kept).
+    /// Refused when it, or a directory on the way to it, can be changed
+    /// by an account other than root (a sticky directory such as /tmp is
+    /// allowed on the way), or when it is or holds a symlink.
     pub dir: PathBuf,
     /// Which Courier server the service runs.
     #[arg(long, value_enum, default_value_t = Service::Imapd)]
@@ -976,6 +987,52 @@ mod tests {
         assert!(r.starts_with("#!/usr/bin/courier-run\n"));
         assert!(r.contains("service=pop3d\nlayout=debian\n"));
         assert!(r.contains("access=./access\n"));
+    }
+
+    /// The start line per supervisor and system: quoted, the scan
+    /// directory where there is one, SCANDIR and a note where not.
+    #[test]
+    fn start_hints_per_supervisor_and_system() {
+        let abs = Path::new("/srv/a b;c");
+        let none = ScanDirs {
+            runit: None,
+            daemontools: None,
+            s6: None,
+            etc_service_is_runit: false,
+        };
+        let debian_runit = ScanDirs {
+            runit: Some("/etc/service".into()),
+            etc_service_is_runit: true,
+            ..none.clone()
+        };
+        let hint = |sup, scan: &ScanDirs| start_command(sup, abs, scan);
+        assert_eq!(
+            hint(Supervisor::Runit, &debian_runit),
+            (
+                "ln -s '/srv/a b;c' /etc/service/   # runsvdir starts it within 5 s".into(),
+                None
+            )
+        );
+        let (cmd, note) = hint(Supervisor::Daemontools, &debian_runit);
+        assert_eq!(cmd, "ln -s '/srv/a b;c' SCANDIR/");
+        assert!(note.unwrap().contains("/etc/service belongs to runit"));
+        let (cmd, note) = hint(Supervisor::Daemontools, &none);
+        assert_eq!(cmd, "ln -s '/srv/a b;c' SCANDIR/");
+        assert!(note.unwrap().contains("daemontools-run"));
+        let s6 = ScanDirs {
+            s6: Some("/run/service".into()),
+            ..none.clone()
+        };
+        assert_eq!(
+            hint(Supervisor::S6, &s6).0,
+            "ln -s '/srv/a b;c' /run/service/ && s6-svscanctl -a /run/service"
+        );
+        let (cmd, note) = hint(Supervisor::S6, &none);
+        assert_eq!(
+            cmd,
+            "ln -s '/srv/a b;c' SCANDIR/ && s6-svscanctl -a SCANDIR"
+        );
+        assert!(note.unwrap().contains("/run/service"));
     }
 
     #[test]
