@@ -768,6 +768,14 @@ pub fn init(o: &Options) -> anyhow::Result<Exit> {
     }
     let mut lines = String::new();
     let result = if o.dry_run {
+        let mut on_way = place.at_path.clone();
+        for n in place.missing.iter().rev().skip(1).rev() {
+            on_way.push(n);
+            lines += &format!(
+                "would create {}/\n",
+                crate::error::printable(&on_way.to_string_lossy())
+            );
+        }
         for (i, it) in items.iter().enumerate() {
             let done = if exists[i] {
                 Done::Exists
