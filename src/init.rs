@@ -13,7 +13,7 @@
 //! openat with O_EXCL|O_NOFOLLOW, fchown of the descriptor of what it just
 //! made), a symlink in or as DIR is refused, and so is a directory on the
 //! way that an account other than root can change (see `check_dir`; the
-//! rules for an admin are in docs/init.md).
+//! rules for an admin are in docs/safe-init.md).
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
