@@ -168,7 +168,10 @@ pub fn main() -> i32 {
             if !help && is_launch(&args) {
                 let _ = nix::unistd::dup2(1, 2);
             }
-            let _ = e.print();
+            if e.print().is_err() {
+                // Help, version or the usage error could not be written.
+                return Exit::System as i32;
+            }
             return match e.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
                 _ => Exit::Usage as i32,
@@ -178,8 +181,15 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(code) => code as i32,
         Err(e) => {
-            eprintln!("courier-run: fatal: {}", crate::error::describe(&e));
-            exit_code(&e) as i32
+            // Not eprintln!: it panics when stderr cannot be written (a
+            // full disk, /dev/full), and a panic aborts (134). Unsaid, the
+            // error is still a failed system call: 111.
+            use std::io::Write;
+            let line = format!("courier-run: fatal: {}\n", crate::error::describe(&e));
+            match std::io::stderr().lock().write_all(line.as_bytes()) {
+                Ok(()) => exit_code(&e) as i32,
+                Err(_) => Exit::System as i32,
+            }
         }
     }
 }
