@@ -838,6 +838,11 @@ pub fn init(o: &Options) -> anyhow::Result<Exit> {
     if let Some(n) = note {
         lines += &format!("note: {n}\n");
     }
+    // Two authdaemonds cannot share the socket (the second renames its own
+    // over the first's): Debian's must go first.
+    if o.service == Service::Authdaemond && Path::new("/etc/init.d/courier-authdaemon").exists() {
+        lines += "note: first stop and disable Debian's authdaemond: /usr/sbin/authdaemond stop; update-rc.d courier-authdaemon disable (systemd: systemctl disable --now courier-authdaemon)\n";
+    }
     crate::report::output(lines.as_bytes())?;
     Ok(Exit::Ok)
 }
