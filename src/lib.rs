@@ -48,4 +48,5 @@ pub mod report;
 pub mod resolve;
 pub mod service;
 pub mod settings;
+pub mod shown;
 pub mod tls;

@@ -65,7 +65,7 @@ pub fn check(ctx: &Ctx, chain: &[Program], r: &mut Report) {
             continue;
         }
         seen.push(real);
-        let what = format!("memory {}", prog.path.display());
+        let what = format!("memory {}", crate::shown::path(&prog.path));
         if let Err(why) = traceable(&prog.path, ctx.euid, 0) {
             r.info(what, format!("not checked: {why}"));
             continue;
@@ -109,7 +109,7 @@ fn diagnose(plan: &Plan, path: &Path, env: &[(OsString, OsString)], msg: &str) -
         if !matches!(probe(path, &plan.limits_before, env), Probe::Loaded) {
             return (
                 format!("does not load even without limits: {msg}"),
-                format!("not a limit problem: see ldd {}", path.display()),
+                format!("not a limit problem: see ldd {}", crate::shown::path(&path)),
             );
         }
         let hard = plan.limits.get(&Resource::As).and_then(|l| l.hard);
@@ -185,8 +185,13 @@ fn nice_up(n: u64) -> u64 {
 /// Is it safe to run `path` with LD_TRACE_LOADED_OBJECTS, i.e. will glibc's
 /// loader stop before main? Err: why not.
 fn traceable(path: &Path, euid: u32, depth: u32) -> Result<(), String> {
-    let data = head(path)
-        .map_err(|e| format!("unable to read {}: {}", path.display(), super::errstr(&e)))?;
+    let data = head(path).map_err(|e| {
+        format!(
+            "unable to read {}: {}",
+            crate::shown::path(&path),
+            super::errstr(&e)
+        )
+    })?;
     if let Some(rest) = data.strip_prefix(b"#!") {
         let line = rest.split(|&c| c == b'\n').next().unwrap_or_default();
         let interp = String::from_utf8_lossy(line)
