@@ -49,4 +49,5 @@ pub mod resolve;
 pub mod service;
 pub mod settings;
 pub mod shown;
+pub mod stack;
 pub mod tls;

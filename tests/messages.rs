@@ -200,7 +200,7 @@ fn access_list_line_is_escaped() {
 fn envdir_path_is_escaped_in_check_and_dry_run() {
     let t = TempDir::new("msg-envdir");
     let set = format!("envdir=./e{HOSTILE}");
-    let r = run(&t, &[set.clone()], &["--check"]);
+    let r = run(&t, std::slice::from_ref(&set), &["--check"]);
     let out = clean(&r, PATH, "--check envdir");
     assert!(
         out.lines().any(|l| l.contains(r"envdir ./eA\r\x1b[2K\n")),

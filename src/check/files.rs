@@ -91,7 +91,7 @@ fn envdir(ctx: &Ctx, r: &mut Report) {
             format!("envdir {}", crate::shown::path(path)),
             format!(
                 "relative to the current directory, not to the service directory {} where supervise runs it: run --check from there",
-                crate::shown::path(&svc)
+                crate::shown::path(svc)
             ),
         );
     }

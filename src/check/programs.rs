@@ -97,7 +97,7 @@ pub fn executable(path: &Path, id: &Identity) -> Result<(), (String, Option<Stri
         Ok(m) => m,
         Err(_) if lmeta.file_type().is_symlink() => {
             let to = std::fs::read_link(path)
-                .map(|t| crate::shown::path(t))
+                .map(crate::shown::path)
                 .unwrap_or_default();
             return Err((format!("is a dangling symlink to {to}"), None));
         }
@@ -114,11 +114,11 @@ pub fn executable(path: &Path, id: &Identity) -> Result<(), (String, Option<Stri
                 return Err((
                     format!(
                         "its directory {} is not searchable by uid {} gid {}",
-                        crate::shown::path(&dir),
+                        crate::shown::path(dir),
                         id.uid,
                         id.gid
                     ),
-                    Some(format!("chmod a+x {}", crate::shown::path(&dir))),
+                    Some(format!("chmod a+x {}", crate::shown::path(dir))),
                 ));
             }
         }
@@ -131,7 +131,7 @@ pub fn executable(path: &Path, id: &Identity) -> Result<(), (String, Option<Stri
                 id.gid,
                 meta.mode() & 0o7777
             ),
-            Some(format!("chmod a+x {}", crate::shown::path(&path))),
+            Some(format!("chmod a+x {}", crate::shown::path(path))),
         ));
     }
     Ok(())

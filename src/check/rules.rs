@@ -118,9 +118,9 @@ fn tcprules(cdb: &Path, src: &Path) -> String {
     let tmp = cdb.with_extension("tmp");
     format!(
         "tcprules {} {} < {}",
-        crate::shown::path(&cdb),
+        crate::shown::path(cdb),
         crate::shown::path(&tmp),
-        crate::shown::path(&src)
+        crate::shown::path(src)
     )
 }
 
