@@ -358,11 +358,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         if cli.explain && cli.format == Format::Text && !cli.operands.is_empty() {
             // Operands are the supervisor's (s6: the service directory);
             // they change nothing in the plan.
-            let ops: Vec<String> = cli
-                .operands
-                .iter()
-                .map(|o| o.to_string_lossy().into_owned())
-                .collect();
+            let ops: Vec<String> = cli.operands.iter().map(crate::shown::path).collect();
             report::output(format!("operands (ignored): {}\n", ops.join(" ")).as_bytes())?;
         }
         return Ok(Exit::Ok);

@@ -357,3 +357,20 @@ fn clap_errors_quote_words_escaped() {
     let out = clean(&r, usize::MAX, "clap");
     assert!(out.contains(r"--bogusA\r\x1b[2K\ncourier-run"), "{out}");
 }
+
+#[test]
+fn dry_run_explain_operands_are_escaped() {
+    let t = TempDir::new("msg-operands");
+    t.write(
+        "run",
+        "#!/usr/bin/courier-run\nlayout=debian\nconfig=\naccount=\nenvdir=\n",
+    );
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(t.path())
+        .args(["--dry-run", "--explain", "./run"])
+        .arg(OsString::from_vec(HOSTILE_BYTES.to_vec()));
+    let r = run_cmd(cmd);
+    assert_eq!(r.exit(), 0, "{}", r.stderr_str());
+    let out = clean(&r, usize::MAX, "operands");
+    assert!(out.contains(r"operands (ignored): A\r\x1b[2K\n"), "{out}");
+}

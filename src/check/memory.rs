@@ -326,7 +326,7 @@ fn probe(path: &Path, limits: &BTreeMap<Resource, Limit>, env: &[(OsString, OsSt
     // Waited for here, without a thread: a thread is one more thing a low
     // `ulimit -v` refuses (it was "failed to spawn thread" and an abort),
     // and polling one pipe with a deadline needs none.
-    let out = match wait_bounded(child) {
+    let out = match wait_bounded(child, TIMEOUT) {
         Waited::Done(out) => out,
         Waited::Timeout => return Probe::Timeout,
         Waited::Failed(e) => {
@@ -367,13 +367,13 @@ enum Waited {
 }
 
 /// Read `child`'s standard error (keeping [`STDERR_KEPT`] bytes) until it
-/// closes, then reap it; after [`TIMEOUT`], kill its process group and
-/// reap it. No child outlives this call.
-fn wait_bounded(mut child: std::process::Child) -> Waited {
+/// closes, then reap it; after `timeout`, kill its process group and reap
+/// it. No child outlives this call.
+fn wait_bounded(mut child: std::process::Child, timeout: Duration) -> Waited {
     use std::io::Read;
     use std::os::fd::AsRawFd;
     use std::time::Instant;
-    let deadline = Instant::now() + TIMEOUT;
+    let deadline = Instant::now() + timeout;
     let mut kept = Vec::new();
     let mut late = false;
     if let Some(mut err) = child.stderr.take() {
@@ -443,6 +443,39 @@ fn wait_bounded(mut child: std::process::Child) -> Waited {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sh(script: &str) -> std::process::Child {
+        Command::new("/bin/sh")
+            .args(["-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
+    #[test]
+    fn wait_bounded_reads_stderr_and_stops_at_the_deadline() {
+        let t = Duration::from_millis(300);
+        match wait_bounded(sh("echo oops >&2; exit 3"), t) {
+            Waited::Done(o) => {
+                assert_eq!(o.stderr, b"oops\n");
+                assert_eq!(o.status.code(), Some(3));
+            }
+            _ => panic!("not done"),
+        }
+        // Silent for ever, and with stderr closed but still running: both
+        // end at the deadline, killed.
+        for script in ["sleep 30", "exec 2>&-; sleep 30"] {
+            let start = std::time::Instant::now();
+            assert!(
+                matches!(wait_bounded(sh(script), t), Waited::Timeout),
+                "{script}"
+            );
+            assert!(start.elapsed() < Duration::from_secs(10), "{script}");
+        }
+    }
 
     #[test]
     fn nice_numbers() {
