@@ -311,39 +311,37 @@ fn launch_banner_is_escaped_and_cut() {
 }
 
 #[test]
-fn init_lines_are_escaped() {
+fn init_refuses_a_dir_with_control_characters_in_one_line() {
     let t = TempDir::new("msg-init");
     let mut dir = t.path().as_os_str().to_owned().into_vec();
     dir.extend_from_slice(b"/svc");
     dir.extend_from_slice(HOSTILE_BYTES);
     let dir = OsString::from_vec(dir);
+    // Its start hint is a command to paste: such a name is refused, in
+    // one escaped line, before anything is created.
+    for dry in [true, false] {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("init");
+        if dry {
+            cmd.arg("--dry-run");
+        }
+        let r = run_cmd({
+            cmd.arg(&dir);
+            cmd
+        });
+        assert_eq!(r.exit(), 100, "{}", r.stderr_str());
+        let out = clean(&r, PATH, "init");
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.contains(r"svcA\r\x1b[2K\ncourier-run"), "{out}");
+        assert!(!Path::new(&dir).exists());
+    }
+    // A long name: the message cuts it.
+    let long_dir = t.path().join(format!("{}\n", long()));
     let mut cmd = Command::new(BIN);
-    cmd.arg("init").arg("--dry-run").arg(&dir);
+    cmd.arg("init").arg(&long_dir);
     let r = run_cmd(cmd);
-    assert_eq!(r.exit(), 0, "{}", r.stderr_str());
-    // What init says it creates (the start hint after it is a command to
-    // paste, quoted for the shell: not a message).
-    let end = r
-        .stdout
-        .windows(13)
-        .position(|w| w == b"start it with")
-        .expect("a start hint");
-    let said = &r.stdout[..end];
-    assert_clean(said, usize::MAX, "init");
-    assert!(
-        r.stdout_str().contains(r"svcA\r\x1b[2K\n"),
-        "{}",
-        r.stdout_str()
-    );
-    // An existing DIR/run: the refusal is one line.
-    std::fs::create_dir(Path::new(&dir)).unwrap();
-    std::fs::write(Path::new(&dir).join("run"), "x").unwrap();
-    let mut cmd = Command::new(BIN);
-    cmd.arg("init").arg(&dir);
-    let r = run_cmd(cmd);
-    assert_eq!(r.exit(), 100, "{}", r.stderr_str());
-    let out = clean(&r, usize::MAX, "init refusal");
-    assert_eq!(out.lines().count(), 1, "{out}");
+    assert_eq!(r.exit(), 100);
+    clean(&r, PATH, "init long");
 }
 
 #[test]
