@@ -89,7 +89,7 @@ static ALT: AltStack = AltStack(std::cell::UnsafeCell::new([0; ALT_STACK]));
 /// Turn a SIGSEGV or SIGBUS (a stack that ran out under a low `ulimit -s`,
 /// or a mapping that could not grow under `ulimit -v`) into one line on
 /// stderr and exit 111, as every other system failure ends, instead of a
-/// death by signal with nothing in the log. Two system calls; the handler
+/// death by signal with nothing in the log. Three system calls; the handler
 /// runs on its own stack, since the usual one is what ran out. Reset by
 /// execve, so the exec'd program keeps the default.
 pub fn on_overflow() {
