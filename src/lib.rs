@@ -46,6 +46,8 @@ pub mod limits;
 pub mod plan;
 pub mod report;
 pub mod resolve;
+pub mod safefile;
 pub mod service;
 pub mod settings;
 pub mod tls;
+pub mod tlscache;

@@ -7,17 +7,24 @@ use std::path::{Path, PathBuf};
 
 use super::server::Flags;
 use super::{Ctx, Report, errstr};
+use crate::config::shown_path;
 
 pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
     let front = &ctx.r.front;
     // Courier's access list: converted on start (resolve parsed it, so a
-    // bad line is already a problem); the output may not exist yet.
+    // bad line is already a problem, and so are compiled rules that are
+    // stale and cannot be rebuilt); the output may not exist yet.
     if let Some(a) = &front.access {
         r.ok(format!(
-            "access {} -> {} ({}, rebuilt on start when the list is newer)",
-            a.source.display(),
-            a.output.display(),
-            a.format.describe()
+            "access {} -> {} ({}, {})",
+            shown_path(&a.source),
+            shown_path(&a.output),
+            a.format.describe(),
+            if a.fresh {
+                "up to date"
+            } else {
+                "compiled on start: the rules there differ from the list"
+            }
         ));
         return;
     }
