@@ -244,6 +244,61 @@ fn cp_p_of_an_older_list_is_compiled() {
     assert!(!contains(&bytes, b"127.0.0.1"));
 }
 
+/// Edits made while a start runs: once that start is over, the next one
+/// has every edit in its rules (compared by content: the list written
+/// before the rules, with an older mtime, is not taken as compiled).
+#[test]
+fn an_edit_during_a_start_is_not_lost() {
+    let s = Svc::new("acc-edit", "access=./imapaccess\n");
+    let edits: usize = std::env::var("EDITS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let list = |tag: usize| {
+        let mut t = String::new();
+        for i in 0..3_000u32 {
+            t.push_str(&format!("10.0.{}.{}\tallow,T={tag}\n", i >> 8, i & 255));
+        }
+        t
+    };
+    // How long a start that compiles takes: the edits land within it.
+    fs::write(s.dir().join("imapaccess"), list(0)).unwrap();
+    let t0 = Instant::now();
+    assert_eq!(s.run(&[], Duration::from_secs(60)).exit(), 0);
+    let span = t0.elapsed().as_micros().max(1) as u64;
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut lost = 0;
+    for k in 1..=edits {
+        // A changed list, so that this start compiles; the edit under
+        // test lands while it does.
+        fs::write(s.dir().join("imapaccess"), list(1_000_000 + k)).unwrap();
+        let mut child = Command::new(BIN)
+            .current_dir(s.dir())
+            .arg("./run")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        std::thread::sleep(Duration::from_micros(x % span));
+        fs::write(s.dir().join("imapaccess"), list(k)).unwrap();
+        child.wait().unwrap();
+        // The next start (as supervise would do on the next restart).
+        let r = s.run(&[], Duration::from_secs(60));
+        assert_eq!(r.exit(), 0, "{}", r.stderr_str());
+        let bytes = fs::read(s.dir().join("imapaccess.tcprules.cdb")).unwrap();
+        if !contains(&bytes, format!("T={k}\0").as_bytes()) {
+            lost += 1;
+        }
+    }
+    eprintln!(
+        "{edits} edits during a start ({span} us): {lost} not in the rules after the next start"
+    );
+    assert_eq!(lost, 0);
+}
+
 /// Launches killed while they write the compiled rules (the test watches
 /// the directory and kills the moment a temporary appears): the next start
 /// removes every temporary they left, and the rules are whole.

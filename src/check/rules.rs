@@ -28,6 +28,11 @@ pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
         ));
         return;
     }
+    // An access list that failed (its FAIL is above) replaces the rules:
+    // nothing more to say about them.
+    if ctx.r.problems.iter().any(|p| p.subject == "access") {
+        return;
+    }
     // The front end's format (resolve FAILs a mismatch); an instructions
     // directory has no cdb to check.
     if let Some((dir, crate::frontend::RulesFormat::IpsvdDir)) = &front.rules {
