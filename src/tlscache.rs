@@ -82,7 +82,7 @@ impl Trusted {
 
     fn fix(&self) -> String {
         format!(
-            "put the cache in a directory only root and {} can write, e.g. /var/lib/courier, or set TLS_CACHEFILE= (empty) for no cache",
+            "put the cache in a directory only root and {0} can write (Debian's /var/lib/courier belongs to courier), or set TLS_CACHEFILE= (empty) for no cache",
             self.account
         )
     }
