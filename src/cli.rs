@@ -10,7 +10,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::error::{Exit, exit_code};
 use crate::plan::Plan;
 use crate::report::{self, Format};
-use crate::resolve::{Input, resolve};
+use crate::resolve::Input;
 use crate::{check, environ, launch};
 
 const LONG_ABOUT: &str = "\
@@ -22,7 +22,10 @@ daemontools, runit or s6. It reads Courier's config exactly as /bin/sh would
 envdir atomically, applies envuidgid, envdir and softlimit semantics as
 daemontools does, and execve()s tcpserver or tcpsvd with couriertls (for the
 -ssl services), the login program and the server, in the same process: the
-supervisor's pid is the front end's pid.
+supervisor's pid is the front end's pid. With service=authdaemond it runs
+courier-authlib's authdaemond the same way (authdaemonrc exported, the daemon
+in the foreground); a mail service with wait_authdaemond=yes exits 111 (the
+supervisor retries) while authdaemond does not accept.
 
 A run file is a courier-run script of lower-case settings, for example:
 
@@ -316,7 +319,11 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             Exit::Ok
         });
     }
-    let resolved = resolve(&input);
+    let loaded = crate::resolve::load(&input);
+    if loaded.0.authdaemond {
+        return crate::authdaemond::run(&input, loaded, cli.dry_run, cli.format, cli.explain);
+    }
+    let resolved = crate::resolve::resolve_loaded(&input, loaded);
     if cli.dry_run {
         let plan = Plan::new(resolved)?;
         report::print(&plan, cli.format, cli.explain)?;

@@ -46,6 +46,9 @@ pub enum Service {
     ImapdSsl,
     Pop3d,
     Pop3dSsl,
+    /// courier-authlib's authdaemond (every login of Courier 5 goes
+    /// through it): no front end, no access list.
+    Authdaemond,
 }
 
 impl Service {
@@ -55,6 +58,7 @@ impl Service {
             Service::ImapdSsl => "imapd-ssl",
             Service::Pop3d => "pop3d",
             Service::Pop3dSsl => "pop3d-ssl",
+            Service::Authdaemond => "authdaemond",
         }
     }
 }
@@ -120,6 +124,9 @@ pub fn run_file(o: &Options, exe: &Path) -> String {
         Supervisor::Runit => "runit's runsv",
         Supervisor::S6 => "s6-supervise",
     };
+    if o.service == Service::Authdaemond {
+        return authdaemond_run_file(o, exe, sup);
+    }
     let mut s = format!(
         "#!{exe}\n\
          # courier-{svc}: Courier's {svc} on tcpserver under {sup}.\n\
@@ -142,6 +149,32 @@ pub fn run_file(o: &Options, exe: &Path) -> String {
           access=./access\n";
     if o.layout == InitLayout::Courier2 {
         s += "# (the access list replaces the default /etc/tcprules/imap.cdb)\nrules=\n";
+    }
+    if o.layout == InitLayout::Debian {
+        s += "\n# Logins go through authdaemond: while its socket does not accept, the\n\
+              # launch exits 111 and the supervisor retries, so this service is never\n\
+              # up with every login failing (run authdaemond as a service too:\n\
+              # courier-run init --service authdaemond). no: start regardless.\n\
+              wait_authdaemond=yes\n";
+    }
+    s
+}
+
+/// The run file of `--service authdaemond`.
+fn authdaemond_run_file(o: &Options, exe: &Path, sup: &str) -> String {
+    let mut s = format!(
+        "#!{exe}\n\
+         # courier-authdaemond: courier-authlib's authdaemond under {sup}.\n\
+         # Made by `courier-run init`; see courier-run(1). Reads authdaemonrc as\n\
+         # /usr/sbin/authdaemond does (set -a; . authdaemonrc) and runs authdaemond\n\
+         # in the foreground, as root, its log on stderr: no courierlogger, no pid\n\
+         # file. Stop Debian's own first: /usr/sbin/authdaemond stop, and disable it.\n\
+         service=authdaemond\n",
+        exe = exe.display()
+    );
+    match o.layout {
+        InitLayout::Debian => s += "layout=debian\n",
+        InitLayout::Courier2 => s += "layout=courier2\nprefix=/usr/local/courier-imap\n",
     }
     s
 }
@@ -180,7 +213,7 @@ const ACCESS: &str = "\
 pub fn items(o: &Options, exe: &Path) -> Vec<Item> {
     let d = &o.dir;
     let fmt = RulesFormat::Tcprules;
-    vec![
+    let mut items = vec![
         Item::Dir {
             path: d.clone(),
             owner: None,
@@ -203,6 +236,11 @@ pub fn items(o: &Options, exe: &Path) -> Vec<Item> {
             path: d.join("log/main"),
             owner: Some(account(o.layout).to_string()),
         },
+    ];
+    if o.service == Service::Authdaemond {
+        return items;
+    }
+    items.extend([
         Item::File {
             path: d.join("access"),
             mode: 0o644,
@@ -212,7 +250,8 @@ pub fn items(o: &Options, exe: &Path) -> Vec<Item> {
             source: d.join("access"),
             output: crate::access::output_path(d, Path::new("access"), fmt),
         },
-    ]
+    ]);
+    items
 }
 
 // ---------------------------------------------------------------------------
@@ -799,6 +838,11 @@ pub fn init(o: &Options) -> anyhow::Result<Exit> {
     if let Some(n) = note {
         lines += &format!("note: {n}\n");
     }
+    // Two authdaemonds cannot share the socket (the second renames its own
+    // over the first's): Debian's must go first.
+    if o.service == Service::Authdaemond && Path::new("/etc/init.d/courier-authdaemon").exists() {
+        lines += "note: first stop and disable Debian's authdaemond: /usr/sbin/authdaemond stop; update-rc.d courier-authdaemon disable (systemd: systemctl disable --now courier-authdaemon)\n";
+    }
     crate::report::output(lines.as_bytes())?;
     Ok(Exit::Ok)
 }
@@ -995,6 +1039,32 @@ mod tests {
         assert!(r.starts_with("#!/usr/bin/courier-run\n"));
         assert!(r.contains("service=pop3d\nlayout=debian\n"));
         assert!(r.contains("access=./access\n"));
+        assert!(r.contains("\nwait_authdaemond=yes\n"));
+    }
+
+    #[test]
+    fn authdaemond_service_dir() {
+        let d = Path::new("/x");
+        let o = opts(d, Supervisor::Daemontools, Service::Authdaemond);
+        let r = run_file(&o, Path::new("/usr/bin/courier-run"));
+        assert!(r.contains("\nservice=authdaemond\nlayout=debian\n"), "{r}");
+        assert!(!r.contains("access="), "{r}");
+        // The run file is one courier-run reads without a problem.
+        let dir = std::env::temp_dir().join(format!("cr-init-authd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("run"), &r).unwrap();
+        let (s, p) = crate::settings::Settings::load(Some(&dir.join("run")), &[], &[]);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(p.is_empty(), "{p:?}");
+        assert!(s.authdaemond);
+        let paths: Vec<PathBuf> = items(&o, Path::new("/usr/bin/courier-run"))
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::File { path, .. } => Some(path),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(paths, [d.join("run"), d.join("log/run")]);
     }
 
     /// The start line per supervisor and system: quoted, the scan

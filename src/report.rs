@@ -117,6 +117,11 @@ pub fn json_value(plan: &Plan, explain: bool) -> Value {
         "configs": plan.configs.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
         "stderr": if plan.merge_stderr { "merge" } else { "keep" },
         "banner": plan.banner,
+        "wait_authdaemond": plan.wait_authdaemond.as_ref().map(|w| {
+            let st = crate::authdaemon::state(&w.socket);
+            json!({"socket": w.socket.to_string_lossy(), "from": w.from,
+                "accepting": st.alive(), "state": st.describe()})
+        }),
         "warnings": plan.warnings,
     });
     if explain {
@@ -238,6 +243,20 @@ pub fn text(plan: &Plan, explain: bool) -> String {
             "kept"
         }
     );
+    if let Some(w) = &plan.wait_authdaemond {
+        let st = crate::authdaemon::state(&w.socket);
+        s += &format!(
+            "wait      authdaemond's socket {} (authdaemonvar: {}) before anything else: {} now{}\n",
+            w.socket.display(),
+            w.from,
+            st.describe(),
+            if st.alive() {
+                ""
+            } else {
+                ": the launch would exit 111 and the supervisor retry"
+            }
+        );
+    }
     let (mut added, mut changed) = (0, 0);
     let mut lines = String::new();
     for v in &plan.env {
@@ -357,6 +376,18 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
     ).bytes());
     if plan.merge_stderr {
         s.extend(b"exec 2>&1\n");
+    }
+    if let Some(w) = &plan.wait_authdaemond {
+        // courier-run connects to the socket; sh can only test that it is one.
+        let q = quote(w.socket.to_string_lossy().as_bytes());
+        let q = String::from_utf8_lossy(&q);
+        s.extend(
+            format!(
+                "# wait_authdaemond: no service while authdaemond does not accept (the supervisor retries)\n\
+                 [ -S {q} ] || {{ echo 'authdaemond is not running: not starting' >&2; exit 111; }}\n"
+            )
+            .bytes(),
+        );
     }
     // `env -i` with the kept names, for inherit_env=none or a list.
     let env_i: Vec<u8> = match plan.settings.str("inherit_env") {
@@ -517,6 +548,12 @@ fn not_an_option(p: &[u8]) -> Vec<u8> {
 /// The rc-script variables the config files reference, for conf2env.
 fn predefined_for_sh(plan: &Plan) -> Vec<(String, String)> {
     let s = &plan.settings;
+    if s.authdaemond {
+        return crate::authdaemond::predefined(s.layout, s.str("prefix"))
+            .into_iter()
+            .map(|(n, v)| (n, lossy(&v)))
+            .collect();
+    }
     s.service
         .predefined(s.layout, s.str("prefix"))
         .into_iter()
