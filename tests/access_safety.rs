@@ -529,7 +529,7 @@ fn ssl_service(dir: &Path, cache: &str) {
     fs::write(
         dir.join("run"),
         format!(
-            "layout=debian\nservice=imapd-ssl\nconfig=./imapd\naccount={}\nenvdir=\naccess=\nserver=/bin/true\n",
+            "layout=debian\nservice=imapd-ssl\nconfig=./imapd\naccount={}\nenvdir=\naccess=\nserver=/bin/true\nwait_authdaemond=no\n",
             me()
         ),
     )
@@ -670,10 +670,11 @@ fn racing_starts_all_reset_the_cache() {
                         .unwrap();
                     if !out.status.success() {
                         failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        first_failure
-                            .lock()
-                            .unwrap()
-                            .get_or_insert(String::from_utf8_lossy(&out.stderr).into_owned());
+                        first_failure.lock().unwrap().get_or_insert(format!(
+                            "{}{}",
+                            String::from_utf8_lossy(&out.stdout),
+                            String::from_utf8_lossy(&out.stderr)
+                        ));
                     }
                 }
             });
