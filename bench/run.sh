@@ -80,6 +80,9 @@ fi
 cd "$work"
 cc -O2 -o floor "$root/bench/floor.c"
 cp "$root/bench/fixtures/imapd" "$root/bench/fixtures/imapd-ssl" "$root/bench/perturb" .
+# The TLS cache in the work dir: Debian's /var/lib/courier belongs to courier,
+# and courier-run refuses to reset a cache for another account ($acct) there.
+printf 'TLS_CACHEFILE=%s/tlscache\n' "$work" >> imapd-ssl
 mem=50000000 # softlimit -m of every chain: /bin/true needs ~3,000,000
 
 if [ $quick = 1 ]; then

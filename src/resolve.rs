@@ -330,14 +330,54 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
             PathBuf::from(arg0)
         }),
     };
+    // The service directory: where the run file is (where supervise
+    // runs it), else the current directory. Compiled rules are written
+    // there, never into whatever directory a hand launch started in.
+    let service_dir = match input.runfile.and_then(Path::parent) {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
     let front = front(
         &cfg,
+        &service_dir,
         &server,
         &program,
         &address,
         &mut problems,
         &mut warnings,
     );
+    // TLS_CACHEFILE: refused (like the launch would) when its path is not
+    // safe to reset as root, or names a file courier-run reads.
+    if let (Some(c), Some(a)) = (&cache_reset, &account) {
+        let mut protected: Vec<PathBuf> = input
+            .runfile
+            .map(Path::to_path_buf)
+            .into_iter()
+            .chain(sources.iter().cloned())
+            .collect();
+        if let Some(s) = &front.access {
+            protected.extend(access::source_files(&s.source).unwrap_or_default());
+            protected.push(s.source.clone());
+            protected.push(s.output.clone());
+        }
+        // The TLS files the config names (TLS_CERTFILE, TLS_DHPARAMS, ...).
+        protected.extend(
+            cfg.vars
+                .iter()
+                .filter(|v| v.name.starts_with("TLS_") && v.name != "TLS_CACHEFILE")
+                .filter(|v| v.value.starts_with(b"/") || v.value.starts_with(b"."))
+                .map(|v| PathBuf::from(String::from_utf8_lossy(&v.value).into_owned())),
+        );
+        if let Err(e) = crate::tlscache::check(&c.path, &a.name, a.uid, a.gid, &protected) {
+            problems.push(Problem::new(
+                exit_code(&e),
+                "TLS_CACHEFILE",
+                Position::Nowhere,
+                crate::error::describe(&e),
+                "",
+            ));
+        }
+    }
     let merge_stderr = choice(&settings, "stderr", ["merge", "keep"], &mut problems);
     let banner = choice(&settings, "banner", ["yes", "no"], &mut problems);
     let wait_authdaemond = wait_authdaemond(&settings, &login, &auth, &mut problems, &mut warnings);
@@ -453,6 +493,7 @@ pub struct Front {
 /// position), and whether it can bind an IPv6 address.
 fn front(
     cfg: &Cfg,
+    service_dir: &Path,
     server: &[String],
     program: &Path,
     address: &Val,
@@ -535,12 +576,7 @@ fn front(
     let mut access_step = None;
     if let Some((src, pos)) = source {
         let path = PathBuf::from(&src);
-        if !path.exists() && !explicit {
-            warnings.push(format!(
-                "IMAPACCESSFILE {} does not exist: no access list (every client may connect)",
-                crate::shown::path(&src)
-            ));
-        } else if rules_given && !matches!(rules_setting.origin, Origin::Default) {
+        if rules_given && !matches!(rules_setting.origin, Origin::Default) {
             problems.push(Problem::bad(
                 "settings",
                 rules_setting.origin.position(),
@@ -551,29 +587,64 @@ fn front(
                 "set rules= (empty) to use the access list, or access= (empty) to use rules",
             ));
         } else {
-            match access::read(&path) {
-                Err(e) => problems.push(Problem::bad(
-                    "access",
-                    if format!("{e:#}").starts_with(&src) {
+            // Fail closed: a configured list that is missing, unreadable
+            // or not a regular file (or a directory of them) stops the
+            // launch; it never means "no rules".
+            let stamp = access::stamp(&path);
+            let compiled = stamp.and_then(|stamp| {
+                let entries = access::read(&path)?;
+                let c =
+                    access::convert(&entries, out_format, ipv6).map_err(crate::error::bad_input)?;
+                Ok((crate::cdb::write(&c.records), c.warnings, stamp))
+            });
+            match compiled {
+                Err(e) => {
+                    let code = exit_code(&e);
+                    let name = if explicit { "access" } else { "IMAPACCESSFILE" };
+                    let fix = if code == Exit::Usage {
+                        "fix it, or set access= (empty) to run without an access list".to_string()
+                    } else {
+                        format!(
+                            "{name} names it; create it, or set access= (empty) to run without an access list"
+                        )
+                    };
+                    // A parse error carries its own file:line:col.
+                    let at = if code == Exit::Usage {
                         Position::Nowhere
                     } else {
                         pos
-                    },
-                    crate::error::describe(&e),
-                    "fix the line, or set access= (empty) for none",
-                )),
-                Ok(entries) => match access::convert(&entries, out_format, ipv6) {
-                    Err(m) => problems.push(Problem::bad("access", Position::Nowhere, m, "")),
-                    Ok(c) => {
-                        warnings.extend(c.warnings);
-                        access_step = Some(access::Step {
-                            output: access::output_path(Path::new("."), &path, out_format),
-                            source: path,
-                            format: out_format,
-                            ipv6,
-                        });
+                    };
+                    problems.push(Problem::new(
+                        code,
+                        "access",
+                        at,
+                        crate::error::describe(&e),
+                        fix,
+                    ));
+                }
+                Ok((bytes, conv_warnings, stamp)) => {
+                    warnings.extend(conv_warnings);
+                    let output = access::output_path(service_dir, &path, out_format);
+                    match access::probe(&output, &bytes) {
+                        Ok(fresh) => {
+                            access_step = Some(access::Step {
+                                output,
+                                source: path,
+                                format: out_format,
+                                ipv6,
+                                fresh,
+                                stamp,
+                            });
+                        }
+                        Err(e) => problems.push(Problem::new(
+                            exit_code(&e),
+                            "access",
+                            Position::Nowhere,
+                            crate::error::describe(&e),
+                            "",
+                        )),
                     }
-                },
+                }
             }
         }
     }

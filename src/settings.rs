@@ -121,7 +121,7 @@ pub const TABLE: &[(&str, &str)] = &[
     ),
     (
         "access",
-        "Courier's access list (file or directory), converted on start into the front end's rules (default: IMAPACCESSFILE); empty: none",
+        "Courier's access list (file or directory), compiled on start into the front end's rules beside the run file (default: IMAPACCESSFILE; one that cannot be read stops the start); empty: none",
     ),
     (
         "login",

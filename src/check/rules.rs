@@ -11,14 +11,25 @@ use super::{Ctx, Report, errstr};
 pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
     let front = &ctx.r.front;
     // Courier's access list: converted on start (resolve parsed it, so a
-    // bad line is already a problem); the output may not exist yet.
+    // bad line is already a problem, and so are compiled rules that are
+    // stale and cannot be rebuilt); the output may not exist yet.
     if let Some(a) = &front.access {
         r.ok(format!(
-            "access {} -> {} ({}, rebuilt on start when the list is newer)",
+            "access {} -> {} ({}, {})",
             crate::shown::path(&a.source),
             crate::shown::path(&a.output),
-            a.format.describe()
+            a.format.describe(),
+            if a.fresh {
+                "up to date"
+            } else {
+                "compiled on start: the rules there differ from the list"
+            }
         ));
+        return;
+    }
+    // An access list that failed (its FAIL is above) replaces the rules:
+    // nothing more to say about them.
+    if ctx.r.problems.iter().any(|p| p.subject == "access") {
         return;
     }
     // The front end's format (resolve FAILs a mismatch); an instructions
