@@ -51,4 +51,6 @@ pub mod service;
 pub mod settings;
 pub mod shown;
 pub mod stack;
+pub mod syslog;
+pub mod systemd;
 pub mod tls;
