@@ -110,8 +110,9 @@ enum Cmd {
         assign: Vec<String>,
     },
     /// Create a service directory: run, log/run, the log directory and its
-    /// owner, the rules source and compiled rules. Refuses to overwrite;
-    /// prints each thing it creates and the command that starts the service.
+    /// owner (systemd: a unit file instead), the rules source and compiled
+    /// rules. Refuses to overwrite; prints each thing it creates and the
+    /// commands that start the service.
     Init(crate::init::Options),
     /// Send log lines read on standard input to syslog as courierlogger
     /// does (facility mail, tag TAG, the level from an ERR:/WARN:/INFO:

@@ -83,7 +83,18 @@ pub fn unit_file(service: &str, dir: &Path, exe: &Path) -> anyhow::Result<String
     let exe = unit_word(exe)?;
     let unit = unit_name(service);
     let debian = debian_unit(service);
+    // Every service logs in through authdaemond, except authdaemond.
     let authd = unit_name("authdaemond");
+    let after_authd = if service == "authdaemond" {
+        "# authdaemond answers the other services' logins.\nAfter=network.target\n".to_string()
+    } else {
+        format!(
+            "# Logins go through authdaemond: courier-run's unit for it when there is\n\
+             # one, else Debian's (ordering only: Debian's is started by its own unit).\n\
+             Wants={authd}\n\
+             After=network.target {authd} courier-authdaemon.service\n"
+        )
+    };
     Ok(format!(
         "\
 # {unit}: Courier's {service} run by courier-run under systemd.
@@ -95,11 +106,7 @@ pub fn unit_file(service: &str, dir: &Path, exe: &Path) -> anyhow::Result<String
 [Unit]
 Description=Courier {service} (courier-run, {d})
 Documentation=man:courier-run(1)
-# Logins go through authdaemond: courier-run's unit for it when there is
-# one, else Debian's (ordering only: Debian's is started by its own unit).
-Wants={authd}
-After=network.target {authd} courier-authdaemon.service
-# Debian's rc-script unit for the same service binds the same port.
+{after_authd}# Debian's rc-script unit for the same service binds the same port.
 Conflicts={debian}
 # A bad config is retried every second until it is fixed, as supervise
 # does (its error is in `journalctl -u {unit}`).
@@ -194,6 +201,10 @@ mod tests {
         // % is a specifier: doubled.
         let u = unit_file("pop3d", Path::new("/srv/50%"), Path::new("/bin/cr")).unwrap();
         assert!(u.contains("ExecStart=/bin/cr /srv/50%%/run\n"));
+        // authdaemond is not ordered after itself; it replaces Debian's.
+        let u = unit_file("authdaemond", Path::new("/srv/a"), Path::new("/bin/cr")).unwrap();
+        assert!(!u.contains("Wants=") && !u.contains("After=network.target courier-run"));
+        assert!(u.contains("Conflicts=courier-authdaemon.service\n"));
         for bad in [
             "/srv/a b",
             "/srv/a\"b",

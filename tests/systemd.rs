@@ -8,7 +8,8 @@
 //!   the machine masked; see [`Systemd`]); Debian's courier-authdaemon
 //!   unit starts in it; the init-made unit, linked and enabled as `init`
 //!   prints (with --runtime, so that nothing is written to /etc), starts;
-//!   its MainPID is tcpserver listening on the port; an IMAP login works;
+//!   its MainPID is tcpserver listening on the port; an IMAP login works
+//!   (and one on imapd-ssl, pop3d and pop3d-ssl units, TLS included);
 //!   the journal has the banner and the login, tagged imapd with facility
 //!   mail; a config error shows in `journalctl -u`, and once the config is
 //!   fixed the unit serves again by itself.
@@ -327,10 +328,10 @@ const UNIT: &str = "courier-run-imapd.service";
 /// The unit's MainPID as the machine numbers it, once it is tcpserver
 /// listening on `port`; Err(journal) when the port was taken or nothing
 /// listened within LIMIT.
-fn listener(sd: &Systemd, port: u16) -> Result<i32, String> {
+fn listener(sd: &Systemd, unit: &str, port: u16) -> Result<i32, String> {
     let until = Instant::now() + LIMIT;
     loop {
-        let main = sd.ctl(&["show", "-p", "MainPID", "--value", UNIT]);
+        let main = sd.ctl(&["show", "-p", "MainPID", "--value", unit]);
         if let Ok(nspid) = main.trim().parse::<i32>()
             && nspid > 0
             && let Some(pid) = sd.host_pid(nspid)
@@ -350,6 +351,41 @@ fn listener(sd: &Systemd, port: u16) -> Result<i32, String> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Link the unit of `dir` and enable it with --now, as `init` prints (with
+/// --runtime: to the namespace's /run, not the machine's /etc), on a free
+/// loopback port written into its run file: the port and the listener's
+/// pid (the machine's).
+#[track_caller]
+fn start(sd: &Systemd, dir: &Path, unit: &str) -> (u16, i32) {
+    sd.ok(&[
+        "systemctl",
+        "link",
+        "--runtime",
+        dir.join(unit).to_str().unwrap(),
+    ]);
+    let run_file = dir.join("run");
+    let stock = std::fs::read_to_string(&run_file).unwrap();
+    let mut first = true;
+    with_free_port(|port| {
+        std::fs::write(
+            &run_file,
+            format!("{stock}address=127.0.0.1\nport={port}\n"),
+        )
+        .unwrap();
+        if first {
+            sd.ok(&["systemctl", "enable", "--runtime", "--now", unit]);
+            first = false;
+        } else {
+            sd.ok(&["systemctl", "restart", unit]);
+        }
+        match listener(sd, unit, port) {
+            Ok(pid) => Some((port, pid)),
+            Err(log) if says_port_taken(&log) => None,
+            Err(log) => panic!("{unit} did not listen on {port}:\n{log}"),
+        }
+    })
 }
 
 #[test]
@@ -396,25 +432,7 @@ fn runs_under_systemd() {
     ]);
     let run_file = d.join("run");
     let stock = std::fs::read_to_string(&run_file).unwrap();
-    let mut first = true;
-    let (port, pid) = with_free_port(|port| {
-        std::fs::write(
-            &run_file,
-            format!("{stock}address=127.0.0.1\nport={port}\n"),
-        )
-        .unwrap();
-        if first {
-            sd.ok(&["systemctl", "enable", "--runtime", "--now", UNIT]);
-            first = false;
-        } else {
-            sd.ok(&["systemctl", "restart", UNIT]);
-        }
-        match listener(&sd, port) {
-            Ok(pid) => Some((port, pid)),
-            Err(log) if says_port_taken(&log) => None,
-            Err(log) => panic!("{UNIT} did not listen on {port}:\n{log}"),
-        }
-    });
+    let (port, pid) = start(&sd, &d, UNIT);
     let said = login_on("imap", port, &user, &|| sd.journal(UNIT));
     assert!(said.contains("messages 1"), "{said}");
     // The journal: courier-run's banner, and the login line with
@@ -462,10 +480,31 @@ fn runs_under_systemd() {
         format!("{stock}address=127.0.0.1\nport={port}\n"),
     )
     .unwrap();
-    let again = listener(&sd, port).unwrap_or_else(|log| panic!("not restarted:\n{log}"));
+    let again = listener(&sd, UNIT, port).unwrap_or_else(|log| panic!("not restarted:\n{log}"));
     assert_ne!(again, pid, "the listener was not restarted");
     let said = login_on("imap", port, &user, &|| sd.journal(UNIT));
     assert!(said.contains("messages 1"), "{said}");
+    // The other services, TLS included, under the same sandboxing.
+    for (svc, kind) in [
+        ("imapd-ssl", "imaps"),
+        ("pop3d", "pop3"),
+        ("pop3d-ssl", "pop3s"),
+    ] {
+        let d = scratch.0.join(svc);
+        let (code, text) = courier_run(&[
+            "init",
+            d.to_str().unwrap(),
+            "--supervisor",
+            "systemd",
+            "--service",
+            svc,
+        ]);
+        assert_eq!(code, 0, "{text}");
+        let unit = format!("courier-run-{svc}.service");
+        let (port, _) = start(&sd, &d, &unit);
+        let said = login_on(kind, port, &user, &|| sd.journal(&unit));
+        assert!(said.contains("messages 1"), "{svc}: {said}");
+    }
     drop(sd);
     println!(
         "systemd in a namespace: booted, served, failed and recovered in {:?}",
@@ -622,4 +661,97 @@ fn syslog_as_courierlogger() {
     std::io::Read::read_to_string(&mut logger.stderr.take().unwrap(), &mut err).unwrap();
     assert!(status.success(), "the logger: {status} {err}");
     assert!(err.is_empty(), "lines the logger could not send: {err}");
+}
+
+// ---------------------------------------------------------------------------
+// --log file.
+
+/// The log/run of `init` (`--log file`, the default) under each supervisor
+/// keeps contrib's rotation: fed 2.5 MB, it leaves rotated files of more
+/// than the loggers' default 99999 bytes and of about 1 MB (s6-log
+/// checks the size after a buffer, not a line: a few kB over), owned by
+/// the service account.
+#[test]
+fn file_logs_rotate_as_contrib() {
+    let tools = [
+        "setuidgid",
+        "multilog",
+        "chpst",
+        "svlogd",
+        "s6-setuidgid",
+        "s6-log",
+    ];
+    let ok = is_root()
+        && tools.iter().all(|t| which(t).is_some())
+        && nix::unistd::User::from_name("courier")
+            .ok()
+            .flatten()
+            .is_some();
+    if !have(
+        &format!("root, the courier account and {tools:?} (daemontools, runit, s6)"),
+        ok,
+    ) {
+        return;
+    }
+    let courier = nix::unistd::User::from_name("courier").unwrap().unwrap();
+    let scratch = TempDir::new("filelog");
+    let line = format!(
+        "INFO: LOGIN, user=someone, ip=[127.0.0.1] {}\n",
+        "x".repeat(60)
+    );
+    let input = line.repeat(2_500_000 / line.len());
+    for sup in ["daemontools", "runit", "s6"] {
+        let d = scratch.join(sup);
+        let (code, text) = courier_run(&[
+            "init",
+            d.to_str().unwrap(),
+            "--supervisor",
+            sup,
+            "--log",
+            "file",
+        ]);
+        assert_eq!(code, 0, "{text}");
+        let mut logger = Command::new("sh")
+            .arg("./run")
+            .current_dir(d.join("log"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        logger
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let until = Instant::now() + LIMIT;
+        while matches!(logger.try_wait(), Ok(None)) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = logger.kill();
+        let st = logger.wait().unwrap();
+        assert!(st.success(), "{sup}'s log/run: {st}");
+        let main = d.join("log/main");
+        let mut rotated = 0;
+        for e in std::fs::read_dir(&main).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let meta = e.metadata().unwrap();
+            if name.starts_with('@') {
+                rotated += 1;
+                assert!(
+                    meta.len() > 99_999 && meta.len() <= 1_000_000 + 8192,
+                    "{sup}: {name} has {} bytes",
+                    meta.len()
+                );
+            }
+            if name == "current" || name.starts_with('@') {
+                use std::os::unix::fs::MetadataExt;
+                assert_eq!(meta.uid(), courier.uid.as_raw(), "{sup}: {name}");
+            }
+        }
+        assert!(rotated >= 2, "{sup}: {rotated} rotated files");
+        let current = std::fs::read_to_string(main.join("current")).unwrap();
+        assert!(current.contains("LOGIN, user=someone"), "{sup}");
+    }
 }
