@@ -11,7 +11,8 @@
 //!   its MainPID is tcpserver listening on the port; an IMAP login works
 //!   (and one on imapd-ssl, pop3d and pop3d-ssl units, TLS included);
 //!   the journal has the banner and the login, tagged imapd with facility
-//!   mail; a config error shows in `journalctl -u`, and once the config is
+//!   mail, and journald forwards the login and a failed one to syslog so
+//!   tagged (a test socket at the namespace's /run/systemd/journal/syslog); a config error shows in `journalctl -u`, and once the config is
 //!   fixed the unit serves again by itself.
 //! - `syslog_as_courierlogger`: the log/run of `init --log syslog` gets the
 //!   service's output through a pipe, as a supervisor gives it, and sends
@@ -353,6 +354,15 @@ fn listener(sd: &Systemd, unit: &str, port: u16) -> Result<i32, String> {
     }
 }
 
+/// Replace `file` with `text` by rename, as an editor saves it: the unit,
+/// restarting every second, never reads half a run file.
+fn replace(file: &Path, text: &str) {
+    let tmp = file.with_extension("new");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&tmp, file).unwrap();
+}
+
 /// Link the unit of `dir` and enable it with --now, as `init` prints (with
 /// --runtime: to the namespace's /run, not the machine's /etc), on a free
 /// loopback port written into its run file: the port and the listener's
@@ -369,11 +379,10 @@ fn start(sd: &Systemd, dir: &Path, unit: &str) -> (u16, i32) {
     let stock = std::fs::read_to_string(&run_file).unwrap();
     let mut first = true;
     with_free_port(|port| {
-        std::fs::write(
+        replace(
             &run_file,
-            format!("{stock}address=127.0.0.1\nport={port}\n"),
-        )
-        .unwrap();
+            &format!("{stock}address=127.0.0.1\nport={port}\n"),
+        );
         if first {
             sd.ok(&["systemctl", "enable", "--runtime", "--now", unit]);
             first = false;
@@ -433,8 +442,30 @@ fn runs_under_systemd() {
     let run_file = d.join("run");
     let stock = std::fs::read_to_string(&run_file).unwrap();
     let (port, pid) = start(&sd, &d, UNIT);
+    // journald forwards to syslog (Debian's default, ForwardToSyslog=yes)
+    // on /run/systemd/journal/syslog: the namespace's, reached through its
+    // PID 1's root.
+    let syslog =
+        UnixDatagram::bind(format!("/proc/{}/root/run/systemd/journal/syslog", sd.init)).unwrap();
     let said = login_on("imap", port, &user, &|| sd.journal(UNIT));
     assert!(said.contains("messages 1"), "{said}");
+    failed_login(port, &user.name);
+    // Tag imapd (with journald's [pid]) and facility mail, as courierlogger
+    // sends them; the line keeps Courier's INFO: prefix, which journald
+    // does not read (docs/logging.md: the fail2ban filter for it).
+    let tagged = |g: &str, what: &str| {
+        g.strip_prefix("<22>")
+            .and_then(|r| r.get(15..))
+            .and_then(|r| r.strip_prefix(" imapd["))
+            .and_then(|r| r.split_once("]: "))
+            .is_some_and(|(_, m)| {
+                m.starts_with(&format!("INFO: {what}, user={}, ip=[127.0.0.1]", user.name))
+            })
+    };
+    let mut got = Vec::new();
+    let forwarded = received(&syslog, &mut got, |g| tagged(g, "LOGIN"))
+        && received(&syslog, &mut got, |g| tagged(g, "LOGIN FAILED"));
+    assert!(forwarded, "{got:#?}");
     // The journal: courier-run's banner, and the login line with
     // courierlogger's tag and facility mail (2).
     let log = sd.journal(UNIT);
@@ -454,11 +485,10 @@ fn runs_under_systemd() {
     assert_eq!(login["SYSLOG_IDENTIFIER"], "imapd", "{login}");
     assert_eq!(login["SYSLOG_FACILITY"], "2", "{login}");
     // A config error: the unit fails, its message is in the journal.
-    std::fs::write(
+    replace(
         &run_file,
-        format!("{stock}address=127.0.0.1\nport={port}\nbogus=1\n"),
-    )
-    .unwrap();
+        &format!("{stock}address=127.0.0.1\nport={port}\nbogus=1\n"),
+    );
     sd.ok(&["systemctl", "restart", UNIT]);
     let until = Instant::now() + LIMIT;
     while !sd.journal(UNIT).contains("unknown setting bogus") {
@@ -475,11 +505,10 @@ fn runs_under_systemd() {
         "{log}"
     );
     // Fixed: the unit, restarted every second, serves again by itself.
-    std::fs::write(
+    replace(
         &run_file,
-        format!("{stock}address=127.0.0.1\nport={port}\n"),
-    )
-    .unwrap();
+        &format!("{stock}address=127.0.0.1\nport={port}\n"),
+    );
     let again = listener(&sd, UNIT, port).unwrap_or_else(|log| panic!("not restarted:\n{log}"));
     assert_ne!(again, pid, "the listener was not restarted");
     let said = login_on("imap", port, &user, &|| sd.journal(UNIT));
@@ -540,6 +569,25 @@ fn courierlogger_form<'a>(d: &'a str, pri: u8, tag: &str) -> Option<&'a str> {
     let b = stamp.as_bytes();
     let ok = b[3] == b' ' && b[6] == b' ' && b[9] == b':' && b[12] == b':';
     rest.strip_prefix(&format!(" {tag}: ")).filter(|_| ok)
+}
+
+/// LOGIN with a wrong password on the plain IMAP `port`: the server says NO.
+#[track_caller]
+fn failed_login(port: u16, name: &str) {
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    let mut greeting = String::new();
+    r.read_line(&mut greeting).unwrap();
+    write!(c, "a LOGIN {name} wrong\r\n").unwrap();
+    let mut answer = String::new();
+    while !answer.starts_with("a ") {
+        answer.clear();
+        if r.read_line(&mut answer).unwrap() == 0 {
+            break;
+        }
+    }
+    assert!(answer.starts_with("a NO"), "{greeting}{answer}");
 }
 
 #[test]
@@ -618,20 +666,7 @@ fn syslog_as_courierlogger() {
     let said = login_on("imap", port, &user, &String::new);
     assert!(said.contains("messages 1"), "{said}");
     // A failed login, fail2ban's pattern.
-    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.set_read_timeout(Some(LIMIT)).unwrap();
-    let mut r = BufReader::new(c.try_clone().unwrap());
-    let mut greeting = String::new();
-    r.read_line(&mut greeting).unwrap();
-    write!(c, "a LOGIN {} wrong\r\n", user.name).unwrap();
-    let mut answer = String::new();
-    while !answer.starts_with("a ") {
-        answer.clear();
-        if r.read_line(&mut answer).unwrap() == 0 {
-            break;
-        }
-    }
-    assert!(answer.starts_with("a NO"), "{greeting}{answer}");
+    failed_login(port, &user.name);
     let name = user.name.clone();
     let good = |g: &str| {
         courierlogger_form(g, 22, "imapd")
