@@ -18,13 +18,17 @@
 //! on a new connection; a line that still cannot be sent goes to stderr
 //! (the supervisor's) rather than stopping the log.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
 use crate::error::{Exit, bad_input};
+
+/// The longest message sent: rsyslog's default maximum (courierlogger cuts
+/// at 511 bytes, which cuts Courier's longer error lines).
+const MAX_LINE: usize = 8192;
 
 /// LOG_MAIL (2) << 3.
 const MAIL: u8 = 2 << 3;
@@ -115,15 +119,28 @@ pub fn run(o: &Options) -> anyhow::Result<Exit> {
     let mut line = Vec::new();
     loop {
         line.clear();
-        if input
+        let n = (&mut input)
+            .take(MAX_LINE as u64)
             .read_until(b'\n', &mut line)
-            .context("unable to read the log lines")?
-            == 0
-        {
+            .context("unable to read the log lines")?;
+        if n == 0 {
             return Ok(Exit::Ok);
         }
         if line.last() == Some(&b'\n') {
             line.pop();
+        } else if n == MAX_LINE {
+            // The rest of a long line is dropped, as courierlogger drops it.
+            let mut rest = Vec::new();
+            loop {
+                rest.clear();
+                let m = (&mut input)
+                    .take(MAX_LINE as u64)
+                    .read_until(b'\n', &mut rest)
+                    .context("unable to read the log lines")?;
+                if m == 0 || rest.last() == Some(&b'\n') {
+                    break;
+                }
+            }
         }
         let d = datagram(&o.tag, &stamp(), &line);
         let sent = sock.as_ref().is_some_and(|s| s.send(&d).is_ok()) || {

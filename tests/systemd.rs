@@ -19,6 +19,10 @@
 //!   a test syslog socket `<22>... imapd: LOGIN, user=...` and `imapd:
 //!   LOGIN FAILED, ..., ip=[127.0.0.1]` (the `INFO:` prefix removed, as
 //!   courierlogger does and fail2ban's courier-auth filter expects).
+//! - `syslog_helper`: `courier-run syslog` alone: levels, a long line cut,
+//!   a bad tag refused, undeliverable lines on stderr.
+//! - `file_logs_rotate_as_contrib`: each supervisor's `--log file` log/run
+//!   rotates at about 1 MB, as the service account.
 
 mod common;
 
@@ -789,4 +793,77 @@ fn file_logs_rotate_as_contrib() {
         let current = std::fs::read_to_string(main.join("current")).unwrap();
         assert!(current.contains("LOGIN, user=someone"), "{sup}");
     }
+}
+
+/// `courier-run syslog` on its own: a level per prefix, a long line cut at
+/// 8192 bytes and the next line intact, a bad tag refused (100), and lines
+/// that cannot be sent (no socket) written to stderr, the logger going on.
+#[test]
+fn syslog_helper() {
+    let scratch = TempDir::new("syslog-helper");
+    let sock_path = scratch.join("log.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    let input = format!(
+        "INFO: {}\nERR: second\nWARN:third\nplain",
+        "x".repeat(20000)
+    );
+    let send = |args: &[&str], input: &str| {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = send(
+        &["syslog", "imapd", "--socket", sock_path.to_str().unwrap()],
+        &input,
+    );
+    assert_eq!((code, err.as_str()), (Some(0), ""));
+    sock.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let got: Vec<String> = (0..4)
+        .map(|_| {
+            let n = sock.recv(&mut buf).unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        })
+        .collect();
+    let msgs: Vec<(u8, String)> = got
+        .iter()
+        .map(|g| {
+            let pri: u8 = g[1..g.find('>').unwrap()].parse().unwrap();
+            (
+                pri,
+                courierlogger_form(g, pri, "imapd").unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(msgs.len(), 4, "{msgs:?}");
+    assert_eq!(msgs[0], (22, "x".repeat(8192 - "INFO: ".len())));
+    assert_eq!(msgs[1], (19, "second".to_string()));
+    assert_eq!(msgs[2], (20, "third".to_string()));
+    assert_eq!(msgs[3], (22, "plain".to_string()));
+    let (code, err) = send(&["syslog", "im apd"], "");
+    assert_eq!(code, Some(100), "{err}");
+    let gone = scratch.join("gone.sock");
+    let (code, err) = send(
+        &["syslog", "pop3d", "--socket", gone.to_str().unwrap()],
+        "INFO: one\ntwo\n",
+    );
+    assert_eq!(
+        (code, err.as_str()),
+        (Some(0), "pop3d: INFO: one\npop3d: two\n")
+    );
 }
