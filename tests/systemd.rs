@@ -1,7 +1,7 @@
 //! `init --supervisor systemd` and `init --log syslog`.
 //!
 //! - `units_verify`: the unit `init` writes for each service passes
-//!   `systemd-analyze verify`; `--log file` is refused for systemd; a
+//!   `systemd-analyze verify` (and `--dry-run` printed the same lines); `--log file` is refused for systemd; a
 //!   directory with a space is refused before anything is created.
 //! - `runs_under_systemd`: systemd boots as PID 1 of a new PID and mount
 //!   namespace (private /tmp, /run and journal; every unit that would touch
@@ -83,8 +83,13 @@ fn units_verify() {
     for svc in ["imapd", "imapd-ssl", "pop3d", "pop3d-ssl"] {
         let d = scratch.0.join(svc);
         let s = d.to_str().unwrap();
-        let (code, text) = courier_run(&["init", s, "--supervisor", "systemd", "--service", svc]);
+        let args = ["init", s, "--supervisor", "systemd", "--service", svc];
+        let (code, dry) = courier_run(&[&args[..], &["--dry-run"]].concat());
+        assert_eq!(code, 0, "{dry}");
+        assert!(!d.exists(), "--dry-run created {s}");
+        let (code, text) = courier_run(&args);
         assert_eq!(code, 0, "{text}");
+        assert_eq!(dry.replace("would create", "created"), text);
         let unit = d.join(format!("courier-run-{svc}.service"));
         assert!(
             text.contains(&format!(
