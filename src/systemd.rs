@@ -140,6 +140,7 @@ ProtectSystem=full
 ReadWritePaths={d}
 PrivateTmp=yes
 PrivateDevices=yes
+PrivateMounts=yes
 ProtectKernelTunables=yes
 ProtectKernelModules=yes
 ProtectKernelLogs=yes
