@@ -1,13 +1,15 @@
 //! `init --supervisor systemd` and `init --log syslog`.
 //!
-//! - `units_verify`: the unit `init` writes for each service passes
-//!   `systemd-analyze verify` (and `--dry-run` printed the same lines); `--log file` is refused for systemd; a
-//!   directory with a space is refused before anything is created.
+//! - `units_verify`: the unit `init` writes for each service (authdaemond
+//!   included) passes `systemd-analyze verify`, and `--dry-run` printed the
+//!   same lines; `--log file` is refused for systemd; a directory with a
+//!   space is refused before anything is created.
 //! - `runs_under_systemd`: systemd boots as PID 1 of a new PID and mount
 //!   namespace (private /tmp, /run and journal; every unit that would touch
-//!   the machine masked; see [`Systemd`]); Debian's courier-authdaemon
-//!   unit starts in it; the init-made unit, linked and enabled as `init`
-//!   prints (with --runtime, so that nothing is written to /etc), starts;
+//!   the machine masked; see [`Systemd`]); the init-made authdaemond unit
+//!   starts in it (MainPID: authdaemond); the init-made imapd unit, linked
+//!   and enabled as `init` prints (with --runtime, so that nothing is
+//!   written to /etc), starts;
 //!   its MainPID is tcpserver listening on the port; an IMAP login works
 //!   (and one on imapd-ssl, pop3d and pop3d-ssl units, TLS included);
 //!   the journal has the banner and the login, tagged imapd with facility
@@ -80,7 +82,7 @@ fn units_verify() {
         return;
     }
     let scratch = Scratch::new("verify");
-    for svc in ["imapd", "imapd-ssl", "pop3d", "pop3d-ssl"] {
+    for svc in ["imapd", "imapd-ssl", "pop3d", "pop3d-ssl", "authdaemond"] {
         let d = scratch.0.join(svc);
         let s = d.to_str().unwrap();
         let args = ["init", s, "--supervisor", "systemd", "--service", svc];
@@ -414,7 +416,7 @@ fn runs_under_systemd() {
         && which("nsenter").is_some()
         && Path::new("/usr/bin/imapd").exists()
         && Path::new(AUTHDAEMOND).exists()
-        && Path::new("/lib/systemd/system/courier-authdaemon.service").exists()
+        && Path::new("/usr/lib/tmpfiles.d/courier-authdaemon.conf").exists()
         && which("python3").is_some()
         && which("useradd").is_some();
     if !have(
@@ -431,23 +433,41 @@ fn runs_under_systemd() {
     assert_eq!(code, 0, "{text}");
     let user = MailUser::new("sd");
     let sd = Systemd::boot();
-    // authdaemond in the namespace (its socket is in the namespace's /run):
-    // Debian's unit, after the directory its tmpfiles.d line makes.
+    // authdaemond in the namespace (its socket is in the namespace's /run,
+    // made by Debian's tmpfiles.d line): the init-made authdaemond unit,
+    // which the imapd unit wants and is ordered after.
     sd.ok(&[
         "systemd-tmpfiles",
         "--create",
         "/usr/lib/tmpfiles.d/courier-authdaemon.conf",
     ]);
-    sd.ok(&["systemctl", "start", "courier-authdaemon.service"]);
-    // What init printed, with --runtime: the link and the enablement go
-    // to the namespace's /run, not to the machine's /etc.
-    let unit_file = d.join(UNIT);
+    let authd = scratch.0.join("authdaemond");
+    let (code, text) = courier_run(&[
+        "init",
+        authd.to_str().unwrap(),
+        "--supervisor",
+        "systemd",
+        "--service",
+        "authdaemond",
+    ]);
+    assert_eq!(code, 0, "{text}");
+    let authd_unit = "courier-run-authdaemond.service";
     sd.ok(&[
         "systemctl",
         "link",
         "--runtime",
-        unit_file.to_str().unwrap(),
+        authd.join(authd_unit).to_str().unwrap(),
     ]);
+    sd.ok(&["systemctl", "enable", "--runtime", "--now", authd_unit]);
+    let main = sd.ctl(&["show", "-p", "MainPID", "--value", authd_unit]);
+    let authd_pid = main
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .and_then(|p| sd.host_pid(p))
+        .unwrap_or_else(|| panic!("no MainPID for {authd_unit}: {main}"));
+    let comm = std::fs::read_to_string(format!("/proc/{authd_pid}/comm")).unwrap_or_default();
+    assert_eq!(comm.trim(), "authdaemond", "{authd_unit}'s MainPID");
     let run_file = d.join("run");
     let stock = std::fs::read_to_string(&run_file).unwrap();
     let (port, pid) = start(&sd, &d, UNIT);
