@@ -55,10 +55,10 @@ pub fn debian_unit(service: &str) -> &'static str {
 /// rather than escaped (a service directory has no need of them, and the
 /// same path is printed for a shell).
 pub fn unit_word(p: &Path) -> anyhow::Result<String> {
+    let shown = crate::shown::path(p);
     let s = p.to_str().ok_or_else(|| {
         bad_input(format!(
-            "{}: a systemd unit needs a UTF-8 path (rename the directory)",
-            p.display()
+            "{shown}: a systemd unit needs a UTF-8 path (rename the directory)"
         ))
     })?;
     if let Some(c) = s
@@ -66,12 +66,12 @@ pub fn unit_word(p: &Path) -> anyhow::Result<String> {
         .find(|c| c.is_whitespace() || c.is_control() || "\"'\\".contains(*c))
     {
         return Err(bad_input(format!(
-            "{s}: {c:?} in a path of a systemd unit (pick a directory without white space, quotes or backslashes)"
+            "{shown}: {c:?} in a path of a systemd unit (pick a directory without white space, quotes or backslashes)"
         )));
     }
     if !p.is_absolute() {
         return Err(bad_input(format!(
-            "{s}: a systemd unit needs an absolute path"
+            "{shown}: a systemd unit needs an absolute path"
         )));
     }
     Ok(s.replace('%', "%%"))
