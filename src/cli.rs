@@ -110,9 +110,14 @@ enum Cmd {
         assign: Vec<String>,
     },
     /// Create a service directory: run, log/run, the log directory and its
-    /// owner, the rules source and compiled rules. Refuses to overwrite;
-    /// prints each thing it creates and the command that starts the service.
+    /// owner (systemd: a unit file instead), the rules source and compiled
+    /// rules. Refuses to overwrite; prints each thing it creates and the
+    /// commands that start the service.
     Init(crate::init::Options),
+    /// Send log lines read on standard input to syslog as courierlogger
+    /// does (facility mail, tag TAG, the level from an ERR:/WARN:/INFO:
+    /// prefix, which is removed): the log/run of `init --log syslog`.
+    Syslog(crate::syslog::Options),
     /// Print the shell completion script for SHELL on standard output.
     Completions {
         #[arg(value_enum)]
@@ -333,6 +338,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             assign,
         }) => return crate::conf2env::conf2env(envdir, configs, define, assign),
         Some(Cmd::Init(o)) => return crate::init::init(o),
+        Some(Cmd::Syslog(o)) => return crate::syslog::run(o),
         Some(Cmd::Completions { shell }) => {
             report::output(&crate::docs::completions(command(), *shell))?;
             return Ok(Exit::Ok);

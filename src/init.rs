@@ -3,7 +3,8 @@
 //! with the chosen settings, commented), `log/run` for the supervisor's
 //! logger, `log/main` owned by the service account (the logger drops to it),
 //! an access list (Courier's syntax, `access` in the run file) and its
-//! compiled rules. It never overwrites: an existing file is an error before
+//! compiled rules. For systemd, a unit file (src/systemd.rs) takes the
+//! place of log/: the journal is the log. It never overwrites: an existing file is an error before
 //! anything is created; an existing directory is used as it is ("exists",
 //! owner and mode unchanged). `--dry-run` prints the same lines and creates
 //! nothing.
@@ -36,6 +37,16 @@ pub enum Supervisor {
     Daemontools,
     Runit,
     S6,
+    Systemd,
+}
+
+/// Where the service's log goes (`--log`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Log {
+    /// The supervisor's logger, rotated in log/main (20 files of 1 MB).
+    File,
+    /// syslog, facility mail, tagged as courierlogger tags it.
+    Syslog,
 }
 
 /// The Courier service (the run file's `service=`, which picks the config
@@ -52,7 +63,7 @@ pub enum Service {
 }
 
 impl Service {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Service::Imapd => "imapd",
             Service::ImapdSsl => "imapd-ssl",
@@ -82,9 +93,17 @@ pub struct Options {
     /// Where Courier is installed: Debian's packages or a courier2 prefix.
     #[arg(long, value_enum, default_value_t = InitLayout::Debian)]
     pub layout: InitLayout,
-    /// The supervision suite that will run it (picks log/run's logger).
+    /// The supervision suite that will run it (picks log/run's logger;
+    /// systemd: a unit file in DIR instead of log/).
     #[arg(long, value_enum, default_value_t = Supervisor::Daemontools)]
     pub supervisor: Supervisor,
+    /// Where the log goes: file (the default: multilog, svlogd or s6-log
+    /// keep 20 files of 1 MB in log/main) or syslog (facility mail, tagged
+    /// imapd, imapd-ssl, pop3d, pop3d-ssl or authdaemond as courierlogger
+    /// does, so /var/log/mail.log and fail2ban see it). systemd: always the
+    /// journal, with that tag and facility; --log file is refused.
+    #[arg(long, value_enum)]
+    pub log: Option<Log>,
     /// Print what would be created; create nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -123,6 +142,7 @@ pub fn run_file(o: &Options, exe: &Path) -> String {
         Supervisor::Daemontools => "daemontools' supervise",
         Supervisor::Runit => "runit's runsv",
         Supervisor::S6 => "s6-supervise",
+        Supervisor::Systemd => "systemd",
     };
     if o.service == Service::Authdaemond {
         return authdaemond_run_file(o, exe, sup);
@@ -179,26 +199,46 @@ fn authdaemond_run_file(o: &Options, exe: &Path, sup: &str) -> String {
     s
 }
 
-fn log_run(o: &Options) -> String {
+fn log_run(o: &Options, exe: &Path) -> String {
     let acct = account(o.layout);
+    let setuidgid = match o.supervisor {
+        Supervisor::Runit => "chpst -u",
+        Supervisor::S6 => "s6-setuidgid",
+        Supervisor::Daemontools | Supervisor::Systemd => "setuidgid",
+    };
+    if o.log == Some(Log::Syslog) {
+        let tag = o.service.name();
+        return format!(
+            "#!/bin/sh\n# The service's log: courier-run merges stderr into stdout; each\n\
+             # line goes to syslog (facility mail, tag {tag}, the level from its\n\
+             # ERR:/WARN:/INFO: prefix) as courierlogger sends it, as {acct}.\n\
+             exec {setuidgid} {acct} {exe} syslog {tag}\n",
+            exe = sh_word(exe)
+        );
+    }
+    // contrib's rotation: 20 files of 1 MB (svlogd reads it from
+    // ./main/config, which init writes).
     let (cmd, why) = match o.supervisor {
-        Supervisor::Daemontools => (
-            format!("setuidgid {acct} multilog t ./main"),
-            "multilog timestamps (t) and rotates in ./main",
+        Supervisor::Daemontools | Supervisor::Systemd => (
+            format!("setuidgid {acct} multilog t s1000000 n20 ./main"),
+            "multilog timestamps (t) and keeps 20 files of 1 MB (s1000000 n20) in ./main",
         ),
         Supervisor::Runit => (
             format!("chpst -u {acct} svlogd -tt ./main"),
-            "svlogd timestamps (-tt) and rotates in ./main",
+            "svlogd timestamps (-tt) and keeps 20 files of 1 MB (./main/config) in ./main",
         ),
         Supervisor::S6 => (
-            format!("s6-setuidgid {acct} s6-log t ./main"),
-            "s6-log timestamps (t) and rotates in ./main",
+            format!("s6-setuidgid {acct} s6-log t s1000000 n20 ./main"),
+            "s6-log timestamps (t) and keeps 20 files of 1 MB (s1000000 n20) in ./main",
         ),
     };
     format!(
         "#!/bin/sh\n# The service's log: courier-run merges stderr into stdout;\n# {why}, as {acct}, who owns ./main.\nexec {cmd}\n"
     )
 }
+
+/// svlogd's rotation, read from the log directory: contrib's 1 MB files, 20 kept.
+const SVLOGD_CONFIG: &str = "s1000000\nn20\n";
 
 const ACCESS: &str = "\
 # Courier's access list (couriertcpd(1), \"ACCESS FILE\"): an address, a
@@ -223,20 +263,42 @@ pub fn items(o: &Options, exe: &Path) -> Vec<Item> {
             mode: 0o755,
             text: run_file(o, exe),
         },
-        Item::Dir {
+    ];
+    if o.supervisor == Supervisor::Systemd {
+        // init() checked that the unit can be written for these paths.
+        let abs = std::path::absolute(d).unwrap_or_else(|_| d.clone());
+        let svc = o.service.name();
+        items.push(Item::File {
+            path: d.join(crate::systemd::unit_name(svc)),
+            mode: 0o644,
+            text: crate::systemd::unit_file(svc, &abs, exe).unwrap_or_default(),
+        });
+    } else {
+        items.push(Item::Dir {
             path: d.join("log"),
             owner: None,
-        },
-        Item::File {
+        });
+        items.push(Item::File {
             path: d.join("log/run"),
             mode: 0o755,
-            text: log_run(o),
-        },
-        Item::Dir {
-            path: d.join("log/main"),
-            owner: Some(account(o.layout).to_string()),
-        },
-    ];
+            text: log_run(o, exe),
+        });
+        if o.log != Some(Log::Syslog) {
+            items.push(Item::Dir {
+                path: d.join("log/main"),
+                owner: Some(account(o.layout).to_string()),
+            });
+            if o.supervisor == Supervisor::Runit {
+                // Created O_EXCL|O_NOFOLLOW in the directory just given to
+                // the account: it can make init fail, not write elsewhere.
+                items.push(Item::File {
+                    path: d.join("log/main/config"),
+                    mode: 0o644,
+                    text: SVLOGD_CONFIG.to_string(),
+                });
+            }
+        }
+    }
     if o.service == Service::Authdaemond {
         return items;
     }
@@ -316,7 +378,12 @@ fn sh_word(p: &Path) -> String {
 
 /// The command that starts the service (one shell line: `abs` quoted), and
 /// a note when this system has no scan directory for the supervisor.
-pub fn start_command(sup: Supervisor, abs: &Path, scan: &ScanDirs) -> (String, Option<String>) {
+pub fn start_command(
+    sup: Supervisor,
+    service: Service,
+    abs: &Path,
+    scan: &ScanDirs,
+) -> (String, Option<String>) {
     let d = sh_word(abs);
     let link = |s: &str| format!("ln -s {d} {s}/");
     match sup {
@@ -373,6 +440,7 @@ pub fn start_command(sup: Supervisor, abs: &Path, scan: &ScanDirs) -> (String, O
                 ),
             ),
         },
+        Supervisor::Systemd => (crate::systemd::start_commands(abs, service.name()), None),
     }
 }
 
@@ -756,6 +824,17 @@ pub fn init(o: &Options) -> anyhow::Result<Exit> {
         )));
     }
     let exe = std::env::current_exe().context("unable to find courier-run's own path")?;
+    if o.supervisor == Supervisor::Systemd {
+        if o.log == Some(Log::File) {
+            return Err(bad_input(
+                "--log file: under systemd the log is the journal (tagged and with facility mail, \
+                 forwarded to syslog); --log file is for daemontools, runit and s6",
+            ));
+        }
+        let abs = std::path::absolute(&o.dir)
+            .with_context(|| format!("unable to make {} absolute", o.dir.display()))?;
+        crate::systemd::unit_file(o.service.name(), &abs, &exe)?;
+    }
     let items = items(o, &exe);
     // Everything is checked before anything is created.
     let place = locate(&o.dir)?;
@@ -842,7 +921,7 @@ pub fn init(o: &Options) -> anyhow::Result<Exit> {
         let _ = crate::report::output(lines.as_bytes());
         return Err(e);
     }
-    let (cmd, note) = start_command(o.supervisor, &place.abs(), &ScanDirs::detect());
+    let (cmd, note) = start_command(o.supervisor, o.service, &place.abs(), &ScanDirs::detect());
     lines += &format!("start it with: {cmd}\n");
     if let Some(n) = note {
         lines += &format!("note: {n}\n");
@@ -1030,6 +1109,7 @@ mod tests {
             service: svc,
             layout: InitLayout::Debian,
             supervisor: sup,
+            log: None,
             dry_run: false,
         }
     }
@@ -1037,10 +1117,54 @@ mod tests {
     #[test]
     fn loggers_per_supervisor() {
         let d = Path::new("/x");
-        let lr = |s| log_run(&opts(d, s, Service::Imapd));
-        assert!(lr(Supervisor::Daemontools).contains("exec setuidgid courier multilog t ./main"));
+        let exe = Path::new("/usr/bin/courier-run");
+        let lr = |s| log_run(&opts(d, s, Service::Imapd), exe);
+        assert!(
+            lr(Supervisor::Daemontools)
+                .contains("exec setuidgid courier multilog t s1000000 n20 ./main")
+        );
         assert!(lr(Supervisor::Runit).contains("exec chpst -u courier svlogd -tt ./main"));
-        assert!(lr(Supervisor::S6).contains("exec s6-setuidgid courier s6-log t ./main"));
+        assert!(
+            lr(Supervisor::S6).contains("exec s6-setuidgid courier s6-log t s1000000 n20 ./main")
+        );
+        let mut o = opts(d, Supervisor::Runit, Service::Pop3dSsl);
+        o.log = Some(Log::Syslog);
+        assert!(
+            log_run(&o, exe)
+                .contains("exec chpst -u courier /usr/bin/courier-run syslog pop3d-ssl\n")
+        );
+        let paths = |o: &Options| -> Vec<PathBuf> {
+            items(o, exe)
+                .iter()
+                .map(|i| item_path(i).to_path_buf())
+                .collect()
+        };
+        // syslog: no log/main; runit's file log: svlogd's rotation config.
+        assert!(!paths(&o).contains(&d.join("log/main")));
+        o.log = None;
+        assert!(paths(&o).contains(&d.join("log/main/config")));
+        // systemd: the unit, no log/; for authdaemond no access list either.
+        let o = opts(d, Supervisor::Systemd, Service::Imapd);
+        let p = paths(&o);
+        assert!(p.contains(&d.join("courier-run-imapd.service")), "{p:?}");
+        assert!(!p.iter().any(|p| p.starts_with(d.join("log"))), "{p:?}");
+        let o = opts(d, Supervisor::Systemd, Service::Authdaemond);
+        assert_eq!(
+            paths(&o),
+            [
+                d.to_path_buf(),
+                d.join("run"),
+                d.join("courier-run-authdaemond.service")
+            ]
+        );
+        assert_eq!(
+            start_command(Supervisor::Systemd, Service::Imapd, d, &ScanDirs::detect()),
+            (
+                "systemctl link /x/courier-run-imapd.service && systemctl enable --now courier-run-imapd.service"
+                    .into(),
+                None
+            )
+        );
         let r = run_file(
             &opts(d, Supervisor::S6, Service::Pop3d),
             Path::new("/usr/bin/courier-run"),
@@ -1092,7 +1216,7 @@ mod tests {
             etc_service_is_runit: true,
             ..none.clone()
         };
-        let hint = |sup, scan: &ScanDirs| start_command(sup, abs, scan);
+        let hint = |sup, scan: &ScanDirs| start_command(sup, Service::Imapd, abs, scan);
         assert_eq!(
             hint(Supervisor::Runit, &debian_runit),
             (

@@ -52,5 +52,7 @@ pub mod service;
 pub mod settings;
 pub mod shown;
 pub mod stack;
+pub mod syslog;
+pub mod systemd;
 pub mod tls;
 pub mod tlscache;
