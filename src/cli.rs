@@ -114,6 +114,12 @@ enum Cmd {
     /// rules. Refuses to overwrite; prints each thing it creates and the
     /// commands that start the service.
     Init(crate::init::Options),
+    /// Move from Debian's Courier units to supervised services: one service
+    /// directory per service the config enables (its *START variables)
+    /// plus authdaemond under DEST, made by init and checked with --check;
+    /// then the commands that switch over and back, printed in order.
+    /// Stops, disables and links nothing itself.
+    Migrate(crate::migrate::Options),
     /// Send log lines read on standard input to syslog as courierlogger
     /// does (facility mail, tag TAG, the level from an ERR:/WARN:/INFO:
     /// prefix, which is removed): the log/run of `init --log syslog`.
@@ -338,6 +344,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             assign,
         }) => return crate::conf2env::conf2env(envdir, configs, define, assign),
         Some(Cmd::Init(o)) => return crate::init::init(o),
+        Some(Cmd::Migrate(o)) => return crate::migrate::migrate(o),
         Some(Cmd::Syslog(o)) => return crate::syslog::run(o),
         Some(Cmd::Completions { shell }) => {
             report::output(&crate::docs::completions(command(), *shell))?;

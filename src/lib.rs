@@ -44,6 +44,7 @@ pub mod frontend;
 pub mod init;
 pub mod launch;
 pub mod limits;
+pub mod migrate;
 pub mod plan;
 pub mod report;
 pub mod resolve;
