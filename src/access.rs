@@ -354,7 +354,9 @@ pub fn convert(entries: &[Entry], format: RulesFormat, ipv6: bool) -> Result<Con
         }
         let rec = match format {
             RulesFormat::Tcprules => (tcprules_key(e)?, tcprules_data(&e.action)),
-            RulesFormat::IpsvdCdb | RulesFormat::IpsvdDir => {
+            // CourierDat: couriertcpd's list is makedat's to build, never
+            // converted (crate::makedat).
+            RulesFormat::IpsvdCdb | RulesFormat::IpsvdDir | RulesFormat::CourierDat => {
                 (ipsvd_key(&e.net).into_bytes(), ipsvd_data(&e.action))
             }
         };
@@ -517,10 +519,21 @@ pub fn build(source: &Path, out: &Path, format: RulesFormat, ipv6: bool) -> anyh
     {
         return Ok(Built::UpToDate);
     }
+    rebuild(source, out, format, ipv6).map(Built::Written)
+}
+
+/// Convert `source` into `out` whatever their times (`--rebuild-access`);
+/// the warnings of the conversion.
+pub fn rebuild(
+    source: &Path,
+    out: &Path,
+    format: RulesFormat,
+    ipv6: bool,
+) -> anyhow::Result<Vec<String>> {
     let entries = read(source)?;
     let c = convert(&entries, format, ipv6).map_err(bad_input)?;
     write_atomic(out, &crate::cdb::write(&c.records))?;
-    Ok(Built::Written(c.warnings))
+    Ok(c.warnings)
 }
 
 fn write_atomic(out: &Path, bytes: &[u8]) -> anyhow::Result<()> {

@@ -83,6 +83,14 @@ struct Cli {
     #[arg(long, requires = "check")]
     bind: bool,
 
+    /// Rebuild the compiled access list from Courier's access list now,
+    /// atomically (tcpserver/tcpsvd cdb: read on every connection, in effect
+    /// at once); for couriertcpd, makedat's LIST.dat, then SIGHUP through
+    /// the service's supervisor (svc -h, sv hup, s6-svc -h: couriertcpd
+    /// reloads it, same process). Run it in the service directory.
+    #[arg(long, conflicts_with_all = ["dry_run", "check"])]
+    rebuild_access: bool,
+
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -207,6 +215,7 @@ fn shebang_launch(args: &[OsString]) -> Option<Cli> {
         explain: false,
         check: false,
         bind: false,
+        rebuild_access: false,
         cmd: None,
     })
 }
@@ -232,6 +241,7 @@ pub fn is_launch(args: &[OsString]) -> bool {
                         | "--explain"
                         | "--format"
                         | "--bind"
+                        | "--rebuild-access"
                         | "--help"
                         | "-h"
                         | "--version"
@@ -276,6 +286,17 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         });
     }
     let resolved = resolve(&input);
+    if cli.rebuild_access {
+        let plan = Plan::new(resolved)?;
+        // The service directory is the run file's (supervise runs ./run).
+        let dir = cli
+            .runfile
+            .as_deref()
+            .and_then(|p| p.parent())
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        return crate::rebuild::run(&plan, dir);
+    }
     if cli.dry_run {
         let plan = Plan::new(resolved)?;
         report::print(&plan, cli.format, cli.explain)?;

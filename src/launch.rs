@@ -58,7 +58,7 @@ pub fn launch(plan: &Plan) -> anyhow::Result<Infallible> {
     // Courier's access list into the front end's rules (atomic; only when
     // the source is newer than them).
     if let Some(a) = &plan.access {
-        crate::access::build(&a.source, &a.output, a.format, a.ipv6)?;
+        crate::rebuild::build(plan, a, false)?;
     }
     if let Some(e) = &plan.envdir {
         if e.unchanged {
