@@ -67,6 +67,10 @@ pub struct Options {
     /// Print what would be created; create nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// A setting to write into the run file (repeatable), e.g.
+    /// `--set config="/srv/courier/imapd /srv/courier/imapd-ssl"`.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
 }
 
 /// One thing to create.
@@ -103,9 +107,13 @@ pub fn run_file(o: &Options, exe: &Path) -> String {
         Supervisor::Runit => "runit's runsv",
         Supervisor::S6 => "s6-supervise",
     };
+    let front = match o.layout {
+        InitLayout::Debian => "couriertcpd",
+        InitLayout::Courier2 => "tcpserver",
+    };
     let mut s = format!(
         "#!{exe}\n\
-         # courier-{svc}: Courier's {svc} on tcpserver under {sup}.\n\
+         # courier-{svc}: Courier's {svc} on {front} under {sup}.\n\
          # Made by `courier-run init`; see courier-run(1). The supervisor runs\n\
          # this as `courier-run ./run` in the service directory. service= reads\n\
          # Courier's own config files for it, as its rc script does.\n\
@@ -120,13 +128,108 @@ pub fn run_file(o: &Options, exe: &Path) -> String {
         "\n# envuidgid: UID and GID of this account go into the environment.\naccount={}\n",
         account(o.layout)
     );
-    s += "\n# Courier's access list (couriertcpd syntax: ADDRESS<tab>allow|deny),\n\
-          # converted on start into the front end's rules when it is newer.\n\
-          access=./access\n";
-    if o.layout == InitLayout::Courier2 {
-        s += "# (the access list replaces the default /etc/tcprules/imap.cdb)\nrules=\n";
+    match (o.layout, o.service) {
+        (InitLayout::Debian, Service::Imapd | Service::ImapdSsl) => {
+            s += "\n# The access list is the config's IMAPACCESSFILE, as Debian's rc passes it:\n\
+                  # couriertcpd reads IMAPACCESSFILE.dat (built by makedat when missing or\n\
+                  # older). After an edit: courier-run ./run --rebuild-access (no restart).\n";
+        }
+        (InitLayout::Debian, _) => {
+            s += "\n# Debian's pop3d rc scripts give couriertcpd no access list; set\n\
+                  # access=FILE to give it one.\n";
+        }
+        (InitLayout::Courier2, _) => {
+            s += "\n# Courier's access list (couriertcpd syntax: ADDRESS<tab>allow|deny),\n\
+                  # converted on start into the front end's rules when it is newer.\n\
+                  access=./access\n\
+                  # (the access list replaces the default /etc/tcprules/imap.cdb)\nrules=\n";
+        }
+    }
+    if !o.set.is_empty() {
+        s += "\n# Given to init with --set.\n";
+        for kv in &o.set {
+            if let Some((n, v)) = kv.split_once('=') {
+                s += &format!("{n}='{}'\n", v.replace('\'', r"'\''"));
+            }
+        }
     }
     s
+}
+
+/// The --set settings, checked: known names, NAME=VALUE.
+fn check_sets(o: &Options) -> anyhow::Result<()> {
+    for kv in &o.set {
+        match kv.split_once('=') {
+            Some((n, _)) if crate::settings::names().any(|k| k == n) => {}
+            Some((n, _)) => {
+                return Err(bad_input(format!(
+                    "--set {n}: unknown setting (see courier-run --help)"
+                )));
+            }
+            None => return Err(bad_input(format!("--set {kv}: write NAME=VALUE"))),
+        }
+    }
+    Ok(())
+}
+
+/// What the new service takes from Courier's config, and what the run
+/// file overrides, as lines for the admin (layout=debian keeps the
+/// config's IMAPACCESSFILE and ports; courier2's access=./access
+/// overrides IMAPACCESSFILE).
+pub fn notes(o: &Options) -> Vec<String> {
+    let mut sets = vec![
+        format!(
+            "layout={}",
+            if o.layout == InitLayout::Debian {
+                "debian"
+            } else {
+                "courier2"
+            }
+        ),
+        format!("service={}", o.service.name()),
+    ];
+    if o.layout == InitLayout::Courier2 {
+        sets.push("access=./access".into());
+        sets.push("rules=".into());
+    }
+    sets.extend(o.set.iter().cloned());
+    let environ = crate::environ::inherited();
+    let r = crate::resolve::resolve(&crate::resolve::Input {
+        runfile: None,
+        sets: &sets,
+        environ: &environ,
+    });
+    let at = |name: &str| {
+        r.var(name)
+            .map(|a| format!("{}={} ({})", name, String::from_utf8_lossy(&a.value), a.pos))
+    };
+    let mut out = Vec::new();
+    let port_var = r.service.port_var();
+    match at(port_var) {
+        Some(p) => out.push(format!("port: kept from the config: {p}")),
+        None => out.push(format!(
+            "port: {} (the config sets no {port_var})",
+            r.port.text
+        )),
+    }
+    let list = at("IMAPACCESSFILE");
+    match (&r.front.tcpd, list) {
+        (Some(t), l) => match &t.access {
+            Some(dat) => out.push(format!(
+                "access list: kept from the config: {} -> couriertcpd -access={}",
+                l.unwrap_or_else(|| "IMAPACCESSFILE unset: Courier's default".into()),
+                dat.display()
+            )),
+            None => {
+                out.push("access list: none (Debian's pop3d rc passes none to couriertcpd)".into())
+            }
+        },
+        (None, Some(l)) if o.layout == InitLayout::Courier2 => {
+            out.push(format!("access list: {l} is overridden by access=./access"))
+        }
+        _ => {}
+    }
+    out
 }
 
 fn log_run(o: &Options) -> String {
@@ -163,7 +266,7 @@ const ACCESS: &str = "\
 pub fn items(o: &Options, exe: &Path) -> Vec<Item> {
     let d = &o.dir;
     let fmt = RulesFormat::Tcprules;
-    vec![
+    let mut v = vec![
         Item::Dir {
             path: d.clone(),
             owner: None,
@@ -186,16 +289,21 @@ pub fn items(o: &Options, exe: &Path) -> Vec<Item> {
             path: d.join("log/main"),
             owner: Some(account(o.layout).to_string()),
         },
-        Item::File {
+    ];
+    // layout=debian keeps the config's access list (couriertcpd's .dat):
+    // no new `* allow` list.
+    if o.layout == InitLayout::Courier2 {
+        v.push(Item::File {
             path: d.join("access"),
             mode: 0o644,
             text: ACCESS.to_string(),
-        },
-        Item::Rules {
+        });
+        v.push(Item::Rules {
             source: d.join("access"),
             output: crate::access::output_path(d, Path::new("access"), fmt),
-        },
-    ]
+        });
+    }
+    v
 }
 
 /// The command that starts the service.
@@ -215,6 +323,7 @@ pub fn start_command(o: &Options) -> String {
 }
 
 pub fn init(o: &Options) -> anyhow::Result<Exit> {
+    check_sets(o)?;
     let exe = std::env::current_exe().context("unable to find courier-run's own path")?;
     let items = items(o, &exe);
     // Refuse before creating anything.
@@ -254,6 +363,9 @@ pub fn init(o: &Options) -> anyhow::Result<Exit> {
             ),
         };
         let _ = writeln!(out, "{line}");
+    }
+    for n in notes(o) {
+        let _ = writeln!(out, "{n}");
     }
     let _ = writeln!(out, "start it with: {}", start_command(o));
     Ok(Exit::Ok)
@@ -305,6 +417,7 @@ mod tests {
             layout: InitLayout::Debian,
             supervisor: sup,
             dry_run: false,
+            set: Vec::new(),
         }
     }
 
@@ -321,7 +434,9 @@ mod tests {
         );
         assert!(r.starts_with("#!/usr/bin/courier-run\n"));
         assert!(r.contains("service=pop3d\nlayout=debian\n"));
-        assert!(r.contains("access=./access\n"));
+        // Debian: the config's access list, not a new one.
+        assert!(!r.contains("access="), "{r}");
+        assert!(r.contains("on couriertcpd"), "{r}");
     }
 
     #[test]
@@ -341,15 +456,13 @@ mod tests {
             return;
         }
         init(&o).unwrap();
-        for f in [
-            "run",
-            "log/run",
-            "log/main",
-            "access",
-            "access.tcprules.cdb",
-        ] {
+        for f in ["run", "log/run", "log/main"] {
             assert!(d.join(f).exists(), "{f}");
         }
+        assert!(
+            !d.join("access").exists(),
+            "layout=debian keeps the config's list"
+        );
         let e = init(&o).unwrap_err();
         assert!(format!("{e:#}").contains("exists: init never overwrites"));
         let _ = std::fs::remove_dir_all(dir);
