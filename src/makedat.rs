@@ -62,7 +62,9 @@ fn newest(source: &Path) -> anyhow::Result<(i64, i64)> {
 pub fn stale(source: &Path, dat: &Path) -> anyhow::Result<bool> {
     let src = newest(source)?;
     Ok(match std::fs::metadata(dat) {
-        Ok(m) => (m.mtime(), m.mtime_nsec()) < src,
+        // Equal times: the list may have changed after makedat read it
+        // (timestamps are coarser than a fast edit).
+        Ok(m) => (m.mtime(), m.mtime_nsec()) <= src,
         Err(_) => true,
     })
 }

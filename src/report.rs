@@ -220,6 +220,22 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         }
         None => s += "envdir    none (config variables set directly)\n",
     }
+    if let Some(a) = &plan.access {
+        // What the launch does before exec: the compiled list is (re)built
+        // when it is missing or older than the list.
+        let stale = crate::makedat::stale(&a.source, &a.output).unwrap_or(true);
+        s += &format!(
+            "access    {} -> {} ({}): {}\n",
+            a.source.display(),
+            a.output.display(),
+            a.format.describe(),
+            if stale {
+                "would be built (missing or older than the list)"
+            } else {
+                "up to date"
+            }
+        );
+    }
     if let Some(c) = &plan.tls_cache {
         s += &format!(
             "tlscache  {}: reset (removed, created {}:{} mode {:o}), as Courier's rc does\n",

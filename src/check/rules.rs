@@ -234,6 +234,57 @@ pub fn parse_cdb(data: &[u8]) -> Result<usize, String> {
     Ok(starts.len())
 }
 
+/// couriertcpd's `.dat`: makedat is installed, Net::CIDR is when the list
+/// has CIDR or range lines (without it makedat keeps them as written, and
+/// couriertcpd never matches them), and the `.dat` is not older than the
+/// list (couriertcpd reads it at start and on SIGHUP only).
+fn dat(ctx: &Ctx, a: &crate::access::Step, r: &mut Report) {
+    let s = &ctx.r.settings;
+    let what = format!("access {}", a.source.display());
+    let m = crate::makedat::program(s.layout, s.str("prefix"));
+    let stale = crate::makedat::stale(&a.source, &a.output).unwrap_or(true);
+    if !m.exists() {
+        r.fail(
+            what,
+            format!(
+                "{} is not installed: {} cannot be built",
+                m.display(),
+                a.output.display()
+            ),
+            "install courier-base",
+        );
+        return;
+    }
+    let cidr = crate::makedat::cidr_lines(&a.source);
+    if !cidr.is_empty() && !crate::makedat::net_cidr_installed() {
+        r.fail(
+            what,
+            format!(
+                "{}: a CIDR block or range, and Perl's Net::CIDR is not installed: makedat -cidr would keep it as written and couriertcpd would never match it",
+                cidr.join(", ")
+            ),
+            "apt-get install libnet-cidr-perl, then courier-run ./run --rebuild-access",
+        );
+        return;
+    }
+    if stale && a.output.exists() {
+        r.warn(
+            what,
+            format!(
+                "{} is older than the list: a running couriertcpd reads the old rules (a start rebuilds it)",
+                a.output.display()
+            ),
+            "courier-run ./run --rebuild-access (makedat, then SIGHUP: no restart)",
+        );
+        return;
+    }
+    r.ok(format!(
+        "{what} -> {} ({}, built by makedat when missing or older)",
+        a.output.display(),
+        a.format.describe()
+    ));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,55 +377,4 @@ mod tests {
         // Some mutations land in unused bytes (or a record's data) and stay valid.
         assert!(accepted > 0);
     }
-}
-
-/// couriertcpd's `.dat`: makedat is installed, Net::CIDR is when the list
-/// has CIDR or range lines (without it makedat keeps them as written, and
-/// couriertcpd never matches them), and the `.dat` is not older than the
-/// list (couriertcpd reads it at start and on SIGHUP only).
-fn dat(ctx: &Ctx, a: &crate::access::Step, r: &mut Report) {
-    let s = &ctx.r.settings;
-    let what = format!("access {}", a.source.display());
-    let m = crate::makedat::program(s.layout, s.str("prefix"));
-    let stale = crate::makedat::stale(&a.source, &a.output).unwrap_or(true);
-    if !m.exists() {
-        r.fail(
-            what,
-            format!(
-                "{} is not installed: {} cannot be built",
-                m.display(),
-                a.output.display()
-            ),
-            "install courier-base",
-        );
-        return;
-    }
-    let cidr = crate::makedat::cidr_lines(&a.source);
-    if !cidr.is_empty() && !crate::makedat::net_cidr_installed() {
-        r.fail(
-            what,
-            format!(
-                "{}: a CIDR block or range, and Perl's Net::CIDR is not installed: makedat -cidr would keep it as written and couriertcpd would never match it",
-                cidr.join(", ")
-            ),
-            "apt-get install libnet-cidr-perl, then courier-run ./run --rebuild-access",
-        );
-        return;
-    }
-    if stale && a.output.exists() {
-        r.warn(
-            what,
-            format!(
-                "{} is older than the list: a running couriertcpd reads the old rules (a start rebuilds it)",
-                a.output.display()
-            ),
-            "courier-run ./run --rebuild-access (makedat, then SIGHUP: no restart)",
-        );
-        return;
-    }
-    r.ok(format!(
-        "{what} -> {} ({}, built by makedat when missing or older)",
-        a.output.display(),
-        a.format.describe()
-    ));
 }
