@@ -20,9 +20,11 @@ daemontools, runit or s6. It reads Courier's config exactly as /bin/sh would
 (or refuses it with FILE:LINE:COL), adds what Courier's own rc script adds
 (IMAP_STARTTLS=..., IMAP_TLS=1, the TLS cache reset), writes the config as an
 envdir atomically, applies envuidgid, envdir and softlimit semantics as
-daemontools does, and execve()s tcpserver or tcpsvd with couriertls (for the
--ssl services), the login program and the server, in the same process: the
-supervisor's pid is the front end's pid.
+daemontools does, and execve()s the front end (couriertcpd as Debian's rc
+runs it, or tcpserver, or tcpsvd) with couriertls (for the -ssl services),
+the login program and the server, in the same process: the supervisor's pid
+is the front end's pid. After editing Courier's access list,
+`courier-run ./run --rebuild-access` applies it without a restart.
 
 A run file is a courier-run script of lower-case settings, for example:
 
@@ -43,7 +45,7 @@ Exit codes: 0 ok; 1 --check found a problem; 100 bad usage or bad input
 #[command(
     name = "courier-run",
     version,
-    about = "Start a Courier IMAP/POP3 service under daemontools, runit or s6: config -> envdir -> envuidgid/softlimit -> tcpserver or tcpsvd, in one exec chain",
+    about = "Start a Courier IMAP/POP3 service under daemontools, runit or s6: config -> envdir -> envuidgid/softlimit -> couriertcpd, tcpserver or tcpsvd, in one exec chain",
     long_about = LONG_ABOUT,
     args_conflicts_with_subcommands = true
 )]
@@ -87,7 +89,8 @@ struct Cli {
     /// atomically (tcpserver/tcpsvd cdb: read on every connection, in effect
     /// at once); for couriertcpd, makedat's LIST.dat, then SIGHUP through
     /// the service's supervisor (svc -h, sv hup, s6-svc -h: couriertcpd
-    /// reloads it, same process). Run it in the service directory.
+    /// reloads it, same process). The service directory is the run
+    /// file's (`cd /etc/service/imapd && courier-run ./run --rebuild-access`).
     #[arg(long, conflicts_with_all = ["dry_run", "check"])]
     rebuild_access: bool,
 

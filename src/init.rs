@@ -435,8 +435,13 @@ mod tests {
         assert!(r.starts_with("#!/usr/bin/courier-run\n"));
         assert!(r.contains("service=pop3d\nlayout=debian\n"));
         // Debian: the config's access list, not a new one.
-        assert!(!r.contains("access="), "{r}");
+        assert!(!r.lines().any(|l| l.starts_with("access=")), "{r}");
         assert!(r.contains("on couriertcpd"), "{r}");
+        // courier2 keeps its own list (the recipe had no IMAPACCESSFILE).
+        let mut o = opts(d, Supervisor::Daemontools, Service::Imapd);
+        o.layout = InitLayout::Courier2;
+        assert!(run_file(&o, Path::new("/x")).contains("\naccess=./access\n"));
+        assert!(items(&o, Path::new("/x")).len() == 7);
     }
 
     #[test]
