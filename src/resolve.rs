@@ -449,13 +449,17 @@ fn front(
     // on every --dry-run (and start), a FAIL of --check (check/server.rs).
     if let Some(n) = maxperip.filter(|&n| n > 0)
         && spec.per_ip.is_none()
+        && kind.is_some()
     {
         warnings.push(format!(
             "MAXPERIP={n} is not enforced: {} has no per-IP limit (use server=couriertcpd, or tcpsvd -C)",
             spec.name
         ));
     }
-    for (w, what) in tcpd_protections(outer) {
+    for (w, what) in tcpd_protections(outer)
+        .into_iter()
+        .filter(|_| kind.is_some())
+    {
         warnings.push(format!(
             "TCPDOPTS {w} ({what}) is not enforced: only couriertcpd has it (use server=couriertcpd, or remove it from TCPDOPTS)"
         ));

@@ -246,6 +246,10 @@ fn lost_protections(ctx: &Ctx, f: &Flags, r: &mut Report) {
         }
         return;
     }
+    // A front end courier-run does not know: its options are its own.
+    if kind.is_none() {
+        return;
+    }
     let name = ctx.r.front.spec.name;
     let fix = "use server=couriertcpd (Courier's own front end), or remove it";
     if let Some(a) = ctx.var("MAXPERIP") {
