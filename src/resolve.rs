@@ -669,8 +669,18 @@ fn tcpd_front(
                 "set rules= (empty) to build the access list, or access= (empty) to use rules",
             ));
         }
-        // A .dat built elsewhere, passed as it is.
-        dat = Some(PathBuf::from(settings.str("rules")));
+        // A .dat built elsewhere, passed as it is; a cdb or a directory
+        // (another front end's rules) would be misread by couriertcpd.
+        let r = settings.str("rules");
+        if let Ok(frontend::Detected::Format(f)) = frontend::detect(Path::new(r)) {
+            problems.push(Problem::bad(
+                "rules",
+                rules.origin.position(),
+                frontend::mismatch(&frontend::COURIERTCPD, r, f),
+                "",
+            ));
+        }
+        dat = Some(PathBuf::from(r));
     } else if let Some((src, explicit)) = source {
         let out = crate::makedat::dat_path(&src);
         if src.exists() {

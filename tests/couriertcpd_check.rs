@@ -220,3 +220,35 @@ fn rebuild_access_without_a_supervisor_or_a_list() {
     assert_eq!(out.status.code(), Some(100), "{err}");
     assert!(err.contains("no access list to rebuild"), "{err}");
 }
+
+/// `rules=` given to couriertcpd is passed as `-access=`: another front
+/// end's cdb there would be misread, so it is refused with the fix.
+#[test]
+fn a_tcprules_cdb_is_not_a_dat() {
+    if !common::have("tcprules (ucspi-tcp)", common::which("tcprules").is_some()) {
+        return;
+    }
+    let t = TempDir::new("tcpd-cdb");
+    let config = setup(&t, "", "*\tallow\n");
+    let mut child = Command::new("tcprules")
+        .arg(t.join("r.cdb"))
+        .arg(t.join("r.tmp"))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"127.:deny\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let rules = format!("rules={}", t.join("r.cdb").display());
+    let (code, _, err) = courier_run(&t, &config, &[&rules], &["--dry-run"]);
+    assert_eq!(code, 100, "{err}");
+    assert!(
+        err.contains("is a tcprules cdb but couriertcpd reads a makedat access database"),
+        "{err}"
+    );
+}
