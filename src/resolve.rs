@@ -391,7 +391,8 @@ pub fn resolve(input: &Input) -> Resolved {
 #[derive(Clone, Debug)]
 pub struct Front {
     pub spec: &'static frontend::Spec,
-    /// `server` names tcpserver or tcpsvd (its options are known).
+    /// `server` names tcpserver, tcpsvd or couriertcpd (its options are
+    /// known).
     pub known: bool,
     /// Courier's MAXPERIP (tcpsvd -C; tcpserver has no per-IP limit).
     pub maxperip: Option<u32>,

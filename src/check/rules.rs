@@ -18,6 +18,22 @@ pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
         dat(ctx, a, r);
         return;
     }
+    if front.spec.kind == crate::frontend::Kind::Couriertcpd {
+        // No list to build: a .dat given as rules=, or the rc's -access
+        // to a list that does not exist, or none (pop3d).
+        match &front.rules {
+            Some((p, _)) if Path::new(p).exists() => {
+                r.ok(format!("rules {p} (couriertcpd -access, as it is)"))
+            }
+            Some((p, _)) => r.warn(
+                format!("rules {p}"),
+                "does not exist: couriertcpd logs that and accepts every client",
+                "create the access list (IMAPACCESSFILE) and run courier-run ./run --rebuild-access",
+            ),
+            None => r.info("rules", "none: couriertcpd accepts every client"),
+        }
+        return;
+    }
     if let Some(a) = &front.access {
         // Rebuilt on start; a running front end reads the cdb on every
         // connection, so an older one is what is in force now.
