@@ -411,6 +411,32 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
         s.extend(words(&refs));
         s.extend(b" || exit 111\n");
     }
+    // couriertcpd's .dat, built as the launch builds it: by makedat, when
+    // missing or not newer than the list.
+    if let Some(a) = &plan.access
+        && a.format == crate::frontend::RulesFormat::CourierDat
+    {
+        let q = |p: &std::path::Path| {
+            String::from_utf8_lossy(&quote(p.as_os_str().as_encoded_bytes())).into_owned()
+        };
+        let (src, dat) = (q(&a.source), q(&a.output));
+        let m = crate::makedat::program(plan.settings.layout, plan.settings.str("prefix"));
+        let arg = |k: &str, p: &std::path::Path| {
+            let mut v = k.as_bytes().to_vec();
+            v.extend_from_slice(p.as_os_str().as_encoded_bytes());
+            String::from_utf8_lossy(&quote(&v)).into_owned()
+        };
+        s.extend(
+            format!(
+                "[ {dat} -nt {src} ] || {} {} {} {} -cidr || exit 111\n",
+                q(&m),
+                arg("-src=", &a.source),
+                arg("-file=", &a.output),
+                arg("-tmp=", &a.output.with_extension("dat.tmp")),
+            )
+            .bytes(),
+        );
+    }
     if let Some(c) = &plan.tls_cache {
         let f = quote(c.path.to_string_lossy().as_bytes());
         let f = String::from_utf8_lossy(&f);

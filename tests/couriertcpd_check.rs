@@ -163,6 +163,17 @@ fn couriertcpd_enforces_them_and_binds_ipv6() {
     );
     let warnings = plan["warnings"].to_string();
     assert!(!warnings.contains("not enforced"), "{warnings}");
+    // The classic script does what the launch does first: makedat.
+    let (code, out, err) = courier_run(&t, &config, &[], &["--dry-run", "--format", "sh"]);
+    assert_eq!(code, 0, "{err}");
+    let list = t.join("imapaccess");
+    assert!(
+        out.contains(&format!(
+            "[ {0}.dat -nt {0} ] || /usr/lib/courier/makedat -src={0} -file={0}.dat -tmp={0}.dat.tmp -cidr || exit 111\n",
+            list.display()
+        )),
+        "{out}"
+    );
 }
 
 #[test]
