@@ -90,6 +90,9 @@ pub struct Plan {
     /// Courier's access list to convert into the front end's rules before
     /// exec (only when the source is newer).
     pub access: Option<crate::access::Step>,
+    /// `wait_authdaemond`: the launch's first step (exit 111 while
+    /// authdaemond does not accept).
+    pub wait_authdaemond: Option<crate::authdaemon::Wait>,
     pub warnings: Vec<String>,
 }
 
@@ -138,6 +141,7 @@ impl Plan {
             program: r.program,
             argv,
             access: r.front.access.clone(),
+            wait_authdaemond: r.wait_authdaemond.clone(),
             warnings,
             settings: r.settings,
         })
@@ -364,8 +368,9 @@ fn banner(r: &Resolved) -> Vec<String> {
 }
 
 /// uid, gid and groups at exec: setuidgid's (setgroups(1, &gid), setgid,
-/// setuid, as daemontools does), else courier-run's own.
-fn identity(r: &Resolved) -> (u32, u32, Vec<u32>) {
+/// setuid, as daemontools does), else courier-run's own. The one
+/// computation: the plan's and `--check`'s.
+pub fn identity(r: &Resolved) -> (u32, u32, Vec<u32>) {
     match &r.setuidgid {
         Some(a) => (a.uid, a.gid, vec![a.gid]),
         None => (
@@ -380,7 +385,7 @@ fn identity(r: &Resolved) -> (u32, u32, Vec<u32>) {
 /// first: nix's `getgroups` sizes its buffer from sysconf(NGROUPS_MAX),
 /// which glibc reads from /proc/sys/kernel/ngroups_max (an open, a read
 /// and a close on every launch).
-fn own_groups() -> Vec<u32> {
+pub(crate) fn own_groups() -> Vec<u32> {
     use nix::libc;
     // SAFETY: size 0 with a null list only returns the count.
     let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
@@ -409,7 +414,7 @@ pub const MAX_ARG_STRLEN: usize = 32 * 4096;
 /// pointers a quarter of the stack limit in force at exec (the planned
 /// soft RLIMIT_STACK: softlimit -m lowers it), at most 6 MiB (3/4 of
 /// _STK_LIM) and at least 32 pages; one string at most MAX_ARG_STRLEN.
-fn exec_space(
+pub(crate) fn exec_space(
     argv: &[Vec<u8>],
     env: &[Var],
     limits: &BTreeMap<Resource, Limit>,

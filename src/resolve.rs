@@ -22,7 +22,7 @@ use crate::error::{Exit, Position, Problem, exit_code, printable};
 use crate::frontend::{self, RulesFormat};
 use crate::limits;
 use crate::service::{CacheReset, Service};
-use crate::settings::{Layout, Origin, Settings};
+use crate::settings::{Origin, Settings};
 
 /// What the command line gives a resolution.
 pub struct Input<'a> {
@@ -123,6 +123,9 @@ pub struct Resolved {
     /// The front end (tcpserver's spec when `server` names a program
     /// courier-run does not know) and what it gets: see [`Front`].
     pub front: Front,
+    /// `wait_authdaemond`: the launch exits 111 while this socket does not
+    /// accept (None: no wait, or the chain does not use authdaemond).
+    pub wait_authdaemond: Option<crate::authdaemon::Wait>,
     pub warnings: Vec<String>,
     /// Every problem found, in the order the launch meets them.
     pub problems: Vec<Problem>,
@@ -183,8 +186,19 @@ impl Resolved {
 
 /// Resolve every setting. Never fails: problems are in the result.
 pub fn resolve(input: &Input) -> Resolved {
+    resolve_loaded(input, load(input))
+}
+
+/// The run file and `--set`s read into settings (the first step of every
+/// resolution; `service=authdaemond` goes on in [`crate::authdaemond`]).
+pub fn load(input: &Input) -> (Settings, Vec<Problem>) {
     let visible = environ::visible(input.environ);
-    let (mut settings, mut problems) = Settings::load(input.runfile, input.sets, &visible);
+    Settings::load(input.runfile, input.sets, &visible)
+}
+
+/// [`resolve`] from settings [`load`] read.
+pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolved {
+    let (mut settings, mut problems) = loaded;
     let mut warnings = settings.warnings.clone();
 
     let inherit = inherit(&settings, &mut problems);
@@ -196,8 +210,14 @@ pub fn resolve(input: &Input) -> Resolved {
         &mut warnings,
     );
     let service = settings.service;
-    let (config_vars, outer) =
-        rc_assignments(&settings, &configs, &read, input.environ, config_vars);
+    let (config_vars, outer) = rc_assignments(
+        &settings,
+        &configs,
+        &read,
+        input.environ,
+        config_vars,
+        &mut warnings,
+    );
     let cfg = Cfg {
         settings: &settings,
         vars: &config_vars,
@@ -328,6 +348,7 @@ pub fn resolve(input: &Input) -> Resolved {
     );
     let merge_stderr = choice(&settings, "stderr", ["merge", "keep"], &mut problems);
     let banner = choice(&settings, "banner", ["yes", "no"], &mut problems);
+    let wait_authdaemond = wait_authdaemond(&settings, &login, &auth, &mut problems, &mut warnings);
 
     // What the config-derived settings resolved to, for --explain
     // (`port="143" [./imapd:7:1]`).
@@ -382,9 +403,41 @@ pub fn resolve(input: &Input) -> Resolved {
         merge_stderr,
         banner,
         front,
+        wait_authdaemond,
         warnings,
         problems,
     }
+}
+
+/// `wait_authdaemond=yes` for a chain that authenticates through
+/// authdaemond: the socket the launch connects to first. authdaemonrc
+/// unreadable: the layout's socket, with a warning.
+fn wait_authdaemond(
+    settings: &Settings,
+    login: &Option<PathBuf>,
+    auth: &[PathBuf],
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<String>,
+) -> Option<crate::authdaemon::Wait> {
+    use crate::authdaemon;
+    if !choice(settings, "wait_authdaemond", ["yes", "no"], problems)
+        || !authdaemon::uses_authdaemond(login.as_deref(), auth)
+    {
+        return None;
+    }
+    let (layout, prefix) = (settings.layout, settings.str("prefix"));
+    let rc = authdaemon::default_rc(layout, prefix);
+    let (socket, from) = authdaemon::socket_path(&rc, layout, prefix).unwrap_or_else(|e| {
+        warnings.push(format!(
+            "wait_authdaemond: {}: using the layout's socket",
+            crate::error::describe(&e)
+        ));
+        (
+            authdaemon::default_var(layout, prefix).join("socket"),
+            "the layout's default".into(),
+        )
+    });
+    Some(authdaemon::Wait { socket, from })
 }
 
 /// The front end and the values that become its own arguments.
@@ -784,7 +837,7 @@ fn checked(
     }
 }
 
-fn inherit(settings: &Settings, problems: &mut Vec<Problem>) -> Inherit {
+pub(crate) fn inherit(settings: &Settings, problems: &mut Vec<Problem>) -> Inherit {
     match settings.str("inherit_env") {
         "all" => Inherit::All,
         "none" => Inherit::Nothing,
@@ -810,25 +863,9 @@ fn inherit(settings: &Settings, problems: &mut Vec<Problem>) -> Inherit {
     }
 }
 
-/// The variables Courier's rc script sets before sourcing the config:
-/// visible to `$prefix`-style references in the config files.
-pub fn predefined(settings: &Settings) -> Vec<(String, Vec<u8>)> {
-    let prefix = settings.str("prefix");
-    let (libexec, sysconf) = match settings.layout {
-        Layout::Courier2 => (format!("{prefix}/libexec"), format!("{prefix}/etc")),
-        Layout::Debian => ("/usr/lib/courier".to_string(), "/etc/courier".to_string()),
-    };
-    [
-        ("prefix", prefix.to_string()),
-        ("exec_prefix", prefix.to_string()),
-        ("bindir", format!("{prefix}/bin")),
-        ("sbindir", format!("{prefix}/sbin")),
-        ("libexecdir", libexec),
-        ("sysconfdir", sysconf),
-    ]
-    .into_iter()
-    .map(|(n, v)| (n.to_string(), v.into_bytes()))
-    .collect()
+/// A service table's predefined words as scope entries.
+fn words(v: Vec<(&'static str, String)>) -> impl Iterator<Item = (String, Vec<u8>)> {
+    v.into_iter().map(|(n, v)| (n.to_string(), v.into_bytes()))
 }
 
 /// The config files, in one scope, with the kept environment and Courier's
@@ -851,8 +888,13 @@ fn read_configs(
         .filter(|(n, _)| inherit.keeps(n))
         .cloned()
         .collect();
+    // The rc's inner shell: what it assigns before sourcing the files.
     let mut visible = environ::visible(&kept);
-    visible.extend(predefined(settings));
+    visible.extend(words(
+        settings
+            .service
+            .predefined(settings.layout, settings.str("prefix")),
+    ));
     let mut scope = Scope::new(visible);
     let mut private = false;
     let mut read: Read = Vec::new();
@@ -910,10 +952,13 @@ fn rc_assignments(
     read: &Read,
     environ: &Environ,
     mut vars: Vec<Assignment>,
+    warnings: &mut Vec<String>,
 ) -> (Vec<Assignment>, Scope) {
     let service = settings.service;
     let mut visible = environ::visible(environ);
-    visible.extend(predefined(settings));
+    visible.extend(words(
+        service.outer_predefined(settings.layout, settings.str("prefix")),
+    ));
     let mut outer = Scope::new(visible);
     for path in service.outer_files(settings.layout, configs) {
         // Problems of these files are reported by read_configs already.
@@ -934,6 +979,16 @@ fn rc_assignments(
         .into_iter()
         .enumerate()
     {
+        // The rc pastes the outer value into its inner script's text,
+        // where sh would parse it again (split it, expand `$`); courier-run
+        // keeps the value as the config wrote it, and says so.
+        if !crate::service::plain_word(&value) {
+            warnings.push(format!(
+                "{name}: Courier's {} script pastes the value {} into a shell command, where it would be parsed again; courier-run uses it as written",
+                service.name(),
+                printable(&String::from_utf8_lossy(&value))
+            ));
+        }
         let pos = crate::config::Pos {
             file: file.clone(),
             line: i as u32 + 1,
@@ -955,7 +1010,7 @@ pub fn config_subject(file: &str) -> String {
     format!("config {}", printable(file))
 }
 
-fn umask(v: &Val, problems: &mut Vec<Problem>) -> Option<u32> {
+pub(crate) fn umask(v: &Val, problems: &mut Vec<Problem>) -> Option<u32> {
     match u32::from_str_radix(&v.text, 8) {
         Ok(m) if m <= 0o777 && !v.text.starts_with('+') => Some(m),
         _ => {
@@ -1065,7 +1120,11 @@ fn conlimit(v: &Val) -> Result<(), (String, String)> {
 
 /// The account a setting names (`account`, `setuidgid`), or None when
 /// empty or unknown (reported).
-fn lookup(settings: &Settings, name: &'static str, problems: &mut Vec<Problem>) -> Option<Account> {
+pub(crate) fn lookup(
+    settings: &Settings,
+    name: &'static str,
+    problems: &mut Vec<Problem>,
+) -> Option<Account> {
     let acct = settings.str(name);
     if acct.is_empty() {
         return None;
@@ -1104,7 +1163,7 @@ fn lookup(settings: &Settings, name: &'static str, problems: &mut Vec<Problem>) 
 /// CAP_SETUID (unless already that user): without them the launch would
 /// fail after writing the envdir (111), so it is a problem here. Root in a
 /// container may lack them; the kernel checks capabilities, not uid 0.
-fn can_switch(a: &Account) -> Result<(), Problem> {
+pub(crate) fn can_switch(a: &Account) -> Result<(), Problem> {
     use crate::caps::{CAP_SETGID, CAP_SETUID, has};
     let (uid, euid) = (nix::unistd::getuid(), nix::unistd::geteuid());
     let same_user = uid.as_raw() == a.uid && euid.as_raw() == a.uid;
@@ -1124,7 +1183,7 @@ fn can_switch(a: &Account) -> Result<(), Problem> {
 }
 
 /// The envdir setting: a path the atomic replacement can work with.
-fn envdir_path(settings: &Settings, problems: &mut Vec<Problem>) -> Option<PathBuf> {
+pub(crate) fn envdir_path(settings: &Settings, problems: &mut Vec<Problem>) -> Option<PathBuf> {
     let dir = settings.str("envdir");
     if dir.is_empty() {
         return None;
@@ -1201,7 +1260,7 @@ fn chain(
 }
 
 /// A setting with two values; the first is also the stand-in.
-fn choice(
+pub(crate) fn choice(
     settings: &Settings,
     name: &str,
     [yes, no]: [&str; 2],

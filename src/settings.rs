@@ -67,13 +67,8 @@ pub struct Setting {
     pub origin: Origin,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Layout {
-    /// The 2004 recipe: Courier-IMAP 2.x under /usr/local/courier-imap.
-    Courier2,
-    /// Courier 5 as packaged by Debian 12.
-    Debian,
-}
+/// Where the layouts are defined: the service table (settings reads it).
+pub use crate::service::Layout;
 
 /// Every setting with its meaning, in the order the README's table lists
 /// them (the `--help` text is made from this table).
@@ -84,7 +79,7 @@ pub const TABLE: &[(&str, &str)] = &[
     ),
     (
         "service",
-        "imapd, imapd-ssl, pop3d or pop3d-ssl: which of Courier's rc scripts to do (config files, rc assignments, programs, port, TLS)",
+        "imapd, imapd-ssl, pop3d or pop3d-ssl: which of Courier's rc scripts to do (config files, rc assignments, programs, port, TLS); authdaemond: courier-authlib's daemon (config: authdaemonrc; server: the authdaemond program; no front end)",
     ),
     ("prefix", "Courier's install prefix"),
     (
@@ -153,6 +148,10 @@ pub const TABLE: &[(&str, &str)] = &[
         "yes: print the two *** startup lines on stderr; no",
     ),
     ("stderr", "merge (the recipe's exec 2>&1) or keep"),
+    (
+        "wait_authdaemond",
+        "yes: while authdaemond's socket does not accept, the launch exits 111 (the supervisor retries) instead of serving logins that fail; no",
+    ),
 ];
 
 /// Every setting's name, in [`TABLE`]'s order.
@@ -164,7 +163,8 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 pub fn help() -> String {
     let mut s = String::from("Settings (run file NAME=value, or --set NAME=VALUE):\n");
     for (name, meaning) in TABLE {
-        s += &format!("  {name:<12}{meaning}\n");
+        // A name of 12 characters or more still gets its blank.
+        s += &format!("  {name:<11} {meaning}\n");
         let show = |l: Layout| match (*name, default(l, "$prefix", name)) {
             ("layout", _) => Some("courier2".to_string()),
             (_, Some(v)) if v.is_empty() => Some("(empty)".to_string()),
@@ -230,6 +230,10 @@ pub fn default_for(layout: Layout, service: Service, prefix: &str, name: &str) -
         ("authdir", Debian) => s(""),
         ("banner", _) => s("yes"),
         ("stderr", _) => s("merge"),
+        // Courier 5 (Debian) authenticates through authdaemond; the 2004
+        // recipe chains its auth modules and needs no daemon.
+        ("wait_authdaemond", Courier2) => s("no"),
+        ("wait_authdaemond", Debian) => s("yes"),
         // umask, ulimit_v, address, port, conlimit, maildir: from the config.
         _ => None,
     }
@@ -240,6 +244,9 @@ pub fn default_for(layout: Layout, service: Service, prefix: &str, name: &str) -
 pub struct Settings {
     pub layout: Layout,
     pub service: Service,
+    /// `service=authdaemond`: courier-authlib's daemon, not a mail service
+    /// (`service` then holds imapd as a placeholder: see [`crate::authdaemond`]).
+    pub authdaemond: bool,
     pub runfile: Option<PathBuf>,
     /// One entry per setting of [`TABLE`], in that order.
     pub values: Vec<(&'static str, Setting)>,
@@ -380,10 +387,12 @@ impl Settings {
         }
         // A bad service would change every default too: reported, imapd's used.
         let mut service = Service::Imapd;
+        let mut authdaemond = false;
         if let Some(i) = explicit.iter().position(|(n, _)| *n == "service") {
             let s = &explicit[i].1;
             match Service::parse(s.value.as_deref().unwrap_or("")) {
                 Some(x) => service = x,
+                None if s.value.as_deref() == Some("authdaemond") => authdaemond = true,
                 None => {
                     problems.push(Problem::bad(
                         "settings",
@@ -392,7 +401,7 @@ impl Settings {
                             "service \"{}\" is not a service",
                             printable(s.value.as_deref().unwrap_or(""))
                         ),
-                        "imapd, imapd-ssl, pop3d or pop3d-ssl",
+                        "imapd, imapd-ssl, pop3d, pop3d-ssl or authdaemond",
                     ));
                     explicit.remove(i);
                 }
@@ -410,6 +419,8 @@ impl Settings {
                     None => Setting {
                         value: if n == "layout" {
                             Some("courier2".into())
+                        } else if authdaemond {
+                            crate::authdaemond::default(layout, &prefix, n)
                         } else {
                             default_for(layout, service, &prefix, n)
                         },
@@ -422,6 +433,7 @@ impl Settings {
         let settings = Settings {
             layout,
             service,
+            authdaemond,
             runfile: runfile.map(Path::to_path_buf),
             values,
             warnings,
