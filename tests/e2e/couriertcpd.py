@@ -365,7 +365,9 @@ class Suite:
                 shutil.rmtree(sd)
             p = subprocess.run(
                 [self.cr, "init", sd, "--layout", "debian", "--set",
-                 "config=%s/imapd %s/imapd-ssl" % (etc, etc)],
+                 "config=%s/imapd %s/imapd-ssl" % (etc, etc),
+                 # a greeting is all this step asks for: no authdaemond
+                 "--set", "wait_authdaemond=no"],
                 capture_output=True, text=True, timeout=TIMEOUT)
             if p.returncode != 0:
                 raise Fail("init: exit %d: %s%s" % (p.returncode, p.stdout,
