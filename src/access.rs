@@ -454,7 +454,9 @@ pub fn convert(entries: &[Entry], format: RulesFormat, ipv6: bool) -> Result<Con
         }
         let rec = match format {
             RulesFormat::Tcprules => (tcprules_key(e)?, tcprules_data(&e.action)),
-            RulesFormat::IpsvdCdb | RulesFormat::IpsvdDir => {
+            // CourierDat: couriertcpd's list is makedat's to build, never
+            // converted (crate::makedat).
+            RulesFormat::IpsvdCdb | RulesFormat::IpsvdDir | RulesFormat::CourierDat => {
                 (ipsvd_key(&e.net).into_bytes(), ipsvd_data(&e.action))
             }
         };

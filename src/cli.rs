@@ -20,12 +20,15 @@ daemontools, runit or s6. It reads Courier's config exactly as /bin/sh would
 (or refuses it with FILE:LINE:COL), adds what Courier's own rc script adds
 (IMAP_STARTTLS=..., IMAP_TLS=1, the TLS cache reset), writes the config as an
 envdir atomically, applies envuidgid, envdir and softlimit semantics as
-daemontools does, and execve()s tcpserver or tcpsvd with couriertls (for the
--ssl services), the login program and the server, in the same process: the
-supervisor's pid is the front end's pid. With service=authdaemond it runs
-courier-authlib's authdaemond the same way (authdaemonrc exported, the daemon
-in the foreground); a mail service with wait_authdaemond=yes exits 111 (the
-supervisor retries) while authdaemond does not accept.
+daemontools does, and execve()s the front end (couriertcpd as Debian's rc
+runs it, or tcpserver, or tcpsvd) with couriertls (for the -ssl services),
+the login program and the server, in the same process: the supervisor's pid
+is the front end's pid. After editing Courier's access list,
+`courier-run ./run --rebuild-access` applies it without a restart. With
+service=authdaemond it runs courier-authlib's authdaemond the same way
+(authdaemonrc exported, the daemon in the foreground); a mail service with
+wait_authdaemond=yes exits 111 (the supervisor retries) while authdaemond
+does not accept.
 
 A run file is a courier-run script of lower-case settings, for example:
 
@@ -46,7 +49,7 @@ Exit codes: 0 ok; 1 --check found a problem; 100 bad usage or bad input
 #[command(
     name = "courier-run",
     version,
-    about = "Start a Courier IMAP/POP3 service under daemontools, runit or s6: config -> envdir -> envuidgid/softlimit -> tcpserver or tcpsvd, in one exec chain",
+    about = "Start a Courier IMAP/POP3 service under daemontools, runit or s6: config -> envdir -> envuidgid/softlimit -> couriertcpd, tcpserver or tcpsvd, in one exec chain",
     long_about = LONG_ABOUT,
     args_conflicts_with_subcommands = true
 )]
@@ -85,6 +88,15 @@ struct Cli {
     /// With --check: also check that the address and port can be bound now.
     #[arg(long, requires = "check")]
     bind: bool,
+
+    /// Rebuild the compiled access list from Courier's access list now,
+    /// atomically (tcpserver/tcpsvd cdb: read on every connection, in effect
+    /// at once); for couriertcpd, makedat's LIST.dat, then SIGHUP through
+    /// the service's supervisor (svc -h, sv hup, s6-svc -h: couriertcpd
+    /// reloads it, same process). The service directory is the run
+    /// file's (`cd /etc/service/imapd && courier-run ./run --rebuild-access`).
+    #[arg(long, conflicts_with_all = ["dry_run", "check"])]
+    rebuild_access: bool,
 
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -369,9 +381,25 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     }
     let loaded = crate::resolve::load(&input);
     if loaded.0.authdaemond {
+        if cli.rebuild_access {
+            return Err(crate::error::bad_input(
+                "--rebuild-access: service=authdaemond has no access list (the mail services' run files do)",
+            ));
+        }
         return crate::authdaemond::run(&input, loaded, cli.dry_run, cli.format, cli.explain);
     }
     let resolved = crate::resolve::resolve_loaded(&input, loaded);
+    if cli.rebuild_access {
+        let plan = Plan::new(resolved)?;
+        // The service directory is the run file's (supervise runs ./run).
+        let dir = cli
+            .runfile
+            .as_deref()
+            .and_then(|p| p.parent())
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        return crate::rebuild::run(&plan, dir);
+    }
     if cli.dry_run {
         let plan = Plan::new(resolved)?;
         report::print(&plan, cli.format, cli.explain)?;

@@ -107,6 +107,10 @@ pub struct Options {
     /// Print what would be created; create nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// A setting to write into the run file (repeatable), e.g.
+    /// `--set config="/srv/courier/imapd /srv/courier/imapd-ssl"`.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
 }
 
 /// One thing to create.
@@ -147,9 +151,13 @@ pub fn run_file(o: &Options, exe: &Path) -> String {
     if o.service == Service::Authdaemond {
         return authdaemond_run_file(o, exe, sup);
     }
+    let front = match o.layout {
+        InitLayout::Debian => "couriertcpd",
+        InitLayout::Courier2 => "tcpserver",
+    };
     let mut s = format!(
         "#!{exe}\n\
-         # courier-{svc}: Courier's {svc} on tcpserver under {sup}.\n\
+         # courier-{svc}: Courier's {svc} on {front} under {sup}.\n\
          # Made by `courier-run init`; see courier-run(1). The supervisor runs\n\
          # this as `courier-run ./run` in the service directory. service= reads\n\
          # Courier's own config files for it, as its rc script does.\n\
@@ -164,11 +172,22 @@ pub fn run_file(o: &Options, exe: &Path) -> String {
         "\n# envuidgid: UID and GID of this account go into the environment.\naccount={}\n",
         account(o.layout)
     );
-    s += "\n# Courier's access list (couriertcpd syntax: ADDRESS<tab>allow|deny),\n\
-          # converted on start into the front end's rules when it is newer.\n\
-          access=./access\n";
-    if o.layout == InitLayout::Courier2 {
-        s += "# (the access list replaces the default /etc/tcprules/imap.cdb)\nrules=\n";
+    match (o.layout, o.service) {
+        (InitLayout::Debian, Service::Imapd | Service::ImapdSsl) => {
+            s += "\n# The access list is the config's IMAPACCESSFILE, as Debian's rc passes it:\n\
+                  # couriertcpd reads IMAPACCESSFILE.dat (built by makedat when missing or\n\
+                  # older). After an edit: courier-run ./run --rebuild-access (no restart).\n";
+        }
+        (InitLayout::Debian, _) => {
+            s += "\n# Debian's pop3d rc scripts give couriertcpd no access list; set\n\
+                  # access=FILE to give it one.\n";
+        }
+        (InitLayout::Courier2, _) => {
+            s += "\n# Courier's access list (couriertcpd syntax: ADDRESS<tab>allow|deny),\n\
+                  # converted on start into the front end's rules when it is newer.\n\
+                  access=./access\n\
+                  # (the access list replaces the default /etc/tcprules/imap.cdb)\nrules=\n";
+        }
     }
     if o.layout == InitLayout::Debian {
         s += "\n# Logins go through authdaemond: while its socket does not accept, the\n\
@@ -177,7 +196,101 @@ pub fn run_file(o: &Options, exe: &Path) -> String {
               # courier-run init --service authdaemond). no: start regardless.\n\
               wait_authdaemond=yes\n";
     }
+    s += &set_lines(o);
     s
+}
+
+/// The --set settings as run file lines (single-quoted).
+fn set_lines(o: &Options) -> String {
+    let mut s = String::new();
+    if !o.set.is_empty() {
+        s += "\n# Given to init with --set.\n";
+        for kv in &o.set {
+            if let Some((n, v)) = kv.split_once('=') {
+                s += &format!("{n}='{}'\n", v.replace('\'', r"'\''"));
+            }
+        }
+    }
+    s
+}
+
+/// The --set settings, checked: known names, NAME=VALUE.
+fn check_sets(o: &Options) -> anyhow::Result<()> {
+    for kv in &o.set {
+        match kv.split_once('=') {
+            Some((n, _)) if crate::settings::names().any(|k| k == n) => {}
+            Some((n, _)) => {
+                return Err(bad_input(format!(
+                    "--set {n}: unknown setting (see courier-run --help)"
+                )));
+            }
+            None => return Err(bad_input(format!("--set {kv}: write NAME=VALUE"))),
+        }
+    }
+    Ok(())
+}
+
+/// What the new service takes from Courier's config, and what the run
+/// file overrides, as lines for the admin (layout=debian keeps the
+/// config's IMAPACCESSFILE and ports; courier2's access=./access
+/// overrides IMAPACCESSFILE).
+pub fn notes(o: &Options) -> Vec<String> {
+    if o.service == Service::Authdaemond {
+        return Vec::new();
+    }
+    let mut sets = vec![
+        format!(
+            "layout={}",
+            if o.layout == InitLayout::Debian {
+                "debian"
+            } else {
+                "courier2"
+            }
+        ),
+        format!("service={}", o.service.name()),
+    ];
+    if o.layout == InitLayout::Courier2 {
+        sets.push("access=./access".into());
+        sets.push("rules=".into());
+    }
+    sets.extend(o.set.iter().cloned());
+    let environ = crate::environ::inherited();
+    let r = crate::resolve::resolve(&crate::resolve::Input {
+        runfile: None,
+        sets: &sets,
+        environ: &environ,
+    });
+    let at = |name: &str| {
+        r.var(name)
+            .map(|a| format!("{}={} ({})", name, String::from_utf8_lossy(&a.value), a.pos))
+    };
+    let mut out = Vec::new();
+    let port_var = r.service.port_var();
+    match at(port_var) {
+        Some(p) => out.push(format!("port: kept from the config: {p}")),
+        None => out.push(format!(
+            "port: {} (the config sets no {port_var})",
+            r.port.text
+        )),
+    }
+    let list = at("IMAPACCESSFILE");
+    match (&r.front.tcpd, list) {
+        (Some(t), l) => match &t.access {
+            Some(dat) => out.push(format!(
+                "access list: kept from the config: {} -> couriertcpd -access={}",
+                l.unwrap_or_else(|| "IMAPACCESSFILE unset: Courier's default".into()),
+                dat.display()
+            )),
+            None => {
+                out.push("access list: none (Debian's pop3d rc passes none to couriertcpd)".into())
+            }
+        },
+        (None, Some(l)) if o.layout == InitLayout::Courier2 => {
+            out.push(format!("access list: {l} is overridden by access=./access"))
+        }
+        _ => {}
+    }
+    out
 }
 
 /// The run file of `--service authdaemond`.
@@ -299,7 +412,9 @@ pub fn items(o: &Options, exe: &Path) -> Vec<Item> {
             }
         }
     }
-    if o.service == Service::Authdaemond {
+    // layout=debian keeps the config's access list (couriertcpd's .dat):
+    // no new `* allow` list.
+    if o.service == Service::Authdaemond || o.layout == InitLayout::Debian {
         return items;
     }
     items.extend([
@@ -843,6 +958,7 @@ pub fn create(o: &Options) -> anyhow::Result<(String, PathBuf)> {
             crate::shown::path(&o.dir)
         )));
     }
+    check_sets(o)?;
     let exe = std::env::current_exe().context("unable to find courier-run's own path")?;
     if o.supervisor == Supervisor::Systemd {
         if o.log == Some(Log::File) {
@@ -940,6 +1056,9 @@ pub fn create(o: &Options) -> anyhow::Result<(String, PathBuf)> {
         // write: the error is the news).
         let _ = crate::report::output(lines.as_bytes());
         return Err(e);
+    }
+    for n in notes(o) {
+        lines += &format!("{n}\n");
     }
     Ok((lines, place.abs()))
 }
@@ -1120,6 +1239,7 @@ mod tests {
             supervisor: sup,
             log: None,
             dry_run: false,
+            set: Vec::new(),
         }
     }
 
@@ -1180,8 +1300,15 @@ mod tests {
         );
         assert!(r.starts_with("#!/usr/bin/courier-run\n"));
         assert!(r.contains("service=pop3d\nlayout=debian\n"));
-        assert!(r.contains("access=./access\n"));
+        // Debian: the config's access list, not a new one.
+        assert!(!r.lines().any(|l| l.starts_with("access=")), "{r}");
+        assert!(r.contains("on couriertcpd"), "{r}");
         assert!(r.contains("\nwait_authdaemond=yes\n"));
+        // courier2 keeps its own list (the recipe had no IMAPACCESSFILE).
+        let mut o = opts(d, Supervisor::Daemontools, Service::Imapd);
+        o.layout = InitLayout::Courier2;
+        assert!(run_file(&o, Path::new("/x")).contains("\naccess=./access\n"));
+        assert_eq!(items(&o, Path::new("/x")).len(), 7);
     }
 
     #[test]
@@ -1272,15 +1399,13 @@ mod tests {
             return;
         }
         init(&o).unwrap();
-        for f in [
-            "run",
-            "log/run",
-            "log/main",
-            "access",
-            "access.tcprules.cdb",
-        ] {
+        for f in ["run", "log/run", "log/main"] {
             assert!(d.join(f).exists(), "{f}");
         }
+        assert!(
+            !d.join("access").exists(),
+            "layout=debian keeps the config's list"
+        );
         let e = init(&o).unwrap_err();
         assert!(format!("{e:#}").contains("exists: init never overwrites"));
         let _ = std::fs::remove_dir_all(dir);

@@ -63,7 +63,7 @@ pub fn launch(plan: &Plan) -> anyhow::Result<Infallible> {
     // Courier's access list into the front end's rules (atomic; only when
     // they differ from what the list compiles to).
     if let Some(a) = &plan.access {
-        crate::access::build_step(a)?;
+        crate::rebuild::build(plan, a, false)?;
     }
     if let Some(e) = &plan.envdir {
         if e.unchanged {

@@ -39,6 +39,11 @@ pub struct Options {
     /// file as `config=`.
     #[arg(long, value_name = "DIR", default_value = CONFIG_DIR)]
     pub config_dir: PathBuf,
+    /// A setting for the run file of every mail service (repeatable; not
+    /// authdaemond's), as `init --set` writes it, e.g. `--set
+    /// server=tcpserver`.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
 }
 
 /// The mail services in the order Debian's units are listed.
@@ -427,12 +432,11 @@ pub fn migrate(o: &Options) -> anyhow::Result<Exit> {
         supervisor: o.supervisor,
         log: o.log,
         dry_run,
+        set: config_set(s, &o.config_dir)
+            .into_iter()
+            .chain(o.set.iter().filter(|_| s != Service::Authdaemond).cloned())
+            .collect(),
     };
-    if o.config_dir != Path::new(CONFIG_DIR) {
-        return Err(bad_input(
-            "--config-dir: needs init --set (not in this build yet)",
-        ));
-    }
     // Every directory checked (init's rules) before any is created.
     let mut planned = Vec::new();
     for &s in &services {

@@ -313,11 +313,17 @@ fn tls_cache(r: &Resolved, warnings: &mut Vec<String>) -> anyhow::Result<Option<
 }
 
 /// argv: the `server` words, the front end's own options (`-c conlimit`,
-/// tcpsvd's `-C MAXPERIP`, `-x`/`-i` rules: [`crate::frontend::args`]), address, port,
+/// tcpsvd's `-C MAXPERIP`, `-x`/`-i` rules: [`crate::frontend::args`];
+/// couriertcpd's: [`crate::couriertcpd::args`]), address, port,
 /// login, auth modules, imapd, maildir.
 fn argv(r: &Resolved) -> Vec<Vec<u8>> {
     let mut argv: Vec<Vec<u8>> = r.server.iter().map(|w| w.as_bytes().to_vec()).collect();
     let f = &r.front;
+    if let Some(t) = &f.tcpd {
+        let own = crate::couriertcpd::args(&r.address.text, &r.conlimit.text, &r.port.text, t);
+        argv.extend(own.into_iter().map(String::into_bytes));
+        return chain_argv(r, argv);
+    }
     let args = crate::frontend::Args {
         conlimit: &r.conlimit.text,
         maxperip: f.maxperip,
@@ -336,6 +342,12 @@ fn argv(r: &Resolved) -> Vec<Vec<u8>> {
         ]
     });
     argv.extend(own.into_iter().map(String::into_bytes));
+    chain_argv(r, argv)
+}
+
+/// The words after the front end's own: couriertls (-ssl), login, auth
+/// modules, imapd, maildir.
+fn chain_argv(r: &Resolved, mut argv: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     argv.extend(r.tls_wrapper.iter().map(|w| w.as_bytes().to_vec()));
     let bytes = |p: &PathBuf| p.as_os_str().as_encoded_bytes().to_vec();
     argv.extend(r.login.iter().map(bytes));

@@ -229,6 +229,22 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         }
         None => s += "envdir    none (config variables set directly)\n",
     }
+    if let Some(a) = &plan.access {
+        // What the launch does before exec: the compiled list is (re)built
+        // when it is missing or older than the list.
+        let stale = crate::makedat::stale(&a.source, &a.output).unwrap_or(true);
+        s += &format!(
+            "access    {} -> {} ({}): {}\n",
+            a.source.display(),
+            a.output.display(),
+            a.format.describe(),
+            if stale {
+                "would be built (missing or older than the list)"
+            } else {
+                "up to date"
+            }
+        );
+    }
     if let Some(c) = &plan.tls_cache {
         s += &format!(
             "tlscache  {}: reset (removed, created {}:{} mode {:o}), as Courier's rc does\n",
@@ -433,6 +449,32 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
         let refs: Vec<&[u8]> = cmd.iter().map(|c| c.as_slice()).collect();
         s.extend(words(&refs));
         s.extend(b" || exit 111\n");
+    }
+    // couriertcpd's .dat, built as the launch builds it: by makedat, when
+    // missing or not newer than the list.
+    if let Some(a) = &plan.access
+        && a.format == crate::frontend::RulesFormat::CourierDat
+    {
+        let q = |p: &std::path::Path| {
+            String::from_utf8_lossy(&quote(p.as_os_str().as_encoded_bytes())).into_owned()
+        };
+        let (src, dat) = (q(&a.source), q(&a.output));
+        let m = crate::makedat::program(plan.settings.layout, plan.settings.str("prefix"));
+        let arg = |k: &str, p: &std::path::Path| {
+            let mut v = k.as_bytes().to_vec();
+            v.extend_from_slice(p.as_os_str().as_encoded_bytes());
+            String::from_utf8_lossy(&quote(&v)).into_owned()
+        };
+        s.extend(
+            format!(
+                "[ {dat} -nt {src} ] || {} {} {} {} -cidr || exit 111\n",
+                q(&m),
+                arg("-src=", &a.source),
+                arg("-file=", &a.output),
+                arg("-tmp=", &a.output.with_extension("dat.tmp")),
+            )
+            .bytes(),
+        );
     }
     if let Some(c) = &plan.tls_cache {
         let f = quote(c.path.to_string_lossy().as_bytes());

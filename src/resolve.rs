@@ -218,9 +218,17 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
         config_vars,
         &mut warnings,
     );
+    // The service directory: where the run file is (where supervise
+    // runs it), else the current directory. Compiled rules are written
+    // there, never into whatever directory a hand launch started in.
+    let service_dir = match input.runfile.and_then(Path::parent) {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
     let cfg = Cfg {
         settings: &settings,
         vars: &config_vars,
+        service_dir: &service_dir,
     };
 
     let umask = cfg
@@ -254,9 +262,16 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
         &mut problems,
     );
     let default_port = service.default_port().to_string();
+    // couriertcpd binds a list of ports and ADDRESS.PORT items itself.
+    let tcpd = settings
+        .str("server")
+        .split_ascii_whitespace()
+        .next()
+        .and_then(frontend::Kind::of)
+        == Some(frontend::Kind::Couriertcpd);
     let port = checked(
         cfg.derived("port", service.port_var(), Some(&default_port)),
-        port,
+        if tcpd { tcpd_port } else { port },
         &default_port,
         &mut problems,
     );
@@ -330,16 +345,9 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
             PathBuf::from(arg0)
         }),
     };
-    // The service directory: where the run file is (where supervise
-    // runs it), else the current directory. Compiled rules are written
-    // there, never into whatever directory a hand launch started in.
-    let service_dir = match input.runfile.and_then(Path::parent) {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
     let front = front(
         &cfg,
-        &service_dir,
+        &outer,
         &server,
         &program,
         &address,
@@ -476,14 +484,18 @@ fn wait_authdaemond(
 #[derive(Clone, Debug)]
 pub struct Front {
     pub spec: &'static frontend::Spec,
-    /// `server` names tcpserver or tcpsvd (its options are known).
+    /// `server` names tcpserver, tcpsvd or couriertcpd (its options are
+    /// known).
     pub known: bool,
     /// Courier's MAXPERIP (tcpsvd -C; tcpserver has no per-IP limit).
     pub maxperip: Option<u32>,
     /// The rules it is given, in its format.
     pub rules: Option<(String, RulesFormat)>,
-    /// Courier's access list, converted into `rules` before exec.
+    /// Courier's access list, converted into `rules` before exec (for
+    /// couriertcpd: compiled by makedat into its `.dat`).
     pub access: Option<access::Step>,
+    /// couriertcpd's own options (None for the other front ends).
+    pub tcpd: Option<crate::couriertcpd::Opts>,
 }
 
 /// Resolve the front end: which one, MAXPERIP, the rules and their format
@@ -493,7 +505,7 @@ pub struct Front {
 /// position), and whether it can bind an IPv6 address.
 fn front(
     cfg: &Cfg,
-    service_dir: &Path,
+    outer: &Scope,
     server: &[String],
     program: &Path,
     address: &Val,
@@ -527,8 +539,28 @@ fn front(
                 }
             }
         });
-    // A MAXPERIP tcpserver cannot enforce is --check's warning
-    // (check/server.rs), not repeated on every start.
+    if kind == Some(frontend::Kind::Couriertcpd) {
+        return tcpd_front(cfg, outer, maxperip, problems, warnings);
+    }
+    // What couriertcpd would enforce and this front end cannot: a warning
+    // on every --dry-run (and start), a FAIL of --check (check/server.rs).
+    if let Some(n) = maxperip.filter(|&n| n > 0)
+        && spec.per_ip.is_none()
+        && kind.is_some()
+    {
+        warnings.push(format!(
+            "MAXPERIP={n} is not enforced: {} has no per-IP limit (use server=couriertcpd, or tcpsvd -C)",
+            spec.name
+        ));
+    }
+    for (w, what) in tcpd_protections(outer)
+        .into_iter()
+        .filter(|_| kind.is_some())
+    {
+        warnings.push(format!(
+            "TCPDOPTS {w} ({what}) is not enforced: only couriertcpd has it (use server=couriertcpd, or remove it from TCPDOPTS)"
+        ));
+    }
     if frontend::is_ipv6(&address.text) {
         let capable = kind.is_some() && frontend::probe_ipv6(spec.kind, program).unwrap_or(false);
         if !capable {
@@ -551,6 +583,7 @@ fn front(
     let out_format = match spec.kind {
         frontend::Kind::Tcpserver => RulesFormat::Tcprules,
         frontend::Kind::Tcpsvd => RulesFormat::IpsvdCdb,
+        frontend::Kind::Couriertcpd => unreachable!("tcpd_front"),
     };
     // access=: the setting, else IMAPACCESSFILE; an explicit empty: none.
     let acc_setting = settings.get("access");
@@ -624,7 +657,7 @@ fn front(
                 }
                 Ok((bytes, conv_warnings, stamp)) => {
                     warnings.extend(conv_warnings);
-                    let output = access::output_path(service_dir, &path, out_format);
+                    let output = access::output_path(cfg.service_dir, &path, out_format);
                     match access::probe(&output, &bytes) {
                         Ok(fresh) => {
                             access_step = Some(access::Step {
@@ -678,6 +711,164 @@ fn front(
         maxperip,
         rules,
         access: access_step,
+        tcpd: None,
+    }
+}
+
+/// TCPDOPTS's couriertcpd-only options, as the rc's inner shell would
+/// split the outer shell's value (none when it cannot be split).
+pub fn tcpd_protections(outer: &Scope) -> Vec<(String, &'static str)> {
+    let Some(v) = outer.get("TCPDOPTS") else {
+        return Vec::new();
+    };
+    crate::couriertcpd::words(&String::from_utf8_lossy(v))
+        .map(|w| crate::couriertcpd::protections(&w))
+        .unwrap_or_default()
+}
+
+/// couriertcpd as Courier's rc runs it: `-maxperip=$MAXPERIP`, the imapd
+/// services' `-access=$IMAPACCESSFILE.dat` (IMAPACCESSFILE defaulting to
+/// SYSCONFDIR/imapaccess, as the rc's `${IMAPACCESSFILE:=...}`; built by
+/// makedat when missing or older than the list), `$TCPDOPTS` split as the
+/// rc's inner shell splits it. The values are the rc's OUTER shell's: it
+/// pastes them into the inner script.
+fn tcpd_front(
+    cfg: &Cfg,
+    outer: &Scope,
+    maxperip: Option<u32>,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<String>,
+) -> Front {
+    use crate::couriertcpd;
+    let settings = cfg.settings;
+    let text = |n: &str| {
+        outer
+            .get(n)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    let pos = |n: &str| {
+        outer
+            .assignments()
+            .iter()
+            .rev()
+            .find(|a| a.name == n)
+            .map_or(Position::Nowhere, |a| Position::At(a.value_pos.to_string()))
+    };
+    let tcpdopts = match text("TCPDOPTS") {
+        None => Vec::new(),
+        Some(t) => couriertcpd::words(&t).unwrap_or_else(|why| {
+            problems.push(Problem::bad(
+                "config",
+                pos("TCPDOPTS"),
+                format!(
+                    "TCPDOPTS holds {why}: Courier's rc pastes it into a shell command, which would not pass it as written"
+                ),
+                "write plain -name=value words, with '...' around a value that has blanks",
+            ));
+            Vec::new()
+        }),
+    };
+    let service = settings.service;
+    let acc = settings.get("access");
+    let rules = settings.get("rules");
+    let rules_given = !matches!(rules.origin, Origin::Default) && !settings.str("rules").is_empty();
+    let source = match &acc.value {
+        Some(v) if v.is_empty() => None,
+        Some(v) => Some((PathBuf::from(v), true)),
+        // Debian's pop3d rc scripts pass no access list.
+        None if service.protocol() == crate::service::Protocol::Imap && !rules_given => {
+            let f = text("IMAPACCESSFILE")
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| {
+                    format!(
+                        "{}/imapaccess",
+                        Service::config_dir(settings.layout, settings.str("prefix"))
+                    )
+                });
+            Some((PathBuf::from(f), false))
+        }
+        None => None,
+    };
+    let mut access_step = None;
+    let mut dat = None;
+    if rules_given {
+        if source.as_ref().is_some_and(|(_, explicit)| *explicit) {
+            problems.push(Problem::bad(
+                "settings",
+                rules.origin.position(),
+                "rules and access are both given: couriertcpd reads one -access",
+                "set rules= (empty) to build the access list, or access= (empty) to use rules",
+            ));
+        }
+        // A .dat built elsewhere, passed as it is; a cdb or a directory
+        // (another front end's rules) would be misread by couriertcpd.
+        let r = settings.str("rules");
+        if let Ok(frontend::Detected::Format(f)) = frontend::detect(Path::new(r)) {
+            problems.push(Problem::bad(
+                "rules",
+                rules.origin.position(),
+                frontend::mismatch(&frontend::COURIERTCPD, r, f),
+                "",
+            ));
+        }
+        dat = Some(PathBuf::from(r));
+    } else if let Some((src, explicit)) = source {
+        let out = crate::makedat::dat_path(&src);
+        // Fail closed, as for the other front ends: a list the run file or
+        // the config names that is missing, unreadable or not regular files
+        // stops the launch (makedat would hang on a FIFO, and couriertcpd
+        // without its .dat accepts every client). Only the rc's own
+        // default, /etc/courier/imapaccess with IMAPACCESSFILE unset, may
+        // be absent (a warning).
+        let configured = explicit || text("IMAPACCESSFILE").is_some_and(|v| !v.is_empty());
+        match access::read(&src).and_then(|_| access::stamp(&src)) {
+            Ok(stamp) => {
+                access_step = Some(access::Step {
+                    source: src.clone(),
+                    output: out.clone(),
+                    format: RulesFormat::CourierDat,
+                    ipv6: true,
+                    fresh: false,
+                    stamp,
+                });
+            }
+            Err(e) if configured || src.exists() => {
+                let (name, at) = if explicit {
+                    ("access", acc.origin.position())
+                } else {
+                    ("IMAPACCESSFILE", pos("IMAPACCESSFILE"))
+                };
+                let code = exit_code(&e);
+                problems.push(Problem::new(
+                    code,
+                    "access",
+                    if code == Exit::Usage { Position::Nowhere } else { at },
+                    crate::error::describe(&e),
+                    format!(
+                        "{name} names it; fix or create it, or set access= (empty) to run without an access list"
+                    ),
+                ));
+            }
+            Err(_) => warnings.push(format!(
+                "{} (Courier's default access list) does not exist: couriertcpd accepts every client",
+                crate::shown::path(&src)
+            )),
+        }
+        dat = Some(out);
+    }
+    Front {
+        spec: &frontend::COURIERTCPD,
+        known: true,
+        maxperip,
+        rules: dat
+            .as_ref()
+            .map(|d| (d.to_string_lossy().into_owned(), RulesFormat::CourierDat)),
+        access: access_step,
+        tcpd: Some(couriertcpd::Opts {
+            maxperip: text("MAXPERIP").unwrap_or_default(),
+            access: dat,
+            tcpdopts,
+        }),
     }
 }
 
@@ -686,6 +877,8 @@ fn front(
 struct Cfg<'a> {
     settings: &'a Settings,
     vars: &'a [Assignment],
+    /// The run file's directory (or `.`): where compiled rules go.
+    service_dir: &'a Path,
 }
 
 impl Cfg<'_> {
@@ -993,6 +1186,16 @@ pub fn service_port(name: &str) -> Option<u16> {
         (proto == "tcp" && (first == name || words.any(|a| a == name)))
             .then(|| port.parse().ok())
             .flatten()
+    })
+}
+
+/// couriertcpd's port list (`143`, `127.0.0.1.143,993`).
+fn tcpd_port(v: &Val) -> Result<(), (String, String)> {
+    crate::couriertcpd::port_list(&v.text).map_err(|m| {
+        (
+            m,
+            "write e.g. 143, or ADDRESS.PORT items separated by commas".into(),
+        )
     })
 }
 

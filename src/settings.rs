@@ -108,20 +108,26 @@ pub const TABLE: &[(&str, &str)] = &[
         "ulimit_v",
         "KiB, RLIMIT_AS soft and hard as sh's ulimit -v (default: IMAP_ULIMITD)",
     ),
-    ("server", "the front end and its fixed flags"),
-    ("address", "tcpserver's host (default: ADDRESS, else 0)"),
+    (
+        "server",
+        "the front end and its fixed flags: tcpserver, tcpsvd or couriertcpd (which also gets -maxperip, -access and TCPDOPTS, as Courier's rc passes them)",
+    ),
+    ("address", "the front end's host (default: ADDRESS, else 0)"),
     (
         "port",
-        "tcpserver's port, one number or service name (default: PORT, else 143)",
+        "the front end's port, one number or service name; couriertcpd also takes a list (default: PORT, else 143)",
     ),
-    ("conlimit", "tcpserver -c (default: MAXDAEMONS, else 40)"),
+    (
+        "conlimit",
+        "tcpserver/tcpsvd -c, couriertcpd -maxprocs (default: MAXDAEMONS, else 40)",
+    ),
     (
         "rules",
         "the front end's rules: a tcprules cdb (tcpserver -x), an ipsvd-cdb database (tcpsvd -x) or instructions directory (tcpsvd -i); empty: none",
     ),
     (
         "access",
-        "Courier's access list (file or directory), compiled on start into the front end's rules beside the run file (default: IMAPACCESSFILE; one that cannot be read stops the start); empty: none",
+        "Courier's access list (file or directory), compiled on start into the front end's rules beside the run file, or by makedat into LIST.dat for couriertcpd (default: IMAPACCESSFILE; one that cannot be read stops the start); empty: none",
     ),
     (
         "login",
@@ -212,7 +218,10 @@ pub fn default_for(layout: Layout, service: Service, prefix: &str, name: &str) -
         ("setuidgid", _) => s(""),
         ("softlimit", Courier2) => s("-m 5000000"),
         ("softlimit", Debian) => s(""),
-        ("server", _) => s("tcpserver -v -RH -l0"),
+        // Debian's rc runs Courier's own front end; the 2004 recipe ran
+        // tcpserver.
+        ("server", Courier2) => s("tcpserver -v -RH -l0"),
+        ("server", Debian) => s("/usr/sbin/couriertcpd"),
         ("rules", Courier2) => s("/etc/tcprules/imap.cdb"),
         ("rules", Debian) => s(""),
         ("auth", Courier2) => s("authpwd"),

@@ -104,7 +104,8 @@ fn script(t: &TempDir, shell: &str) -> std::path::PathBuf {
 }
 
 /// bash: `complete -p` names the function; completing `courier-run init
-/// --s` offers init's two options; the top level offers the subcommands
+/// --s` offers init's three options (--set writes a setting into the
+/// run file); the top level offers the subcommands
 /// and not the hidden `man`.
 #[test]
 fn bash_completes_subcommands_and_their_options() {
@@ -127,7 +128,7 @@ printf '%s\n' "${{COMPREPLY[@]}}""#
     };
     let init = complete("courier-run init --s");
     let got: Vec<&str> = init.lines().filter(|l| l.starts_with("--")).collect();
-    assert_eq!(got, ["--service", "--supervisor"], "{init}");
+    assert_eq!(got, ["--service", "--supervisor", "--set"], "{init}");
     let top = complete("courier-run ''");
     for sub in ["init", "conf2env", "completions"] {
         assert!(top.split_whitespace().any(|w| w == sub), "{sub}: {top}");
@@ -157,7 +158,7 @@ fn fish_completes_subcommands_and_their_options() {
         .lines()
         .map(|l| l.split('\t').next().unwrap_or(""))
         .collect();
-    assert_eq!(got, ["--service", "--supervisor"], "{init}");
+    assert_eq!(got, ["--service", "--set", "--supervisor"], "{init}");
     let top = complete("courier-run ");
     let words: Vec<&str> = top
         .lines()

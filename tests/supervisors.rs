@@ -282,8 +282,13 @@ fn init_for_each_supervisor_and_service() {
             let served = serve(
                 |port| {
                     let mut cmd = Command::new(BIN);
+                    // layout=debian runs couriertcpd with the config's
+                    // IMAPACCESSFILE: its .dat beside the machine's list is
+                    // not this test's to write (init-keeps-deny in
+                    // tests/e2e/couriertcpd.py serves one of its own).
                     cmd.args(["./run", "--set", "address=127.0.0.1", "--set"])
                         .arg(format!("port={port}"))
+                        .args(["--set", "access="])
                         .current_dir(&d);
                     cmd
                 },
