@@ -9,6 +9,14 @@
 //!   --check` in each has no FAIL but authdaemond's socket (held by the
 //!   test's authdaemond, as Debian's holds it until the switch-over); a
 //!   second run, and a DEST holding something else, are refused (100).
+//! - `systemd_switch_over_in_a_namespace`: in systemd as PID 1 of a PID,
+//!   mount and network namespace (private /etc/systemd/system, /etc/courier,
+//!   /var/lib/courier), Debian's courier-imap.service holds 143; the
+//!   printed switch-over commands, run line by line, leave 143 held by
+//!   courier-run-imapd.service's MainPID (couriertcpd), Debian's units
+//!   inactive and disabled, ours enabled, and a login on 143 works through
+//!   the migrated authdaemond; the switch-back commands give 143 back to
+//!   Debian's unit and unlink ours.
 //! - `daemontools_serves_and_keeps_deny`: a config dir (a copy of
 //!   /etc/courier with only imapd enabled, its port free, IMAPACCESSFILE a
 //!   test list holding `127.0.0.2 deny`): the migrated imapd under
@@ -24,6 +32,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::courier::{AUTHDAEMOND, Authdaemond, MailUser, listens, login_on, says_port_taken};
+use common::systemd::Systemd;
 use common::{BIN, TempDir, have, is_root, run, tree, which, with_free_port};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -385,4 +394,207 @@ fn daemontools_serves_and_keeps_deny() {
     );
     // couriertcpd read the list the config names, built beside it.
     assert!(access.with_extension("dat").exists() || cfg.join("imapaccess.dat").exists());
+}
+
+/// A directory for service directories outside /tmp (the namespace's /tmp
+/// is its own), removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "migrate-{tag}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        ));
+        fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `pid` (the machine's numbering) holds a socket listening on TCP `port`
+/// in its own network namespace (/proc/PID/net is that namespace's).
+fn listens_in_ns(pid: i32, port: u16) -> bool {
+    let want = format!(":{port:04X}");
+    let mut inodes = Vec::new();
+    for f in ["tcp", "tcp6"] {
+        let table = fs::read_to_string(format!("/proc/{pid}/net/{f}")).unwrap_or_default();
+        for line in table.lines().skip(1) {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            if w.len() > 9 && w[1].ends_with(&want) && w[3] == "0A" {
+                inodes.push(format!("socket:[{}]", w[9]));
+            }
+        }
+    }
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| fs::read_link(e.path()).ok())
+        .any(|l| inodes.iter().any(|i| l.as_os_str() == i.as_str()))
+}
+
+/// A unit's MainPID as the machine numbers it, once it listens on `port`
+/// (in the namespace) and is `comm`; Err(journal) after LIMIT.
+fn unit_listener(sd: &Systemd, unit: &str, port: u16, comm: &str) -> Result<i32, String> {
+    let until = Instant::now() + LIMIT;
+    loop {
+        let main = sd.ctl(&["show", "-p", "MainPID", "--value", unit]);
+        if let Ok(nspid) = main.trim().parse::<i32>()
+            && nspid > 0
+            && let Some(pid) = sd.host_pid(nspid)
+            && listens_in_ns(pid, port)
+            && fs::read_to_string(format!("/proc/{pid}/comm"))
+                .unwrap_or_default()
+                .trim()
+                == comm
+        {
+            return Ok(pid);
+        }
+        if Instant::now() > until {
+            return Err(format!("{main}\n{}", sd.journal(unit)));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// IMAP login on 127.0.0.1:143 inside the namespace (STARTTLS, as Debian's
+/// config offers it): the number of messages in INBOX.
+const NS_LOGIN: &str = "import imaplib, ssl, sys\n\
+ctx = ssl.create_default_context()\n\
+ctx.check_hostname = False\n\
+ctx.verify_mode = ssl.CERT_NONE\n\
+c = imaplib.IMAP4('127.0.0.1', 143, timeout=10)\n\
+c.starttls(ssl_context=ctx)\n\
+c.login(sys.argv[1], sys.argv[2])\n\
+print('messages %s' % c.select('INBOX')[1][0].decode())\n\
+c.logout()\n";
+
+#[test]
+fn systemd_switch_over_in_a_namespace() {
+    let ok = courier_ok()
+        && Path::new("/lib/systemd/systemd").exists()
+        && Path::new("/lib/systemd/system/courier-imap.service").exists()
+        && Path::new("/usr/lib/tmpfiles.d/courier-authdaemon.conf").exists()
+        && which("unshare").is_some()
+        && which("nsenter").is_some()
+        && which("ip").is_some()
+        && which("python3").is_some()
+        && which("useradd").is_some();
+    if !have(
+        "root, systemd, util-linux, iproute2, courier-imap, courier-authdaemon, python3, useradd",
+        ok,
+    ) {
+        return;
+    }
+    let started = Instant::now();
+    let scratch = Scratch::new("sd");
+    let dest = scratch.0.join("dest");
+    let (code, out) = courier_run(&["migrate", dest.to_str().unwrap(), "--supervisor", "systemd"]);
+    assert_eq!(code, 0, "{out}");
+    let over = commands(&out, OVER);
+    let back = commands(&out, BACK);
+    let user = MailUser::new("msd");
+    // Its own /etc/systemd/system (link, enable and disable write there),
+    // /etc/courier and /var/lib/courier (Debian's rc and the launch write
+    // the access list's .dat and the TLS cache), and its own network: 143
+    // is the namespace's.
+    let sd = Systemd::boot_with(
+        &["/etc/systemd/system", "/etc/courier", "/var/lib/courier"],
+        true,
+    );
+    sd.ok(&[
+        "systemd-tmpfiles",
+        "--create",
+        "/usr/lib/tmpfiles.d/courier-authdaemon.conf",
+    ]);
+    // Before: Debian's units hold 143 (and authdaemond's socket).
+    sd.ok(&["systemctl", "start", "courier-imap.service"]);
+    let until = Instant::now() + LIMIT;
+    while !listens_in_any(&sd, 143) {
+        assert!(
+            Instant::now() < until,
+            "Debian's courier-imap.service did not listen on 143:\n{}",
+            sd.journal("courier-imap.service")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The switch-over, as printed, line by line.
+    for line in &over {
+        sd.ok(&["sh", "-c", line]);
+    }
+    let pid = unit_listener(&sd, "courier-run-imapd.service", 143, "couriertcpd")
+        .unwrap_or_else(|log| panic!("143 is not the migrated imapd's:\n{log}"));
+    for unit in ["courier-imap.service", "courier-authdaemon.service"] {
+        assert_eq!(sd.ctl(&["is-active", unit]).trim(), "inactive", "{unit}");
+        assert_eq!(sd.ctl(&["is-enabled", unit]).trim(), "disabled", "{unit}");
+    }
+    for svc in ["authdaemond", "imapd", "imapd-ssl", "pop3d", "pop3d-ssl"] {
+        let unit = format!("courier-run-{svc}.service");
+        assert_eq!(sd.ctl(&["is-enabled", &unit]).trim(), "enabled", "{unit}");
+    }
+    // A login on 143 through the migrated authdaemond (its first answers
+    // after a start may be "Temporary problem": retried).
+    let mut said = String::new();
+    for _ in 0..10 {
+        let (code, o) = sd.ns(&["python3", "-c", NS_LOGIN, &user.name, &user.password]);
+        said = o;
+        if code == Some(0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        said.contains("messages 1"),
+        "login on 143: {said}\n{}",
+        sd.journal("courier-run-imapd.service")
+    );
+    // And back, as printed: Debian's units hold 143 again, ours are gone.
+    for line in &back {
+        sd.ok(&["sh", "-c", line]);
+    }
+    let until = Instant::now() + LIMIT;
+    while sd.ctl(&["is-active", "courier-imap.service"]).trim() != "active"
+        || listens_in_ns(pid, 143)
+        || !listens_in_any(&sd, 143)
+    {
+        assert!(
+            Instant::now() < until,
+            "after switching back:\n{}",
+            sd.journal("courier-imap.service")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // `systemctl disable` removed the link `systemctl link` made.
+    let state = sd.ctl(&["is-enabled", "courier-run-imapd.service"]);
+    assert!(state.contains("No such file"), "still linked: {state}");
+    drop(sd);
+    println!(
+        "migrate --supervisor systemd: switched over and back in a namespace in {:?}",
+        started.elapsed()
+    );
+}
+
+/// Something in the namespace listens on TCP `port`.
+fn listens_in_any(sd: &Systemd, port: u16) -> bool {
+    let want = format!(":{port:04X}");
+    ["tcp", "tcp6"].iter().any(|f| {
+        fs::read_to_string(format!("/proc/{}/net/{f}", sd.init))
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .any(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                w.len() > 3 && w[1].ends_with(&want) && w[3] == "0A"
+            })
+    })
 }
