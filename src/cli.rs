@@ -37,7 +37,9 @@ A run file is a courier-run script of lower-case settings, for example:
     layout=debian
     account=courier
 
-`courier-run init DIR` writes one. --dry-run prints what would be exec'd
+`courier-run init DIR` writes one; `courier-run migrate DEST --supervisor S`
+writes one per service Debian's Courier runs (and authdaemond) and prints the
+commands that switch from Debian's units to them, and back. --dry-run prints what would be exec'd
 (with which environment, limits and identity); --check says why a service
 would not start or would start useless (authdaemond down, a bad certificate).
 
