@@ -450,10 +450,12 @@ pub fn migrate(o: &Options) -> anyhow::Result<Exit> {
         if o.dry_run {
             // DEST itself is on the way of each: said once.
             for l in lines.lines() {
-                if !seen.iter().any(|x| x == l) {
-                    out += &format!("{l}\n");
-                    seen.push(l.to_string());
+                let dir = l.starts_with("would create ") && l.ends_with('/');
+                if dir && seen.iter().any(|x| x == l) {
+                    continue;
                 }
+                out += &format!("{l}\n");
+                seen.push(l.to_string());
             }
             continue;
         }

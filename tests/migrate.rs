@@ -149,8 +149,20 @@ fn each_supervisor_passes_check() {
     for sup in SUPERVISORS {
         let dest = scratch.join(format!("{sup}-dest"));
         let d = dest.to_str().unwrap();
+        let (code, dry) = courier_run(&["migrate", d, "--supervisor", sup, "--dry-run"]);
+        assert_eq!(code, 0, "{sup}: {dry}");
         let (code, out) = courier_run(&["migrate", d, "--supervisor", sup]);
         assert_eq!(code, 0, "{sup}: {out}");
+        // What --dry-run said is what was done, in the same order.
+        let said: Vec<String> = dry
+            .lines()
+            .filter_map(|l| l.strip_prefix("would create "))
+            .map(|l| format!("created {l}"))
+            .collect();
+        let done: Vec<&str> = out.lines().filter(|l| l.starts_with("created ")).collect();
+        assert_eq!(said, done, "{sup}");
+        assert_eq!(commands(&dry, OVER), commands(&out, OVER), "{sup}");
+        assert_eq!(commands(&dry, BACK), commands(&out, BACK), "{sup}");
         let mut made = common::list(&dest);
         made.sort();
         // The stock config enables all four (IMAPDSTART=YES, ...).
