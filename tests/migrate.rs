@@ -127,6 +127,29 @@ fn dry_run_writes_nothing() {
             "{sup}: {back:?}"
         );
         assert!(out.contains("--dry-run: nothing was created"), "{out}");
+        // A boot unit for the scan directory (s6 always; daemontools where
+        // /etc/service is runit's): the printed text, written here instead
+        // of /etc/systemd/system, passes systemd-analyze verify.
+        for l in over.iter().filter(|l| l.starts_with("printf ")) {
+            let (cmd, target) = l.rsplit_once(" > ").unwrap();
+            let name = Path::new(target).file_name().unwrap();
+            let unit = scratch.join(name);
+            let mut sh = Command::new("sh");
+            sh.arg("-c")
+                .arg(format!("{cmd} > \"$1\""))
+                .arg("sh")
+                .arg(&unit);
+            assert_eq!(run(sh, Path::new("/"), LIMIT).code, Some(0), "{l}");
+            if which("systemd-analyze").is_some() {
+                let mut v = Command::new("systemd-analyze");
+                v.arg("verify").arg(&unit);
+                let r = run(v, Path::new("/"), LIMIT);
+                assert_eq!(r.code, Some(0), "{l}: {}{}", r.stdout_str(), r.stderr_str());
+            }
+            let text = fs::read_to_string(&unit).unwrap();
+            assert!(text.contains("\nRestart=always\n"), "{text}");
+            fs::remove_file(&unit).unwrap();
+        }
     }
 }
 
