@@ -67,7 +67,7 @@ use manifest::Stamp;
 use siblings::{Kind, open_dir};
 
 pub use manifest::MARKER;
-pub use siblings::{leftovers, remove_leftovers};
+pub use siblings::{GRACE, leftovers, remove_leftovers};
 pub use target::{NAME_MAX, Target, check_component, check_name_len, check_target};
 
 /// What a write did.
@@ -208,7 +208,7 @@ pub fn write_checked(
         remove_leftovers(dir);
         return Ok(Outcome::Unchanged);
     }
-    replace(dir, vars, modes, target)?;
+    replace(dir, vars, modes, target, protected)?;
     Ok(Outcome::Written)
 }
 
@@ -228,7 +228,7 @@ pub fn write_new_checked(
     protected: &[&Path],
 ) -> anyhow::Result<()> {
     let target = check_target(dir, protected)?;
-    replace(dir, vars, modes, target)
+    replace(dir, vars, modes, target, protected)
 }
 
 /// `dir` split into its parent ("." for a bare name) and its last component.
@@ -402,7 +402,13 @@ fn encodes_to(value: &[u8], content: &[u8]) -> bool {
 }
 
 /// Build the new directory beside `dir` and swap it in.
-fn replace(dir: &Path, vars: &[(&str, &[u8])], modes: Modes, target: Target) -> anyhow::Result<()> {
+fn replace(
+    dir: &Path,
+    vars: &[(&str, &[u8])],
+    modes: Modes,
+    target: Target,
+    protected: &[&Path],
+) -> anyhow::Result<()> {
     // Refused before anything is created: a name the writer cannot write.
     for (name, _) in vars {
         if !is_name(name.as_bytes()) {
@@ -414,7 +420,11 @@ fn replace(dir: &Path, vars: &[(&str, &[u8])], modes: Modes, target: Target) -> 
         check_name_len(name).map_err(bad_input)?;
     }
     let (parent, base) = split(dir);
-    let pfd = open_dir(None, &parent)
+    // The parent is followed through symlinks, as the plan's probe does
+    // (only the envdir's own name never is): `envdir=./l/env` with `l` a
+    // symlink to a directory is that directory's `env`, in the dry run,
+    // --check and the launch alike.
+    let pfd = open_parent(&parent)
         .map_err(sys)
         .with_context(|| format!("unable to open directory {}", parent.display()))?;
     let tmpname = siblings::name(&base, Kind::New);
@@ -472,7 +482,7 @@ fn replace(dir: &Path, vars: &[(&str, &[u8])], modes: Modes, target: Target) -> 
     nix::unistd::syncfs(d.as_raw_fd())
         .map_err(sys)
         .with_context(|| format!("unable to sync {}", tmp.display()))?;
-    let retired = swap(&pfd, &parent, &tmpname, &base, target)?;
+    let retired = swap(&pfd, dir, &tmpname, target, protected, modes)?;
     // Swapped: the directory built is now the live envdir.
     guard.armed = false;
     nix::unistd::fsync(pfd.as_raw_fd())
@@ -534,20 +544,29 @@ fn age_past(d: &OwnedFd, mut ctime: (i64, i64), newest: (i64, i64), mode: u32) {
     }
 }
 
-/// Put `tmpname` in the place of `base` (both in `pfd`, the directory
-/// `parent`). RENAME_EXCHANGE swaps the two in one step and the old
+/// Put `tmpname` in the place of the envdir `dir` (both in `pfd`, its
+/// parent). RENAME_EXCHANGE swaps the two in one step and the old
 /// directory is renamed away whole; where the filesystem lacks it, two
 /// renames, the old directory locked between them. Returns the name the
 /// old directory now has.
+///
+/// Another start may be swapping at the same time (two first starts on an
+/// absent envdir; a supervisor restarting while an admin runs one by
+/// hand): when the path changed under us (EEXIST where it was absent,
+/// ENOENT where it was there), what stands there is inspected again, with
+/// the same refusals, and the swap retried. Both starts succeed; the later
+/// one's directory is the live one.
 fn swap(
     pfd: &OwnedFd,
-    parent: &Path,
+    dir: &Path,
     tmpname: &OsStr,
-    base: &OsStr,
-    target: Target,
+    mut target: Target,
+    protected: &[&Path],
+    modes: Modes,
 ) -> anyhow::Result<Option<OsString>> {
+    let (parent, base) = split(dir);
     let p = Some(pfd.as_raw_fd());
-    let shown = parent.join(base);
+    let shown = parent.join(&base);
     let what = || {
         format!(
             "unable to rename {} to {}",
@@ -555,47 +574,136 @@ fn swap(
             shown.display()
         )
     };
-    if target == Target::Absent {
-        return match renameat2(p, tmpname, p, base, RenameFlags::RENAME_NOREPLACE) {
-            Err(Errno::EINVAL | Errno::ENOSYS) => renameat(p, tmpname, p, base),
-            r => r,
-        }
-        .map(|()| None)
-        .map_err(sys)
-        .with_context(what);
-    }
-    let oldname = siblings::name(base, Kind::Old);
-    match renameat2(p, tmpname, p, base, RenameFlags::RENAME_EXCHANGE) {
-        Ok(()) => {
-            // Best effort: under its `.new.` name it is removed all the same
-            // once this process is gone.
-            Ok(match renameat(p, tmpname, p, oldname.as_os_str()) {
-                Ok(()) => Some(oldname),
-                Err(_) => Some(tmpname.to_os_string()),
-            })
-        }
-        Err(Errno::EINVAL | Errno::ENOSYS) => {
-            let old = open_dir(Some(pfd), Path::new(base))
-                .map_err(sys)
-                .with_context(|| format!("unable to open {}", shown.display()))?;
-            siblings::try_lock(&old);
-            renameat(p, base, p, oldname.as_os_str())
-                .map_err(sys)
-                .with_context(|| {
-                    format!(
-                        "unable to rename {} to {}",
-                        shown.display(),
-                        parent.join(&oldname).display()
-                    )
-                })?;
-            if let Err(e) = renameat(p, tmpname, p, base) {
-                let _ = renameat(p, oldname.as_os_str(), p, base);
-                return Err(sys(e)).with_context(what);
+    for _ in 0..8 {
+        if target == Target::Absent {
+            match renameat2(
+                p,
+                tmpname,
+                p,
+                base.as_os_str(),
+                RenameFlags::RENAME_NOREPLACE,
+            ) {
+                Err(Errno::EINVAL | Errno::ENOSYS) => {
+                    renameat(p, tmpname, p, base.as_os_str())
+                        .map_err(sys)
+                        .with_context(what)?;
+                    return Ok(None);
+                }
+                Ok(()) => return Ok(None),
+                Err(Errno::EEXIST) => {
+                    target = check_target(dir, protected)?;
+                    continue;
+                }
+                Err(e) => return Err(sys(e)).with_context(what),
             }
-            Ok(Some(oldname))
         }
-        Err(e) => Err(sys(e)).with_context(|| format!("unable to replace {}", shown.display())),
+        let oldname = siblings::name(&base, Kind::Old);
+        match renameat2(
+            p,
+            tmpname,
+            p,
+            base.as_os_str(),
+            RenameFlags::RENAME_EXCHANGE,
+        ) {
+            Ok(()) => {
+                // Best effort: under its `.new.` name it is removed all the
+                // same once this process is gone.
+                let name = match renameat(p, tmpname, p, oldname.as_os_str()) {
+                    Ok(()) => oldname,
+                    Err(_) => tmpname.to_os_string(),
+                };
+                retire(pfd, &name, modes);
+                return Ok(Some(name));
+            }
+            Err(Errno::ENOENT) => {
+                target = check_target(dir, protected)?;
+                continue;
+            }
+            Err(Errno::EINVAL | Errno::ENOSYS) => {
+                let old = match open_dir(Some(pfd), Path::new(&base)) {
+                    Ok(fd) => fd,
+                    Err(Errno::ENOENT) => {
+                        target = check_target(dir, protected)?;
+                        continue;
+                    }
+                    Err(e) => {
+                        return Err(sys(e))
+                            .with_context(|| format!("unable to open {}", shown.display()));
+                    }
+                };
+                siblings::try_lock(&old);
+                match renameat(p, base.as_os_str(), p, oldname.as_os_str()) {
+                    Ok(()) => {}
+                    Err(Errno::ENOENT) => {
+                        target = check_target(dir, protected)?;
+                        continue;
+                    }
+                    Err(e) => {
+                        return Err(sys(e)).with_context(|| {
+                            format!(
+                                "unable to rename {} to {}",
+                                shown.display(),
+                                parent.join(&oldname).display()
+                            )
+                        });
+                    }
+                }
+                retire(pfd, &oldname, modes);
+                match renameat(p, tmpname, p, base.as_os_str()) {
+                    Ok(()) => return Ok(Some(oldname)),
+                    // Another start put its directory there meanwhile: ours
+                    // goes in place of it on the next round.
+                    Err(Errno::EEXIST | Errno::ENOTEMPTY) => {
+                        target = check_target(dir, protected)?;
+                        continue;
+                    }
+                    Err(e) => {
+                        let _ = renameat(p, oldname.as_os_str(), p, base.as_os_str());
+                        return Err(sys(e)).with_context(what);
+                    }
+                }
+            }
+            Err(e) => {
+                return Err(sys(e))
+                    .with_context(|| format!("unable to replace {}", shown.display()));
+            }
+        }
     }
+    Err(anyhow::anyhow!(
+        "unable to replace {}: it kept changing under concurrent starts",
+        shown.display()
+    ))
+}
+
+/// A generation just replaced, `name` in `pfd`: stamped with the time it
+/// stopped being the envdir (its mtime, which nothing else changes: the
+/// cleanup waits [`siblings::GRACE`] from it, so that a reader still in it
+/// finishes first), and given the directory mode of the config as it is
+/// now (`modes`): a config made private since takes the old generation's
+/// values private at once (mode 700: no one but its owner can reach the
+/// files), not at the next start. Root's readers (envdir under a
+/// supervisor) still read it whole.
+fn retire(pfd: &OwnedFd, name: &OsStr, modes: Modes) {
+    let Ok(fd) = open_dir(Some(pfd), Path::new(name)) else {
+        return;
+    };
+    let now = nix::sys::time::TimeSpec::UTIME_NOW;
+    let _ = nix::sys::stat::futimens(fd.as_raw_fd(), &now, &now);
+    if modes == Modes::PRIVATE {
+        let _ = fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(modes.dir));
+    }
+}
+
+/// Open the envdir's parent directory, following symlinks (see
+/// [`replace`]).
+fn open_parent(parent: &Path) -> nix::Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        parent,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    // SAFETY: open just returned this descriptor, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Removes the directory being built on every error path (only what we

@@ -64,6 +64,14 @@ fn parse(base: &[u8], name: &[u8]) -> Option<(Kind, u32)> {
     Some((kind, std::str::from_utf8(pid).ok()?.parse().ok()?))
 }
 
+/// Is `name` one of the names courier-run gives the generations of the
+/// envdir `base` (`.BASE.new.` or `.BASE.old.`, then anything)?
+pub fn is_sibling(base: &[u8], name: &[u8]) -> bool {
+    name.strip_prefix(b".")
+        .and_then(|r| r.strip_prefix(base))
+        .is_some_and(|r| r.starts_with(b".new.") || r.starts_with(b".old."))
+}
+
 /// Is `pid` a live process (that we may not even signal)?
 fn alive(pid: u32) -> bool {
     let Ok(pid) = i32::try_from(pid) else {
@@ -96,19 +104,43 @@ pub fn try_lock(fd: &OwnedFd) -> bool {
     nix::fcntl::flock(fd.as_raw_fd(), nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok()
 }
 
+/// How long a replaced generation is kept whole after it stopped being the
+/// envdir, for readers that entered it before: daemontools' envdir
+/// `chdir`s into the directory and opens each name it listed, and a name
+/// that vanishes meanwhile silently gets the previous variable's value (a
+/// mix). A read of thousands of files takes milliseconds; the margin is
+/// for a loaded machine. Before, a start at once after a rewrite removed
+/// the generation just replaced, under readers still in it.
+pub const GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Has a generation whose directory is `st` been replaced at least
+/// [`GRACE`] ago? Its mtime is set when it is replaced (see
+/// `envdir::retire`) and nothing writes in it after. An mtime more than an
+/// hour ahead (the clock was set back) does not keep it until the clock
+/// catches up.
+fn grace_over(st: &nix::sys::stat::FileStat) -> bool {
+    let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) else {
+        return false;
+    };
+    let since = now.as_secs() as i64 - st.st_mtime;
+    since >= GRACE.as_secs() as i64 || since < -(GRACE.as_secs() as i64) * 360
+}
+
 /// Which siblings of the envdir `dir` a run killed or finished left, and
 /// that may be removed now: a `.new.` one only when its pid is dead and no
-/// one holds its lock; an `.old.` one when no one holds its lock.
+/// one holds its lock; an `.old.` one when no one holds its lock and it
+/// was replaced at least [`GRACE`] ago or is not among the [`KEPT`] newest.
 fn removable(dir: &Path, kinds: &[Kind]) -> Vec<(PathBuf, OwnedFd)> {
     let (parent, base) = super::split(dir);
     let Ok(entries) = fs::read_dir(&parent) else {
         return Vec::new();
     };
-    let Ok(pdev) = fs::symlink_metadata(&parent).map(|m| std::os::unix::fs::MetadataExt::dev(&m))
-    else {
+    // The parent followed, as the writer opens it.
+    let Ok(pdev) = fs::metadata(&parent).map(|m| std::os::unix::fs::MetadataExt::dev(&m)) else {
         return Vec::new();
     };
     let mut out = Vec::new();
+    let mut young = Vec::new();
     for e in entries.flatten() {
         let n = e.file_name();
         let Some((kind, pid)) = parse(base.as_bytes(), n.as_bytes()) else {
@@ -123,16 +155,29 @@ fn removable(dir: &Path, kinds: &[Kind]) -> Vec<(PathBuf, OwnedFd)> {
         };
         // Never across a mount: a sibling on another filesystem, or a bind
         // mount of this one, is not ours.
-        if !fstat(fd.as_raw_fd()).is_ok_and(|s| s.st_dev == pdev)
-            || super::target::mount_root(&path)
-            || !try_lock(&fd)
-        {
+        let Ok(st) = fstat(fd.as_raw_fd()) else {
+            continue;
+        };
+        if st.st_dev != pdev || super::target::mount_root(&path) || !try_lock(&fd) {
+            continue;
+        }
+        if kind == Kind::Old && !grace_over(&st) {
+            young.push(((st.st_mtime, st.st_mtime_nsec), path, fd));
             continue;
         }
         out.push((path, fd));
     }
+    // Within the grace, the newest KEPT only: rewrites in a quick loop
+    // must not fill the filesystem with generations.
+    young.sort_by_key(|y| std::cmp::Reverse(y.0));
+    out.extend(young.into_iter().skip(KEPT).map(|(_, p, fd)| (p, fd)));
     out
 }
+
+/// How many replaced generations younger than [`GRACE`] are kept at most
+/// (the newest): a reader would have to be slower than that many complete
+/// rewrites to see one vanish.
+pub const KEPT: usize = 8;
 
 /// The directories killed runs left beside the envdir `dir` (for
 /// `--check`): what the next writing start removes. Generations replaced
