@@ -4,14 +4,20 @@
 //! newlines written as NUL bytes (envdir turns NULs back into newlines), an
 //! empty value as a lone `\n` (set to empty; a 0-byte file would unset).
 //!
-//! What is guaranteed:
+//! What is guaranteed (the admin's version: docs/envdir.md):
 //!
-//! - **Only our own directory is replaced.** [`check_target`] refuses, before
-//!   anything changes, anything at the path but a directory courier-run
-//!   wrote (it holds the marker [`MARKER`], which envdir skips as a dotfile)
-//!   or a directory of regular files with variable names (a classic
-//!   envdir, adopted). Removal unlinks only such files, never recurses,
-//!   never crosses a mount.
+//! - **Only our own directory is replaced; nothing it did not write is
+//!   ever deleted.** [`check_target`] refuses, before anything changes,
+//!   anything at the path but a directory courier-run wrote (it holds the
+//!   marker [`MARKER`], which envdir skips as a dotfile) or an empty
+//!   directory. A directory of files without the marker (a classic
+//!   envdir, or a directory named by mistake) is refused with the fix
+//!   (move it aside once), never emptied. So is a path that is, holds,
+//!   lies inside or is named like a generation of any file courier-run
+//!   reads (run file, configs, access list, TLS files; see
+//!   `plan::read_files`), whether it exists or not. Removal of a replaced
+//!   generation unlinks only the files its manifest lists (same inode and
+//!   ctime), never recurses, never crosses a mount.
 //! - **A crash leaves the old or the new envdir.** The new directory is
 //!   built beside the target (`.NAME.new.PID-N`, locked with `flock`), made
 //!   durable with one `syncfs`, and swapped in with one
@@ -23,12 +29,22 @@
 //!   the directory, then opens each name it lists; a name that vanishes
 //!   meanwhile silently gets the previous variable's value. So the replaced
 //!   directory is never emptied in place: it is renamed to
-//!   `.NAME.old.PID-N` and left whole until the next start of courier-run
-//!   removes it: an unchanged start at once, a rewriting start only after
-//!   its own swap. A reader that started before a swap reads the complete
-//!   old set as long as it finishes before that; one that starts after
-//!   reads the complete new set. (A reader that takes longer than the next
-//!   start can still see files vanish: envdir gives no way to know.)
+//!   `.NAME.old.PID-N`, stamped (mtime) and left whole for
+//!   [`siblings::GRACE`] (the newest [`siblings::KEPT`] of them at most);
+//!   the first start after that removes it. (Before, an unchanged start at
+//!   once after a rewrite removed the generation just replaced, under
+//!   readers still in it.) A reader slower than the grace can still see
+//!   files vanish: envdir gives no way to know.
+//! - **A replaced generation is no more readable than the config.** When
+//!   the config is private, the generation just replaced is closed (mode
+//!   700) at once: a value removed from a config made private is not left
+//!   world-readable until the next start.
+//! - **Concurrent starts both succeed.** When the path changes between the
+//!   probe and the swap (two first starts on an absent envdir), what stands
+//!   there is inspected again, with the same refusals, and the swap retried.
+//! - **The parent is followed**, the last component never: `envdir=./l/env`
+//!   with `l` a symlink writes in `l`'s target, in the dry run, --check and
+//!   the launch alike.
 //! - **Without RENAME_EXCHANGE** (e.g. NFS, some FUSE filesystems) the swap
 //!   is two renames: between them the path is missing (a reader fails with
 //!   "unable to switch to directory", 111: no wrong value), and a crash
@@ -41,9 +57,9 @@
 //!   (racy-git rule); the writer gives the manifest a later ctime than the
 //!   last file (a no-op chmod, repeated until the clock allows it: once on
 //!   kernels with fine-grained ctimes, at most a jiffy elsewhere) so that
-//!   this is rare. Any doubt means
-//!   rewrite. (The first start after a rewrite removes the replaced
-//!   generation: that is its only write.)
+//!   this is rare. Any doubt means rewrite. (The first start after the
+//!   grace of a rewrite removes the replaced generations: that is its only
+//!   write.)
 
 mod manifest;
 mod siblings;
@@ -717,7 +733,7 @@ struct RemoveOnDrop {
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         if self.armed {
-            siblings::remove(&self.path, &self.fd);
+            siblings::remove(&self.path, &self.fd, Kind::New);
         }
     }
 }

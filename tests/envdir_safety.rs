@@ -745,3 +745,37 @@ fn an_unchanged_launch_writes_nothing() {
         "the rewrite was not seen: {w:#?}"
     );
 }
+
+/// The envdir never deletes a file it did not write, in its replaced
+/// generations either: the cleanup unlinks only the files the
+/// generation's manifest lists, each still the inode it recorded. A file
+/// put there since (a variable name, or one replacing a listed file)
+/// stays, and so does the generation.
+#[test]
+fn cleanup_deletes_only_what_the_manifest_lists() {
+    let t = TempDir::new("safety-cleanup-manifest");
+    let conf = t.join("conf");
+    fs::write(&conf, b"A=1\nB=2\n").unwrap();
+    let env = t.join("env");
+    assert_eq!(conf2env(&env, &[&conf], t.path()).code, Some(0));
+    fs::write(&conf, b"A=3\n").unwrap();
+    assert_eq!(conf2env(&env, &[&conf], t.path()).code, Some(0));
+    let old: Vec<String> = t
+        .names()
+        .into_iter()
+        .filter(|n| n.starts_with(".env.old."))
+        .collect();
+    assert_eq!(old.len(), 1, "{:?}", t.names());
+    let generation = t.join(&old[0]);
+    fs::write(generation.join("NOTES"), b"mine\n").unwrap();
+    fs::remove_file(generation.join("B")).unwrap();
+    fs::write(generation.join("B"), b"also mine\n").unwrap();
+    age_generations(t.path());
+    assert_eq!(conf2env(&env, &[&conf], t.path()).code, Some(0));
+    assert_eq!(
+        list(&generation),
+        ["B", "NOTES"],
+        "only A and the marker go"
+    );
+    assert_eq!(fs::read(generation.join("B")).unwrap(), b"also mine\n");
+}
