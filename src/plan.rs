@@ -529,8 +529,17 @@ fn interpreter(path: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
     use std::io::Read;
     use std::os::unix::ffi::OsStrExt;
     let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+    use std::os::unix::fs::OpenOptionsExt;
     let mut buf = [0u8; 256];
-    let mut f = std::fs::File::open(path).ok()?;
+    // Not blocking on a FIFO; only a regular file can be a script.
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
     let mut n = 0;
     while n < buf.len() {
         match f.read(&mut buf[n..]) {
@@ -573,5 +582,32 @@ mod tests {
             .map(|g| g.as_raw())
             .collect();
         assert_eq!(super::own_groups(), want);
+    }
+
+    /// The interpreter line as binfmt_script reads it.
+    #[test]
+    fn interpreter_lines() {
+        let dir = std::env::temp_dir().join(format!("courier-run-interp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cases: &[(&[u8], Option<(&str, Option<&str>)>)] = &[
+            (b"#!/bin/sh\nexit 0\n", Some(("/bin/sh", None))),
+            (
+                b"#! \t/usr/bin/env  python3 -u \t\nx",
+                Some(("/usr/bin/env", Some("python3 -u"))),
+            ),
+            (b"#!/bin/sh", Some(("/bin/sh", None))),
+            (b"#!  \n", None),
+            (b"\x7fELF\x02\x01", None),
+            (b"", None),
+        ];
+        for (i, (content, want)) in cases.iter().enumerate() {
+            let p = dir.join(format!("s{i}"));
+            std::fs::write(&p, content).unwrap();
+            let got = super::interpreter(p.as_os_str().as_encoded_bytes());
+            let want = want.map(|(n, a)| (n.as_bytes().to_vec(), a.map(|a| a.as_bytes().to_vec())));
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(content));
+        }
+        assert_eq!(super::interpreter(dir.as_os_str().as_encoded_bytes()), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
