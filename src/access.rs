@@ -220,7 +220,7 @@ pub fn parse_net(key: &str) -> Result<Vec<Net>, String> {
             let addr: Ipv6Addr = a
                 .parse()
                 .map_err(|_| format!("\"{a}\" is not an IPv6 address"))?;
-            if len > 128 || len % 16 != 0 {
+            if len > 128 || !len.is_multiple_of(16) {
                 return Err(format!(
                     "\"{key}\": IPv6 blocks must end on a 16-bit word (/16, /32, ... /128)"
                 ));

@@ -39,7 +39,7 @@ Exit codes: 0 ok; 1 --check found a problem; 100 bad usage or bad input
 (syntax error, unknown setting, unknown account); 111 a system call failed;
 126 the program could not be executed; 127 the program was not found.";
 
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Default)]
 #[command(
     name = "courier-run",
     version,
@@ -115,9 +115,6 @@ enum Cmd {
         #[arg(value_enum)]
         shell: crate::docs::Shell,
     },
-    /// Print the man page (roff) on standard output.
-    #[command(hide = true)]
-    Man,
 }
 
 /// The command line's definition with the settings table for `--help`
@@ -131,6 +128,9 @@ pub fn command() -> clap::Command {
 /// a launch ends in execve).
 pub fn main() -> i32 {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|a| a == "man") {
+        return man(&args[1..]);
+    }
     let parsed = match shebang_launch(&args) {
         Some(cli) => Ok(cli),
         None => Cli::command()
@@ -201,43 +201,78 @@ fn shebang_launch(args: &[OsString]) -> Option<Cli> {
     Some(Cli {
         runfile: Some(PathBuf::from(runfile)),
         operands: operands.to_vec(),
-        set: Vec::new(),
-        dry_run: false,
-        format: Format::Text,
-        explain: false,
-        check: false,
-        bind: false,
-        cmd: None,
+        // Every option off, as clap leaves an option not given (a test
+        // compares the two).
+        ..Cli::default()
     })
 }
 
+/// `courier-run man [PAGE | --list]`: a man page as roff on standard
+/// output, or the pages' names, one a line, for the package build
+/// (`courier-run man courier-run-init`). Not a clap
+/// subcommand, so that help, the man page itself and the completions do
+/// not offer it (clap_complete lists hidden subcommands).
+fn man(args: &[OsString]) -> i32 {
+    let cmd = command();
+    if args.len() == 1 && args[0] == "--list" {
+        let list = crate::docs::pages(&cmd).join("\n") + "\n";
+        return match report::output(list.as_bytes()) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("courier-run: fatal: unable to write: {e:#}");
+                Exit::System as i32
+            }
+        };
+    }
+    let page = match args {
+        [] => Some(cmd.get_name().to_string()),
+        [p] => p.to_str().map(str::to_string),
+        _ => None,
+    };
+    let Some(Some(roff)) = page.map(|p| crate::docs::man(cmd.clone(), &p)) else {
+        eprintln!(
+            "courier-run: usage: courier-run man [PAGE | --list], PAGE one of: {}",
+            crate::docs::pages(&cmd).join(" ")
+        );
+        return Exit::Usage as i32;
+    };
+    match roff
+        .map_err(anyhow::Error::from)
+        .and_then(|r| report::output(&r))
+    {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("courier-run: fatal: unable to write the man page: {e:#}");
+            Exit::System as i32
+        }
+    }
+}
+
 /// Whether a command line (without argv[0]) that clap refused was meant as
-/// a launch: not a subcommand, not --check, --dry-run or help.
+/// a launch: no subcommand and no option but `--set` (the options, help
+/// and version included, are read from clap's own definition).
 pub fn is_launch(args: &[OsString]) -> bool {
-    let subcommands: Vec<String> = Cli::command()
-        .get_subcommands()
-        .map(|c| c.get_name().to_string())
-        .collect();
+    let cmd = Cli::command();
     let first_is_sub = args
         .first()
         .and_then(|a| a.to_str())
-        .is_some_and(|a| subcommands.iter().any(|s| s == a));
+        .is_some_and(|a| cmd.get_subcommands().any(|c| c.get_name() == a));
+    let mut names: Vec<String> = vec![
+        "--help".into(),
+        "-h".into(),
+        "--version".into(),
+        "-V".into(),
+    ];
+    for arg in cmd.get_arguments().filter(|a| a.get_id() != "set") {
+        names.extend(arg.get_long().map(|l| format!("--{l}")));
+        names.extend(arg.get_short().map(|c| format!("-{c}")));
+    }
     !first_is_sub
         && !args.iter().any(|a| {
-            matches!(
-                a.to_str(),
-                Some(
-                    "--check"
-                        | "--dry-run"
-                        | "--explain"
-                        | "--format"
-                        | "--bind"
-                        | "--help"
-                        | "-h"
-                        | "--version"
-                        | "-V"
-                )
-            )
+            a.to_str().is_some_and(|a| {
+                let name = a.split_once('=').map_or(a, |(n, _)| n);
+                names.iter().any(|n| n == name)
+            })
         })
 }
 
@@ -252,10 +287,6 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Some(Cmd::Init(o)) => return crate::init::init(o),
         Some(Cmd::Completions { shell }) => {
             report::output(&crate::docs::completions(command(), *shell))?;
-            return Ok(Exit::Ok);
-        }
-        Some(Cmd::Man) => {
-            report::output(&crate::docs::man(command())?)?;
             return Ok(Exit::Ok);
         }
         None => {}
@@ -339,6 +370,29 @@ mod tests {
             &[],
         ] {
             assert!(shebang_launch(&os(args)).is_none(), "{args:?}");
+        }
+    }
+
+    /// A refused command line is a launch's (its error goes to the log)
+    /// unless it names a subcommand or any option of clap's but --set.
+    #[test]
+    fn is_launch_reads_clap_definition() {
+        let os = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        for args in [
+            &["./run", "--bogus"][..],
+            &["./run", "--set", "x"],
+            &["./run"],
+        ] {
+            assert!(is_launch(&os(args)), "{args:?}");
+        }
+        for args in [
+            &["./run", "--check", "--bogus"][..],
+            &["--format=json", "./run"],
+            &["./run", "--explain"],
+            &["init", "--bogus"],
+            &["./run", "-h"],
+        ] {
+            assert!(!is_launch(&os(args)), "{args:?}");
         }
     }
 }

@@ -18,7 +18,7 @@
 //!
 //! `main` is C's main (no std runtime start-up) and installs `arena`, the
 //! allocator (small blocks bumped, the rest from malloc): both for the
-//! launch's fixed cost (README, "Benchmarks").
+//! launch's fixed cost (bench/README.md).
 //!
 //! Nothing below `cli` imports `cli`; `check` never parses a setting (it
 //! reads `resolve`'s values); a problem is data (`error::Problem`) that

@@ -7,7 +7,7 @@
 //! "stack overflow" instead of "Segmentation fault". courier-run bounds its
 //! recursion (config nesting, `. FILE` depth), so that message never
 //! applies; the start-up was ~190,000 instructions and 12 system calls of
-//! each launch (README, "Benchmarks": bench/variants.sh). What it did that matters
+//! each launch (bench/README.md, bench/variants.sh). What it did that matters
 //! is done here: fds 0-2 are opened on /dev/null when closed (so no file
 //! courier-run opens becomes stdout), and SIGPIPE is ignored (a closed pipe
 //! is an EPIPE error; `launch` restores the default before the exec).

@@ -391,8 +391,9 @@ fn banner(r: &Resolved) -> Vec<String> {
 }
 
 /// uid, gid and groups at exec: setuidgid's (setgroups(1, &gid), setgid,
-/// setuid, as daemontools does), else courier-run's own.
-fn identity(r: &Resolved) -> (u32, u32, Vec<u32>) {
+/// setuid, as daemontools does), else courier-run's own. The one
+/// computation: the plan's and `--check`'s.
+pub fn identity(r: &Resolved) -> (u32, u32, Vec<u32>) {
     match &r.setuidgid {
         Some(a) => (a.uid, a.gid, vec![a.gid]),
         None => (

@@ -13,8 +13,9 @@ use crate::plan::Plan;
 use crate::settings::Origin;
 
 /// Output formats of `--dry-run` (all three) and `--check` (text, json).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    #[default]
     Text,
     Json,
     Sh,
@@ -80,7 +81,7 @@ fn limit_json(v: Option<u64>) -> Value {
     v.map_or(Value::Null, Value::from)
 }
 
-/// The plan as one JSON object (see README "--format json").
+/// The plan as one JSON object (fields listed in the README, "Commands").
 pub fn json_value(plan: &Plan, explain: bool) -> Value {
     let env: Map<String, Value> = plan
         .env
@@ -480,9 +481,11 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
 
 /// The rc-script variables the config files reference, for conf2env.
 fn predefined_for_sh(plan: &Plan) -> Vec<(String, String)> {
-    crate::resolve::predefined(&plan.settings)
+    let s = &plan.settings;
+    s.service
+        .predefined(s.layout, s.str("prefix"))
         .into_iter()
-        .map(|(n, v)| (n, lossy(&v)))
+        .map(|(n, v)| (n.to_string(), v))
         .collect()
 }
 

@@ -22,7 +22,7 @@ use crate::error::{Exit, Position, Problem, exit_code, printable};
 use crate::frontend::{self, RulesFormat};
 use crate::limits;
 use crate::service::{CacheReset, Service};
-use crate::settings::{Layout, Origin, Settings};
+use crate::settings::{Origin, Settings};
 
 /// What the command line gives a resolution.
 pub struct Input<'a> {
@@ -196,8 +196,14 @@ pub fn resolve(input: &Input) -> Resolved {
         &mut warnings,
     );
     let service = settings.service;
-    let (config_vars, outer) =
-        rc_assignments(&settings, &configs, &read, input.environ, config_vars);
+    let (config_vars, outer) = rc_assignments(
+        &settings,
+        &configs,
+        &read,
+        input.environ,
+        config_vars,
+        &mut warnings,
+    );
     let cfg = Cfg {
         settings: &settings,
         vars: &config_vars,
@@ -631,25 +637,9 @@ fn inherit(settings: &Settings, problems: &mut Vec<Problem>) -> Inherit {
     }
 }
 
-/// The variables Courier's rc script sets before sourcing the config:
-/// visible to `$prefix`-style references in the config files.
-pub fn predefined(settings: &Settings) -> Vec<(String, Vec<u8>)> {
-    let prefix = settings.str("prefix");
-    let (libexec, sysconf) = match settings.layout {
-        Layout::Courier2 => (format!("{prefix}/libexec"), format!("{prefix}/etc")),
-        Layout::Debian => ("/usr/lib/courier".to_string(), "/etc/courier".to_string()),
-    };
-    [
-        ("prefix", prefix.to_string()),
-        ("exec_prefix", prefix.to_string()),
-        ("bindir", format!("{prefix}/bin")),
-        ("sbindir", format!("{prefix}/sbin")),
-        ("libexecdir", libexec),
-        ("sysconfdir", sysconf),
-    ]
-    .into_iter()
-    .map(|(n, v)| (n.to_string(), v.into_bytes()))
-    .collect()
+/// A service table's predefined words as scope entries.
+fn words(v: Vec<(&'static str, String)>) -> impl Iterator<Item = (String, Vec<u8>)> {
+    v.into_iter().map(|(n, v)| (n.to_string(), v.into_bytes()))
 }
 
 /// The config files, in one scope, with the kept environment and Courier's
@@ -672,8 +662,13 @@ fn read_configs(
         .filter(|(n, _)| inherit.keeps(n))
         .cloned()
         .collect();
+    // The rc's inner shell: what it assigns before sourcing the files.
     let mut visible = environ::visible(&kept);
-    visible.extend(predefined(settings));
+    visible.extend(words(
+        settings
+            .service
+            .predefined(settings.layout, settings.str("prefix")),
+    ));
     let mut scope = Scope::new(visible);
     let mut private = false;
     let mut read: Read = Vec::new();
@@ -731,10 +726,13 @@ fn rc_assignments(
     read: &Read,
     environ: &Environ,
     mut vars: Vec<Assignment>,
+    warnings: &mut Vec<String>,
 ) -> (Vec<Assignment>, Scope) {
     let service = settings.service;
     let mut visible = environ::visible(environ);
-    visible.extend(predefined(settings));
+    visible.extend(words(
+        service.outer_predefined(settings.layout, settings.str("prefix")),
+    ));
     let mut outer = Scope::new(visible);
     for path in service.outer_files(settings.layout, configs) {
         // Problems of these files are reported by read_configs already.
@@ -755,6 +753,16 @@ fn rc_assignments(
         .into_iter()
         .enumerate()
     {
+        // The rc pastes the outer value into its inner script's text,
+        // where sh would parse it again (split it, expand `$`); courier-run
+        // keeps the value as the config wrote it, and says so.
+        if !crate::service::plain_word(&value) {
+            warnings.push(format!(
+                "{name}: Courier's {} script pastes the value {} into a shell command, where it would be parsed again; courier-run uses it as written",
+                service.name(),
+                printable(&String::from_utf8_lossy(&value))
+            ));
+        }
         let pos = crate::config::Pos {
             file: file.clone(),
             line: i as u32 + 1,

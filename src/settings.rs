@@ -67,13 +67,8 @@ pub struct Setting {
     pub origin: Origin,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Layout {
-    /// The 2004 recipe: Courier-IMAP 2.x under /usr/local/courier-imap.
-    Courier2,
-    /// Courier 5 as packaged by Debian 12.
-    Debian,
-}
+/// Where the layouts are defined: the service table (settings reads it).
+pub use crate::service::Layout;
 
 /// Every setting with its meaning, in the order the README's table lists
 /// them (the `--help` text is made from this table).

@@ -4,16 +4,16 @@
 //! Why: a missing or broken certificate lets the service start, and every
 //! TLS client then fails with nothing in the log but "No supported cipher
 //! suites have been found". The certificate and key are read in pure Rust
-//! (RustCrypto's `der`, `spki`, `pkcs1`, `pkcs8`, `sec1`; `p256`/`p384`/
-//! `p521` and `ed25519-dalek` for the public key of a private key that does
-//! not carry it): a statically linked OpenSSL cost every launch ~20,000
+//! (RustCrypto's `der`, `spki`, `pkcs1`, `pkcs8`, `sec1`; no curve
+//! arithmetic: an EC or Ed25519 key saved without its public key cannot be
+//! compared and is a warning, not a guess): a statically linked OpenSSL cost every launch ~20,000
 //! relocations (~0.3 ms) for a probe only `--check` runs. Nothing here
 //! verifies a signature: the probes compare keys, read names and dates.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use der::asn1::{BitStringRef, ObjectIdentifier, OctetStringRef};
+use der::asn1::{BitStringRef, ObjectIdentifier};
 use der::{AnyRef, Decode, Encode as _, Reader as _, SliceReader, Tag, TagNumber, Tagged as _};
 use spki::SubjectPublicKeyInfoRef;
 
@@ -161,7 +161,7 @@ pub fn check_certfile(
             "put the certificate together with the key it was made for",
         )),
         KeyMatch::Unknown(what) => out.push(Finding::warn(
-            format!("{key_path}: cannot tell whether the private key ({what}) belongs to the certificate: courier-run compares RSA, EC (P-256, P-384, P-521) and Ed25519 keys"),
+            format!("{key_path}: cannot tell whether the private key ({what}) belongs to the certificate: courier-run compares RSA keys, and EC and Ed25519 keys saved with their public key"),
             format!("compare the output of: openssl pkey -in {key_path} -pubout; openssl x509 -in {name} -noout -pubkey"),
         )),
     }
@@ -504,9 +504,6 @@ enum KeyMatch {
 const RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const RSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
 const EC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-const P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
-const P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
 const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 
 /// The first `... PRIVATE KEY` block of `pem` (as OpenSSL's
@@ -544,11 +541,11 @@ fn key_belongs(pem: &[u8], spki_der: &[u8]) -> KeyMatch {
 enum Public<'a> {
     /// n and e (leading zeros stripped), and the algorithm (RSA or RSA-PSS).
     Rsa(ObjectIdentifier, &'a [u8], &'a [u8]),
-    /// The curve, the point when the key carries it, and the secret scalar.
-    Ec(ObjectIdentifier, Option<&'a [u8]>, &'a [u8]),
-    Ed25519([u8; 32]),
-    /// Another algorithm whose PKCS#8 v2 key carries its public key.
-    Other(ObjectIdentifier, &'a [u8]),
+    /// The curve, and the point when the key carries it.
+    Ec(ObjectIdentifier, Option<&'a [u8]>),
+    /// Another algorithm (its name), with its public key when the key
+    /// carries it (Ed25519 in PKCS#8 v2; a v1 key holds only the seed).
+    Other(ObjectIdentifier, &'static str, Option<&'a [u8]>),
 }
 
 /// Err(None): not a usable key; Err(Some(what)): a key that cannot be compared.
@@ -570,7 +567,7 @@ fn ec_key(curve: Option<ObjectIdentifier>, der: &[u8]) -> KeyResult<'_> {
     let curve = curve
         .or_else(|| k.parameters.and_then(|p| p.named_curve()))
         .ok_or(None)?;
-    Ok(Public::Ec(curve, k.public_key, k.private_key))
+    Ok(Public::Ec(curve, k.public_key))
 }
 
 fn pkcs8_key(der: &[u8]) -> KeyResult<'_> {
@@ -584,12 +581,12 @@ fn pkcs8_key(der: &[u8]) -> KeyResult<'_> {
             k.private_key,
         )
     } else if oid == ED25519 {
-        let seed = OctetStringRef::from_der(k.private_key).map_err(|_| None)?;
-        let seed: [u8; 32] = seed.as_bytes().try_into().map_err(|_| None)?;
-        let sk = ed25519_dalek::SigningKey::from_bytes(&seed);
-        Ok(Public::Ed25519(sk.verifying_key().to_bytes()))
+        // A PKCS#8 v2 key carries its public key; a v1 key (what OpenSSL
+        // writes) holds only the seed, and deriving the point needs curve
+        // arithmetic this module does not carry: it cannot be compared.
+        Ok(Public::Other(oid, "Ed25519", k.public_key))
     } else if let Some(p) = k.public_key {
-        Ok(Public::Other(oid, p))
+        Ok(Public::Other(oid, "PKCS#8", Some(p)))
     } else {
         Err(Some(format!("a PKCS#8 key of algorithm {oid}")))
     }
@@ -611,58 +608,60 @@ impl Public<'_> {
                     Err(_) => KeyMatch::No,
                 }
             }
-            Public::Ec(curve, point, secret) => {
+            Public::Ec(curve, point) => {
                 if oid != EC || spki.algorithm.parameters_oid().ok() != Some(curve) {
                     return KeyMatch::No;
                 }
-                match ec_same(curve, bits, point, secret) {
-                    Some(b) => yes(b),
-                    None => match point {
-                        Some(p) => yes(p == bits),
-                        None => KeyMatch::Unknown(format!(
-                            "an EC key on curve {curve} without its public key"
-                        )),
-                    },
+                match point {
+                    Some(p) => yes(same_point(p, bits)),
+                    None => KeyMatch::Unknown(format!(
+                        "an EC key on curve {curve} without its public key"
+                    )),
                 }
             }
-            Public::Ed25519(public) => yes(oid == ED25519 && bits == public),
-            Public::Other(alg, public) => yes(oid == alg && bits == public),
+            Public::Other(alg, _, _) if oid != alg => KeyMatch::No,
+            Public::Other(_, _, Some(public)) => yes(bits == public),
+            Public::Other(_, name, None) => {
+                KeyMatch::Unknown(format!("an {name} key without its public key"))
+            }
         }
     }
 }
 
-/// Is the certificate's point that of the key (its own point when it
-/// carries one, else derived from the secret scalar)? Points compare as
-/// points, whatever their encoding (compressed or not). None: not a curve
-/// this module does arithmetic on.
-fn ec_same(
-    curve: ObjectIdentifier,
-    cert: &[u8],
-    point: Option<&[u8]>,
-    secret: &[u8],
-) -> Option<bool> {
-    macro_rules! same {
-        ($c:ident) => {{
-            let Ok(cert) = $c::PublicKey::from_sec1_bytes(cert) else {
-                return Some(false);
-            };
-            let key = match point {
-                Some(p) => $c::PublicKey::from_sec1_bytes(p).ok(),
-                None => $c::SecretKey::from_slice(secret)
-                    .ok()
-                    .map(|s| s.public_key()),
-            };
-            Some(key == Some(cert))
-        }};
+/// Are two SEC1-encoded points of one curve the same point, whatever
+/// their encodings? Uncompressed (04 X Y) and hybrid (06/07 X Y) carry both
+/// coordinates; compressed (02/03 X) carries X and the parity of Y (02:
+/// even). X is equal byte for byte; Y is compared whole where both carry
+/// it, else by parity: a point of a curve is fixed by X and Y's parity, so
+/// no curve arithmetic is needed.
+fn same_point(a: &[u8], b: &[u8]) -> bool {
+    /// X, Y when present, parity of Y.
+    type Parts<'a> = (&'a [u8], Option<&'a [u8]>, u8);
+    fn parts(p: &[u8]) -> Option<Parts<'_>> {
+        let (&tag, rest) = p.split_first()?;
+        match tag {
+            2 | 3 if !rest.is_empty() => Some((rest, None, tag & 1)),
+            4 | 6 | 7 if !rest.is_empty() && rest.len() % 2 == 0 => {
+                let (x, y) = rest.split_at(rest.len() / 2);
+                let parity = y.last().map_or(0, |b| b & 1);
+                // Hybrid encodings state the parity twice: they must agree.
+                if tag != 4 && tag & 1 != parity {
+                    return None;
+                }
+                Some((x, Some(y), parity))
+            }
+            _ => None,
+        }
     }
-    if curve == P256 {
-        same!(p256)
-    } else if curve == P384 {
-        same!(p384)
-    } else if curve == P521 {
-        same!(p521)
-    } else {
-        None
+    match (parts(a), parts(b)) {
+        (Some((xa, ya, pa)), Some((xb, yb, pb))) => {
+            xa == xb
+                && match (ya, yb) {
+                    (Some(ya), Some(yb)) => ya == yb,
+                    _ => pa == pb,
+                }
+        }
+        _ => false,
     }
 }
 
@@ -878,6 +877,13 @@ mod tests {
         assert!(f.fix.contains("the key it was made for"), "{f:?}");
     }
 
+    fn assert_unknown(d: &Dir, cert: &str, key: &str) {
+        let f = key_finding(d, cert, key);
+        assert_eq!(f.level, Level::Warn, "{cert} + {key}: {f:?}");
+        assert!(f.message.contains("without its public key"), "{f:?}");
+        assert!(f.fix.contains("-pubout"), "{f:?}");
+    }
+
     fn assert_no_key(d: &Dir, cert: &str, key: &str) {
         let f = key_finding(d, cert, key);
         assert_eq!(f.level, Level::Fail, "{cert} + {key}: {f:?}");
@@ -932,7 +938,8 @@ mod tests {
             assert_mismatch(&d, &c, &b);
         }
         // P-256 in SEC1 (EC PRIVATE KEY), with and without its public key
-        // (derived then), and with the point compressed.
+        // (which cannot be compared without curve arithmetic: a warning),
+        // and with the point compressed.
         d.openssl(&[
             "pkey",
             "-in",
@@ -988,10 +995,11 @@ mod tests {
         );
         assert_belongs(&d, "p256.crt", "sec1.key");
         assert_mismatch(&d, "p256.crt", "sec1b.key");
-        assert_belongs(&d, "p256.crt", "nopub.key");
-        assert_mismatch(&d, "p256.crt", "nopubb.key");
+        assert_unknown(&d, "p256.crt", "nopub.key");
+        assert_unknown(&d, "p256.crt", "nopubb.key");
+        assert_mismatch(&d, "p384.crt", "nopub.key");
         assert_belongs(&d, "p256.crt", "comp.key");
-        // PKCS#8 without the public key: derived as well.
+        // PKCS#8 without the public key: a warning as well.
         for k in ["nopub", "nopubb"] {
             d.openssl(&[
                 "pkcs8",
@@ -1004,12 +1012,39 @@ mod tests {
             ]);
         }
         assert_eq!(label(&d, "nopub8.key"), "-----BEGIN PRIVATE KEY-----");
-        assert_belongs(&d, "p256.crt", "nopub8.key");
-        assert_mismatch(&d, "p256.crt", "nopubb8.key");
+        assert_unknown(&d, "p256.crt", "nopub8.key");
+        assert_unknown(&d, "p256.crt", "nopubb8.key");
         // Same algorithm, another curve; another algorithm.
         assert_mismatch(&d, "p384.crt", "p256a.key");
         d.key("rsa.key", "rsa");
         assert_mismatch(&d, "p256.crt", "rsa.key");
+    }
+
+    /// Point encodings compared without arithmetic: X byte for byte, Y
+    /// whole or by parity.
+    #[test]
+    fn same_point_table() {
+        let (x, y_even, y_odd) = (&[1u8, 2][..], &[9u8, 4][..], &[9u8, 5][..]);
+        let enc = |tag: u8, y: Option<&[u8]>| {
+            let mut v = vec![tag];
+            v.extend_from_slice(x);
+            v.extend_from_slice(y.unwrap_or(&[]));
+            v
+        };
+        let full_even = enc(4, Some(y_even));
+        let full_odd = enc(4, Some(y_odd));
+        let (comp_even, comp_odd) = (enc(2, None), enc(3, None));
+        assert!(same_point(&full_even, &full_even));
+        assert!(!same_point(&full_even, &full_odd));
+        assert!(same_point(&full_even, &comp_even));
+        assert!(same_point(&comp_odd, &full_odd));
+        assert!(!same_point(&comp_even, &full_odd));
+        assert!(!same_point(&comp_even, &comp_odd));
+        assert!(same_point(&enc(6, Some(y_even)), &comp_even));
+        assert!(!same_point(&enc(7, Some(y_even)), &comp_even)); // parity lies
+        assert!(!same_point(&full_even, &[4, 1, 3, 9, 4])); // another X
+        assert!(!same_point(&[], &comp_even));
+        assert!(!same_point(&[4, 1, 2, 3], &[4, 1, 2, 3])); // odd length
     }
 
     #[test]
@@ -1021,8 +1056,10 @@ mod tests {
         d.key("a.key", "ed25519");
         d.key("b.key", "ed25519");
         d.cert("a.key", "a.crt");
-        assert_belongs(&d, "a.crt", "a.key");
-        assert_mismatch(&d, "a.crt", "b.key");
+        // OpenSSL writes the seed alone (PKCS#8 v1): no public key to
+        // compare without curve arithmetic, so a warning either way.
+        assert_unknown(&d, "a.crt", "a.key");
+        assert_unknown(&d, "a.crt", "b.key");
         d.key("p.key", "p256");
         assert_mismatch(&d, "a.crt", "p.key");
         d.cert("p.key", "p.crt");

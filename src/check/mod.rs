@@ -202,20 +202,8 @@ pub fn run(input: &Input, bind: bool) -> Report {
     let mut rep = Report::default();
     let resolved = resolve(input);
     let euid = nix::unistd::geteuid().as_raw();
-    let exec_id = match &resolved.setuidgid {
-        Some(a) => Identity {
-            uid: a.uid,
-            gid: a.gid,
-            groups: vec![a.gid],
-        },
-        None => Identity {
-            uid: euid,
-            gid: nix::unistd::getegid().as_raw(),
-            groups: nix::unistd::getgroups()
-                .map(|g| g.iter().map(|g| g.as_raw()).collect())
-                .unwrap_or_default(),
-        },
-    };
+    let (uid, gid, groups) = crate::plan::identity(&resolved);
+    let exec_id = Identity { uid, gid, groups };
     // The problems resolve found: the launch's own messages.
     for p in &resolved.problems {
         rep.group(group_of(&p.subject));

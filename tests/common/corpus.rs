@@ -289,10 +289,10 @@ impl<'r> Gen<'r> {
         }
         if self.rng.pct(10) {
             // No final newline.
-            if let Some(a) = self.atoms.last() {
-                if a.bytes == b"\n" {
-                    self.atoms.pop();
-                }
+            if let Some(a) = self.atoms.last()
+                && a.bytes == b"\n"
+            {
+                self.atoms.pop();
             }
         }
         self.render()

@@ -123,10 +123,10 @@ impl Drop for Authdaemond {
     fn drop(&mut self) {
         let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
         shared.0 -= 1;
-        if shared.0 == 0 {
-            if let Some(mut c) = shared.1.take() {
-                stop_authdaemond(&mut c);
-            }
+        if shared.0 == 0
+            && let Some(mut c) = shared.1.take()
+        {
+            stop_authdaemond(&mut c);
         }
     }
 }

@@ -1,7 +1,8 @@
 # Differential check of two courier-run binaries' config readers (used for the
 # parse branch): random configs through conf2env, comparing exit code, stderr
-# (positions included) and the values written. Edit the two paths below.
-# Usage: python3 reader-diff-fuzz.py SEED CASES   (run in a scratch directory)
+# (positions included) and the values written.
+# Usage: python3 reader-diff-fuzz.py SEED CASES OLD_BIN NEW_BIN
+#        (run in a scratch directory; the two binaries are courier-run builds)
 import random, subprocess, os, shutil, sys
 random.seed(int(sys.argv[1]))
 atoms = ['A','B','_x','A1','=','=','"','"',"'",'\\','\\\n','$','$A','${A}','${B-d}','~',':','#',' ','\t','\n','\n','x','y z','1','OPTIND','export ','. ','*','\r',';','é']
@@ -18,8 +19,8 @@ for i in range(int(sys.argv[2])):
     src = gen()
     open('conf','w').write(src)
     out = []
-    for b in ('/tmp/parse-base-bin','/tmp/parse-v9-bin'):
-        d = 'env-' + os.path.basename(b)
+    for b in (os.path.abspath(sys.argv[3]), os.path.abspath(sys.argv[4])):
+        d = 'env-%d' % len(out)
         shutil.rmtree(d, ignore_errors=True)
         r = subprocess.run([b,'conf2env',d,'./conf'], capture_output=True, timeout=10, env={'PATH':'/usr/bin:/bin','A':'inh'})
         files = {}
