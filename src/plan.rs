@@ -590,7 +590,9 @@ mod tests {
     fn interpreter_lines() {
         let dir = std::env::temp_dir().join(format!("courier-run-interp-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let cases: &[(&[u8], Option<(&str, Option<&str>)>)] = &[
+        // (file content, the interpreter's name and argument)
+        type Line<'a> = Option<(&'a str, Option<&'a str>)>;
+        let cases: &[(&[u8], Line)] = &[
             (b"#!/bin/sh\nexit 0\n", Some(("/bin/sh", None))),
             (
                 b"#! \t/usr/bin/env  python3 -u \t\nx",
