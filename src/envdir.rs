@@ -599,11 +599,18 @@ fn swap(
                 base.as_os_str(),
                 RenameFlags::RENAME_NOREPLACE,
             ) {
+                // Without RENAME_NOREPLACE: a plain rename, which fails on
+                // a directory another start has filled meanwhile (and
+                // replaces an empty one: nothing lost).
                 Err(Errno::EINVAL | Errno::ENOSYS) => {
-                    renameat(p, tmpname, p, base.as_os_str())
-                        .map_err(sys)
-                        .with_context(what)?;
-                    return Ok(None);
+                    match renameat(p, tmpname, p, base.as_os_str()) {
+                        Ok(()) => return Ok(None),
+                        Err(Errno::EEXIST | Errno::ENOTEMPTY) => {
+                            target = check_target(dir, protected)?;
+                            continue;
+                        }
+                        Err(e) => return Err(sys(e)).with_context(what),
+                    }
                 }
                 Ok(()) => return Ok(None),
                 Err(Errno::EEXIST) => {

@@ -464,6 +464,8 @@ fn exec_space(
             (name, (v.name.len() + v.value.len() + 2) as u64)
         })
         .collect();
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
     let path = program.as_os_str().as_encoded_bytes();
     let arg_bytes: u64 = argv.iter().map(|a| a.len() as u64 + 1).sum();
     let env_bytes: u64 = sizes.iter().map(|(_, n)| n).sum();
@@ -477,6 +479,20 @@ fn exec_space(
         let Some((name, arg)) = interpreter(&script) else {
             break;
         };
+        // An interpreter that is not there fails the exec (ENOENT, 127)
+        // after the envdir was written: refused here instead.
+        let runnable = std::fs::metadata(std::ffi::OsStr::from_bytes(&name))
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+        if !runnable {
+            return Err(crate::error::coded(
+                crate::error::Exit::NotFound,
+                format!(
+                    "unable to run {}: its interpreter {} (#! line) is not an executable file (install it, or fix the #! line)",
+                    crate::error::printable(&String::from_utf8_lossy(&script)),
+                    crate::error::printable(&String::from_utf8_lossy(&name)),
+                ),
+            ));
+        }
         // argv[0] dropped; the script's path, the argument, the name pushed
         // (the name is argv[0] for the next level).
         strings = strings - argv0.min(strings)

@@ -307,3 +307,25 @@ fn concurrent_first_starts_both_succeed() {
         &failures[..failures.len().min(3)]
     );
 }
+
+/// The exec cannot succeed when the program's `#!` interpreter is not
+/// there (ENOENT, 127): the dry run says 127 as the launch would, and the
+/// launch refuses before the envdir is written.
+#[test]
+fn a_missing_interpreter_is_refused_before_writing() {
+    let t = TempDir::new("agree-interpreter");
+    let prog = t.write("prog", "#!/nonexistent/interpreter -x\nexit 0\n");
+    std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    t.write("conf", "A=1\n");
+    t.write("run", run_file("./env", &prog.to_string_lossy()));
+    let dry = cr(t.path(), &["--dry-run"], None);
+    assert_eq!(dry.exit(), 127, "{}", dry.stderr_str());
+    assert!(
+        dry.stderr_str().contains("/nonexistent/interpreter"),
+        "{}",
+        dry.stderr_str()
+    );
+    let launch = cr(t.path(), &[], None);
+    assert_eq!(launch.exit(), 127, "{}", launch.stderr_str());
+    assert!(!t.join("env").exists(), "the envdir was written");
+}
