@@ -336,6 +336,43 @@ mod tests {
         );
     }
 
+    /// How an envdir meets the files courier-run reads, present or not.
+    #[test]
+    fn overlaps() {
+        let root = std::env::temp_dir().join(format!("courier-run-overlap-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("acl")).unwrap();
+        fs::write(root.join("acl/list"), b"x").unwrap();
+        std::os::unix::fs::symlink("acl", root.join("link")).unwrap();
+        let p = |s: &str| root.join(s);
+        let meets = |env: &str, file: &str| {
+            let e = p(env);
+            let (parent, base) = super::super::split(&e);
+            overlap(&parent, &base, &[&p(file)])
+        };
+        assert!(meets("acl", "acl/list").unwrap().starts_with("holds"));
+        assert!(
+            meets("link", "acl/list").unwrap().starts_with("holds"),
+            "through a symlink"
+        );
+        assert!(
+            meets("acl", "acl/missing").unwrap().starts_with("holds"),
+            "a missing file"
+        );
+        assert!(meets("acl/env", "acl").unwrap().starts_with("lies inside"));
+        assert!(meets("acl/list", "acl/list").unwrap().starts_with("is "));
+        assert!(
+            meets("env", ".env.old.1-1")
+                .unwrap()
+                .starts_with("has its generations")
+        );
+        assert_eq!(meets("env", "acl/list"), None, "beside is allowed");
+        assert_eq!(meets("env", "run"), None);
+        assert!(super::super::siblings::is_sibling(b"env", b".env.new.1-2"));
+        assert!(!super::super::siblings::is_sibling(b"env", b".envx.old.1"));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
     #[test]
     fn last_components() {
         for ok in ["env", "./env", "/a/env/", "env//", "e"] {
