@@ -91,7 +91,8 @@ fi
 
 # A run file for courier-run: the Debian layout, the server replaced by
 # /bin/true (the launch appends tcpserver's host, port and the login chain as
-# arguments; /bin/true ignores them).
+# arguments; /bin/true ignores them). No wait for authdaemond: the launch is
+# measured with or without a daemon on the machine.
 runfile() { # runfile FILE ENVDIR CONFIG...
   local f=$1 e=$2; shift 2
   cat > "$f" <<EOR
@@ -102,6 +103,7 @@ account=$acct
 softlimit="-m $mem"
 server=/bin/true
 banner=no
+wait_authdaemond=no
 EOR
 }
 # The classic run script: the 2004 recipe's sed/awk conf2env, then the chain.
@@ -154,6 +156,7 @@ envdir=$6
 rules=
 server=/bin/true
 banner=no
+wait_authdaemond=no
 EOR
 }
 stage stage0 "" "" "" "" ""

@@ -10,7 +10,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::error::{Exit, exit_code};
 use crate::plan::Plan;
 use crate::report::{self, Format};
-use crate::resolve::{Input, resolve};
+use crate::resolve::Input;
 use crate::{check, environ, launch};
 
 const LONG_ABOUT: &str = "\
@@ -22,7 +22,10 @@ daemontools, runit or s6. It reads Courier's config exactly as /bin/sh would
 envdir atomically, applies envuidgid, envdir and softlimit semantics as
 daemontools does, and execve()s tcpserver or tcpsvd with couriertls (for the
 -ssl services), the login program and the server, in the same process: the
-supervisor's pid is the front end's pid.
+supervisor's pid is the front end's pid. With service=authdaemond it runs
+courier-authlib's authdaemond the same way (authdaemonrc exported, the daemon
+in the foreground); a mail service with wait_authdaemond=yes exits 111 (the
+supervisor retries) while authdaemond does not accept.
 
 A run file is a courier-run script of lower-case settings, for example:
 
@@ -168,7 +171,10 @@ pub fn main() -> i32 {
             if !help && is_launch(&args) {
                 let _ = nix::unistd::dup2(1, 2);
             }
-            let _ = e.print();
+            if e.print().is_err() {
+                // Help, version or the usage error could not be written.
+                return Exit::System as i32;
+            }
             return match e.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
                 _ => Exit::Usage as i32,
@@ -178,8 +184,15 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(code) => code as i32,
         Err(e) => {
-            eprintln!("courier-run: fatal: {}", crate::error::describe(&e));
-            exit_code(&e) as i32
+            // Not eprintln!: it panics when stderr cannot be written (a
+            // full disk, /dev/full), and a panic aborts (134). Unsaid, the
+            // error is still a failed system call: 111.
+            use std::io::Write;
+            let line = format!("courier-run: fatal: {}\n", crate::error::describe(&e));
+            match std::io::stderr().lock().write_all(line.as_bytes()) {
+                Ok(()) => exit_code(&e) as i32,
+                Err(_) => Exit::System as i32,
+            }
         }
     }
 }
@@ -306,7 +319,11 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             Exit::Ok
         });
     }
-    let resolved = resolve(&input);
+    let loaded = crate::resolve::load(&input);
+    if loaded.0.authdaemond {
+        return crate::authdaemond::run(&input, loaded, cli.dry_run, cli.format, cli.explain);
+    }
+    let resolved = crate::resolve::resolve_loaded(&input, loaded);
     if cli.dry_run {
         let plan = Plan::new(resolved)?;
         report::print(&plan, cli.format, cli.explain)?;

@@ -55,6 +55,11 @@ pub fn launch(plan: &Plan) -> anyhow::Result<Infallible> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
 
+    // authdaemond not accepting: nothing done, exit 111, the supervisor
+    // starts us again (a service that sat up would fail every login).
+    if let Some(w) = &plan.wait_authdaemond {
+        w.gate(plan.settings.service.server_name())?;
+    }
     // Courier's access list into the front end's rules (atomic; only when
     // the source is newer than them).
     if let Some(a) = &plan.access {

@@ -28,6 +28,7 @@ pub mod access;
 pub mod account;
 pub mod arena;
 pub mod authdaemon;
+pub mod authdaemond;
 pub mod caps;
 pub mod cdb;
 pub mod check;

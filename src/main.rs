@@ -12,8 +12,19 @@
 //! courier-run opens becomes stdout), and SIGPIPE is ignored (a closed pipe
 //! is an EPIPE error; `launch` restores the default before the exec).
 //! glibc hands argv to std through `.init_array`, so `std::env::args`
-//! works, and `std::process::exit` flushes stdout.
+//! works, and `std::process::exit` flushes stdout. Only glibc on Linux
+//! does that (std registers its argv hook in `.init_array` for
+//! `target_os = "linux", target_env = "gnu"` alone): built for musl or
+//! another system, `std::env::args` would be empty here and a launch
+//! would ignore its run file, so such a build is refused below.
 #![no_main]
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+compile_error!(
+    "courier-run's C main needs glibc on Linux: only there does std read argv \
+     from .init_array (std::env::args would be empty, and a launch would ignore \
+     its run file). Build for a *-linux-gnu target."
+);
 
 use nix::libc;
 

@@ -90,6 +90,9 @@ pub struct Plan {
     /// Courier's access list to convert into the front end's rules before
     /// exec (only when the source is newer).
     pub access: Option<crate::access::Step>,
+    /// `wait_authdaemond`: the launch's first step (exit 111 while
+    /// authdaemond does not accept).
+    pub wait_authdaemond: Option<crate::authdaemon::Wait>,
     pub warnings: Vec<String>,
 }
 
@@ -138,6 +141,7 @@ impl Plan {
             program: r.program,
             argv,
             access: r.front.access.clone(),
+            wait_authdaemond: r.wait_authdaemond.clone(),
             warnings,
             settings: r.settings,
         })
@@ -408,7 +412,7 @@ pub fn identity(r: &Resolved) -> (u32, u32, Vec<u32>) {
 /// first: nix's `getgroups` sizes its buffer from sysconf(NGROUPS_MAX),
 /// which glibc reads from /proc/sys/kernel/ngroups_max (an open, a read
 /// and a close on every launch).
-fn own_groups() -> Vec<u32> {
+pub(crate) fn own_groups() -> Vec<u32> {
     use nix::libc;
     // SAFETY: size 0 with a null list only returns the count.
     let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
@@ -443,7 +447,7 @@ pub const MAX_ARG_STRLEN: usize = 32 * 4096;
 /// the script's path again (binfmt_script, up to 4 levels), counted
 /// against the same limit. Exact to the byte (the exec-limit test finds
 /// the kernel's boundary and checks that the dry run draws it there).
-fn exec_space(
+pub(crate) fn exec_space(
     program: &std::path::Path,
     argv: &[Vec<u8>],
     env: &[Var],

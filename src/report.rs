@@ -117,6 +117,11 @@ pub fn json_value(plan: &Plan, explain: bool) -> Value {
         "configs": plan.configs.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
         "stderr": if plan.merge_stderr { "merge" } else { "keep" },
         "banner": plan.banner,
+        "wait_authdaemond": plan.wait_authdaemond.as_ref().map(|w| {
+            let st = crate::authdaemon::state(&w.socket);
+            json!({"socket": w.socket.to_string_lossy(), "from": w.from,
+                "accepting": st.alive(), "state": st.describe()})
+        }),
         "warnings": plan.warnings,
     });
     if explain {
@@ -238,6 +243,20 @@ pub fn text(plan: &Plan, explain: bool) -> String {
             "kept"
         }
     );
+    if let Some(w) = &plan.wait_authdaemond {
+        let st = crate::authdaemon::state(&w.socket);
+        s += &format!(
+            "wait      authdaemond's socket {} (authdaemonvar: {}) before anything else: {} now{}\n",
+            w.socket.display(),
+            w.from,
+            st.describe(),
+            if st.alive() {
+                ""
+            } else {
+                ": the launch would exit 111 and the supervisor retry"
+            }
+        );
+    }
     let (mut added, mut changed) = (0, 0);
     let mut lines = String::new();
     for v in &plan.env {
@@ -358,6 +377,18 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
     if plan.merge_stderr {
         s.extend(b"exec 2>&1\n");
     }
+    if let Some(w) = &plan.wait_authdaemond {
+        // courier-run connects to the socket; sh can only test that it is one.
+        let q = quote(w.socket.to_string_lossy().as_bytes());
+        let q = String::from_utf8_lossy(&q);
+        s.extend(
+            format!(
+                "# wait_authdaemond: no service while authdaemond does not accept (the supervisor retries)\n\
+                 [ -S {q} ] || {{ echo 'authdaemond is not running: not starting' >&2; exit 111; }}\n"
+            )
+            .bytes(),
+        );
+    }
     // `env -i` with the kept names, for inherit_env=none or a list.
     let env_i: Vec<u8> = match plan.settings.str("inherit_env") {
         "all" => Vec::new(),
@@ -386,6 +417,9 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
             cmd.push(b"--assign".to_vec());
             cmd.push([a.name.as_bytes(), b"=", &a.value].concat());
         }
+        // The operands after `--`: an envdir or config named `--help`
+        // (or any word starting with `-`) is a path, not an option.
+        cmd.push(b"--".to_vec());
         cmd.push(e.path.to_string_lossy().as_bytes().to_vec());
         cmd.extend(
             plan.configs
@@ -401,7 +435,7 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
         let f = String::from_utf8_lossy(&f);
         s.extend(
             format!(
-                "rm -f {f} && touch {f} && chown {} {f} && chgrp {} {f} && chmod {:o} {f} || exit 111\n",
+                "rm -f -- {f} && touch -- {f} && chown -- {} {f} && chgrp -- {} {f} && chmod -- {:o} {f} || exit 111\n",
                 String::from_utf8_lossy(&quote(c.owner.as_bytes())),
                 String::from_utf8_lossy(&quote(group_name(c.gid).as_bytes())),
                 c.mode
@@ -434,7 +468,7 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
     match &plan.envdir {
         Some(e) => {
             chain.push(b"envdir".to_vec());
-            chain.push(e.path.to_string_lossy().as_bytes().to_vec());
+            chain.push(not_an_option(e.path.to_string_lossy().as_bytes()));
         }
         None if !plan.config_vars.is_empty() => {
             chain.push(b"env".to_vec());
@@ -445,13 +479,20 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
         None => {}
     }
     let soft = plan.settings.str("softlimit");
+    // Whether the next word is read by a program that parses options
+    // (softlimit, env); envuidgid, envdir and setuidgid take theirs as
+    // plain arguments (daemontools reads argv[1] and argv[2] as they are,
+    // so `--` would be a name there).
+    let mut parsed_next = false;
     if !soft.trim().is_empty() {
         chain.push(b"softlimit".to_vec());
         chain.extend(soft.split_ascii_whitespace().map(|w| w.as_bytes().to_vec()));
+        parsed_next = true;
     }
     if let Some(a) = &plan.setuidgid {
         chain.push(b"setuidgid".to_vec());
         chain.push(a.name.clone().into_bytes());
+        parsed_next = false;
     }
     // daemontools' envdir looks its program up in the PATH it was started
     // with (pathexec_run reads its own environ), not in the one it passes
@@ -465,12 +506,28 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
         && plan.config_vars.iter().any(|a| a.name == "PATH")
     {
         chain.push(b"env".to_vec());
+        parsed_next = true;
         s.splice(
             exec_at..exec_at,
             b"# env: looks the server up in the PATH of the envdir (envdir itself would not)\n"
                 .iter()
                 .copied(),
         );
+    }
+    if plan.argv[0].first() == Some(&b'-') {
+        // A program named `-x` (found in PATH): ended options before it.
+        if parsed_next {
+            chain.push(b"--".to_vec());
+        } else if chain.is_empty() {
+            // `env -i` parses it next, or `exec` (bash's takes options).
+            if env_i.is_empty() {
+                chain.extend([b"env".to_vec(), b"--".to_vec()]);
+            } else {
+                s.truncate(s.len() - env_i.len());
+                s.extend(b"env -i -- ");
+                s.extend(&env_i[b"env -i ".len()..]);
+            }
+        }
     }
     chain.extend(plan.argv.iter().cloned());
     let refs: Vec<&[u8]> = chain.iter().map(|c| c.as_slice()).collect();
@@ -479,9 +536,24 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
     s
 }
 
+/// A path as a word no program takes for an option: `-x` as `./-x`.
+fn not_an_option(p: &[u8]) -> Vec<u8> {
+    if p.first() == Some(&b'-') {
+        [b"./", p].concat()
+    } else {
+        p.to_vec()
+    }
+}
+
 /// The rc-script variables the config files reference, for conf2env.
 fn predefined_for_sh(plan: &Plan) -> Vec<(String, String)> {
     let s = &plan.settings;
+    if s.authdaemond {
+        return crate::authdaemond::predefined(s.layout, s.str("prefix"))
+            .into_iter()
+            .map(|(n, v)| (n, lossy(&v)))
+            .collect();
+    }
     s.service
         .predefined(s.layout, s.str("prefix"))
         .into_iter()

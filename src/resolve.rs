@@ -123,6 +123,9 @@ pub struct Resolved {
     /// The front end (tcpserver's spec when `server` names a program
     /// courier-run does not know) and what it gets: see [`Front`].
     pub front: Front,
+    /// `wait_authdaemond`: the launch exits 111 while this socket does not
+    /// accept (None: no wait, or the chain does not use authdaemond).
+    pub wait_authdaemond: Option<crate::authdaemon::Wait>,
     pub warnings: Vec<String>,
     /// Every problem found, in the order the launch meets them.
     pub problems: Vec<Problem>,
@@ -183,8 +186,19 @@ impl Resolved {
 
 /// Resolve every setting. Never fails: problems are in the result.
 pub fn resolve(input: &Input) -> Resolved {
+    resolve_loaded(input, load(input))
+}
+
+/// The run file and `--set`s read into settings (the first step of every
+/// resolution; `service=authdaemond` goes on in [`crate::authdaemond`]).
+pub fn load(input: &Input) -> (Settings, Vec<Problem>) {
     let visible = environ::visible(input.environ);
-    let (mut settings, mut problems) = Settings::load(input.runfile, input.sets, &visible);
+    Settings::load(input.runfile, input.sets, &visible)
+}
+
+/// [`resolve`] from settings [`load`] read.
+pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolved {
+    let (mut settings, mut problems) = loaded;
     let mut warnings = settings.warnings.clone();
 
     let inherit = inherit(&settings, &mut problems);
@@ -326,6 +340,7 @@ pub fn resolve(input: &Input) -> Resolved {
     );
     let merge_stderr = choice(&settings, "stderr", ["merge", "keep"], &mut problems);
     let banner = choice(&settings, "banner", ["yes", "no"], &mut problems);
+    let wait_authdaemond = wait_authdaemond(&settings, &login, &auth, &mut problems, &mut warnings);
 
     // What the config-derived settings resolved to, for --explain
     // (`port="143" [./imapd:7:1]`).
@@ -380,9 +395,41 @@ pub fn resolve(input: &Input) -> Resolved {
         merge_stderr,
         banner,
         front,
+        wait_authdaemond,
         warnings,
         problems,
     }
+}
+
+/// `wait_authdaemond=yes` for a chain that authenticates through
+/// authdaemond: the socket the launch connects to first. authdaemonrc
+/// unreadable: the layout's socket, with a warning.
+fn wait_authdaemond(
+    settings: &Settings,
+    login: &Option<PathBuf>,
+    auth: &[PathBuf],
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<String>,
+) -> Option<crate::authdaemon::Wait> {
+    use crate::authdaemon;
+    if !choice(settings, "wait_authdaemond", ["yes", "no"], problems)
+        || !authdaemon::uses_authdaemond(login.as_deref(), auth)
+    {
+        return None;
+    }
+    let (layout, prefix) = (settings.layout, settings.str("prefix"));
+    let rc = authdaemon::default_rc(layout, prefix);
+    let (socket, from) = authdaemon::socket_path(&rc, layout, prefix).unwrap_or_else(|e| {
+        warnings.push(format!(
+            "wait_authdaemond: {}: using the layout's socket",
+            crate::error::describe(&e)
+        ));
+        (
+            authdaemon::default_var(layout, prefix).join("socket"),
+            "the layout's default".into(),
+        )
+    });
+    Some(authdaemon::Wait { socket, from })
 }
 
 /// The front end and the values that become its own arguments.
@@ -611,7 +658,7 @@ fn checked(
     }
 }
 
-fn inherit(settings: &Settings, problems: &mut Vec<Problem>) -> Inherit {
+pub(crate) fn inherit(settings: &Settings, problems: &mut Vec<Problem>) -> Inherit {
     match settings.str("inherit_env") {
         "all" => Inherit::All,
         "none" => Inherit::Nothing,
@@ -784,7 +831,7 @@ pub fn config_subject(file: &str) -> String {
     format!("config {}", printable(file))
 }
 
-fn umask(v: &Val, problems: &mut Vec<Problem>) -> Option<u32> {
+pub(crate) fn umask(v: &Val, problems: &mut Vec<Problem>) -> Option<u32> {
     match u32::from_str_radix(&v.text, 8) {
         Ok(m) if m <= 0o777 && !v.text.starts_with('+') => Some(m),
         _ => {
@@ -884,7 +931,11 @@ fn conlimit(v: &Val) -> Result<(), (String, String)> {
 
 /// The account a setting names (`account`, `setuidgid`), or None when
 /// empty or unknown (reported).
-fn lookup(settings: &Settings, name: &'static str, problems: &mut Vec<Problem>) -> Option<Account> {
+pub(crate) fn lookup(
+    settings: &Settings,
+    name: &'static str,
+    problems: &mut Vec<Problem>,
+) -> Option<Account> {
     let acct = settings.str(name);
     if acct.is_empty() {
         return None;
@@ -923,7 +974,7 @@ fn lookup(settings: &Settings, name: &'static str, problems: &mut Vec<Problem>) 
 /// CAP_SETUID (unless already that user): without them the launch would
 /// fail after writing the envdir (111), so it is a problem here. Root in a
 /// container may lack them; the kernel checks capabilities, not uid 0.
-fn can_switch(a: &Account) -> Result<(), Problem> {
+pub(crate) fn can_switch(a: &Account) -> Result<(), Problem> {
     use crate::caps::{CAP_SETGID, CAP_SETUID, has};
     let (uid, euid) = (nix::unistd::getuid(), nix::unistd::geteuid());
     let same_user = uid.as_raw() == a.uid && euid.as_raw() == a.uid;
@@ -943,7 +994,7 @@ fn can_switch(a: &Account) -> Result<(), Problem> {
 }
 
 /// The envdir setting: a path the atomic replacement can work with.
-fn envdir_path(settings: &Settings, problems: &mut Vec<Problem>) -> Option<PathBuf> {
+pub(crate) fn envdir_path(settings: &Settings, problems: &mut Vec<Problem>) -> Option<PathBuf> {
     let dir = settings.str("envdir");
     if dir.is_empty() {
         return None;
@@ -1020,7 +1071,7 @@ fn chain(
 }
 
 /// A setting with two values; the first is also the stand-in.
-fn choice(
+pub(crate) fn choice(
     settings: &Settings,
     name: &str,
     [yes, no]: [&str; 2],

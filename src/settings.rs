@@ -79,7 +79,7 @@ pub const TABLE: &[(&str, &str)] = &[
     ),
     (
         "service",
-        "imapd, imapd-ssl, pop3d or pop3d-ssl: which of Courier's rc scripts to do (config files, rc assignments, programs, port, TLS)",
+        "imapd, imapd-ssl, pop3d or pop3d-ssl: which of Courier's rc scripts to do (config files, rc assignments, programs, port, TLS); authdaemond: courier-authlib's daemon (config: authdaemonrc; server: the authdaemond program; no front end)",
     ),
     ("prefix", "Courier's install prefix"),
     (
@@ -142,6 +142,10 @@ pub const TABLE: &[(&str, &str)] = &[
         "yes: print the two *** startup lines on stderr; no",
     ),
     ("stderr", "merge (the recipe's exec 2>&1) or keep"),
+    (
+        "wait_authdaemond",
+        "yes: while authdaemond's socket does not accept, the launch exits 111 (the supervisor retries) instead of serving logins that fail; no",
+    ),
 ];
 
 /// Every setting's name, in [`TABLE`]'s order.
@@ -153,7 +157,8 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 pub fn help() -> String {
     let mut s = String::from("Settings (run file NAME=value, or --set NAME=VALUE):\n");
     for (name, meaning) in TABLE {
-        s += &format!("  {name:<12}{meaning}\n");
+        // A name of 12 characters or more still gets its blank.
+        s += &format!("  {name:<11} {meaning}\n");
         let show = |l: Layout| match (*name, default(l, "$prefix", name)) {
             ("layout", _) => Some("courier2".to_string()),
             (_, Some(v)) if v.is_empty() => Some("(empty)".to_string()),
@@ -216,6 +221,10 @@ pub fn default_for(layout: Layout, service: Service, prefix: &str, name: &str) -
         ("authdir", Debian) => s(""),
         ("banner", _) => s("yes"),
         ("stderr", _) => s("merge"),
+        // Courier 5 (Debian) authenticates through authdaemond; the 2004
+        // recipe chains its auth modules and needs no daemon.
+        ("wait_authdaemond", Courier2) => s("no"),
+        ("wait_authdaemond", Debian) => s("yes"),
         // umask, ulimit_v, address, port, conlimit, maildir: from the config.
         _ => None,
     }
@@ -226,6 +235,9 @@ pub fn default_for(layout: Layout, service: Service, prefix: &str, name: &str) -
 pub struct Settings {
     pub layout: Layout,
     pub service: Service,
+    /// `service=authdaemond`: courier-authlib's daemon, not a mail service
+    /// (`service` then holds imapd as a placeholder: see [`crate::authdaemond`]).
+    pub authdaemond: bool,
     pub runfile: Option<PathBuf>,
     /// One entry per setting of [`TABLE`], in that order.
     pub values: Vec<(&'static str, Setting)>,
@@ -366,10 +378,12 @@ impl Settings {
         }
         // A bad service would change every default too: reported, imapd's used.
         let mut service = Service::Imapd;
+        let mut authdaemond = false;
         if let Some(i) = explicit.iter().position(|(n, _)| *n == "service") {
             let s = &explicit[i].1;
             match Service::parse(s.value.as_deref().unwrap_or("")) {
                 Some(x) => service = x,
+                None if s.value.as_deref() == Some("authdaemond") => authdaemond = true,
                 None => {
                     problems.push(Problem::bad(
                         "settings",
@@ -378,7 +392,7 @@ impl Settings {
                             "service \"{}\" is not a service",
                             printable(s.value.as_deref().unwrap_or(""))
                         ),
-                        "imapd, imapd-ssl, pop3d or pop3d-ssl",
+                        "imapd, imapd-ssl, pop3d, pop3d-ssl or authdaemond",
                     ));
                     explicit.remove(i);
                 }
@@ -396,6 +410,8 @@ impl Settings {
                     None => Setting {
                         value: if n == "layout" {
                             Some("courier2".into())
+                        } else if authdaemond {
+                            crate::authdaemond::default(layout, &prefix, n)
                         } else {
                             default_for(layout, service, &prefix, n)
                         },
@@ -408,6 +424,7 @@ impl Settings {
         let settings = Settings {
             layout,
             service,
+            authdaemond,
             runfile: runfile.map(Path::to_path_buf),
             values,
             warnings,

@@ -23,7 +23,9 @@
 //! - [`server`]: 8 Courier variables that cannot apply, 9 tcpserver traps;
 //! - [`maildir`]: 10 the Maildir of a preauthenticated or absolute path;
 //! - [`service`]: 11 authdaemond, TLS certificate and couriertls, START=NO.
+//! - [`authdaemond`]: everything of `service=authdaemond` (no front end).
 
+mod authdaemond;
 mod files;
 mod maildir;
 mod memory;
@@ -37,7 +39,7 @@ mod service;
 use crate::config::Assignment;
 use crate::error::{Exit, Position, Problem};
 use crate::plan::Plan;
-use crate::resolve::{Input, Resolved, resolve};
+use crate::resolve::{Input, Resolved};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -200,7 +202,12 @@ impl Ctx {
 /// Run every check; the report is complete whatever fails.
 pub fn run(input: &Input, bind: bool) -> Report {
     let mut rep = Report::default();
-    let resolved = resolve(input);
+    let loaded = crate::resolve::load(input);
+    if loaded.0.authdaemond {
+        authdaemond::check(crate::authdaemond::resolve(input, loaded), &mut rep);
+        return rep;
+    }
+    let resolved = crate::resolve::resolve_loaded(input, loaded);
     let euid = nix::unistd::geteuid().as_raw();
     let (uid, gid, groups) = crate::plan::identity(&resolved);
     let exec_id = Identity { uid, gid, groups };

@@ -33,6 +33,19 @@ pub fn check(ctx: &Ctx, chain: &mut Vec<Program>, r: &mut Report) {
             Ok((sock, from)) => push(r, "authdaemond", authdaemon::probe(&sock, &from)),
             Err(e) => r.fail_error(format!("authdaemond {}", rc.display()), &e),
         }
+        match &ctx.r.wait_authdaemond {
+            Some(w) => r.info(
+                "wait_authdaemond",
+                format!(
+                    "yes: the launch exits 111 while {} does not accept, and the supervisor retries (no service with failing logins)",
+                    w.socket.display()
+                ),
+            ),
+            None => r.info(
+                "wait_authdaemond",
+                "no: the service starts even when authdaemond is down (every login then fails)",
+            ),
+        }
     }
     let starttls = ctx
         .env(service.starttls_var())
