@@ -99,6 +99,40 @@ impl<const N: usize> Default for Arena<N> {
     }
 }
 
+/// A block malloc could not give (a low `ulimit -v`): one line on stderr
+/// and exit 111, as any failed system call ends, instead of std's
+/// "memory allocation failed" and an abort (134). Nothing here allocates.
+fn or_exit(p: *mut u8, size: usize) -> *mut u8 {
+    if !p.is_null() {
+        return p;
+    }
+    let mut msg = [0u8; 160];
+    let mut n = 0;
+    let mut put = |b: &[u8]| {
+        let k = b.len().min(msg.len() - n);
+        msg[n..n + k].copy_from_slice(&b[..k]);
+        n += k;
+    };
+    put(b"courier-run: fatal: out of memory (a block of ");
+    let mut digits = [0u8; 20];
+    let (mut v, mut i) = (size, digits.len());
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    put(&digits[i..]);
+    put(b" bytes): the memory limit (ulimit -v) is too low (raise it)\n");
+    // SAFETY: write(2) and _exit(2) on a buffer of this frame.
+    unsafe {
+        nix::libc::write(2, msg.as_ptr().cast(), n);
+        nix::libc::_exit(111)
+    }
+}
+
 // SAFETY: blocks from the arena are distinct, inside `space`, aligned as
 // asked and never handed out twice while live (only the last block's end
 // moves back on free or forward on realloc); everything else is System's.
@@ -107,7 +141,7 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
         match self.bump(layout) {
             Some(p) => p,
             // SAFETY: the caller's layout, passed on.
-            None => unsafe { System.alloc(layout) },
+            None => or_exit(unsafe { System.alloc(layout) }, layout.size()),
         }
     }
 
@@ -130,7 +164,7 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if !self.holds(ptr) {
             // SAFETY: System's block, the caller's arguments.
-            return unsafe { System.realloc(ptr, layout, new_size) };
+            return or_exit(unsafe { System.realloc(ptr, layout, new_size) }, new_size);
         }
         let start = ptr as usize - self.base();
         if new_size <= layout.size() {

@@ -7,9 +7,7 @@
 //! authdaemonrc with the config reader (the file is sh, as the rest).
 
 use std::io::ErrorKind;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::finding::Finding;
@@ -67,16 +65,17 @@ pub fn probe(socket: &Path, from: &str) -> Finding {
     let fix = "start authdaemond: /usr/sbin/authdaemond start (Debian: systemctl start courier-authdaemon), or run it under a supervisor";
     let what = format!(
         "authdaemond's socket {} (authdaemonvar: {from})",
-        socket.display()
+        crate::shown::path(socket)
     );
-    let (tx, rx) = mpsc::channel();
-    let path = socket.to_path_buf();
-    // A connect to a socket whose backlog is full blocks: do it aside and
-    // stop waiting after the timeout (the thread ends with the process).
-    std::thread::spawn(move || {
-        let _ = tx.send(UnixStream::connect(&path).map(drop));
-    });
-    match rx.recv_timeout(CONNECT_TIMEOUT) {
+    // A connect to a socket whose backlog is full blocks: bounded by the
+    // socket's send timeout, which Linux applies to a Unix-domain connect.
+    // (It was a thread and a channel: a thread is what a low `ulimit -v`
+    // refuses first, and it aborted --check.)
+    let answer = match connect_within(socket, CONNECT_TIMEOUT) {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Err(()),
+        r => Ok(r),
+    };
+    match answer {
         Ok(Ok(())) => Finding::ok(format!("{what} accepts connections")),
         Ok(Err(e)) if e.kind() == ErrorKind::NotFound => Finding::fail(
             format!(
@@ -236,11 +235,95 @@ pub fn uses_authdaemond(login: Option<&Path>, auth: &[PathBuf]) -> bool {
         })
 }
 
+/// Connect to `socket`, waiting at most `timeout` for room in a full
+/// backlog (then `WouldBlock`).
+fn connect_within(socket: &Path, timeout: Duration) -> std::io::Result<()> {
+    use nix::libc;
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = socket.as_os_str().as_bytes();
+    // SAFETY: a zeroed sockaddr_un is valid; the path is copied in below
+    // its end (sun_path keeps its last byte NUL).
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(std::io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: plain system calls on a descriptor owned here and closed
+    // before returning; addr and tv outlive the calls that read them.
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut r = libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&raw const tv).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        );
+        if r == 0 {
+            r = loop {
+                let r = libc::connect(
+                    fd,
+                    (&raw const addr).cast(),
+                    std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+                );
+                if r == 0 || std::io::Error::last_os_error().kind() != ErrorKind::Interrupted {
+                    break r;
+                }
+            };
+        }
+        let e = std::io::Error::last_os_error();
+        libc::close(fd);
+        if r == 0 { Ok(()) } else { Err(e) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::finding::Level;
     use std::os::unix::net::UnixListener;
+
+    #[test]
+    fn connect_within_waits_for_a_full_backlog_no_longer_than_asked() {
+        let d = tmp("within");
+        let sock = d.join("socket");
+        let t = Duration::from_millis(200);
+        assert_eq!(
+            connect_within(&sock, t).unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        let l = UnixListener::bind(&sock).unwrap();
+        connect_within(&sock, t).unwrap();
+        // Fill the backlog (never accepted): the next connect waits, then
+        // gives up after the timeout instead of blocking for ever.
+        let mut held = Vec::new();
+        let start = std::time::Instant::now();
+        let e = loop {
+            match connect_within(&sock, t) {
+                Ok(()) => held.push(()),
+                Err(e) => break e,
+            }
+            assert!(held.len() < 100_000, "the backlog never filled");
+        };
+        assert_eq!(e.kind(), ErrorKind::WouldBlock, "{e}");
+        assert!(start.elapsed() < Duration::from_secs(30));
+        drop(l);
+        assert_eq!(
+            connect_within(&sock, t).unwrap_err().kind(),
+            ErrorKind::ConnectionRefused
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
 
     fn tmp(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("cr-authd-{tag}-{}", std::process::id()));

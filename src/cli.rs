@@ -171,7 +171,12 @@ pub fn main() -> i32 {
             if !help && is_launch(&args) {
                 let _ = nix::unistd::dup2(1, 2);
             }
-            if e.print().is_err() {
+            let printed = if help {
+                e.print().is_ok()
+            } else {
+                print_clap_error(&e, &args)
+            };
+            if !printed {
                 // Help, version or the usage error could not be written.
                 return Exit::System as i32;
             }
@@ -186,15 +191,45 @@ pub fn main() -> i32 {
         Err(e) => {
             // Not eprintln!: it panics when stderr cannot be written (a
             // full disk, /dev/full), and a panic aborts (134). Unsaid, the
-            // error is still a failed system call: 111.
+            // error is still a failed system call: 111. One line whatever
+            // the error quotes (src/shown.rs).
             use std::io::Write;
-            let line = format!("courier-run: fatal: {}\n", crate::error::describe(&e));
+            let msg = crate::shown::line(&crate::error::describe(&e));
+            let line = format!("courier-run: fatal: {msg}\n");
             match std::io::stderr().lock().write_all(line.as_bytes()) {
                 Ok(()) => exit_code(&e) as i32,
                 Err(_) => Exit::System as i32,
             }
         }
     }
+}
+
+/// clap's error, with the words of the command line it quotes escaped
+/// (src/shown.rs): `courier-run $'\e[2K'` must not reach a terminal or a
+/// log as an escape sequence, nor a newline in a word start a line of its
+/// own. clap quotes the words as given (and its rendering drops what looks
+/// like a colour sequence), so the error is made again from the escaped
+/// words. Without such a word, clap prints it itself (in colour on a
+/// terminal). Whether it could be written.
+fn print_clap_error(e: &clap::Error, args: &[OsString]) -> bool {
+    use std::io::Write;
+    let hostile = |a: &OsString| a.to_string_lossy().chars().any(char::is_control);
+    if !args.iter().any(hostile) {
+        return e.print().is_ok();
+    }
+    let escaped = args
+        .iter()
+        .map(|a| OsString::from(crate::shown::line(&a.to_string_lossy())));
+    let again = Cli::command()
+        .try_get_matches_from(std::iter::once(OsString::from("courier-run")).chain(escaped))
+        .err()
+        .filter(|again| again.kind() == e.kind());
+    let text = again.as_ref().unwrap_or(e).render().to_string();
+    // Whatever is left beside clap's own line breaks.
+    let text: Vec<String> = text.split('\n').map(crate::shown::line).collect();
+    std::io::stderr()
+        .write_all(text.join("\n").as_bytes())
+        .is_ok()
 }
 
 /// The command line of a launch by a supervisor, `courier-run ./run
@@ -330,11 +365,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         if cli.explain && cli.format == Format::Text && !cli.operands.is_empty() {
             // Operands are the supervisor's (s6: the service directory);
             // they change nothing in the plan.
-            let ops: Vec<String> = cli
-                .operands
-                .iter()
-                .map(|o| o.to_string_lossy().into_owned())
-                .collect();
+            let ops: Vec<String> = cli.operands.iter().map(crate::shown::path).collect();
             report::output(format!("operands (ignored): {}\n", ops.join(" ")).as_bytes())?;
         }
         return Ok(Exit::Ok);

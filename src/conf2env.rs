@@ -60,7 +60,11 @@ pub fn conf2env(
     }
     for w in &scope.warnings {
         // Not eprintln!, which panics (abort: 134) when stderr is full.
-        let _ = writeln!(std::io::stderr(), "courier-run: warning: {w}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "courier-run: warning: {}",
+            crate::shown::line(&w.to_string())
+        );
     }
     let vars = scope.vars();
     for a in &vars {

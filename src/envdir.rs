@@ -754,7 +754,7 @@ impl Drop for RemoveOnDrop {
 /// problem, fix).
 pub fn check_path(dir: &Path) -> Result<(), (crate::error::Exit, String, String)> {
     use crate::error::Exit::{System, Usage};
-    let shown = crate::error::printable(&dir.to_string_lossy());
+    let shown = crate::shown::path(dir);
     // The last component was checked by check_component.
     let Some(base) = dir.file_name() else {
         return Ok(());

@@ -746,6 +746,15 @@ enum Done {
 }
 
 pub fn init(o: &Options) -> anyhow::Result<Exit> {
+    // The start hint is a command to paste: a name holding a control
+    // character (a newline, an escape) can be neither pasted nor shown as
+    // it is, so it is refused rather than printed raw (docs/safe-msgs.md).
+    if o.dir.to_string_lossy().chars().any(char::is_control) {
+        return Err(bad_input(format!(
+            "init {}: a directory name with a control character cannot be shown or pasted safely (choose a name without one)",
+            crate::shown::path(&o.dir)
+        )));
+    }
     let exe = std::env::current_exe().context("unable to find courier-run's own path")?;
     let items = items(o, &exe);
     // Everything is checked before anything is created.

@@ -49,4 +49,6 @@ pub mod report;
 pub mod resolve;
 pub mod service;
 pub mod settings;
+pub mod shown;
+pub mod stack;
 pub mod tls;

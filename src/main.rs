@@ -35,6 +35,9 @@ static ALLOC: courier_run::arena::Arena<{ 1 << 20 }> = courier_run::arena::Arena
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     open_std_fds();
+    // A stack or mapping that runs out under a low ulimit: a message and
+    // 111, not a bare signal (std's start-up did the like; see stack.rs).
+    courier_run::stack::on_overflow();
     // SAFETY: setting a signal's disposition before any other thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     std::process::exit(courier_run::cli::main())

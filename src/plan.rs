@@ -196,7 +196,8 @@ fn environment(r: &Resolved, warnings: &mut Vec<String>) -> Vec<Var> {
             if let Some(c) = r.var(n) {
                 warnings.push(format!(
                     "{}: the config sets {n}, which overrides envuidgid's value for account {}",
-                    c.pos, a.name
+                    c.pos,
+                    crate::shown::value(&a.name)
                 ));
             }
         }
@@ -325,8 +326,8 @@ fn tls_cache(r: &Resolved, warnings: &mut Vec<String>) -> anyhow::Result<Option<
     if let Err(e) = access(parent, AccessFlags::W_OK | AccessFlags::X_OK) {
         let what = format!(
             "unable to reset TLS_CACHEFILE {}: its directory {} is not writable ({})",
-            c.path.display(),
-            parent.display(),
+            crate::shown::path(&c.path),
+            crate::shown::path(parent),
             e.desc()
         );
         let starttls = r
@@ -390,7 +391,11 @@ fn banner(r: &Resolved) -> Vec<String> {
     }
     vec![
         format!("*** Starting {} service...", r.service.banner_name()),
-        format!("*** >>configured for maildir: {}", r.maildir.text),
+        // A log line: the path as messages show it (src/shown.rs).
+        format!(
+            "*** >>configured for maildir: {}",
+            crate::shown::path(&r.maildir.text)
+        ),
     ]
 }
 

@@ -11,6 +11,7 @@ use crate::check;
 use crate::limits::Resource;
 use crate::plan::Plan;
 use crate::settings::Origin;
+use crate::shown::{line, shown, shown_path};
 
 /// Output formats of `--dry-run` (all three) and `--check` (text, json).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -122,7 +123,9 @@ pub fn json_value(plan: &Plan, explain: bool) -> Value {
             json!({"socket": w.socket.to_string_lossy(), "from": w.from,
                 "accepting": st.alive(), "state": st.describe()})
         }),
-        "warnings": plan.warnings,
+        // Escaped as the text's are (JSON would carry control bytes, but a
+        // reader may print the strings as they are).
+        "warnings": plan.warnings.iter().map(|w| line(w)).collect::<Vec<_>>(),
     });
     if explain {
         let origins: Map<String, Value> = plan
@@ -159,10 +162,10 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         .settings
         .runfile
         .as_ref()
-        .map_or("(no run file)".to_string(), |p| p.display().to_string());
+        .map_or("(no run file)".to_string(), |p| shown_path(p));
     let layout = plan.settings.str("layout");
     s += &format!("courier-run plan for {runfile} (layout={layout})\n\n");
-    s += &format!("program   {}\n", plan.program.display());
+    s += &format!("program   {}\n", shown_path(&plan.program));
     s += &format!(
         "identity  uid {} gid {} groups {}",
         plan.uid,
@@ -214,7 +217,7 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         Some(e) => {
             s += &format!(
                 "envdir    {}: {} ({} variables, files {:o})\n",
-                e.path.display(),
+                shown_path(&e.path),
                 if e.unchanged {
                     "unchanged, nothing written"
                 } else {
@@ -229,7 +232,7 @@ pub fn text(plan: &Plan, explain: bool) -> String {
     if let Some(c) = &plan.tls_cache {
         s += &format!(
             "tlscache  {}: reset (removed, created {}:{} mode {:o}), as Courier's rc does\n",
-            c.path.display(),
+            shown_path(&c.path),
             c.owner,
             group_name(c.gid),
             c.mode
@@ -277,11 +280,11 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         }
         lines += &format!(
             "  {mark} {}={}",
-            lossy(&v.name),
-            lossy(&v.value).escape_debug()
+            shown(&v.name, usize::MAX),
+            shown(&v.value, usize::MAX)
         );
         if explain {
-            lines += &format!("    [{}]", v.origin);
+            lines += &format!("    [{}]", line(&v.origin.to_string()));
         }
         lines += "\n";
     }
@@ -289,7 +292,7 @@ pub fn text(plan: &Plan, explain: bool) -> String {
     for (n, _) in &plan.inherited {
         if !plan.env.iter().any(|v| v.name == *n) {
             removed += 1;
-            lines += &format!("  - {}\n", lossy(n));
+            lines += &format!("  - {}\n", line(&lossy(n)));
         }
     }
     s += &format!(
@@ -304,7 +307,8 @@ pub fn text(plan: &Plan, explain: bool) -> String {
     s += &lines;
     s += "\nargv\n";
     for a in &plan.argv {
-        s += &format!("  {}\n", lossy(a));
+        // A word of argv may hold any byte: shown escaped, whole.
+        s += &format!("  {}\n", shown(a, usize::MAX));
     }
     if explain {
         s += "\nsettings\n";
@@ -317,13 +321,13 @@ pub fn text(plan: &Plan, explain: bool) -> String {
                 Origin::Default => "default".to_string(),
                 o => o.to_string(),
             };
-            s += &format!("  {n}={shown}    [{origin}]\n");
+            s += &format!("  {n}={shown}    [{}]\n", line(&origin));
         }
     }
     if !plan.warnings.is_empty() {
         s += "\nwarnings\n";
         for w in &plan.warnings {
-            s += &format!("  {w}\n");
+            s += &format!("  {}\n", line(w));
         }
     }
     s

@@ -18,7 +18,7 @@ use crate::account::{self, Account};
 use crate::config::{Assignment, Scope};
 use crate::envdir;
 use crate::environ::{self, Environ};
-use crate::error::{Exit, Position, Problem, exit_code, printable};
+use crate::error::{Exit, Position, Problem, exit_code};
 use crate::frontend::{self, RulesFormat};
 use crate::limits;
 use crate::service::{CacheReset, Service};
@@ -476,7 +476,10 @@ fn front(
                     problems.push(Problem::bad(
                         "config",
                         Position::At(a.value_pos.to_string()),
-                        format!("MAXPERIP \"{}\" is not a number", printable(&v)),
+                        format!(
+                            "MAXPERIP \"{}\" is not a number",
+                            crate::shown::value(v.as_bytes())
+                        ),
                         "write e.g. 4, or 0 for no per-IP limit",
                     ));
                     None
@@ -534,13 +537,17 @@ fn front(
         let path = PathBuf::from(&src);
         if !path.exists() && !explicit {
             warnings.push(format!(
-                "IMAPACCESSFILE {src} does not exist: no access list (every client may connect)"
+                "IMAPACCESSFILE {} does not exist: no access list (every client may connect)",
+                crate::shown::path(&src)
             ));
         } else if rules_given && !matches!(rules_setting.origin, Origin::Default) {
             problems.push(Problem::bad(
                 "settings",
                 rules_setting.origin.position(),
-                format!("rules and an access list ({src}) are both given: the front end reads one"),
+                format!(
+                    "rules and an access list ({}) are both given: the front end reads one",
+                    crate::shown::path(&src)
+                ),
                 "set rules= (empty) to use the access list, or access= (empty) to use rules",
             ));
         } else {
@@ -673,7 +680,7 @@ pub(crate) fn inherit(settings: &Settings, problems: &mut Vec<Problem>) -> Inher
                     settings.get("inherit_env").origin.position(),
                     format!(
                         "inherit_env: {} is not a variable name",
-                        printable(&String::from_utf8_lossy(bad))
+                        crate::shown::value(bad)
                     ),
                     "write all, none, or names separated by blanks",
                 ));
@@ -807,7 +814,7 @@ fn rc_assignments(
             warnings.push(format!(
                 "{name}: Courier's {} script pastes the value {} into a shell command, where it would be parsed again; courier-run uses it as written",
                 service.name(),
-                printable(&String::from_utf8_lossy(&value))
+                crate::shown::value(&value)
             ));
         }
         let pos = crate::config::Pos {
@@ -828,7 +835,7 @@ fn rc_assignments(
 
 /// The `--check` subject of a config file's problems.
 pub fn config_subject(file: &str) -> String {
-    format!("config {}", printable(file))
+    format!("config {}", crate::shown::path(file))
 }
 
 pub(crate) fn umask(v: &Val, problems: &mut Vec<Problem>) -> Option<u32> {
@@ -838,7 +845,10 @@ pub(crate) fn umask(v: &Val, problems: &mut Vec<Problem>) -> Option<u32> {
             problems.push(Problem::bad(
                 "settings",
                 v.origin.position(),
-                format!("umask \"{}\" is not an octal mode", printable(&v.text)),
+                format!(
+                    "umask \"{}\" is not an octal mode",
+                    crate::shown::value(&v.text)
+                ),
                 "write e.g. 022",
             ));
             None
@@ -851,7 +861,7 @@ fn address(v: &Val) -> Result<(), (String, String)> {
         return Err((
             format!(
                 "address \"{}\" is not one host or IP address",
-                printable(&v.text)
+                crate::shown::value(&v.text)
             ),
             "tcpserver binds one; 0 means all".into(),
         ));
@@ -863,7 +873,7 @@ fn address(v: &Val) -> Result<(), (String, String)> {
 /// tcpserver accepts. Courier's PORT may be a list or `address.port`, which
 /// one tcpserver cannot bind.
 fn port(v: &Val) -> Result<(), (String, String)> {
-    let t = printable(&v.text);
+    let t = crate::shown::value(&v.text);
     if t.contains(',') {
         return Err((
             format!(
@@ -921,7 +931,7 @@ fn conlimit(v: &Val) -> Result<(), (String, String)> {
         _ => Err((
             format!(
                 "conlimit \"{}\" is not a positive number",
-                printable(&v.text)
+                crate::shown::value(&v.text)
             ),
             "tcpserver would silently read it as 0 and never accept a connection; write e.g. 40"
                 .into(),
@@ -947,7 +957,7 @@ pub(crate) fn lookup(
         Ok(a) => Some(a),
         Err(e) => {
             let code = exit_code(&e);
-            let shown = printable(acct);
+            let shown = crate::shown::value(acct);
             let p = if code == Exit::Usage {
                 Problem::bad(
                     format!("{name} {shown}"),
@@ -1000,7 +1010,7 @@ pub(crate) fn envdir_path(settings: &Settings, problems: &mut Vec<Problem>) -> O
         return None;
     }
     let path = PathBuf::from(dir);
-    let subject = format!("envdir {}", printable(dir));
+    let subject = format!("envdir {}", crate::shown::path(dir));
     // On a problem the stand-in is no envdir: --check goes on without it.
     if let Err(e) = envdir::check_component(&path) {
         let mut p = Problem::from_error(subject, &e);
@@ -1045,11 +1055,11 @@ fn chain(
             modules.push(PathBuf::from(m));
         } else if authdir.is_empty() && settings.str("authdir").is_empty() {
             problems.push(Problem::bad(
-                format!("auth {}", printable(m)),
+                format!("auth {}", crate::shown::value(m)),
                 auth_origin.clone(),
                 format!(
                     "auth module {} is a bare name but authdir is empty",
-                    printable(m)
+                    crate::shown::value(m)
                 ),
                 "set authdir, or give the module's full path",
             ));
@@ -1084,7 +1094,10 @@ pub(crate) fn choice(
             problems.push(Problem::bad(
                 "settings",
                 settings.get(name).origin.position(),
-                format!("{name} \"{}\" is neither {yes} nor {no}", printable(other)),
+                format!(
+                    "{name} \"{}\" is neither {yes} nor {no}",
+                    crate::shown::value(other)
+                ),
                 "",
             ));
             true
@@ -1119,7 +1132,7 @@ pub fn find_program(arg0: &[u8], path: Option<&[u8]>) -> Result<PathBuf, Problem
             Err(_) => {}
         }
     }
-    let shown = printable(&name.to_string_lossy());
+    let shown = crate::shown::path(name);
     let subject = format!("program {shown} (server)");
     Err(match denied {
         Some(c) => Problem::new(
@@ -1145,7 +1158,10 @@ pub fn find_program(arg0: &[u8], path: Option<&[u8]>) -> Result<PathBuf, Problem
             Position::Nowhere,
             format!(
                 "unable to run {shown}: not found in PATH={}",
-                printable(&String::from_utf8_lossy(path.unwrap_or(b"/bin:/usr/bin")))
+                crate::shown::shown(
+                    path.unwrap_or(b"/bin:/usr/bin"),
+                    crate::shown::MAX_SHOWN_PATH
+                )
             ),
             "install the front end (ucspi-tcp for tcpserver), or set server= with its full path",
         ),

@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::config::{Pos, Scope};
-use crate::error::{Position, Problem, printable};
+use crate::error::{Position, Problem};
 use crate::service::{Protocol, Service};
 
 /// Where a value came from (for `--explain` and for error positions).
@@ -332,7 +332,7 @@ impl Settings {
                 problems.push(Problem::bad(
                     "settings",
                     Position::CommandLine,
-                    format!("{s}: expected NAME=VALUE"),
+                    format!("{}: expected NAME=VALUE", crate::shown::value(s)),
                     "e.g. --set port=1143",
                 ));
                 continue;
@@ -343,7 +343,11 @@ impl Settings {
                     problems.push(Problem::bad(
                         "settings",
                         Position::CommandLine,
-                        format!("{s}: unknown setting {n}"),
+                        format!(
+                            "{}: unknown setting {}",
+                            crate::shown::value(s),
+                            crate::shown::value(n)
+                        ),
                         hint,
                     ));
                     continue;
@@ -369,7 +373,7 @@ impl Settings {
                     problems.push(Problem::bad(
                         "settings",
                         s.origin.position(),
-                        format!("layout \"{}\" is not a layout", printable(other)),
+                        format!("layout \"{}\" is not a layout", crate::shown::value(other)),
                         "courier2 or debian",
                     ));
                     explicit.remove(i);
@@ -390,7 +394,7 @@ impl Settings {
                         s.origin.position(),
                         format!(
                             "service \"{}\" is not a service",
-                            printable(s.value.as_deref().unwrap_or(""))
+                            crate::shown::value(s.value.as_deref().unwrap_or(""))
                         ),
                         "imapd, imapd-ssl, pop3d, pop3d-ssl or authdaemond",
                     ));
@@ -455,7 +459,10 @@ pub fn known(name: &str) -> Result<&'static str, String> {
         return Ok(n);
     }
     if name.bytes().any(|c| c.is_ascii_uppercase()) && names().any(|n| n == name.to_lowercase()) {
-        return Err(format!("settings are lower-case: {}", name.to_lowercase()));
+        return Err(format!(
+            "settings are lower-case: {}",
+            crate::shown::value(name.to_lowercase())
+        ));
     }
     if name.bytes().all(|c| !c.is_ascii_lowercase()) {
         return Err(

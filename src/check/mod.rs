@@ -83,7 +83,8 @@ impl Item {
             l.push_str(": ");
             l.push_str(&text);
         }
-        l
+        // One line whatever a probe quoted (src/shown.rs).
+        crate::shown::line(&l)
     }
 }
 
@@ -272,7 +273,7 @@ fn plan(ctx: &Ctx, r: &mut Report) -> Option<Plan> {
         .r
         .envdir
         .as_ref()
-        .map(|d| format!("envdir {}", crate::error::printable(&d.to_string_lossy())));
+        .map(|d| format!("envdir {}", crate::shown::path(d)));
     match Plan::compose(ctx.r.clone()) {
         Ok(p) => {
             match (&p.envdir, &what) {

@@ -15,8 +15,8 @@ pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
     if let Some(a) = &front.access {
         r.ok(format!(
             "access {} -> {} ({}, rebuilt on start when the list is newer)",
-            a.source.display(),
-            a.output.display(),
+            crate::shown::path(&a.source),
+            crate::shown::path(&a.output),
             a.format.describe()
         ));
         return;
@@ -93,7 +93,7 @@ pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
                 what,
                 format!(
                     "older than its source {}: changes there are not in effect",
-                    src.display()
+                    crate::shown::path(&src)
                 ),
                 format!("rebuild it: {}", tcprules(path, &src)),
             );
@@ -118,9 +118,9 @@ fn tcprules(cdb: &Path, src: &Path) -> String {
     let tmp = cdb.with_extension("tmp");
     format!(
         "tcprules {} {} < {}",
-        cdb.display(),
-        tmp.display(),
-        src.display()
+        crate::shown::path(cdb),
+        crate::shown::path(&tmp),
+        crate::shown::path(src)
     )
 }
 

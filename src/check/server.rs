@@ -53,7 +53,7 @@ pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
     if !f.tcpserver {
         if !f.argv0.is_empty() {
             r.info(
-                format!("server {}", f.argv0),
+                format!("server {}", crate::shown::path(&f.argv0)),
                 "not tcpserver: its options are not checked",
             );
         }
@@ -217,14 +217,15 @@ pub fn courier(ctx: &Ctx, f: &Flags, r: &mut Report) {
             r.info(
                 var,
                 format!(
-                    "{}={} ({}) is overridden by {setting}={v} ({}); {} still sees {}={}",
+                    "{}={} ({}) is overridden by {setting}={} ({}); {} still sees {}={}",
                     var,
-                    String::from_utf8_lossy(&a.value),
+                    crate::shown::value(&a.value),
                     a.pos,
+                    crate::shown::value(v),
                     s.origin,
                     service.server_name(),
                     var,
-                    String::from_utf8_lossy(&a.value)
+                    crate::shown::value(&a.value)
                 ),
             );
         }

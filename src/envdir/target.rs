@@ -28,18 +28,8 @@ pub enum Target {
     Empty,
 }
 
-/// A path as a message may show it: control bytes escaped.
-pub fn shown(p: &Path) -> String {
-    let mut s = String::new();
-    for c in p.to_string_lossy().chars() {
-        if c.is_control() {
-            s.extend(c.escape_default());
-        } else {
-            s.push(c);
-        }
-    }
-    s
-}
+/// A path as a message may show it (the crate's one escaping).
+pub use crate::shown::shown_path as shown;
 
 /// The envdir path's last component, as written: not empty, `.` or `..`,
 /// and short enough for the sibling names built from it.
