@@ -1384,8 +1384,10 @@ mod tests {
         init(&o).unwrap();
         assert!(!d.exists(), "--dry-run created something");
         o.dry_run = false;
-        if crate::account::lookup("courier", "test").is_err() || !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIPPED: init needs root and the courier account to chown log/main");
+        if !crate::skip::have(
+            "root and the courier account (init chowns log/main)",
+            crate::account::lookup("courier", "test").is_ok() && nix::unistd::geteuid().is_root(),
+        ) {
             let _ = std::fs::remove_dir_all(dir);
             return;
         }
