@@ -14,7 +14,7 @@
 //! openat with O_EXCL|O_NOFOLLOW, fchown of the descriptor of what it just
 //! made), a symlink in or as DIR is refused, and so is a directory on the
 //! way that an account other than root can change (see `check_dir`; the
-//! rules for an admin are in docs/safe-init.md).
+//! rules for an admin are in docs/init.md).
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
@@ -931,7 +931,7 @@ enum Done {
 pub fn init(o: &Options) -> anyhow::Result<Exit> {
     // The start hint is a command to paste: a name holding a control
     // character (a newline, an escape) can be neither pasted nor shown as
-    // it is, so it is refused rather than printed raw (docs/safe-msgs.md).
+    // it is, so it is refused rather than printed raw (docs/messages.md).
     if o.dir.to_string_lossy().chars().any(char::is_control) {
         return Err(bad_input(format!(
             "init {}: a directory name with a control character cannot be shown or pasted safely (choose a name without one)",
