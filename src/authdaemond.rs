@@ -418,7 +418,7 @@ pub fn compose(d: &Daemon) -> anyhow::Result<Plan> {
     )?;
     let envdir = envdir_step(d)?;
     let argv: Vec<Vec<u8>> = d.server.iter().map(|w| w.as_bytes().to_vec()).collect();
-    crate::plan::exec_space(&argv, &env, &planned)?;
+    crate::plan::exec_space(&d.program, &argv, &env, &planned)?;
     let banner = if d.banner {
         let modules = d.modules();
         vec![

@@ -493,17 +493,10 @@ pub fn check_rules(
 pub mod tests_support {
     use std::path::PathBuf;
 
-    /// Whether `prog` is on PATH; if not, skip (print why), or panic in CI.
+    /// Whether `prog` is on PATH; if not, skip (print why), or panic in CI
+    /// (the tests' one rule, crate::skip).
     pub fn have(prog: &str) -> bool {
-        let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-        if std::env::split_paths(&path).any(|d| d.join(prog).is_file()) {
-            return true;
-        }
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{prog} is required in CI (CI=true) but is not installed");
-        }
-        eprintln!("SKIPPED: {prog} is not installed (install it to run this test)");
-        false
+        crate::skip::have(prog, crate::skip::which(prog).is_some())
     }
 
     /// A fresh directory under the target's tmp dir.

@@ -14,7 +14,7 @@
 //! openat with O_EXCL|O_NOFOLLOW, fchown of the descriptor of what it just
 //! made), a symlink in or as DIR is refused, and so is a directory on the
 //! way that an account other than root can change (see `check_dir`; the
-//! rules for an admin are in docs/safe-init.md).
+//! rules for an admin are in docs/init.md).
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
@@ -951,7 +951,7 @@ pub fn init(o: &Options) -> anyhow::Result<Exit> {
 pub fn create(o: &Options) -> anyhow::Result<(String, PathBuf)> {
     // The start hint is a command to paste: a name holding a control
     // character (a newline, an escape) can be neither pasted nor shown as
-    // it is, so it is refused rather than printed raw (docs/safe-msgs.md).
+    // it is, so it is refused rather than printed raw (docs/messages.md).
     if o.dir.to_string_lossy().chars().any(char::is_control) {
         return Err(bad_input(format!(
             "init {}: a directory name with a control character cannot be shown or pasted safely (choose a name without one)",
@@ -1393,8 +1393,10 @@ mod tests {
         init(&o).unwrap();
         assert!(!d.exists(), "--dry-run created something");
         o.dry_run = false;
-        if crate::account::lookup("courier", "test").is_err() || !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIPPED: init needs root and the courier account to chown log/main");
+        if !crate::skip::have(
+            "root and the courier account (init chowns log/main)",
+            crate::account::lookup("courier", "test").is_ok() && nix::unistd::geteuid().is_root(),
+        ) {
             let _ = std::fs::remove_dir_all(dir);
             return;
         }

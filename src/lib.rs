@@ -55,6 +55,10 @@ pub mod safefile;
 pub mod service;
 pub mod settings;
 pub mod shown;
+/// The tests' one skip rule, shared with tests/common.
+#[cfg(test)]
+#[path = "../tests/common/skip.rs"]
+pub(crate) mod skip;
 pub mod stack;
 pub mod supervise;
 pub mod syslog;

@@ -164,7 +164,15 @@ fn listens(pid: i32, port: u16) -> bool {
 
 const UNIT: &str = "courier-run-imapd.service";
 
-/// The unit's MainPID as the machine numbers it, once it is couriertcpd (layout=debian's front end)
+/// `m` is `head` then 127.0.0.1 as Courier logs it: plain (tcpserver) or
+/// IPv4-mapped (couriertcpd binds IPv6 and IPv4 on one socket).
+fn from_loopback(m: &str, head: &str) -> bool {
+    ["127.0.0.1]", "::ffff:127.0.0.1]"]
+        .iter()
+        .any(|ip| m.starts_with(&format!("{head}{ip}")))
+}
+
+/// The unit's MainPID as the machine numbers it, once it is couriertcpd
 /// listening on `port`; Err(journal) when the port was taken or nothing
 /// listened within LIMIT.
 fn listener(sd: &Systemd, unit: &str, port: u16) -> Result<i32, String> {
@@ -177,6 +185,7 @@ fn listener(sd: &Systemd, unit: &str, port: u16) -> Result<i32, String> {
             && listens(pid, port)
         {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            // init's layout=debian runs Debian's own front end.
             assert_eq!(
                 comm.trim(),
                 "couriertcpd",
@@ -327,11 +336,7 @@ fn runs_under_systemd() {
             .and_then(|r| r.strip_prefix(" imapd["))
             .and_then(|r| r.split_once("]: "))
             .is_some_and(|(_, m)| {
-                // couriertcpd (layout=debian's front end) binds IPv6 and
-                // sees 127.0.0.1 as ::ffff:127.0.0.1.
-                ["127.0.0.1", "::ffff:127.0.0.1"].iter().any(|ip| {
-                    m.starts_with(&format!("INFO: {what}, user={}, ip=[{ip}]", user.name))
-                })
+                from_loopback(m, &format!("INFO: {what}, user={}, ip=[", user.name))
             })
     };
     let mut got = Vec::new();
@@ -415,14 +420,6 @@ fn runs_under_systemd() {
 
 // ---------------------------------------------------------------------------
 // --log syslog.
-
-/// `m` is `what, ip=[127.0.0.1]...`; couriertcpd (layout=debian's front
-/// end) binds IPv6 and sees 127.0.0.1 as ::ffff:127.0.0.1.
-fn from_loopback(m: &str, what: &str) -> bool {
-    ["127.0.0.1", "::ffff:127.0.0.1"]
-        .iter()
-        .any(|ip| m.starts_with(&format!("{what}, ip=[{ip}]")))
-}
 
 /// Datagrams received on `sock` until one satisfies `want` (LIMIT at most).
 fn received(sock: &UnixDatagram, got: &mut Vec<String>, want: impl Fn(&str) -> bool) -> bool {
@@ -550,11 +547,11 @@ fn syslog_as_courierlogger() {
     let name = user.name.clone();
     let good = |g: &str| {
         courierlogger_form(g, 22, "imapd")
-            .is_some_and(|m| from_loopback(m, &format!("LOGIN, user={name}")))
+            .is_some_and(|m| from_loopback(m, &format!("LOGIN, user={name}, ip=[")))
     };
     let failed = |g: &str| {
         courierlogger_form(g, 22, "imapd")
-            .is_some_and(|m| from_loopback(m, &format!("LOGIN FAILED, user={name}")))
+            .is_some_and(|m| from_loopback(m, &format!("LOGIN FAILED, user={name}, ip=[")))
     };
     let mut got = Vec::new();
     assert!(received(&sock, &mut got, good), "{got:#?}");

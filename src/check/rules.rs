@@ -44,7 +44,7 @@ pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
             r.warn(
                 format!("access {}", crate::shown::path(&a.source)),
                 format!(
-                    "{} differs from what the list compiles to: the rules in force are not the list's",
+                    "{} differs from what the list compiles to (compiled on start): the rules in force now are not the list's",
                     crate::shown::path(&a.output)
                 ),
                 "courier-run ./run --rebuild-access (in effect at once, no restart)",
