@@ -17,6 +17,9 @@
 //!   inactive and disabled, ours enabled, and a login on 143 works through
 //!   the migrated authdaemond; the switch-back commands give 143 back to
 //!   Debian's unit and unlink ours.
+//! - `refusals_before_anything`: a config with a syntax error (its
+//!   FILE:LINE:COL), a missing config dir, `--log file` under systemd: 100,
+//!   nothing created.
 //! - `daemontools_serves_and_keeps_deny`: a config dir (a copy of
 //!   /etc/courier with only imapd enabled, its port free, IMAPACCESSFILE a
 //!   test list holding `127.0.0.2 deny`): the migrated imapd under
@@ -632,4 +635,53 @@ fn listens_in_any(sd: &Systemd, port: u16) -> bool {
                 w.len() > 3 && w[1].ends_with(&want) && w[3] == "0A"
             })
     })
+}
+
+/// Refused (100) before anything is created: a config the shell could not
+/// source (FILE:LINE:COL), a config dir that is not one, `--log file`
+/// under systemd.
+#[test]
+fn refusals_before_anything() {
+    if !have(
+        "root, courier-imap, courier-authdaemon and the courier account",
+        courier_ok(),
+    ) {
+        return;
+    }
+    let scratch = TempDir::new("migrate-refuse");
+    let cfg = scratch.join("etc");
+    fs::create_dir(&cfg).unwrap();
+    config_copy(&cfg, &[("imapd", "FOO=\"unterminated".into())]);
+    let dest = scratch.join("dest");
+    let d = dest.to_str().unwrap();
+    let (code, out) = courier_run(&[
+        "migrate",
+        d,
+        "--supervisor",
+        "runit",
+        "--config-dir",
+        cfg.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 100, "{out}");
+    assert!(
+        out.contains(&format!("{}/imapd:", cfg.display()))
+            && out.contains("unterminated double quote")
+            && out.contains("fix the config, then run migrate again"),
+        "{out}"
+    );
+    let missing = scratch.join("none");
+    let (code, out) = courier_run(&[
+        "migrate",
+        d,
+        "--supervisor",
+        "runit",
+        "--config-dir",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 100, "{out}");
+    assert!(out.contains("not a directory"), "{out}");
+    let (code, out) = courier_run(&["migrate", d, "--supervisor", "systemd", "--log", "file"]);
+    assert_eq!(code, 100, "{out}");
+    assert!(out.contains("--log file"), "{out}");
+    assert!(!dest.exists(), "a refused migrate created {d}");
 }
