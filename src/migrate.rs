@@ -121,7 +121,12 @@ fn enabled(config_dir: &Path) -> anyhow::Result<Vec<(Service, bool, String)>> {
         }
         let var = s_start_var(s);
         match r.var(var) {
-            Some(a) if a.value == b"YES" => v.push((s, true, format!("{var}=YES ({})", a.pos))),
+            // Debian's init.d script lower-cases it: YES, yes and Yes start.
+            Some(a) if a.value.eq_ignore_ascii_case(b"yes") => v.push((
+                s,
+                true,
+                format!("{var}={} ({})", crate::shown::value(&a.value), a.pos),
+            )),
             Some(a) => v.push((
                 s,
                 false,

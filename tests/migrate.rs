@@ -363,7 +363,8 @@ fn daemontools_serves_and_keeps_deny() {
                 (
                     "imapd",
                     format!(
-                        "PORT={port}\nADDRESS=127.0.0.1\nIMAPACCESSFILE={}",
+                        // IMAPDSTART in lower case, as Debian's init.d script reads it.
+                        "PORT={port}\nADDRESS=127.0.0.1\nIMAPACCESSFILE={}\nIMAPDSTART=yes",
                         access.display()
                     ),
                 ),
@@ -386,6 +387,7 @@ fn daemontools_serves_and_keeps_deny() {
         cfg.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{out}");
+    assert!(out.contains("  imapd: IMAPDSTART=yes ("), "{out}");
     assert!(
         out.contains("imapd-ssl: left out: IMAPDSSLSTART=NO"),
         "{out}"
