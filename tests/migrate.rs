@@ -574,6 +574,11 @@ fn systemd_switch_over_in_a_namespace() {
     }
     let pid = unit_listener(&sd, "courier-run-imapd.service", 143, "couriertcpd")
         .unwrap_or_else(|log| panic!("143 is not the migrated imapd's:\n{log}"));
+    // For the record (shown with --nocapture).
+    println!(
+        "{}",
+        sd.ctl(&["status", "--lines=5", "courier-run-imapd.service"])
+    );
     for unit in ["courier-imap.service", "courier-authdaemon.service"] {
         assert_eq!(sd.ctl(&["is-active", unit]).trim(), "inactive", "{unit}");
         assert_eq!(sd.ctl(&["is-enabled", unit]).trim(), "disabled", "{unit}");
