@@ -83,6 +83,28 @@ struct Cli {
     #[arg(long, requires = "check")]
     bind: bool,
 
+    /// Compare the running service (found through its supervisor) with
+    /// what a restart would start now. Exit 0 in effect, 1 a restart would
+    /// change something, 2 not running, 111 cannot tell.
+    #[arg(long, conflicts_with_all = ["dry_run", "check", "probe", "restart"])]
+    status: bool,
+
+    /// Connect to the service's port: greeting, STARTTLS or TLS, the
+    /// certificate served against TLS_CERTFILE. One status line; exit 0 OK,
+    /// 1 WARNING (expires within 14 days), 2 CRITICAL, 3 UNKNOWN.
+    #[arg(long, conflicts_with_all = ["dry_run", "check", "restart"])]
+    probe: bool,
+
+    /// Check the new configuration (exit 100 untouched on a problem), ask
+    /// the supervisor for a restart, and wait for --probe to pass (exit 0
+    /// served, 111 not).
+    #[arg(long, conflicts_with_all = ["dry_run", "check"])]
+    restart: bool,
+
+    /// With --probe (default 10) or --restart (default 30): the bound, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<u64>,
+
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -176,7 +198,7 @@ pub fn main() -> i32 {
         }
     };
     match run(cli) {
-        Ok(code) => code as i32,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("courier-run: fatal: {}", crate::error::describe(&e));
             exit_code(&e) as i32
@@ -207,6 +229,10 @@ fn shebang_launch(args: &[OsString]) -> Option<Cli> {
         explain: false,
         check: false,
         bind: false,
+        status: false,
+        probe: false,
+        restart: false,
+        timeout: None,
         cmd: None,
     })
 }
@@ -232,6 +258,9 @@ pub fn is_launch(args: &[OsString]) -> bool {
                         | "--explain"
                         | "--format"
                         | "--bind"
+                        | "--status"
+                        | "--probe"
+                        | "--restart"
                         | "--help"
                         | "-h"
                         | "--version"
@@ -241,7 +270,33 @@ pub fn is_launch(args: &[OsString]) -> bool {
         })
 }
 
-fn run(cli: Cli) -> anyhow::Result<Exit> {
+/// `--status`, `--probe` and `--restart` (their own exit codes), else
+/// every other command.
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    let secs = |d: std::time::Duration| cli.timeout.map_or(d, std::time::Duration::from_secs);
+    let runfile = || -> anyhow::Result<&std::path::Path> {
+        cli.runfile.as_deref().ok_or_else(|| {
+            crate::error::coded(
+                Exit::Usage,
+                "--status and --restart need the run file (courier-run ./run --status)",
+            )
+        })
+    };
+    if cli.status {
+        return crate::status::run(runfile()?, &cli.set, cli.format);
+    }
+    if cli.probe {
+        let t = secs(crate::probe::DEFAULT_TIMEOUT);
+        return crate::probe::run(cli.runfile.as_deref(), &cli.set, t);
+    }
+    if cli.restart {
+        let t = secs(crate::restart::DEFAULT_TIMEOUT);
+        return crate::restart::run(runfile()?, &cli.set, t);
+    }
+    run_command(cli).map(|e| e as i32)
+}
+
+fn run_command(cli: Cli) -> anyhow::Result<Exit> {
     match &cli.cmd {
         Some(Cmd::Conf2env {
             envdir,

@@ -25,6 +25,7 @@
 //! - [`service`]: 11 authdaemond, TLS certificate and couriertls, START=NO.
 
 mod files;
+mod listeners;
 mod maildir;
 mod memory;
 mod network;
