@@ -104,13 +104,13 @@ pub fn run_file(o: &Options, exe: &Path) -> String {
         Supervisor::S6 => "s6-supervise",
     };
     let mut s = format!(
-        "#!{exe}\n\
+        "{shebang}\n\
          # courier-{svc}: Courier's {svc} on tcpserver under {sup}.\n\
          # Made by `courier-run init`; see courier-run(1). The supervisor runs\n\
          # this as `courier-run ./run` in the service directory. service= reads\n\
          # Courier's own config files for it, as its rc script does.\n\
          service={svc}\n",
-        exe = exe.display()
+        shebang = shebang(o, exe)
     );
     match o.layout {
         InitLayout::Debian => s += "layout=debian\n",
@@ -127,6 +127,47 @@ pub fn run_file(o: &Options, exe: &Path) -> String {
         s += "# (the access list replaces the default /etc/tcprules/imap.cdb)\nrules=\n";
     }
     s
+}
+
+/// The run file's first line. Under s6, s6-notifyoncheck comes first (env
+/// -S splits the line the kernel passes as one word): it execs courier-run
+/// in the same pid (-d: the checker is double-forked) and runs
+/// ./data/check until it passes, then writes to the notification-fd, so
+/// `s6-svwait -U` returns once the port serves TLS, not when the process
+/// starts. Tries every 250 ms, for 30 s at most.
+fn shebang(o: &Options, exe: &Path) -> String {
+    match o.supervisor {
+        Supervisor::S6 => format!(
+            "#!/usr/bin/env -S {} -d -w 250 -n 120 {}",
+            notifyoncheck().display(),
+            exe.display()
+        ),
+        _ => format!("#!{}", exe.display()),
+    }
+}
+
+/// s6-notifyoncheck's path: found in PATH, else s6's Debian place.
+fn notifyoncheck() -> PathBuf {
+    let path = std::env::var_os("PATH");
+    crate::resolve::find_program(
+        b"s6-notifyoncheck",
+        path.as_ref().map(|p| p.as_encoded_bytes()),
+    )
+    .unwrap_or_else(|_| PathBuf::from("/usr/bin/s6-notifyoncheck"))
+}
+
+/// s6's readiness check (./data/check, run by s6-notifyoncheck in the
+/// service directory): `--probe` passes (OK, or WARNING: an expiring
+/// certificate still serves).
+fn s6_check(exe: &Path) -> String {
+    format!(
+        "#!/bin/sh\n\
+         # Ready when a client can connect, get the greeting and do TLS with the\n\
+         # configured certificate (courier-run --probe: 0 OK, 1 WARNING).\n\
+         \"{}\" ./run --probe --timeout 2 >/dev/null\n\
+         test $? -le 1\n",
+        exe.display()
+    )
 }
 
 fn log_run(o: &Options) -> String {
@@ -163,7 +204,7 @@ const ACCESS: &str = "\
 pub fn items(o: &Options, exe: &Path) -> Vec<Item> {
     let d = &o.dir;
     let fmt = RulesFormat::Tcprules;
-    vec![
+    let mut items = vec![
         Item::Dir {
             path: d.clone(),
             owner: None,
@@ -195,7 +236,29 @@ pub fn items(o: &Options, exe: &Path) -> Vec<Item> {
             source: d.join("access"),
             output: crate::access::output_path(d, Path::new("access"), fmt),
         },
-    ]
+    ];
+    if o.supervisor == Supervisor::S6 {
+        // Readiness: s6-supervise gives ./run the write end of a pipe as
+        // fd 3; s6-notifyoncheck writes a newline there once data/check
+        // passes.
+        items.extend([
+            Item::File {
+                path: d.join("notification-fd"),
+                mode: 0o644,
+                text: "3\n".into(),
+            },
+            Item::Dir {
+                path: d.join("data"),
+                owner: None,
+            },
+            Item::File {
+                path: d.join("data/check"),
+                mode: 0o755,
+                text: s6_check(exe),
+            },
+        ]);
+    }
+    items
 }
 
 /// The command that starts the service.
