@@ -453,7 +453,7 @@ fn argv_of_each_service_in_both_layouts() {
     ];
     let t = TempDir::new("argv-services");
     // A TLS service is refused without a usable certificate.
-    t.write("empty", &format!("TLS_CERTFILE={CERT}\n"));
+    t.write("empty", format!("TLS_CERTFILE={CERT}\n"));
     for (layout, service, tail) in cases {
         let mut cmd = Command::new(BIN);
         cmd.current_dir(t.path()).args([
@@ -552,7 +552,7 @@ fn the_rcs_outer_read_sees_what_the_inner_one_does_not() {
     t.write("imapd", "IMAPDSTARTTLS=\"$FOO\"\nPORT=1143\n");
     t.write(
         "imapd-ssl",
-        &format!("TLS_CACHEFILE=\nTLS_CERTFILE={CERT}\n"),
+        format!("TLS_CACHEFILE=\nTLS_CERTFILE={CERT}\n"),
     );
     let env_of = |foo: Option<&str>| {
         let mut cmd = Command::new(BIN);
