@@ -35,6 +35,13 @@ A run file is a courier-run script of lower-case settings, for example:
 (with which environment, limits and identity); --check says why a service
 would not start or would start useless (authdaemond down, a bad certificate).
 
+A running service: --status compares it with what a restart would start
+(exit 0 in effect, 1 changed, 2 not running, 111 cannot tell); --probe
+checks that it greets and serves TLS_CERTFILE's certificate (0 OK,
+1 WARNING, 2 CRITICAL, 3 UNKNOWN); --restart checks first, then restarts
+through the supervisor and waits for the probe (0 served, 100 refused,
+111 not serving).
+
 Exit codes: 0 ok; 1 --check found a problem; 100 bad usage or bad input
 (syntax error, unknown setting, unknown account); 111 a system call failed;
 126 the program could not be executed; 127 the program was not found.";
@@ -67,7 +74,7 @@ struct Cli {
     #[arg(long)]
     dry_run: bool,
 
-    /// Output format of --dry-run and --check.
+    /// Output format of --dry-run, --check and --status.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
 
@@ -166,6 +173,12 @@ pub fn main() -> i32 {
             return Err(Cli::command().error(
                 clap::error::ErrorKind::MissingRequiredArgument,
                 "--explain is for --dry-run (it shows where each value of the plan came from)",
+            ));
+        }
+        if c.status && c.format == Format::Sh {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--format sh is for --dry-run (--status prints text or json)",
             ));
         }
         if c.check && c.format == Format::Sh {

@@ -118,6 +118,10 @@ pub fn probe(r: &Resolved, timeout: Duration) -> Outcome {
         protocol,
         text,
     };
+    // Without the config, how the service does TLS is not known.
+    if let Some(p) = r.problems.first() {
+        return out(State::Unknown, format!("{}: {}", p.subject, p.text()));
+    }
     let addr = match target(r) {
         Ok(a) => a,
         Err(e) => return out(State::Unknown, e),
