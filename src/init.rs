@@ -382,6 +382,17 @@ mod tests {
             &opts(d, Supervisor::S6, Service::Pop3d),
             Path::new("/usr/bin/courier-run"),
         );
+        // s6: readiness through s6-notifyoncheck, which execs courier-run.
+        let first = r.lines().next().unwrap();
+        assert!(first.starts_with("#!/usr/bin/env -S /"), "{first}");
+        assert!(
+            first.ends_with("s6-notifyoncheck -d -w 250 -n 120 /usr/bin/courier-run"),
+            "{first}"
+        );
+        let r = run_file(
+            &opts(d, Supervisor::Runit, Service::Pop3d),
+            Path::new("/usr/bin/courier-run"),
+        );
         assert!(r.starts_with("#!/usr/bin/courier-run\n"));
         assert!(r.contains("service=pop3d\nlayout=debian\n"));
         assert!(r.contains("access=./access\n"));
