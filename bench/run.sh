@@ -80,6 +80,15 @@ fi
 cd "$work"
 cc -O2 -o floor "$root/bench/floor.c"
 cp "$root/bench/fixtures/imapd" "$root/bench/fixtures/imapd-ssl" "$root/bench/perturb" .
+# The config is a TLS service (IMAPDSTARTTLS=YES): a launch reads and checks
+# TLS_CERTFILE as the account that opens it, and refuses a certificate it
+# cannot read. Debian's /etc/courier/imapd.pem is root:courier 0640, and
+# $work is private: a copy of the test certificate the account can read.
+cert=$(mktemp "$base/courier-run-bench-cert.XXXXXX")
+if [ $keep = 0 ]; then trap 'rm -rf "$work" "$cert"' EXIT; fi
+cp "$root/tests/fixtures/tls/server.pem" "$cert"
+chgrp "$acct" "$cert" && chmod 640 "$cert"
+printf '\nTLS_CERTFILE=%s\n' "$cert" >> imapd-ssl
 mem=50000000 # softlimit -m of every chain: /bin/true needs ~3,000,000
 
 if [ $quick = 1 ]; then
