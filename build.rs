@@ -4,7 +4,7 @@
 //! Why: with panic=abort nothing unwinds; std links libgcc_s only for its
 //! backtrace symbols, and a second shared library costs each launch an
 //! open, four mmaps, an mprotect and its relocations (~0.06 ms,
-//! README, "Benchmarks": bench/variants.sh). glibc stays dynamic, so NSS (getpwnam
+//! bench/README.md, bench/variants.sh). glibc stays dynamic, so NSS (getpwnam
 //! through nsswitch.conf) is what every other program on the system uses.
 //! Done by putting a directory first on the linker's search path whose
 //! libgcc_s.a is gcc's libgcc_eh.a. When cc or the file is missing, or the

@@ -80,6 +80,9 @@ fi
 cd "$work"
 cc -O2 -o floor "$root/bench/floor.c"
 cp "$root/bench/fixtures/imapd" "$root/bench/fixtures/imapd-ssl" "$root/bench/perturb" .
+# The TLS cache in the work dir: Debian's /var/lib/courier belongs to courier,
+# and courier-run refuses to reset a cache for another account ($acct) there.
+printf 'TLS_CACHEFILE=%s/tlscache\n' "$work" >> imapd-ssl
 # The config is a TLS service (IMAPDSTARTTLS=YES): a launch reads and checks
 # TLS_CERTFILE as the account that opens it, and refuses a certificate it
 # cannot read. Debian's /etc/courier/imapd.pem is root:courier 0640, and
@@ -100,7 +103,8 @@ fi
 
 # A run file for courier-run: the Debian layout, the server replaced by
 # /bin/true (the launch appends tcpserver's host, port and the login chain as
-# arguments; /bin/true ignores them).
+# arguments; /bin/true ignores them). No wait for authdaemond: the launch is
+# measured with or without a daemon on the machine.
 runfile() { # runfile FILE ENVDIR CONFIG...
   local f=$1 e=$2; shift 2
   cat > "$f" <<EOR
@@ -111,6 +115,7 @@ account=$acct
 softlimit="-m $mem"
 server=/bin/true
 banner=no
+wait_authdaemond=no
 EOR
 }
 # The classic run script: the 2004 recipe's sed/awk conf2env, then the chain.
@@ -163,6 +168,7 @@ envdir=$6
 rules=
 server=/bin/true
 banner=no
+wait_authdaemond=no
 EOR
 }
 stage stage0 "" "" "" "" ""

@@ -71,6 +71,7 @@ account=$acct
 softlimit="-m 50000000"
 server=/bin/true
 banner=no
+wait_authdaemond=no
 EOR
 args=(--command-name '/bin/true' '/bin/true' --command-name 'C launcher floor' "$work/floor /bin/true"
       --command-name "chpst -U $acct -e ./env -m 50000000" "chpst -U $acct -e $work/env -m 50000000 /bin/true")

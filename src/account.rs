@@ -19,14 +19,15 @@ pub struct Account {
 /// Look `name` up; an unknown account is bad input (exit 100). `what`
 /// names the setting in the message ("account", "setuidgid").
 pub fn lookup(name: &str, what: &str) -> anyhow::Result<Account> {
-    match User::from_name(name).with_context(|| format!("unable to look up account {name}"))? {
+    let shown = crate::shown::value(name);
+    match User::from_name(name).with_context(|| format!("unable to look up account {shown}"))? {
         Some(u) => Ok(Account {
             name: name.to_string(),
             uid: u.uid.as_raw(),
             gid: u.gid.as_raw(),
         }),
         None => Err(bad_input(format!(
-            "{what}: unknown account {name} (create it, or set {what} to an existing account; {what}= for none)"
+            "{what}: unknown account {shown} (create it, or set {what} to an existing account; {what}= for none)"
         ))),
     }
 }

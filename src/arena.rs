@@ -33,6 +33,16 @@ pub struct Arena<const N: usize> {
 
 // SAFETY: `next` is only changed by compare-exchange, so two threads never
 // get overlapping blocks; the bytes of a block belong to its owner.
+//
+// The orderings: a block is handed from one thread to another through
+// `next` (thread A frees or shrinks the last block, moving `next` back;
+// thread B's bump then takes the same bytes). A's writes to those bytes
+// must happen before B's, so every successful compare-exchange is
+// AcqRel (it publishes what its thread did with the bytes it gives back
+// and sees what the previous owner did with the bytes it takes), and
+// every load that a compare-exchange depends on is Acquire. Relaxed was
+// enough on x86 (every locked instruction is a full barrier: the same
+// machine code either way) but not on weak-memory CPUs (ARM, POWER).
 unsafe impl<const N: usize> Sync for Arena<N> {}
 
 impl<const N: usize> Arena<N> {
@@ -58,7 +68,7 @@ impl<const N: usize> Arena<N> {
             return None;
         }
         let base = self.base();
-        let mut cur = self.next.load(Ordering::Relaxed);
+        let mut cur = self.next.load(Ordering::Acquire);
         loop {
             let start = (base + cur).checked_next_multiple_of(layout.align())? - base;
             let end = start.checked_add(layout.size())?;
@@ -67,7 +77,7 @@ impl<const N: usize> Arena<N> {
             }
             match self
                 .next
-                .compare_exchange_weak(cur, end, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange_weak(cur, end, Ordering::AcqRel, Ordering::Acquire)
             {
                 // SAFETY: start < end <= N: inside `space`.
                 Ok(_) => return Some(unsafe { (self.space.get() as *mut u8).add(start) }),
@@ -79,13 +89,47 @@ impl<const N: usize> Arena<N> {
     /// Is the block at `ptr` of `size` bytes the last one handed out?
     /// Then `next` may move its end.
     fn is_last(&self, ptr: *mut u8, size: usize) -> bool {
-        ptr as usize - self.base() + size == self.next.load(Ordering::Relaxed)
+        ptr as usize - self.base() + size == self.next.load(Ordering::Acquire)
     }
 }
 
 impl<const N: usize> Default for Arena<N> {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// A block malloc could not give (a low `ulimit -v`): one line on stderr
+/// and exit 111, as any failed system call ends, instead of std's
+/// "memory allocation failed" and an abort (134). Nothing here allocates.
+fn or_exit(p: *mut u8, size: usize) -> *mut u8 {
+    if !p.is_null() {
+        return p;
+    }
+    let mut msg = [0u8; 160];
+    let mut n = 0;
+    let mut put = |b: &[u8]| {
+        let k = b.len().min(msg.len() - n);
+        msg[n..n + k].copy_from_slice(&b[..k]);
+        n += k;
+    };
+    put(b"courier-run: fatal: out of memory (a block of ");
+    let mut digits = [0u8; 20];
+    let (mut v, mut i) = (size, digits.len());
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    put(&digits[i..]);
+    put(b" bytes): the memory limit (ulimit -v) is too low (raise it)\n");
+    // SAFETY: write(2) and _exit(2) on a buffer of this frame.
+    unsafe {
+        nix::libc::write(2, msg.as_ptr().cast(), n);
+        nix::libc::_exit(111)
     }
 }
 
@@ -97,7 +141,7 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
         match self.bump(layout) {
             Some(p) => p,
             // SAFETY: the caller's layout, passed on.
-            None => unsafe { System.alloc(layout) },
+            None => or_exit(unsafe { System.alloc(layout) }, layout.size()),
         }
     }
 
@@ -108,8 +152,8 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
             let _ = self.next.compare_exchange(
                 start + layout.size(),
                 start,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
+                Ordering::AcqRel,
+                Ordering::Acquire,
             );
         } else {
             // SAFETY: not ours, so System's, with the layout it was made with.
@@ -120,7 +164,7 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if !self.holds(ptr) {
             // SAFETY: System's block, the caller's arguments.
-            return unsafe { System.realloc(ptr, layout, new_size) };
+            return or_exit(unsafe { System.realloc(ptr, layout, new_size) }, new_size);
         }
         let start = ptr as usize - self.base();
         if new_size <= layout.size() {
@@ -129,8 +173,8 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
             let _ = self.next.compare_exchange(
                 start + layout.size(),
                 start + new_size,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
+                Ordering::AcqRel,
+                Ordering::Acquire,
             );
             return ptr;
         }
@@ -138,7 +182,7 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
             let end = start + layout.size();
             if self
                 .next
-                .compare_exchange(end, start + new_size, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(end, start + new_size, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
                 return ptr;
@@ -278,6 +322,21 @@ mod tests {
         for t in threads {
             t.join().expect("no thread saw another's byte");
         }
+    }
+
+    /// Every compare-exchange that moves `next` (and every load it starts
+    /// from) orders memory: a block handed from one thread to another
+    /// through `next` carries its previous owner's writes. x86-64 runs the
+    /// same instructions for Relaxed and AcqRel read-modify-writes, so no
+    /// run here could show the difference; the source is what is checked.
+    #[test]
+    fn hand_overs_between_threads_are_ordered() {
+        let src = include_str!("arena.rs");
+        let code = &src[..src.find("#[cfg(test)]").unwrap()];
+        let relaxed = concat!("Ordering::", "Relaxed");
+        let lines: Vec<&str> = code.lines().filter(|l| l.contains(relaxed)).collect();
+        assert!(lines.is_empty(), "unordered atomics: {lines:#?}");
+        assert!(code.matches("Ordering::AcqRel").count() >= 4);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::error::{Exit, exit_code};
 use crate::plan::Plan;
 use crate::report::{self, Format};
-use crate::resolve::{Input, resolve};
+use crate::resolve::Input;
 use crate::{check, environ, launch};
 
 const LONG_ABOUT: &str = "\
@@ -20,9 +20,15 @@ daemontools, runit or s6. It reads Courier's config exactly as /bin/sh would
 (or refuses it with FILE:LINE:COL), adds what Courier's own rc script adds
 (IMAP_STARTTLS=..., IMAP_TLS=1, the TLS cache reset), writes the config as an
 envdir atomically, applies envuidgid, envdir and softlimit semantics as
-daemontools does, and execve()s tcpserver or tcpsvd with couriertls (for the
--ssl services), the login program and the server, in the same process: the
-supervisor's pid is the front end's pid.
+daemontools does, and execve()s the front end (couriertcpd as Debian's rc
+runs it, or tcpserver, or tcpsvd) with couriertls (for the -ssl services),
+the login program and the server, in the same process: the supervisor's pid
+is the front end's pid. After editing Courier's access list,
+`courier-run ./run --rebuild-access` applies it without a restart. With
+service=authdaemond it runs courier-authlib's authdaemond the same way
+(authdaemonrc exported, the daemon in the foreground); a mail service with
+wait_authdaemond=yes exits 111 (the supervisor retries) while authdaemond
+does not accept.
 
 A run file is a courier-run script of lower-case settings, for example:
 
@@ -46,11 +52,11 @@ Exit codes: 0 ok; 1 --check found a problem; 100 bad usage or bad input
 (syntax error, unknown setting, unknown account); 111 a system call failed;
 126 the program could not be executed; 127 the program was not found.";
 
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Default)]
 #[command(
     name = "courier-run",
     version,
-    about = "Start a Courier IMAP/POP3 service under daemontools, runit or s6: config -> envdir -> envuidgid/softlimit -> tcpserver or tcpsvd, in one exec chain",
+    about = "Start a Courier IMAP/POP3 service under daemontools, runit or s6: config -> envdir -> envuidgid/softlimit -> couriertcpd, tcpserver or tcpsvd, in one exec chain",
     long_about = LONG_ABOUT,
     args_conflicts_with_subcommands = true
 )]
@@ -111,6 +117,14 @@ struct Cli {
     /// With --probe (default 10) or --restart (default 30): the bound, in seconds.
     #[arg(long, value_name = "SECONDS")]
     timeout: Option<u64>,
+    /// Rebuild the compiled access list from Courier's access list now,
+    /// atomically (tcpserver/tcpsvd cdb: read on every connection, in effect
+    /// at once); for couriertcpd, makedat's LIST.dat, then SIGHUP through
+    /// the service's supervisor (svc -h, sv hup, s6-svc -h: couriertcpd
+    /// reloads it, same process). The service directory is the run
+    /// file's (`cd /etc/service/imapd && courier-run ./run --rebuild-access`).
+    #[arg(long, conflicts_with_all = ["dry_run", "check"])]
+    rebuild_access: bool,
 
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -136,17 +150,19 @@ enum Cmd {
         assign: Vec<String>,
     },
     /// Create a service directory: run, log/run, the log directory and its
-    /// owner, the rules source and compiled rules. Refuses to overwrite;
-    /// prints each thing it creates and the command that starts the service.
+    /// owner (systemd: a unit file instead), the rules source and compiled
+    /// rules. Refuses to overwrite; prints each thing it creates and the
+    /// commands that start the service.
     Init(crate::init::Options),
+    /// Send log lines read on standard input to syslog as courierlogger
+    /// does (facility mail, tag TAG, the level from an ERR:/WARN:/INFO:
+    /// prefix, which is removed): the log/run of `init --log syslog`.
+    Syslog(crate::syslog::Options),
     /// Print the shell completion script for SHELL on standard output.
     Completions {
         #[arg(value_enum)]
         shell: crate::docs::Shell,
     },
-    /// Print the man page (roff) on standard output.
-    #[command(hide = true)]
-    Man,
 }
 
 /// The command line's definition with the settings table for `--help`
@@ -160,6 +176,9 @@ pub fn command() -> clap::Command {
 /// a launch ends in execve).
 pub fn main() -> i32 {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|a| a == "man") {
+        return man(&args[1..]);
+    }
     let parsed = match shebang_launch(&args) {
         Some(cli) => Ok(cli),
         None => Cli::command()
@@ -203,7 +222,15 @@ pub fn main() -> i32 {
             if !help && is_launch(&args) {
                 let _ = nix::unistd::dup2(1, 2);
             }
-            let _ = e.print();
+            let printed = if help {
+                e.print().is_ok()
+            } else {
+                print_clap_error(&e, &args)
+            };
+            if !printed {
+                // Help, version or the usage error could not be written.
+                return Exit::System as i32;
+            }
             return match e.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
                 _ => Exit::Usage as i32,
@@ -213,10 +240,47 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("courier-run: fatal: {}", crate::error::describe(&e));
-            exit_code(&e) as i32
+            // Not eprintln!: it panics when stderr cannot be written (a
+            // full disk, /dev/full), and a panic aborts (134). Unsaid, the
+            // error is still a failed system call: 111. One line whatever
+            // the error quotes (src/shown.rs).
+            use std::io::Write;
+            let msg = crate::shown::line(&crate::error::describe(&e));
+            let line = format!("courier-run: fatal: {msg}\n");
+            match std::io::stderr().lock().write_all(line.as_bytes()) {
+                Ok(()) => exit_code(&e) as i32,
+                Err(_) => Exit::System as i32,
+            }
         }
     }
+}
+
+/// clap's error, with the words of the command line it quotes escaped
+/// (src/shown.rs): `courier-run $'\e[2K'` must not reach a terminal or a
+/// log as an escape sequence, nor a newline in a word start a line of its
+/// own. clap quotes the words as given (and its rendering drops what looks
+/// like a colour sequence), so the error is made again from the escaped
+/// words. Without such a word, clap prints it itself (in colour on a
+/// terminal). Whether it could be written.
+fn print_clap_error(e: &clap::Error, args: &[OsString]) -> bool {
+    use std::io::Write;
+    let hostile = |a: &OsString| a.to_string_lossy().chars().any(char::is_control);
+    if !args.iter().any(hostile) {
+        return e.print().is_ok();
+    }
+    let escaped = args
+        .iter()
+        .map(|a| OsString::from(crate::shown::line(&a.to_string_lossy())));
+    let again = Cli::command()
+        .try_get_matches_from(std::iter::once(OsString::from("courier-run")).chain(escaped))
+        .err()
+        .filter(|again| again.kind() == e.kind());
+    let text = again.as_ref().unwrap_or(e).render().to_string();
+    // Whatever is left beside clap's own line breaks.
+    let text: Vec<String> = text.split('\n').map(crate::shown::line).collect();
+    std::io::stderr()
+        .write_all(text.join("\n").as_bytes())
+        .is_ok()
 }
 
 /// The command line of a launch by a supervisor, `courier-run ./run
@@ -236,50 +300,78 @@ fn shebang_launch(args: &[OsString]) -> Option<Cli> {
     Some(Cli {
         runfile: Some(PathBuf::from(runfile)),
         operands: operands.to_vec(),
-        set: Vec::new(),
-        dry_run: false,
-        format: Format::Text,
-        explain: false,
-        check: false,
-        bind: false,
-        status: false,
-        probe: false,
-        restart: false,
-        timeout: None,
-        cmd: None,
+        // Every option off, as clap leaves an option not given (a test
+        // compares the two).
+        ..Cli::default()
     })
 }
 
+/// `courier-run man [PAGE | --list]`: a man page as roff on standard
+/// output, or the pages' names, one a line, for the package build
+/// (`courier-run man courier-run-init`). Not a clap
+/// subcommand, so that help, the man page itself and the completions do
+/// not offer it (clap_complete lists hidden subcommands).
+fn man(args: &[OsString]) -> i32 {
+    let cmd = command();
+    if args.len() == 1 && args[0] == "--list" {
+        let list = crate::docs::pages(&cmd).join("\n") + "\n";
+        return match report::output(list.as_bytes()) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("courier-run: fatal: unable to write: {e:#}");
+                Exit::System as i32
+            }
+        };
+    }
+    let page = match args {
+        [] => Some(cmd.get_name().to_string()),
+        [p] => p.to_str().map(str::to_string),
+        _ => None,
+    };
+    let Some(Some(roff)) = page.map(|p| crate::docs::man(cmd.clone(), &p)) else {
+        eprintln!(
+            "courier-run: usage: courier-run man [PAGE | --list], PAGE one of: {}",
+            crate::docs::pages(&cmd).join(" ")
+        );
+        return Exit::Usage as i32;
+    };
+    match roff
+        .map_err(anyhow::Error::from)
+        .and_then(|r| report::output(&r))
+    {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("courier-run: fatal: unable to write the man page: {e:#}");
+            Exit::System as i32
+        }
+    }
+}
+
 /// Whether a command line (without argv[0]) that clap refused was meant as
-/// a launch: not a subcommand, not --check, --dry-run or help.
+/// a launch: no subcommand and no option but `--set` (the options, help
+/// and version included, are read from clap's own definition).
 pub fn is_launch(args: &[OsString]) -> bool {
-    let subcommands: Vec<String> = Cli::command()
-        .get_subcommands()
-        .map(|c| c.get_name().to_string())
-        .collect();
+    let cmd = Cli::command();
     let first_is_sub = args
         .first()
         .and_then(|a| a.to_str())
-        .is_some_and(|a| subcommands.iter().any(|s| s == a));
+        .is_some_and(|a| cmd.get_subcommands().any(|c| c.get_name() == a));
+    let mut names: Vec<String> = vec![
+        "--help".into(),
+        "-h".into(),
+        "--version".into(),
+        "-V".into(),
+    ];
+    for arg in cmd.get_arguments().filter(|a| a.get_id() != "set") {
+        names.extend(arg.get_long().map(|l| format!("--{l}")));
+        names.extend(arg.get_short().map(|c| format!("-{c}")));
+    }
     !first_is_sub
         && !args.iter().any(|a| {
-            matches!(
-                a.to_str(),
-                Some(
-                    "--check"
-                        | "--dry-run"
-                        | "--explain"
-                        | "--format"
-                        | "--bind"
-                        | "--status"
-                        | "--probe"
-                        | "--restart"
-                        | "--help"
-                        | "-h"
-                        | "--version"
-                        | "-V"
-                )
-            )
+            a.to_str().is_some_and(|a| {
+                let name = a.split_once('=').map_or(a, |(n, _)| n);
+                names.iter().any(|n| n == name)
+            })
         })
 }
 
@@ -318,12 +410,9 @@ fn run_command(cli: Cli) -> anyhow::Result<Exit> {
             assign,
         }) => return crate::conf2env::conf2env(envdir, configs, define, assign),
         Some(Cmd::Init(o)) => return crate::init::init(o),
+        Some(Cmd::Syslog(o)) => return crate::syslog::run(o),
         Some(Cmd::Completions { shell }) => {
             report::output(&crate::docs::completions(command(), *shell))?;
-            return Ok(Exit::Ok);
-        }
-        Some(Cmd::Man) => {
-            report::output(&crate::docs::man(command())?)?;
             return Ok(Exit::Ok);
         }
         None => {}
@@ -343,18 +432,34 @@ fn run_command(cli: Cli) -> anyhow::Result<Exit> {
             Exit::Ok
         });
     }
-    let resolved = resolve(&input);
+    let loaded = crate::resolve::load(&input);
+    if loaded.0.authdaemond {
+        if cli.rebuild_access {
+            return Err(crate::error::bad_input(
+                "--rebuild-access: service=authdaemond has no access list (the mail services' run files do)",
+            ));
+        }
+        return crate::authdaemond::run(&input, loaded, cli.dry_run, cli.format, cli.explain);
+    }
+    let resolved = crate::resolve::resolve_loaded(&input, loaded);
+    if cli.rebuild_access {
+        let plan = Plan::new(resolved)?;
+        // The service directory is the run file's (supervise runs ./run).
+        let dir = cli
+            .runfile
+            .as_deref()
+            .and_then(|p| p.parent())
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        return crate::rebuild::run(&plan, dir);
+    }
     if cli.dry_run {
         let plan = Plan::new(resolved)?;
         report::print(&plan, cli.format, cli.explain)?;
         if cli.explain && cli.format == Format::Text && !cli.operands.is_empty() {
             // Operands are the supervisor's (s6: the service directory);
             // they change nothing in the plan.
-            let ops: Vec<String> = cli
-                .operands
-                .iter()
-                .map(|o| o.to_string_lossy().into_owned())
-                .collect();
+            let ops: Vec<String> = cli.operands.iter().map(crate::shown::path).collect();
             report::output(format!("operands (ignored): {}\n", ops.join(" ")).as_bytes())?;
         }
         return Ok(Exit::Ok);
@@ -407,6 +512,29 @@ mod tests {
             &[],
         ] {
             assert!(shebang_launch(&os(args)).is_none(), "{args:?}");
+        }
+    }
+
+    /// A refused command line is a launch's (its error goes to the log)
+    /// unless it names a subcommand or any option of clap's but --set.
+    #[test]
+    fn is_launch_reads_clap_definition() {
+        let os = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        for args in [
+            &["./run", "--bogus"][..],
+            &["./run", "--set", "x"],
+            &["./run"],
+        ] {
+            assert!(is_launch(&os(args)), "{args:?}");
+        }
+        for args in [
+            &["./run", "--check", "--bogus"][..],
+            &["--format=json", "./run"],
+            &["./run", "--explain"],
+            &["init", "--bogus"],
+            &["./run", "-h"],
+        ] {
+            assert!(!is_launch(&os(args)), "{args:?}");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `courier-run conf2env ENVDIR [CONFIG...]`: the recipe's
 //! `cat imapd | conf2env ./env`, done right.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::config::{self, Scope};
@@ -58,7 +59,12 @@ pub fn conf2env(
         }
     }
     for w in &scope.warnings {
-        eprintln!("courier-run: warning: {w}");
+        // Not eprintln!, which panics (abort: 134) when stderr is full.
+        let _ = writeln!(
+            std::io::stderr(),
+            "courier-run: warning: {}",
+            crate::shown::line(&w.to_string())
+        );
     }
     let vars = scope.vars();
     for a in &vars {

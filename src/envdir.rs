@@ -4,14 +4,20 @@
 //! newlines written as NUL bytes (envdir turns NULs back into newlines), an
 //! empty value as a lone `\n` (set to empty; a 0-byte file would unset).
 //!
-//! What is guaranteed:
+//! What is guaranteed (the admin's version: docs/envdir.md):
 //!
-//! - **Only our own directory is replaced.** [`check_target`] refuses, before
-//!   anything changes, anything at the path but a directory courier-run
-//!   wrote (it holds the marker [`MARKER`], which envdir skips as a dotfile)
-//!   or a directory of regular files with variable names (a classic
-//!   envdir, adopted). Removal unlinks only such files, never recurses,
-//!   never crosses a mount.
+//! - **Only our own directory is replaced; nothing it did not write is
+//!   ever deleted.** [`check_target`] refuses, before anything changes,
+//!   anything at the path but a directory courier-run wrote (it holds the
+//!   marker [`MARKER`], which envdir skips as a dotfile) or an empty
+//!   directory. A directory of files without the marker (a classic
+//!   envdir, or a directory named by mistake) is refused with the fix
+//!   (move it aside once), never emptied. So is a path that is, holds,
+//!   lies inside or is named like a generation of any file courier-run
+//!   reads (run file, configs, access list, TLS files; see
+//!   `plan::read_files`), whether it exists or not. Removal of a replaced
+//!   generation unlinks only the files its manifest lists (same inode and
+//!   ctime), never recurses, never crosses a mount.
 //! - **A crash leaves the old or the new envdir.** The new directory is
 //!   built beside the target (`.NAME.new.PID-N`, locked with `flock`), made
 //!   durable with one `syncfs`, and swapped in with one
@@ -23,12 +29,22 @@
 //!   the directory, then opens each name it lists; a name that vanishes
 //!   meanwhile silently gets the previous variable's value. So the replaced
 //!   directory is never emptied in place: it is renamed to
-//!   `.NAME.old.PID-N` and left whole until the next start of courier-run
-//!   removes it: an unchanged start at once, a rewriting start only after
-//!   its own swap. A reader that started before a swap reads the complete
-//!   old set as long as it finishes before that; one that starts after
-//!   reads the complete new set. (A reader that takes longer than the next
-//!   start can still see files vanish: envdir gives no way to know.)
+//!   `.NAME.old.PID-N`, stamped (mtime) and left whole for
+//!   [`siblings::GRACE`] (the newest [`siblings::KEPT`] of them at most);
+//!   the first start after that removes it. (Before, an unchanged start at
+//!   once after a rewrite removed the generation just replaced, under
+//!   readers still in it.) A reader slower than the grace can still see
+//!   files vanish: envdir gives no way to know.
+//! - **A replaced generation is no more readable than the config.** When
+//!   the config is private, the generation just replaced is closed (mode
+//!   700) at once: a value removed from a config made private is not left
+//!   world-readable until the next start.
+//! - **Concurrent starts both succeed.** When the path changes between the
+//!   probe and the swap (two first starts on an absent envdir), what stands
+//!   there is inspected again, with the same refusals, and the swap retried.
+//! - **The parent is followed**, the last component never: `envdir=./l/env`
+//!   with `l` a symlink writes in `l`'s target, in the dry run, --check and
+//!   the launch alike.
 //! - **Without RENAME_EXCHANGE** (e.g. NFS, some FUSE filesystems) the swap
 //!   is two renames: between them the path is missing (a reader fails with
 //!   "unable to switch to directory", 111: no wrong value), and a crash
@@ -41,9 +57,9 @@
 //!   (racy-git rule); the writer gives the manifest a later ctime than the
 //!   last file (a no-op chmod, repeated until the clock allows it: once on
 //!   kernels with fine-grained ctimes, at most a jiffy elsewhere) so that
-//!   this is rare. Any doubt means
-//!   rewrite. (The first start after a rewrite removes the replaced
-//!   generation: that is its only write.)
+//!   this is rare. Any doubt means rewrite. (The first start after the
+//!   grace of a rewrite removes the replaced generations: that is its only
+//!   write.)
 
 mod manifest;
 mod siblings;
@@ -67,7 +83,7 @@ use manifest::Stamp;
 use siblings::{Kind, open_dir};
 
 pub use manifest::MARKER;
-pub use siblings::{leftovers, remove_leftovers};
+pub use siblings::{GRACE, leftovers, remove_leftovers};
 pub use target::{NAME_MAX, Target, check_component, check_name_len, check_target};
 
 /// What a write did.
@@ -208,7 +224,7 @@ pub fn write_checked(
         remove_leftovers(dir);
         return Ok(Outcome::Unchanged);
     }
-    replace(dir, vars, modes, target)?;
+    replace(dir, vars, modes, target, protected)?;
     Ok(Outcome::Written)
 }
 
@@ -228,7 +244,7 @@ pub fn write_new_checked(
     protected: &[&Path],
 ) -> anyhow::Result<()> {
     let target = check_target(dir, protected)?;
-    replace(dir, vars, modes, target)
+    replace(dir, vars, modes, target, protected)
 }
 
 /// `dir` split into its parent ("." for a bare name) and its last component.
@@ -402,7 +418,13 @@ fn encodes_to(value: &[u8], content: &[u8]) -> bool {
 }
 
 /// Build the new directory beside `dir` and swap it in.
-fn replace(dir: &Path, vars: &[(&str, &[u8])], modes: Modes, target: Target) -> anyhow::Result<()> {
+fn replace(
+    dir: &Path,
+    vars: &[(&str, &[u8])],
+    modes: Modes,
+    target: Target,
+    protected: &[&Path],
+) -> anyhow::Result<()> {
     // Refused before anything is created: a name the writer cannot write.
     for (name, _) in vars {
         if !is_name(name.as_bytes()) {
@@ -414,7 +436,11 @@ fn replace(dir: &Path, vars: &[(&str, &[u8])], modes: Modes, target: Target) -> 
         check_name_len(name).map_err(bad_input)?;
     }
     let (parent, base) = split(dir);
-    let pfd = open_dir(None, &parent)
+    // The parent is followed through symlinks, as the plan's probe does
+    // (only the envdir's own name never is): `envdir=./l/env` with `l` a
+    // symlink to a directory is that directory's `env`, in the dry run,
+    // --check and the launch alike.
+    let pfd = open_parent(&parent)
         .map_err(sys)
         .with_context(|| format!("unable to open directory {}", parent.display()))?;
     let tmpname = siblings::name(&base, Kind::New);
@@ -472,7 +498,7 @@ fn replace(dir: &Path, vars: &[(&str, &[u8])], modes: Modes, target: Target) -> 
     nix::unistd::syncfs(d.as_raw_fd())
         .map_err(sys)
         .with_context(|| format!("unable to sync {}", tmp.display()))?;
-    let retired = swap(&pfd, &parent, &tmpname, &base, target)?;
+    let retired = swap(&pfd, dir, &tmpname, target, protected, modes)?;
     // Swapped: the directory built is now the live envdir.
     guard.armed = false;
     nix::unistd::fsync(pfd.as_raw_fd())
@@ -534,20 +560,29 @@ fn age_past(d: &OwnedFd, mut ctime: (i64, i64), newest: (i64, i64), mode: u32) {
     }
 }
 
-/// Put `tmpname` in the place of `base` (both in `pfd`, the directory
-/// `parent`). RENAME_EXCHANGE swaps the two in one step and the old
+/// Put `tmpname` in the place of the envdir `dir` (both in `pfd`, its
+/// parent). RENAME_EXCHANGE swaps the two in one step and the old
 /// directory is renamed away whole; where the filesystem lacks it, two
 /// renames, the old directory locked between them. Returns the name the
 /// old directory now has.
+///
+/// Another start may be swapping at the same time (two first starts on an
+/// absent envdir; a supervisor restarting while an admin runs one by
+/// hand): when the path changed under us (EEXIST where it was absent,
+/// ENOENT where it was there), what stands there is inspected again, with
+/// the same refusals, and the swap retried. Both starts succeed; the later
+/// one's directory is the live one.
 fn swap(
     pfd: &OwnedFd,
-    parent: &Path,
+    dir: &Path,
     tmpname: &OsStr,
-    base: &OsStr,
-    target: Target,
+    mut target: Target,
+    protected: &[&Path],
+    modes: Modes,
 ) -> anyhow::Result<Option<OsString>> {
+    let (parent, base) = split(dir);
     let p = Some(pfd.as_raw_fd());
-    let shown = parent.join(base);
+    let shown = parent.join(&base);
     let what = || {
         format!(
             "unable to rename {} to {}",
@@ -555,47 +590,143 @@ fn swap(
             shown.display()
         )
     };
-    if target == Target::Absent {
-        return match renameat2(p, tmpname, p, base, RenameFlags::RENAME_NOREPLACE) {
-            Err(Errno::EINVAL | Errno::ENOSYS) => renameat(p, tmpname, p, base),
-            r => r,
-        }
-        .map(|()| None)
-        .map_err(sys)
-        .with_context(what);
-    }
-    let oldname = siblings::name(base, Kind::Old);
-    match renameat2(p, tmpname, p, base, RenameFlags::RENAME_EXCHANGE) {
-        Ok(()) => {
-            // Best effort: under its `.new.` name it is removed all the same
-            // once this process is gone.
-            Ok(match renameat(p, tmpname, p, oldname.as_os_str()) {
-                Ok(()) => Some(oldname),
-                Err(_) => Some(tmpname.to_os_string()),
-            })
-        }
-        Err(Errno::EINVAL | Errno::ENOSYS) => {
-            let old = open_dir(Some(pfd), Path::new(base))
-                .map_err(sys)
-                .with_context(|| format!("unable to open {}", shown.display()))?;
-            siblings::try_lock(&old);
-            renameat(p, base, p, oldname.as_os_str())
-                .map_err(sys)
-                .with_context(|| {
-                    format!(
-                        "unable to rename {} to {}",
-                        shown.display(),
-                        parent.join(&oldname).display()
-                    )
-                })?;
-            if let Err(e) = renameat(p, tmpname, p, base) {
-                let _ = renameat(p, oldname.as_os_str(), p, base);
-                return Err(sys(e)).with_context(what);
+    for _ in 0..8 {
+        if target == Target::Absent {
+            match renameat2(
+                p,
+                tmpname,
+                p,
+                base.as_os_str(),
+                RenameFlags::RENAME_NOREPLACE,
+            ) {
+                // Without RENAME_NOREPLACE: a plain rename, which fails on
+                // a directory another start has filled meanwhile (and
+                // replaces an empty one: nothing lost).
+                Err(Errno::EINVAL | Errno::ENOSYS) => {
+                    match renameat(p, tmpname, p, base.as_os_str()) {
+                        Ok(()) => return Ok(None),
+                        Err(Errno::EEXIST | Errno::ENOTEMPTY) => {
+                            target = check_target(dir, protected)?;
+                            continue;
+                        }
+                        Err(e) => return Err(sys(e)).with_context(what),
+                    }
+                }
+                Ok(()) => return Ok(None),
+                Err(Errno::EEXIST) => {
+                    target = check_target(dir, protected)?;
+                    continue;
+                }
+                Err(e) => return Err(sys(e)).with_context(what),
             }
-            Ok(Some(oldname))
         }
-        Err(e) => Err(sys(e)).with_context(|| format!("unable to replace {}", shown.display())),
+        let oldname = siblings::name(&base, Kind::Old);
+        match renameat2(
+            p,
+            tmpname,
+            p,
+            base.as_os_str(),
+            RenameFlags::RENAME_EXCHANGE,
+        ) {
+            Ok(()) => {
+                // Best effort: under its `.new.` name it is removed all the
+                // same once this process is gone.
+                let name = match renameat(p, tmpname, p, oldname.as_os_str()) {
+                    Ok(()) => oldname,
+                    Err(_) => tmpname.to_os_string(),
+                };
+                retire(pfd, &name, modes);
+                return Ok(Some(name));
+            }
+            Err(Errno::ENOENT) => {
+                target = check_target(dir, protected)?;
+                continue;
+            }
+            Err(Errno::EINVAL | Errno::ENOSYS) => {
+                let old = match open_dir(Some(pfd), Path::new(&base)) {
+                    Ok(fd) => fd,
+                    Err(Errno::ENOENT) => {
+                        target = check_target(dir, protected)?;
+                        continue;
+                    }
+                    Err(e) => {
+                        return Err(sys(e))
+                            .with_context(|| format!("unable to open {}", shown.display()));
+                    }
+                };
+                siblings::try_lock(&old);
+                match renameat(p, base.as_os_str(), p, oldname.as_os_str()) {
+                    Ok(()) => {}
+                    Err(Errno::ENOENT) => {
+                        target = check_target(dir, protected)?;
+                        continue;
+                    }
+                    Err(e) => {
+                        return Err(sys(e)).with_context(|| {
+                            format!(
+                                "unable to rename {} to {}",
+                                shown.display(),
+                                parent.join(&oldname).display()
+                            )
+                        });
+                    }
+                }
+                retire(pfd, &oldname, modes);
+                match renameat(p, tmpname, p, base.as_os_str()) {
+                    Ok(()) => return Ok(Some(oldname)),
+                    // Another start put its directory there meanwhile: ours
+                    // goes in place of it on the next round.
+                    Err(Errno::EEXIST | Errno::ENOTEMPTY) => {
+                        target = check_target(dir, protected)?;
+                        continue;
+                    }
+                    Err(e) => {
+                        let _ = renameat(p, oldname.as_os_str(), p, base.as_os_str());
+                        return Err(sys(e)).with_context(what);
+                    }
+                }
+            }
+            Err(e) => {
+                return Err(sys(e))
+                    .with_context(|| format!("unable to replace {}", shown.display()));
+            }
+        }
     }
+    Err(anyhow::anyhow!(
+        "unable to replace {}: it kept changing under concurrent starts",
+        shown.display()
+    ))
+}
+
+/// A generation just replaced, `name` in `pfd`: stamped with the time it
+/// stopped being the envdir (its mtime, which nothing else changes: the
+/// cleanup waits [`siblings::GRACE`] from it, so that a reader still in it
+/// finishes first), and given the directory mode of the config as it is
+/// now (`modes`): a config made private since takes the old generation's
+/// values private at once (mode 700: no one but its owner can reach the
+/// files), not at the next start. Root's readers (envdir under a
+/// supervisor) still read it whole.
+fn retire(pfd: &OwnedFd, name: &OsStr, modes: Modes) {
+    let Ok(fd) = open_dir(Some(pfd), Path::new(name)) else {
+        return;
+    };
+    let now = nix::sys::time::TimeSpec::UTIME_NOW;
+    let _ = nix::sys::stat::futimens(fd.as_raw_fd(), &now, &now);
+    if modes == Modes::PRIVATE {
+        let _ = fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(modes.dir));
+    }
+}
+
+/// Open the envdir's parent directory, following symlinks (see
+/// [`replace`]).
+fn open_parent(parent: &Path) -> nix::Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        parent,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    // SAFETY: open just returned this descriptor, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Removes the directory being built on every error path (only what we
@@ -609,7 +740,7 @@ struct RemoveOnDrop {
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         if self.armed {
-            siblings::remove(&self.path, &self.fd);
+            siblings::remove(&self.path, &self.fd, Kind::New);
         }
     }
 }
@@ -623,7 +754,7 @@ impl Drop for RemoveOnDrop {
 /// problem, fix).
 pub fn check_path(dir: &Path) -> Result<(), (crate::error::Exit, String, String)> {
     use crate::error::Exit::{System, Usage};
-    let shown = crate::error::printable(&dir.to_string_lossy());
+    let shown = crate::shown::path(dir);
     // The last component was checked by check_component.
     let Some(base) = dir.file_name() else {
         return Ok(());

@@ -196,20 +196,6 @@ impl fmt::Display for Problem {
 
 impl std::error::Error for Problem {}
 
-/// Text safe to put in a log line: control bytes (and DEL) escaped as
-/// `\xNN`, `\n`, `\t`, so that a value read from a file cannot forge log
-/// lines or terminal escapes.
-pub fn printable(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Text safe to put in a log line: one line, control bytes escaped (the
+/// crate's one escaping, [`crate::shown::line`]).
+pub use crate::shown::line as printable;

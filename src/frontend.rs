@@ -1,7 +1,9 @@
 //! The TCP front ends courier-run can exec, as data: ucspi-tcp's
 //! `tcpserver` (0.88, IPv4 only), Debian's `ucspi-tcp-ipv6` build of it
 //! (fefe's patch: binds IPv6, usage starts `[ -461...`), and ipsvd's
-//! `tcpsvd` (1.0.0). Each one's options, how the settings become its argv,
+//! `tcpsvd` (1.0.0), and Courier's own `couriertcpd` (what Debian's rc runs:
+//! binds IPv6, per-IP limits, DNS block lists; see [`crate::couriertcpd`]).
+//! Each one's options, how the settings become its argv,
 //! its traps (options it reads silently wrong), and which rules format it
 //! reads. Pure functions; the one probe that runs a program is
 //! [`probe_ipv6`].
@@ -35,6 +37,8 @@ pub enum Kind {
     Tcpserver,
     /// ipsvd's tcpsvd.
     Tcpsvd,
+    /// Courier's couriertcpd (`-name=value` options, a makedat `.dat`).
+    Couriertcpd,
 }
 
 /// What courier-run knows about one front end.
@@ -78,6 +82,19 @@ pub const TCPSVD: Spec = Spec {
     package: "ipsvd",
 };
 
+/// couriertcpd's options are `-name=value` words, not getopt letters:
+/// [`crate::couriertcpd`] builds its argv; `flags`/`valued` are unused.
+pub const COURIERTCPD: Spec = Spec {
+    kind: Kind::Couriertcpd,
+    name: "couriertcpd",
+    flags: "",
+    valued: "",
+    conlimit: 'c',
+    per_ip: Some('p'),
+    reads: &[RulesFormat::CourierDat],
+    package: "courier-base",
+};
+
 impl Kind {
     /// The front end a program path names, by its base name; None for a
     /// program courier-run does not know.
@@ -85,6 +102,7 @@ impl Kind {
         match program.rsplit('/').next().unwrap_or("") {
             "tcpserver" => Some(Kind::Tcpserver),
             "tcpsvd" => Some(Kind::Tcpsvd),
+            "couriertcpd" => Some(Kind::Couriertcpd),
             _ => None,
         }
     }
@@ -93,6 +111,7 @@ impl Kind {
         match self {
             Kind::Tcpserver => &TCPSERVER,
             Kind::Tcpsvd => &TCPSVD,
+            Kind::Couriertcpd => &COURIERTCPD,
         }
     }
 }
@@ -105,11 +124,14 @@ pub fn usage_is_ipv6(usage: &str) -> bool {
 }
 
 /// Whether the installed front end `program` can bind an IPv6 address:
-/// tcpsvd never; tcpserver when its usage message is the IPv6 build's.
+/// tcpsvd never; couriertcpd always (Courier 5 binds `::` and `::1`);
+/// tcpserver when its usage message is the IPv6 build's.
 /// Runs `program` with no arguments (it prints its usage and exits 100).
 pub fn probe_ipv6(kind: Kind, program: &Path) -> std::io::Result<bool> {
-    if kind == Kind::Tcpsvd {
-        return Ok(false);
+    match kind {
+        Kind::Tcpsvd => return Ok(false),
+        Kind::Couriertcpd => return Ok(true),
+        Kind::Tcpserver => {}
     }
     let out = std::process::Command::new(program)
         .stdin(std::process::Stdio::null())
@@ -134,6 +156,9 @@ pub enum RulesFormat {
     IpsvdCdb,
     /// An ipsvd instructions directory (tcpsvd -i).
     IpsvdDir,
+    /// Courier's access database (gdbm on Debian), built by makedat
+    /// (couriertcpd -access=).
+    CourierDat,
 }
 
 impl RulesFormat {
@@ -142,6 +167,7 @@ impl RulesFormat {
             RulesFormat::Tcprules => "a tcprules cdb",
             RulesFormat::IpsvdCdb => "an ipsvd-cdb database",
             RulesFormat::IpsvdDir => "an ipsvd instructions directory",
+            RulesFormat::CourierDat => "a makedat access database",
         }
     }
 }
@@ -192,6 +218,7 @@ pub fn args(spec: &Spec, ipv6_capable: bool, a: &Args) -> Result<Vec<String>, St
             match spec.kind {
                 Kind::Tcpserver => "install ucspi-tcp-ipv6 for a tcpserver that binds IPv6",
                 Kind::Tcpsvd => "ipsvd 1.0.0 has no IPv6; use ucspi-tcp-ipv6's tcpserver",
+                Kind::Couriertcpd => "",
             }
         ));
     }
@@ -206,6 +233,10 @@ pub fn mismatch(spec: &Spec, path: &str, fmt: RulesFormat) -> String {
         Kind::Tcpserver => "build a tcprules cdb: tcprules CDB TMP < SOURCE".to_string(),
         Kind::Tcpsvd => {
             "give tcpsvd an ipsvd instructions directory (-i) or build one with ipsvd-cdb CDB TMP DIR"
+                .to_string()
+        }
+        Kind::Couriertcpd => {
+            "build it with makedat -src=LIST -file=LIST.dat -tmp=TMP -cidr, or set access= to the list"
                 .to_string()
         }
     };
@@ -462,17 +493,10 @@ pub fn check_rules(
 pub mod tests_support {
     use std::path::PathBuf;
 
-    /// Whether `prog` is on PATH; if not, skip (print why), or panic in CI.
+    /// Whether `prog` is on PATH; if not, skip (print why), or panic in CI
+    /// (the tests' one rule, crate::skip).
     pub fn have(prog: &str) -> bool {
-        let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-        if std::env::split_paths(&path).any(|d| d.join(prog).is_file()) {
-            return true;
-        }
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{prog} is required in CI (CI=true) but is not installed");
-        }
-        eprintln!("SKIPPED: {prog} is not installed (install it to run this test)");
-        false
+        crate::skip::have(prog, crate::skip::which(prog).is_some())
     }
 
     /// A fresh directory under the target's tmp dir.
@@ -514,7 +538,8 @@ mod tests {
     fn kinds_by_base_name() {
         assert_eq!(Kind::of("/usr/bin/tcpserver"), Some(Kind::Tcpserver));
         assert_eq!(Kind::of("tcpsvd"), Some(Kind::Tcpsvd));
-        assert_eq!(Kind::of("/usr/sbin/couriertcpd"), None);
+        assert_eq!(Kind::of("/usr/sbin/couriertcpd"), Some(Kind::Couriertcpd));
+        assert_eq!(Kind::of("/usr/sbin/courierlogger"), None);
     }
 
     #[test]

@@ -3,16 +3,31 @@
 //! with the chosen settings, commented), `log/run` for the supervisor's
 //! logger, `log/main` owned by the service account (the logger drops to it),
 //! an access list (Courier's syntax, `access` in the run file) and its
-//! compiled rules. It never overwrites: an existing file is an error before
-//! anything is created. `--dry-run` prints the same lines and creates
+//! compiled rules. For systemd, a unit file (src/systemd.rs) takes the
+//! place of log/: the journal is the log. It never overwrites: an existing file is an error before
+//! anything is created; an existing directory is used as it is ("exists",
+//! owner and mode unchanged). `--dry-run` prints the same lines and creates
 //! nothing.
+//!
+//! init runs as root in a directory another account may be able to reach:
+//! everything is created relative to a directory descriptor (mkdirat,
+//! openat with O_EXCL|O_NOFOLLOW, fchown of the descriptor of what it just
+//! made), a symlink in or as DIR is refused, and so is a directory on the
+//! way that an account other than root can change (see `check_dir`; the
+//! rules for an admin are in docs/init.md).
 
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::Context;
 use clap::ValueEnum;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
 
 use crate::error::{Exit, bad_input};
 use crate::frontend::RulesFormat;
@@ -22,6 +37,16 @@ pub enum Supervisor {
     Daemontools,
     Runit,
     S6,
+    Systemd,
+}
+
+/// Where the service's log goes (`--log`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Log {
+    /// The supervisor's logger, rotated in log/main (20 files of 1 MB).
+    File,
+    /// syslog, facility mail, tagged as courierlogger tags it.
+    Syslog,
 }
 
 /// The Courier service (the run file's `service=`, which picks the config
@@ -32,15 +57,19 @@ pub enum Service {
     ImapdSsl,
     Pop3d,
     Pop3dSsl,
+    /// courier-authlib's authdaemond (every login of Courier 5 goes
+    /// through it): no front end, no access list.
+    Authdaemond,
 }
 
 impl Service {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Service::Imapd => "imapd",
             Service::ImapdSsl => "imapd-ssl",
             Service::Pop3d => "pop3d",
             Service::Pop3dSsl => "pop3d-ssl",
+            Service::Authdaemond => "authdaemond",
         }
     }
 }
@@ -53,7 +82,10 @@ pub enum InitLayout {
 
 #[derive(clap::Args, Debug)]
 pub struct Options {
-    /// The service directory to create (it may exist, empty).
+    /// The service directory to create (it may exist: what is there is kept).
+    /// Refused when it, or a directory on the way to it, can be changed
+    /// by an account other than root (a sticky directory such as /tmp is
+    /// allowed on the way), or when it is or holds a symlink.
     pub dir: PathBuf,
     /// Which Courier server the service runs.
     #[arg(long, value_enum, default_value_t = Service::Imapd)]
@@ -61,12 +93,24 @@ pub struct Options {
     /// Where Courier is installed: Debian's packages or a courier2 prefix.
     #[arg(long, value_enum, default_value_t = InitLayout::Debian)]
     pub layout: InitLayout,
-    /// The supervision suite that will run it (picks log/run's logger).
+    /// The supervision suite that will run it (picks log/run's logger;
+    /// systemd: a unit file in DIR instead of log/).
     #[arg(long, value_enum, default_value_t = Supervisor::Daemontools)]
     pub supervisor: Supervisor,
+    /// Where the log goes: file (the default: multilog, svlogd or s6-log
+    /// keep 20 files of 1 MB in log/main) or syslog (facility mail, tagged
+    /// imapd, imapd-ssl, pop3d, pop3d-ssl or authdaemond as courierlogger
+    /// does, so /var/log/mail.log and fail2ban see it). systemd: always the
+    /// journal, with that tag and facility; --log file is refused.
+    #[arg(long, value_enum)]
+    pub log: Option<Log>,
     /// Print what would be created; create nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// A setting to write into the run file (repeatable), e.g.
+    /// `--set config="/srv/courier/imapd /srv/courier/imapd-ssl"`.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
 }
 
 /// One thing to create.
@@ -102,10 +146,18 @@ pub fn run_file(o: &Options, exe: &Path) -> String {
         Supervisor::Daemontools => "daemontools' supervise",
         Supervisor::Runit => "runit's runsv",
         Supervisor::S6 => "s6-supervise",
+        Supervisor::Systemd => "systemd",
+    };
+    if o.service == Service::Authdaemond {
+        return authdaemond_run_file(o, exe, sup);
+    }
+    let front = match o.layout {
+        InitLayout::Debian => "couriertcpd",
+        InitLayout::Courier2 => "tcpserver",
     };
     let mut s = format!(
         "{shebang}\n\
-         # courier-{svc}: Courier's {svc} on tcpserver under {sup}.\n\
+         # courier-{svc}: Courier's {svc} on {front} under {sup}.\n\
          # Made by `courier-run init`; see courier-run(1). The supervisor runs\n\
          # this as `courier-run ./run` in the service directory. service= reads\n\
          # Courier's own config files for it, as its rc script does.\n\
@@ -120,11 +172,44 @@ pub fn run_file(o: &Options, exe: &Path) -> String {
         "\n# envuidgid: UID and GID of this account go into the environment.\naccount={}\n",
         account(o.layout)
     );
-    s += "\n# Courier's access list (couriertcpd syntax: ADDRESS<tab>allow|deny),\n\
-          # converted on start into the front end's rules when it is newer.\n\
-          access=./access\n";
-    if o.layout == InitLayout::Courier2 {
-        s += "# (the access list replaces the default /etc/tcprules/imap.cdb)\nrules=\n";
+    match (o.layout, o.service) {
+        (InitLayout::Debian, Service::Imapd | Service::ImapdSsl) => {
+            s += "\n# The access list is the config's IMAPACCESSFILE, as Debian's rc passes it:\n\
+                  # couriertcpd reads IMAPACCESSFILE.dat (built by makedat when missing or\n\
+                  # older). After an edit: courier-run ./run --rebuild-access (no restart).\n";
+        }
+        (InitLayout::Debian, _) => {
+            s += "\n# Debian's pop3d rc scripts give couriertcpd no access list; set\n\
+                  # access=FILE to give it one.\n";
+        }
+        (InitLayout::Courier2, _) => {
+            s += "\n# Courier's access list (couriertcpd syntax: ADDRESS<tab>allow|deny),\n\
+                  # converted on start into the front end's rules when it is newer.\n\
+                  access=./access\n\
+                  # (the access list replaces the default /etc/tcprules/imap.cdb)\nrules=\n";
+        }
+    }
+    if o.layout == InitLayout::Debian {
+        s += "\n# Logins go through authdaemond: while its socket does not accept, the\n\
+              # launch exits 111 and the supervisor retries, so this service is never\n\
+              # up with every login failing (run authdaemond as a service too:\n\
+              # courier-run init --service authdaemond). no: start regardless.\n\
+              wait_authdaemond=yes\n";
+    }
+    s += &set_lines(o);
+    s
+}
+
+/// The --set settings as run file lines (single-quoted).
+fn set_lines(o: &Options) -> String {
+    let mut s = String::new();
+    if !o.set.is_empty() {
+        s += "\n# Given to init with --set.\n";
+        for kv in &o.set {
+            if let Some((n, v)) = kv.split_once('=') {
+                s += &format!("{n}='{}'\n", v.replace('\'', r"'\''"));
+            }
+        }
     }
     s
 }
@@ -137,7 +222,7 @@ pub fn run_file(o: &Options, exe: &Path) -> String {
 /// starts. Tries every 250 ms, for 30 s at most.
 fn shebang(o: &Options, exe: &Path) -> String {
     match o.supervisor {
-        Supervisor::S6 => format!(
+        Supervisor::S6 if o.service != Service::Authdaemond => format!(
             "#!/usr/bin/env -S {} -d -w 250 -n 120 {}",
             notifyoncheck().display(),
             exe.display()
@@ -170,26 +255,144 @@ fn s6_check(exe: &Path) -> String {
     )
 }
 
-fn log_run(o: &Options) -> String {
+/// The --set settings, checked: known names, NAME=VALUE.
+fn check_sets(o: &Options) -> anyhow::Result<()> {
+    for kv in &o.set {
+        match kv.split_once('=') {
+            Some((n, _)) if crate::settings::names().any(|k| k == n) => {}
+            Some((n, _)) => {
+                return Err(bad_input(format!(
+                    "--set {n}: unknown setting (see courier-run --help)"
+                )));
+            }
+            None => return Err(bad_input(format!("--set {kv}: write NAME=VALUE"))),
+        }
+    }
+    Ok(())
+}
+
+/// What the new service takes from Courier's config, and what the run
+/// file overrides, as lines for the admin (layout=debian keeps the
+/// config's IMAPACCESSFILE and ports; courier2's access=./access
+/// overrides IMAPACCESSFILE).
+pub fn notes(o: &Options) -> Vec<String> {
+    if o.service == Service::Authdaemond {
+        return Vec::new();
+    }
+    let mut sets = vec![
+        format!(
+            "layout={}",
+            if o.layout == InitLayout::Debian {
+                "debian"
+            } else {
+                "courier2"
+            }
+        ),
+        format!("service={}", o.service.name()),
+    ];
+    if o.layout == InitLayout::Courier2 {
+        sets.push("access=./access".into());
+        sets.push("rules=".into());
+    }
+    sets.extend(o.set.iter().cloned());
+    let environ = crate::environ::inherited();
+    let r = crate::resolve::resolve(&crate::resolve::Input {
+        runfile: None,
+        sets: &sets,
+        environ: &environ,
+    });
+    let at = |name: &str| {
+        r.var(name)
+            .map(|a| format!("{}={} ({})", name, String::from_utf8_lossy(&a.value), a.pos))
+    };
+    let mut out = Vec::new();
+    let port_var = r.service.port_var();
+    match at(port_var) {
+        Some(p) => out.push(format!("port: kept from the config: {p}")),
+        None => out.push(format!(
+            "port: {} (the config sets no {port_var})",
+            r.port.text
+        )),
+    }
+    let list = at("IMAPACCESSFILE");
+    match (&r.front.tcpd, list) {
+        (Some(t), l) => match &t.access {
+            Some(dat) => out.push(format!(
+                "access list: kept from the config: {} -> couriertcpd -access={}",
+                l.unwrap_or_else(|| "IMAPACCESSFILE unset: Courier's default".into()),
+                dat.display()
+            )),
+            None => {
+                out.push("access list: none (Debian's pop3d rc passes none to couriertcpd)".into())
+            }
+        },
+        (None, Some(l)) if o.layout == InitLayout::Courier2 => {
+            out.push(format!("access list: {l} is overridden by access=./access"))
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The run file of `--service authdaemond`.
+fn authdaemond_run_file(o: &Options, exe: &Path, sup: &str) -> String {
+    let mut s = format!(
+        "#!{exe}\n\
+         # courier-authdaemond: courier-authlib's authdaemond under {sup}.\n\
+         # Made by `courier-run init`; see courier-run(1). Reads authdaemonrc as\n\
+         # /usr/sbin/authdaemond does (set -a; . authdaemonrc) and runs authdaemond\n\
+         # in the foreground, as root, its log on stderr: no courierlogger, no pid\n\
+         # file. Stop Debian's own first: /usr/sbin/authdaemond stop, and disable it.\n\
+         service=authdaemond\n",
+        exe = exe.display()
+    );
+    match o.layout {
+        InitLayout::Debian => s += "layout=debian\n",
+        InitLayout::Courier2 => s += "layout=courier2\nprefix=/usr/local/courier-imap\n",
+    }
+    s
+}
+
+fn log_run(o: &Options, exe: &Path) -> String {
     let acct = account(o.layout);
+    let setuidgid = match o.supervisor {
+        Supervisor::Runit => "chpst -u",
+        Supervisor::S6 => "s6-setuidgid",
+        Supervisor::Daemontools | Supervisor::Systemd => "setuidgid",
+    };
+    if o.log == Some(Log::Syslog) {
+        let tag = o.service.name();
+        return format!(
+            "#!/bin/sh\n# The service's log: courier-run merges stderr into stdout; each\n\
+             # line goes to syslog (facility mail, tag {tag}, the level from its\n\
+             # ERR:/WARN:/INFO: prefix) as courierlogger sends it, as {acct}.\n\
+             exec {setuidgid} {acct} {exe} syslog {tag}\n",
+            exe = sh_word(exe)
+        );
+    }
+    // contrib's rotation: 20 files of 1 MB (svlogd reads it from
+    // ./main/config, which init writes).
     let (cmd, why) = match o.supervisor {
-        Supervisor::Daemontools => (
-            format!("setuidgid {acct} multilog t ./main"),
-            "multilog timestamps (t) and rotates in ./main",
+        Supervisor::Daemontools | Supervisor::Systemd => (
+            format!("setuidgid {acct} multilog t s1000000 n20 ./main"),
+            "multilog timestamps (t) and keeps 20 files of 1 MB (s1000000 n20) in ./main",
         ),
         Supervisor::Runit => (
             format!("chpst -u {acct} svlogd -tt ./main"),
-            "svlogd timestamps (-tt) and rotates in ./main",
+            "svlogd timestamps (-tt) and keeps 20 files of 1 MB (./main/config) in ./main",
         ),
         Supervisor::S6 => (
-            format!("s6-setuidgid {acct} s6-log t ./main"),
-            "s6-log timestamps (t) and rotates in ./main",
+            format!("s6-setuidgid {acct} s6-log t s1000000 n20 ./main"),
+            "s6-log timestamps (t) and keeps 20 files of 1 MB (s1000000 n20) in ./main",
         ),
     };
     format!(
         "#!/bin/sh\n# The service's log: courier-run merges stderr into stdout;\n# {why}, as {acct}, who owns ./main.\nexec {cmd}\n"
     )
 }
+
+/// svlogd's rotation, read from the log directory: contrib's 1 MB files, 20 kept.
+const SVLOGD_CONFIG: &str = "s1000000\nn20\n";
 
 const ACCESS: &str = "\
 # Courier's access list (couriertcpd(1), \"ACCESS FILE\"): an address, a
@@ -214,30 +417,43 @@ pub fn items(o: &Options, exe: &Path) -> Vec<Item> {
             mode: 0o755,
             text: run_file(o, exe),
         },
-        Item::Dir {
+    ];
+    if o.supervisor == Supervisor::Systemd {
+        // init() checked that the unit can be written for these paths.
+        let abs = std::path::absolute(d).unwrap_or_else(|_| d.clone());
+        let svc = o.service.name();
+        items.push(Item::File {
+            path: d.join(crate::systemd::unit_name(svc)),
+            mode: 0o644,
+            text: crate::systemd::unit_file(svc, &abs, exe).unwrap_or_default(),
+        });
+    } else {
+        items.push(Item::Dir {
             path: d.join("log"),
             owner: None,
-        },
-        Item::File {
+        });
+        items.push(Item::File {
             path: d.join("log/run"),
             mode: 0o755,
-            text: log_run(o),
-        },
-        Item::Dir {
-            path: d.join("log/main"),
-            owner: Some(account(o.layout).to_string()),
-        },
-        Item::File {
-            path: d.join("access"),
-            mode: 0o644,
-            text: ACCESS.to_string(),
-        },
-        Item::Rules {
-            source: d.join("access"),
-            output: crate::access::output_path(d, Path::new("access"), fmt),
-        },
-    ];
-    if o.supervisor == Supervisor::S6 {
+            text: log_run(o, exe),
+        });
+        if o.log != Some(Log::Syslog) {
+            items.push(Item::Dir {
+                path: d.join("log/main"),
+                owner: Some(account(o.layout).to_string()),
+            });
+            if o.supervisor == Supervisor::Runit {
+                // Created O_EXCL|O_NOFOLLOW in the directory just given to
+                // the account: it can make init fail, not write elsewhere.
+                items.push(Item::File {
+                    path: d.join("log/main/config"),
+                    mode: 0o644,
+                    text: SVLOGD_CONFIG.to_string(),
+                });
+            }
+        }
+    }
+    if o.supervisor == Supervisor::S6 && o.service != Service::Authdaemond {
         // Readiness: s6-supervise gives ./run the write end of a pipe as
         // fd 3; s6-notifyoncheck writes a newline there once data/check
         // passes.
@@ -258,103 +474,810 @@ pub fn items(o: &Options, exe: &Path) -> Vec<Item> {
             },
         ]);
     }
+    // layout=debian keeps the config's access list (couriertcpd's .dat):
+    // no new `* allow` list.
+    if o.service == Service::Authdaemond || o.layout == InitLayout::Debian {
+        return items;
+    }
+    items.extend([
+        Item::File {
+            path: d.join("access"),
+            mode: 0o644,
+            text: ACCESS.to_string(),
+        },
+        Item::Rules {
+            source: d.join("access"),
+            output: crate::access::output_path(d, Path::new("access"), fmt),
+        },
+    ]);
     items
 }
 
-/// The command that starts the service.
-pub fn start_command(o: &Options) -> String {
-    let d = o.dir.display();
-    match o.supervisor {
-        Supervisor::Daemontools => {
-            format!("ln -s {d} /etc/service/   # svscan starts it within 5 s")
-        }
-        Supervisor::Runit => format!("ln -s {d} /etc/service/   # runsvdir starts it within 5 s"),
-        Supervisor::S6 => {
-            format!(
-                "ln -s {d} SCANDIR/ && s6-svscanctl -a SCANDIR   # SCANDIR: your s6-svscan's directory"
-            )
+// ---------------------------------------------------------------------------
+// The start hint: where each supervisor's scan directory is on this system.
+
+/// A supervisor's scan directory on this system, as far as it can be told
+/// from the packages and directories present.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanDirs {
+    /// runit's runsvdir: Debian's runit-run makes /etc/service (a link to
+    /// /etc/runit/runsvdir/current); Void's is /var/service.
+    pub runit: Option<PathBuf>,
+    /// daemontools' svscan: Debian's daemontools-run runs svscanboot on
+    /// /etc/service (it conflicts with runit-run); djb's default /service.
+    pub daemontools: Option<PathBuf>,
+    /// s6-svscan: Debian's s6 package starts none; s6-linux-init's is
+    /// /run/service (a scan directory holds `.s6-svscan`).
+    pub s6: Option<PathBuf>,
+    /// /etc/service exists and belongs to runit (said when daemontools
+    /// has no scan directory: the name suggests svscan, but it is not).
+    pub etc_service_is_runit: bool,
+}
+
+impl ScanDirs {
+    /// What this system has (read-only: a few stat calls).
+    pub fn detect() -> ScanDirs {
+        let installed = |pkg: &str| Path::new(&format!("/var/lib/dpkg/info/{pkg}.list")).exists();
+        let etc_service = Path::new("/etc/service");
+        let link_to_runit =
+            std::fs::read_link(etc_service).is_ok_and(|t| t.to_string_lossy().contains("runit"));
+        let etc_service_is_runit =
+            etc_service.is_dir() && (link_to_runit || installed("runit-run"));
+        let dir = |p: &str| Path::new(p).is_dir().then(|| PathBuf::from(p));
+        let runit = if etc_service_is_runit {
+            Some(etc_service.to_path_buf())
+        } else {
+            dir("/var/service")
+        };
+        let daemontools = if installed("daemontools-run") && etc_service.is_dir() {
+            Some(etc_service.to_path_buf())
+        } else if !etc_service_is_runit && Path::new("/service").is_dir() {
+            dir("/service")
+        } else {
+            None
+        };
+        let s6 = ["/run/service", "/service", "/etc/service"]
+            .into_iter()
+            .find(|d| Path::new(d).join(".s6-svscan").is_dir())
+            .map(PathBuf::from);
+        ScanDirs {
+            runit,
+            daemontools,
+            s6,
+            etc_service_is_runit,
         }
     }
 }
 
-pub fn init(o: &Options) -> anyhow::Result<Exit> {
-    let exe = std::env::current_exe().context("unable to find courier-run's own path")?;
-    let items = items(o, &exe);
-    // Refuse before creating anything.
-    for it in &items {
-        let p = match it {
-            Item::File { path, .. } => path,
-            Item::Rules { output, .. } => output,
-            Item::Dir { .. } => continue,
+fn sh_word(p: &Path) -> String {
+    String::from_utf8_lossy(&crate::report::quote(p.as_os_str().as_bytes())).into_owned()
+}
+
+/// The command that starts the service (one shell line: `abs` quoted), and
+/// a note when this system has no scan directory for the supervisor.
+pub fn start_command(
+    sup: Supervisor,
+    service: Service,
+    abs: &Path,
+    scan: &ScanDirs,
+) -> (String, Option<String>) {
+    let d = sh_word(abs);
+    let link = |s: &str| format!("ln -s {d} {s}/");
+    match sup {
+        Supervisor::Runit => match &scan.runit {
+            Some(s) => (
+                format!("{}   # runsvdir starts it within 5 s", link(&sh_word(s))),
+                None,
+            ),
+            None => (
+                link("SCANDIR"),
+                Some(
+                    "no runsvdir scan directory here (Debian: install runit-run, which runs \
+                     runsvdir on /etc/service); SCANDIR is the directory your runsvdir scans"
+                        .into(),
+                ),
+            ),
+        },
+        Supervisor::Daemontools => match &scan.daemontools {
+            Some(s) => (
+                format!("{}   # svscan starts it within 5 s", link(&sh_word(s))),
+                None,
+            ),
+            None if scan.etc_service_is_runit => (
+                link("SCANDIR"),
+                Some(
+                    "/etc/service belongs to runit here (runsvdir scans it, and Debian's \
+                     daemontools-run, which would run svscan on it, conflicts with runit): \
+                     SCANDIR is a directory your own `svscan SCANDIR` scans; or choose \
+                     --supervisor runit"
+                        .into(),
+                ),
+            ),
+            None => (
+                link("SCANDIR"),
+                Some(
+                    "no svscan scan directory here (Debian: install daemontools-run, which \
+                     runs svscan on /etc/service); SCANDIR is the directory your svscan scans"
+                        .into(),
+                ),
+            ),
+        },
+        Supervisor::S6 => match &scan.s6 {
+            Some(s) => {
+                let s = sh_word(s);
+                (format!("{} && s6-svscanctl -a {s}", link(&s)), None)
+            }
+            None => (
+                format!("{} && s6-svscanctl -a SCANDIR", link("SCANDIR")),
+                Some(
+                    "no s6-svscan scan directory here (Debian's s6 package starts none; \
+                     s6-linux-init's is /run/service): SCANDIR is the directory your \
+                     s6-svscan scans"
+                        .into(),
+                ),
+            ),
+        },
+        Supervisor::Systemd => (crate::systemd::start_commands(abs, service.name()), None),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Creating: every file and directory relative to a directory descriptor,
+// reached without following a symlink another account could have planted.
+//
+// The attacker: a second, unprivileged account that can write somewhere on
+// the way to DIR. Every directory from / to DIR must be owned by root (or
+// by whoever runs init) and writable by nobody else, except that a
+// directory with the sticky bit (as /tmp) may be writable by others: they
+// can add entries there but not rename or remove root's, so the next
+// directory on the way (itself owned by root) stays what it is. DIR itself
+// and the directories init creates things in get no such exception. A
+// symlink on the way to DIR is followed only when its owner is trusted and
+// it sits in a directory that passed the rule (so only root can have made
+// it); DIR itself, or anything under it, being a symlink is refused.
+
+/// Directories on the way, opened without reading them.
+const WALK: OFlag = OFlag::O_PATH
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+/// Directories init lists or changes (fchmod, fchown need a real open).
+const DIR_OPEN: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+
+fn own(fd: RawFd) -> OwnedFd {
+    // SAFETY: a descriptor just returned by openat, owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+fn open_at(at: &OwnedFd, name: &OsStr, flags: OFlag) -> nix::Result<OwnedFd> {
+    openat(Some(at.as_raw_fd()), name, flags, Mode::empty()).map(own)
+}
+
+/// Root, or whoever runs init (who could change the directory anyway).
+fn trusted(uid: u32) -> bool {
+    uid == 0 || uid == nix::unistd::geteuid().as_raw()
+}
+
+fn user_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map_or_else(
+            || format!("uid {uid}"),
+            |u| format!("{} (uid {uid})", u.name),
+        )
+}
+
+fn is_symlink(st: &FileStat) -> bool {
+    st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFLNK.bits()
+}
+
+fn is_dir(st: &FileStat) -> bool {
+    st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits()
+}
+
+const STICKY: u32 = 0o1000;
+
+/// Refuse a directory another account could change: not owned by a
+/// trusted account, or writable by group or others (unless `sticky_ok` and
+/// it has the sticky bit).
+fn check_dir(st: &FileStat, path: &Path, sticky_ok: bool) -> anyhow::Result<()> {
+    let p = crate::error::printable(&path.to_string_lossy());
+    if !trusted(st.st_uid) {
+        return Err(bad_input(format!(
+            "{p} is owned by {}: that account could replace what init creates there \
+             (use a directory owned by root, or `chown root {p}`)",
+            user_name(st.st_uid)
+        )));
+    }
+    let mode = st.st_mode & 0o7777;
+    if mode & 0o022 != 0 && !(sticky_ok && mode & STICKY != 0) {
+        let fix = if sticky_ok {
+            format!("`chmod go-w {p}`, or the sticky bit as /tmp has: `chmod +t {p}`")
+        } else {
+            format!("`chmod go-w {p}`")
         };
-        if std::fs::symlink_metadata(p).is_ok() {
+        return Err(bad_input(format!(
+            "{p} is writable by other accounts (mode {mode:04o}): they could replace it or \
+             plant a symlink in it (use a directory only root can write: {fix})"
+        )));
+    }
+    Ok(())
+}
+
+/// Where DIR is: its parent reached and checked, the directories still to
+/// create, DIR's descriptor when it exists.
+struct Place {
+    /// The deepest existing directory on the way (DIR's parent when DIR's
+    /// parent exists).
+    at: OwnedFd,
+    /// `at`'s physical path.
+    at_path: PathBuf,
+    /// Names to create below `at`, the last one DIR (empty: DIR exists).
+    missing: Vec<OsString>,
+    /// DIR, opened, when it exists.
+    dir: Option<OwnedFd>,
+}
+
+impl Place {
+    /// DIR's absolute physical path (for the start hint).
+    fn abs(&self) -> PathBuf {
+        let mut p = self.at_path.clone();
+        p.extend(&self.missing);
+        p
+    }
+}
+
+fn sys(what: impl std::fmt::Display, e: nix::Error) -> anyhow::Error {
+    anyhow::Error::new(std::io::Error::from(e)).context(what.to_string())
+}
+
+/// Walk from / to DIR (see the rules above), creating nothing.
+fn locate(dir: &Path) -> anyhow::Result<Place> {
+    let shown = crate::error::printable(&dir.to_string_lossy());
+    let Some(name) = dir.file_name() else {
+        return Err(bad_input(format!(
+            "{shown}: name the service directory itself (not /, . or ..)"
+        )));
+    };
+    let abs = if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .context("unable to find the current directory")?
+            .join(dir)
+    };
+    let parent = abs.parent().unwrap_or(Path::new("/"));
+    let root = || -> anyhow::Result<OwnedFd> {
+        openat(None, "/", WALK, Mode::empty())
+            .map(own)
+            .map_err(|e| sys("unable to open /", e))
+    };
+    let mut at = root()?;
+    let mut at_path = PathBuf::from("/");
+    check_dir(
+        &fstat(at.as_raw_fd()).map_err(|e| sys("unable to stat /", e))?,
+        &at_path,
+        true,
+    )?;
+    let mut todo: std::collections::VecDeque<OsString> = parent
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut missing: Vec<OsString> = Vec::new();
+    let mut links = 0;
+    while let Some(c) = todo.pop_front() {
+        if !missing.is_empty() {
+            if c == ".." {
+                return Err(bad_input(format!(
+                    "{shown}: `..` after {}, which does not exist",
+                    at_path.join(&missing[0]).display()
+                )));
+            }
+            missing.push(c);
+            continue;
+        }
+        if c == ".." {
+            at = open_at(&at, OsStr::new(".."), WALK)
+                .map_err(|e| sys(format!("unable to open {}/..", at_path.display()), e))?;
+            at_path.pop();
+            let st = fstat(at.as_raw_fd()).map_err(|e| sys("unable to stat ..", e))?;
+            check_dir(&st, &at_path, true)?;
+            continue;
+        }
+        let here = at_path.join(&c);
+        match fstatat(
+            Some(at.as_raw_fd()),
+            c.as_os_str(),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            Err(Errno::ENOENT) => missing.push(c),
+            Err(e) => return Err(sys(format!("unable to stat {}", here.display()), e)),
+            Ok(st) if is_symlink(&st) => {
+                // In a directory that passed check_dir; in a sticky one
+                // anybody may have made it: its owner says who.
+                if !trusted(st.st_uid) {
+                    return Err(bad_input(format!(
+                        "{} is a symlink owned by {}: init follows no link another account made \
+                         (name the real directory)",
+                        crate::error::printable(&here.to_string_lossy()),
+                        user_name(st.st_uid)
+                    )));
+                }
+                links += 1;
+                if links > 40 {
+                    return Err(bad_input(format!("{shown}: too many symlinks on the way")));
+                }
+                let target = readlinkat(Some(at.as_raw_fd()), c.as_os_str())
+                    .map_err(|e| sys(format!("unable to read the link {}", here.display()), e))?;
+                let target = PathBuf::from(target);
+                for (i, t) in target
+                    .components()
+                    .filter_map(|t| match t {
+                        Component::Normal(n) => Some(n.to_os_string()),
+                        Component::ParentDir => Some("..".into()),
+                        _ => None,
+                    })
+                    .enumerate()
+                {
+                    todo.insert(i, t);
+                }
+                if target.is_absolute() {
+                    at = root()?;
+                    at_path = PathBuf::from("/");
+                }
+            }
+            Ok(st) if is_dir(&st) => {
+                at = open_at(&at, &c, WALK)
+                    .map_err(|e| sys(format!("unable to open {}", here.display()), e))?;
+                at_path = here;
+                let st = fstat(at.as_raw_fd())
+                    .map_err(|e| sys(format!("unable to stat {}", at_path.display()), e))?;
+                check_dir(&st, &at_path, true)?;
+            }
+            Ok(_) => {
+                return Err(bad_input(format!(
+                    "{} is not a directory",
+                    crate::error::printable(&here.to_string_lossy())
+                )));
+            }
+        }
+    }
+    let mut dir_fd = None;
+    if missing.is_empty() {
+        let here = at_path.join(name);
+        match fstatat(Some(at.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Err(Errno::ENOENT) => missing.push(name.to_os_string()),
+            Err(e) => return Err(sys(format!("unable to stat {}", here.display()), e)),
+            Ok(st) if is_symlink(&st) => {
+                return Err(bad_input(format!(
+                    "{shown} is a symlink: init creates nothing through one (name the real \
+                     directory, or remove the link)"
+                )));
+            }
+            Ok(st) if is_dir(&st) => {
+                let fd = open_at(&at, name, DIR_OPEN)
+                    .map_err(|e| sys(format!("unable to open {shown}"), e))?;
+                let st =
+                    fstat(fd.as_raw_fd()).map_err(|e| sys(format!("unable to stat {shown}"), e))?;
+                check_dir(&st, dir, false)?;
+                dir_fd = Some(fd);
+            }
+            Ok(_) => return Err(bad_input(format!("{shown} exists and is not a directory"))),
+        }
+    } else {
+        missing.push(name.to_os_string());
+    }
+    Ok(Place {
+        at,
+        at_path,
+        missing,
+        dir: dir_fd,
+    })
+}
+
+/// Refuse a symlink anywhere under an existing DIR (init would write
+/// beside or through it; the supervisor and courier-run would follow it).
+fn no_symlinks(fd: &OwnedFd, path: &Path, depth: u32, seen: &mut usize) -> anyhow::Result<()> {
+    let mut d = nix::dir::Dir::openat(Some(fd.as_raw_fd()), ".", DIR_OPEN, Mode::empty())
+        .map_err(|e| sys(format!("unable to list {}", path.display()), e))?;
+    let names: Vec<OsString> = d
+        .iter()
+        .filter_map(|e| e.ok())
+        .map(|e| OsStr::from_bytes(e.file_name().to_bytes()).to_os_string())
+        .filter(|n| n != "." && n != "..")
+        .collect();
+    for n in names {
+        *seen += 1;
+        let p = path.join(&n);
+        let shown = crate::error::printable(&p.to_string_lossy());
+        if *seen > 10_000 || depth > 16 {
             return Err(bad_input(format!(
-                "{} exists: init never overwrites (remove it, or pick another directory)",
-                p.display()
+                "{shown}: more than 10,000 entries or 16 levels under the directory: init \
+                 expects a new or nearly empty service directory"
             )));
         }
-    }
-    let mut out = std::io::stdout().lock();
-    let verb = if o.dry_run { "would create" } else { "created" };
-    for it in &items {
-        if !o.dry_run {
-            create(it)?;
+        let st = fstatat(
+            Some(fd.as_raw_fd()),
+            n.as_os_str(),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| sys(format!("unable to stat {shown}"), e))?;
+        if is_symlink(&st) {
+            return Err(bad_input(format!(
+                "{shown} is a symlink: init refuses a service directory holding one (it could \
+                 lead init, the supervisor or the logger to another file; remove it)"
+            )));
         }
-        let line = match it {
-            Item::Dir { path, owner } => format!(
-                "{verb} {}/{}",
-                path.display(),
-                owner
-                    .as_ref()
-                    .map(|o| format!(" (owner {o})"))
-                    .unwrap_or_default()
-            ),
-            Item::File { path, mode, .. } => format!("{verb} {} (mode {mode:o})", path.display()),
-            Item::Rules { source, output } => format!(
-                "{verb} {} (tcprules cdb, from {})",
-                output.display(),
-                source.display()
-            ),
-        };
-        let _ = writeln!(out, "{line}");
-    }
-    let _ = writeln!(out, "start it with: {}", start_command(o));
-    Ok(Exit::Ok)
-}
-
-fn create(it: &Item) -> anyhow::Result<()> {
-    match it {
-        Item::Dir { path, owner } => {
-            if !path.is_dir() {
-                std::fs::create_dir_all(path)
-                    .with_context(|| format!("unable to create {}", path.display()))?;
-            }
-            if let Some(o) = owner {
-                let a = crate::account::lookup(o, "log owner")?;
-                nix::unistd::chown(
-                    path,
-                    Some(nix::unistd::Uid::from_raw(a.uid)),
-                    Some(nix::unistd::Gid::from_raw(a.gid)),
-                )
-                .with_context(|| format!("unable to give {} to {o}", path.display()))?;
-            }
-        }
-        Item::File { path, mode, text } => {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-                .with_context(|| format!("unable to create {}", path.display()))?;
-            f.write_all(text.as_bytes())
-                .with_context(|| format!("unable to write {}", path.display()))?;
-            f.set_permissions(std::fs::Permissions::from_mode(*mode))
-                .with_context(|| format!("unable to chmod {}", path.display()))?;
-        }
-        Item::Rules { source, output } => {
-            crate::access::build(source, output, RulesFormat::Tcprules, false)?;
+        if is_dir(&st) {
+            let sub =
+                open_at(fd, &n, DIR_OPEN).map_err(|e| sys(format!("unable to open {shown}"), e))?;
+            no_symlinks(&sub, &p, depth + 1, seen)?;
         }
     }
     Ok(())
+}
+
+/// `p` below DIR, as names from DIR.
+fn below<'a>(dir: &Path, p: &'a Path) -> anyhow::Result<Vec<&'a OsStr>> {
+    let rel = p
+        .strip_prefix(dir)
+        .map_err(|_| anyhow::anyhow!("{} is not under {}", p.display(), dir.display()))?;
+    Ok(rel
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            _ => None,
+        })
+        .collect())
+}
+
+/// The directory holding `names`' last one, opened from DIR without
+/// following a symlink, and that last name.
+fn parent_of<'a>(
+    dir: &OwnedFd,
+    shown: &Path,
+    names: &[&'a OsStr],
+) -> anyhow::Result<(OwnedFd, &'a OsStr)> {
+    let (last, dirs) = names
+        .split_last()
+        .ok_or_else(|| anyhow::anyhow!("{} names DIR itself", shown.display()))?;
+    let mut fd = open_at(dir, OsStr::new("."), DIR_OPEN)
+        .map_err(|e| sys(format!("unable to open {}", shown.display()), e))?;
+    for d in dirs {
+        fd = open_at(&fd, d, DIR_OPEN).map_err(|e| {
+            sys(
+                format!("unable to open the directory of {}", shown.display()),
+                e,
+            )
+        })?;
+    }
+    Ok((fd, last))
+}
+
+/// What an item is now, below an existing DIR (not following links).
+fn stat_below(dir: &OwnedFd, names: &[&OsStr]) -> nix::Result<Option<FileStat>> {
+    let rel: PathBuf = names.iter().collect();
+    match fstatat(
+        Some(dir.as_raw_fd()),
+        rel.as_os_str(),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    ) {
+        Ok(st) => Ok(Some(st)),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn item_path(it: &Item) -> &Path {
+    match it {
+        Item::Dir { path, .. } | Item::File { path, .. } => path,
+        Item::Rules { output, .. } => output,
+    }
+}
+
+/// What happened to one item (for the line init prints).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Done {
+    Created,
+    Exists,
+}
+
+pub fn init(o: &Options) -> anyhow::Result<Exit> {
+    // The start hint is a command to paste: a name holding a control
+    // character (a newline, an escape) can be neither pasted nor shown as
+    // it is, so it is refused rather than printed raw (docs/messages.md).
+    if o.dir.to_string_lossy().chars().any(char::is_control) {
+        return Err(bad_input(format!(
+            "init {}: a directory name with a control character cannot be shown or pasted safely (choose a name without one)",
+            crate::shown::path(&o.dir)
+        )));
+    }
+    check_sets(o)?;
+    let exe = std::env::current_exe().context("unable to find courier-run's own path")?;
+    if o.supervisor == Supervisor::Systemd {
+        if o.log == Some(Log::File) {
+            return Err(bad_input(
+                "--log file: under systemd the log is the journal (tagged and with facility mail, \
+                 forwarded to syslog); --log file is for daemontools, runit and s6",
+            ));
+        }
+        let abs = std::path::absolute(&o.dir)
+            .with_context(|| format!("unable to make {} absolute", o.dir.display()))?;
+        crate::systemd::unit_file(o.service.name(), &abs, &exe)?;
+    }
+    let items = items(o, &exe);
+    // Everything is checked before anything is created.
+    let place = locate(&o.dir)?;
+    let mut exists: Vec<bool> = vec![false; items.len()];
+    if let Some(dir) = &place.dir {
+        no_symlinks(dir, &o.dir, 0, &mut 0)?;
+        for (i, it) in items.iter().enumerate() {
+            let p = item_path(it);
+            if p == o.dir {
+                exists[i] = true;
+                continue;
+            }
+            let names = below(&o.dir, p)?;
+            let shown = crate::error::printable(&p.to_string_lossy());
+            let Some(st) =
+                stat_below(dir, &names).map_err(|e| sys(format!("unable to stat {shown}"), e))?
+            else {
+                continue;
+            };
+            exists[i] = true;
+            match it {
+                Item::Dir { .. } if !is_dir(&st) => {
+                    return Err(bad_input(format!(
+                        "{shown} exists and is not a directory (remove it, or pick another directory)"
+                    )));
+                }
+                Item::Dir { path, .. } => {
+                    // init creates files in it: nobody else may change it.
+                    if items.iter().any(|x| item_path(x).parent() == Some(path)) {
+                        check_dir(&st, p, false)?;
+                    }
+                }
+                _ => {
+                    return Err(bad_input(format!(
+                        "{shown} exists: init never overwrites (remove it, or pick another directory)"
+                    )));
+                }
+            }
+        }
+    }
+    // The accounts that get a directory: known, and init may give it.
+    let mut owners = Vec::new();
+    for (it, &there) in items.iter().zip(&exists) {
+        if let Item::Dir {
+            owner: Some(name), ..
+        } = it
+            && !there
+        {
+            let a = crate::account::lookup(name, "log owner")?;
+            if !nix::unistd::geteuid().is_root() && a.uid != nix::unistd::geteuid().as_raw() {
+                return Err(bad_input(format!(
+                    "init gives {} to {name}: run it as root",
+                    crate::error::printable(&item_path(it).to_string_lossy())
+                )));
+            }
+            owners.push(a);
+        }
+    }
+    let mut lines = String::new();
+    let result = if o.dry_run {
+        let mut on_way = place.at_path.clone();
+        for n in place.missing.iter().rev().skip(1).rev() {
+            on_way.push(n);
+            lines += &format!(
+                "would create {}/\n",
+                crate::error::printable(&on_way.to_string_lossy())
+            );
+        }
+        for (i, it) in items.iter().enumerate() {
+            let done = if exists[i] {
+                Done::Exists
+            } else {
+                Done::Created
+            };
+            lines += &line(it, done, true);
+        }
+        Ok(())
+    } else {
+        create_all(&place, o, &items, &exists, &owners, &mut lines)
+    };
+    if let Err(e) = result {
+        // What was created before the failure is said (ignoring a failed
+        // write: the error is the news).
+        let _ = crate::report::output(lines.as_bytes());
+        return Err(e);
+    }
+    for n in notes(o) {
+        lines += &format!("{n}\n");
+    }
+    let (cmd, note) = start_command(o.supervisor, o.service, &place.abs(), &ScanDirs::detect());
+    lines += &format!("start it with: {cmd}\n");
+    if let Some(n) = note {
+        lines += &format!("note: {n}\n");
+    }
+    // Two authdaemonds cannot share the socket (the second renames its own
+    // over the first's): Debian's must go first.
+    if o.service == Service::Authdaemond && Path::new("/etc/init.d/courier-authdaemon").exists() {
+        lines += "note: first stop and disable Debian's authdaemond: /usr/sbin/authdaemond stop; update-rc.d courier-authdaemon disable (systemd: systemctl disable --now courier-authdaemon)\n";
+    }
+    crate::report::output(lines.as_bytes())?;
+    Ok(Exit::Ok)
+}
+
+fn line(it: &Item, done: Done, dry: bool) -> String {
+    let verb = match (done, dry) {
+        (Done::Exists, _) => "exists",
+        (Done::Created, true) => "would create",
+        (Done::Created, false) => "created",
+    };
+    let shown = |p: &Path| crate::error::printable(&p.to_string_lossy());
+    match it {
+        Item::Dir { path, owner } => format!(
+            "{verb} {}/{}\n",
+            shown(path),
+            match (owner, done) {
+                (Some(o), Done::Created) => format!(" (owner {o})"),
+                (Some(_), Done::Exists) => " (left as it is: owner and mode unchanged)".into(),
+                (None, _) => String::new(),
+            }
+        ),
+        Item::File { path, mode, .. } => format!("{verb} {} (mode {mode:o})\n", shown(path)),
+        Item::Rules { source, output } => format!(
+            "{verb} {} (tcprules cdb, from {})\n",
+            shown(output),
+            shown(source)
+        ),
+    }
+}
+
+/// Create the missing directories on the way, DIR, then each item that is
+/// not there, in order; `lines` says each as it is done.
+fn create_all(
+    place: &Place,
+    o: &Options,
+    items: &[Item],
+    exists: &[bool],
+    owners: &[crate::account::Account],
+    lines: &mut String,
+) -> anyhow::Result<()> {
+    let mut at_path = place.at_path.clone();
+    let dir = match &place.dir {
+        Some(d) => open_at(d, OsStr::new("."), DIR_OPEN)
+            .map_err(|e| sys(format!("unable to open {}", o.dir.display()), e))?,
+        None => {
+            let mut fd = open_at(&place.at, OsStr::new("."), DIR_OPEN)
+                .map_err(|e| sys(format!("unable to open {}", at_path.display()), e))?;
+            let (last, on_way) = place.missing.split_last().expect("DIR is missing");
+            for n in on_way {
+                at_path.push(n);
+                fd = make_dir(&fd, n, &at_path, None)?;
+                lines.push_str(&format!(
+                    "created {}/\n",
+                    crate::error::printable(&at_path.to_string_lossy())
+                ));
+            }
+            make_dir(&fd, last, &o.dir, None)?
+        }
+    };
+    let mut owners = owners.iter();
+    for (i, it) in items.iter().enumerate() {
+        let path = item_path(it);
+        if exists[i] {
+            lines.push_str(&line(it, Done::Exists, false));
+            continue;
+        }
+        if path == o.dir {
+            lines.push_str(&line(it, Done::Created, false));
+            continue;
+        }
+        let names = below(&o.dir, path)?;
+        let (at, name) = parent_of(&dir, path, &names)?;
+        match it {
+            Item::Dir { owner, .. } => {
+                let a = owner.as_ref().and_then(|_| owners.next());
+                make_dir(&at, name, path, a)?;
+            }
+            Item::File { mode, text, .. } => make_file(&at, name, path, *mode, text.as_bytes())?,
+            Item::Rules { source, .. } => {
+                let text = read_below(&dir, &o.dir, source)?;
+                let entries = crate::access::parse(&text, source).map_err(bad_input)?;
+                let c = crate::access::convert(&entries, RulesFormat::Tcprules, false)
+                    .map_err(bad_input)?;
+                make_file(&at, name, path, 0o644, &crate::cdb::write(&c.records))?;
+            }
+        }
+        lines.push_str(&line(it, Done::Created, false));
+    }
+    Ok(())
+}
+
+/// mkdirat: a new directory (EEXIST is an error: something appeared while
+/// init ran), mode 0755 whatever the umask (the logger, another account,
+/// must reach log/main), given to `owner` through its descriptor.
+fn make_dir(
+    at: &OwnedFd,
+    name: &OsStr,
+    shown: &Path,
+    owner: Option<&crate::account::Account>,
+) -> anyhow::Result<OwnedFd> {
+    let what = || crate::error::printable(&shown.to_string_lossy());
+    mkdirat(Some(at.as_raw_fd()), name, Mode::from_bits_truncate(0o700))
+        .map_err(|e| sys(format!("unable to create {}", what()), e))?;
+    let fd =
+        open_at(at, name, DIR_OPEN).map_err(|e| sys(format!("unable to open {}", what()), e))?;
+    if let Some(a) = owner {
+        fchown(
+            fd.as_raw_fd(),
+            Some(Uid::from_raw(a.uid)),
+            Some(Gid::from_raw(a.gid)),
+        )
+        .map_err(|e| sys(format!("unable to give {} to {}", what(), a.name), e))?;
+    }
+    fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(0o755))
+        .map_err(|e| sys(format!("unable to chmod {}", what()), e))?;
+    Ok(fd)
+}
+
+/// A new file (O_EXCL, O_NOFOLLOW) holding `bytes`, then `mode`; removed
+/// again when it cannot be written whole.
+fn make_file(
+    at: &OwnedFd,
+    name: &OsStr,
+    shown: &Path,
+    mode: u32,
+    bytes: &[u8],
+) -> anyhow::Result<()> {
+    let what = crate::error::printable(&shown.to_string_lossy());
+    let flags =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = openat(
+        Some(at.as_raw_fd()),
+        name,
+        flags,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| sys(format!("unable to create {what}"), e))?;
+    let mut f = std::fs::File::from(own(fd));
+    let written = f
+        .write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(anyhow::Error::new)
+        .and_then(|_| {
+            fchmod(f.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(|e| sys("fchmod", e))
+        });
+    if let Err(e) = written {
+        let _ = unlinkat(Some(at.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir);
+        return Err(e.context(format!("unable to write {what}")));
+    }
+    Ok(())
+}
+
+/// A file init just created below DIR, read back through descriptors.
+fn read_below(dir: &OwnedFd, root: &Path, p: &Path) -> anyhow::Result<Vec<u8>> {
+    let names = below(root, p)?;
+    let (at, name) = parent_of(dir, p, &names)?;
+    let fd = open_at(
+        &at,
+        name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+    )
+    .map_err(|e| sys(format!("unable to open {}", p.display()), e))?;
+    let mut v = Vec::new();
+    std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut v)
+        .with_context(|| format!("unable to read {}", p.display()))?;
+    Ok(v)
 }
 
 #[cfg(test)]
@@ -367,17 +1290,63 @@ mod tests {
             service: svc,
             layout: InitLayout::Debian,
             supervisor: sup,
+            log: None,
             dry_run: false,
+            set: Vec::new(),
         }
     }
 
     #[test]
     fn loggers_per_supervisor() {
         let d = Path::new("/x");
-        let lr = |s| log_run(&opts(d, s, Service::Imapd));
-        assert!(lr(Supervisor::Daemontools).contains("exec setuidgid courier multilog t ./main"));
+        let exe = Path::new("/usr/bin/courier-run");
+        let lr = |s| log_run(&opts(d, s, Service::Imapd), exe);
+        assert!(
+            lr(Supervisor::Daemontools)
+                .contains("exec setuidgid courier multilog t s1000000 n20 ./main")
+        );
         assert!(lr(Supervisor::Runit).contains("exec chpst -u courier svlogd -tt ./main"));
-        assert!(lr(Supervisor::S6).contains("exec s6-setuidgid courier s6-log t ./main"));
+        assert!(
+            lr(Supervisor::S6).contains("exec s6-setuidgid courier s6-log t s1000000 n20 ./main")
+        );
+        let mut o = opts(d, Supervisor::Runit, Service::Pop3dSsl);
+        o.log = Some(Log::Syslog);
+        assert!(
+            log_run(&o, exe)
+                .contains("exec chpst -u courier /usr/bin/courier-run syslog pop3d-ssl\n")
+        );
+        let paths = |o: &Options| -> Vec<PathBuf> {
+            items(o, exe)
+                .iter()
+                .map(|i| item_path(i).to_path_buf())
+                .collect()
+        };
+        // syslog: no log/main; runit's file log: svlogd's rotation config.
+        assert!(!paths(&o).contains(&d.join("log/main")));
+        o.log = None;
+        assert!(paths(&o).contains(&d.join("log/main/config")));
+        // systemd: the unit, no log/; for authdaemond no access list either.
+        let o = opts(d, Supervisor::Systemd, Service::Imapd);
+        let p = paths(&o);
+        assert!(p.contains(&d.join("courier-run-imapd.service")), "{p:?}");
+        assert!(!p.iter().any(|p| p.starts_with(d.join("log"))), "{p:?}");
+        let o = opts(d, Supervisor::Systemd, Service::Authdaemond);
+        assert_eq!(
+            paths(&o),
+            [
+                d.to_path_buf(),
+                d.join("run"),
+                d.join("courier-run-authdaemond.service")
+            ]
+        );
+        assert_eq!(
+            start_command(Supervisor::Systemd, Service::Imapd, d, &ScanDirs::detect()),
+            (
+                "systemctl link /x/courier-run-imapd.service && systemctl enable --now courier-run-imapd.service"
+                    .into(),
+                None
+            )
+        );
         let r = run_file(
             &opts(d, Supervisor::S6, Service::Pop3d),
             Path::new("/usr/bin/courier-run"),
@@ -395,7 +1364,86 @@ mod tests {
         );
         assert!(r.starts_with("#!/usr/bin/courier-run\n"));
         assert!(r.contains("service=pop3d\nlayout=debian\n"));
-        assert!(r.contains("access=./access\n"));
+        // Debian: the config's access list, not a new one.
+        assert!(!r.lines().any(|l| l.starts_with("access=")), "{r}");
+        assert!(r.contains("on couriertcpd"), "{r}");
+        assert!(r.contains("\nwait_authdaemond=yes\n"));
+        // courier2 keeps its own list (the recipe had no IMAPACCESSFILE).
+        let mut o = opts(d, Supervisor::Daemontools, Service::Imapd);
+        o.layout = InitLayout::Courier2;
+        assert!(run_file(&o, Path::new("/x")).contains("\naccess=./access\n"));
+        assert_eq!(items(&o, Path::new("/x")).len(), 7);
+    }
+
+    #[test]
+    fn authdaemond_service_dir() {
+        let d = Path::new("/x");
+        let o = opts(d, Supervisor::Daemontools, Service::Authdaemond);
+        let r = run_file(&o, Path::new("/usr/bin/courier-run"));
+        assert!(r.contains("\nservice=authdaemond\nlayout=debian\n"), "{r}");
+        assert!(!r.contains("access="), "{r}");
+        // The run file is one courier-run reads without a problem.
+        let dir = std::env::temp_dir().join(format!("cr-init-authd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("run"), &r).unwrap();
+        let (s, p) = crate::settings::Settings::load(Some(&dir.join("run")), &[], &[]);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(p.is_empty(), "{p:?}");
+        assert!(s.authdaemond);
+        let paths: Vec<PathBuf> = items(&o, Path::new("/usr/bin/courier-run"))
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::File { path, .. } => Some(path),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(paths, [d.join("run"), d.join("log/run")]);
+    }
+
+    /// The start line per supervisor and system: quoted, the scan
+    /// directory where there is one, SCANDIR and a note where not.
+    #[test]
+    fn start_hints_per_supervisor_and_system() {
+        let abs = Path::new("/srv/a b;c");
+        let none = ScanDirs {
+            runit: None,
+            daemontools: None,
+            s6: None,
+            etc_service_is_runit: false,
+        };
+        let debian_runit = ScanDirs {
+            runit: Some("/etc/service".into()),
+            etc_service_is_runit: true,
+            ..none.clone()
+        };
+        let hint = |sup, scan: &ScanDirs| start_command(sup, Service::Imapd, abs, scan);
+        assert_eq!(
+            hint(Supervisor::Runit, &debian_runit),
+            (
+                "ln -s '/srv/a b;c' /etc/service/   # runsvdir starts it within 5 s".into(),
+                None
+            )
+        );
+        let (cmd, note) = hint(Supervisor::Daemontools, &debian_runit);
+        assert_eq!(cmd, "ln -s '/srv/a b;c' SCANDIR/");
+        assert!(note.unwrap().contains("/etc/service belongs to runit"));
+        let (cmd, note) = hint(Supervisor::Daemontools, &none);
+        assert_eq!(cmd, "ln -s '/srv/a b;c' SCANDIR/");
+        assert!(note.unwrap().contains("daemontools-run"));
+        let s6 = ScanDirs {
+            s6: Some("/run/service".into()),
+            ..none.clone()
+        };
+        assert_eq!(
+            hint(Supervisor::S6, &s6).0,
+            "ln -s '/srv/a b;c' /run/service/ && s6-svscanctl -a /run/service"
+        );
+        let (cmd, note) = hint(Supervisor::S6, &none);
+        assert_eq!(
+            cmd,
+            "ln -s '/srv/a b;c' SCANDIR/ && s6-svscanctl -a SCANDIR"
+        );
+        assert!(note.unwrap().contains("/run/service"));
     }
 
     #[test]
@@ -409,21 +1457,21 @@ mod tests {
         init(&o).unwrap();
         assert!(!d.exists(), "--dry-run created something");
         o.dry_run = false;
-        if crate::account::lookup("courier", "test").is_err() || !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIPPED: init needs root and the courier account to chown log/main");
+        if !crate::skip::have(
+            "root and the courier account (init chowns log/main)",
+            crate::account::lookup("courier", "test").is_ok() && nix::unistd::geteuid().is_root(),
+        ) {
             let _ = std::fs::remove_dir_all(dir);
             return;
         }
         init(&o).unwrap();
-        for f in [
-            "run",
-            "log/run",
-            "log/main",
-            "access",
-            "access.tcprules.cdb",
-        ] {
+        for f in ["run", "log/run", "log/main"] {
             assert!(d.join(f).exists(), "{f}");
         }
+        assert!(
+            !d.join("access").exists(),
+            "layout=debian keeps the config's list"
+        );
         let e = init(&o).unwrap_err();
         assert!(format!("{e:#}").contains("exists: init never overwrites"));
         let _ = std::fs::remove_dir_all(dir);

@@ -55,10 +55,15 @@ pub fn launch(plan: &Plan) -> anyhow::Result<Infallible> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
 
+    // authdaemond not accepting: nothing done, exit 111, the supervisor
+    // starts us again (a service that sat up would fail every login).
+    if let Some(w) = &plan.wait_authdaemond {
+        w.gate(plan.settings.service.server_name())?;
+    }
     // Courier's access list into the front end's rules (atomic; only when
-    // the source is newer than them).
+    // they differ from what the list compiles to).
     if let Some(a) = &plan.access {
-        crate::access::build(&a.source, &a.output, a.format, a.ipv6)?;
+        crate::rebuild::build(plan, a, false)?;
     }
     if let Some(e) = &plan.envdir {
         if e.unchanged {
@@ -133,32 +138,8 @@ pub fn launch(plan: &Plan) -> anyhow::Result<Infallible> {
     ))
 }
 
-/// Courier's rc: `rm -f F; touch F; chown A F; chgrp G F; chmod 600 F`.
-/// Done on a descriptor opened with O_EXCL|O_NOFOLLOW, so that a symlink
-/// planted at the path is neither followed nor handed to the account.
+/// Courier's rc: `rm -f F; touch F; chown A F; chgrp G F; chmod 600 F`,
+/// done safely by [`crate::tlscache::reset`].
 fn reset_cache(c: &crate::plan::CacheFile) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let shown = c.path.display();
-    match std::fs::remove_file(&c.path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("unable to remove {shown}")),
-    }
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(c.mode)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(&c.path)
-        .with_context(|| format!("unable to create {shown}"))?;
-    use std::os::fd::AsRawFd;
-    nix::unistd::fchown(
-        f.as_raw_fd(),
-        Some(Uid::from_raw(c.uid)),
-        Some(Gid::from_raw(c.gid)),
-    )
-    .with_context(|| format!("unable to chown {shown}"))?;
-    nix::sys::stat::fchmod(f.as_raw_fd(), Mode::from_bits_truncate(c.mode))
-        .with_context(|| format!("unable to chmod {shown}"))?;
-    Ok(())
+    crate::tlscache::reset(&c.path, &c.owner, c.uid, c.gid, c.mode)
 }

@@ -18,7 +18,7 @@
 //!
 //! `main` is C's main (no std runtime start-up) and installs `arena`, the
 //! allocator (small blocks bumped, the rest from malloc): both for the
-//! launch's fixed cost (README, "Benchmarks").
+//! launch's fixed cost (bench/README.md).
 //!
 //! Nothing below `cli` imports `cli`; `check` never parses a setting (it
 //! reads `resolve`'s values); a problem is data (`error::Problem`) that
@@ -28,12 +28,14 @@ pub mod access;
 pub mod account;
 pub mod arena;
 pub mod authdaemon;
+pub mod authdaemond;
 pub mod caps;
 pub mod cdb;
 pub mod check;
 pub mod cli;
 pub mod conf2env;
 pub mod config;
+pub mod couriertcpd;
 pub mod docs;
 pub mod envdir;
 pub mod environ;
@@ -43,13 +45,25 @@ pub mod frontend;
 pub mod init;
 pub mod launch;
 pub mod limits;
+pub mod makedat;
 pub mod plan;
 pub mod probe;
+pub mod rebuild;
 pub mod report;
 pub mod resolve;
 pub mod restart;
+pub mod safefile;
 pub mod service;
 pub mod settings;
+pub mod shown;
+/// The tests' one skip rule, shared with tests/common.
+#[cfg(test)]
+#[path = "../tests/common/skip.rs"]
+pub(crate) mod skip;
+pub mod stack;
 pub mod status;
 pub mod supervise;
+pub mod syslog;
+pub mod systemd;
 pub mod tls;
+pub mod tlscache;

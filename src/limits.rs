@@ -129,7 +129,7 @@ const LETTERS: [(char, &[Resource], &str); 11] = {
 /// refuse both, like any value that is not all digits (which softlimit also
 /// refuses, with a bare usage line that does not say which word is wrong).
 pub fn parse_softlimit(s: &str) -> anyhow::Result<Vec<Setting>> {
-    let bad = |msg: String| bad_input(format!("softlimit {s:?}: {msg}"));
+    let bad = |msg: String| bad_input(format!("softlimit \"{}\": {msg}", crate::shown::value(s)));
     let mut words = s.split_ascii_whitespace();
     let mut settings = Vec::new();
     while let Some(word) = words.next() {
@@ -139,7 +139,8 @@ pub fn parse_softlimit(s: &str) -> anyhow::Result<Vec<Setting>> {
             match words.next() {
                 Some(w) => {
                     return Err(bad(format!(
-                        "{w:?} follows \"--\": the program is not part of the softlimit options"
+                        "\"{}\" follows \"--\": the program is not part of the softlimit options",
+                        crate::shown::value(w)
                     )));
                 }
                 None => break,
@@ -147,12 +148,14 @@ pub fn parse_softlimit(s: &str) -> anyhow::Result<Vec<Setting>> {
         }
         let Some(letter) = word.strip_prefix('-').and_then(|r| r.chars().next()) else {
             return Err(bad(format!(
-                "{word:?} is not an option (every value follows its letter, as in -m 5000000)"
+                "\"{}\" is not an option (every value follows its letter, as in -m 5000000)",
+                crate::shown::value(word)
             )));
         };
         let Some(&(_, resources, unit)) = LETTERS.iter().find(|l| l.0 == letter) else {
             return Err(bad(format!(
-                "{word:?}: unknown option -{letter} (softlimit takes -a -c -d -f -l -m -o -p -r -s -t)"
+                "\"{}\": unknown option -{letter} (softlimit takes -a -c -d -f -l -m -o -p -r -s -t)",
+                crate::shown::value(word)
             )));
         };
         let example = if unit == "bytes" { 5_000_000 } else { 100 };
@@ -192,7 +195,10 @@ pub fn parse_softlimit(s: &str) -> anyhow::Result<Vec<Setting>> {
                     format!("at most {}, which means unlimited", u64::MAX),
                 ),
             };
-            bad(format!("{value:?} is {what} a number of {unit} ({fix})"))
+            bad(format!(
+                "\"{}\" is {what} a number of {unit} ({fix})",
+                crate::shown::value(value)
+            ))
         })?;
         settings.extend(resources.iter().map(|&r| (r, value)));
     }
@@ -245,7 +251,7 @@ pub fn parse_ulimit_v(s: &str) -> anyhow::Result<Option<u64>> {
     if s == "unlimited" {
         return Ok(None);
     }
-    let bad = |why: &str| bad_input(format!("ulimit_v {s:?}: {why}"));
+    let bad = |why: &str| bad_input(format!("ulimit_v \"{}\": {why}", crate::shown::value(s)));
     match parse_digits(s).map(|kib| kib.checked_mul(1024)) {
         Ok(Some(bytes)) => Ok(Some(bytes)),
         Ok(None) | Err(ValueError::TooLarge) => Err(bad(&format!(

@@ -7,13 +7,24 @@
 //! "stack overflow" instead of "Segmentation fault". courier-run bounds its
 //! recursion (config nesting, `. FILE` depth), so that message never
 //! applies; the start-up was ~190,000 instructions and 12 system calls of
-//! each launch (README, "Benchmarks": bench/variants.sh). What it did that matters
+//! each launch (bench/README.md, bench/variants.sh). What it did that matters
 //! is done here: fds 0-2 are opened on /dev/null when closed (so no file
 //! courier-run opens becomes stdout), and SIGPIPE is ignored (a closed pipe
 //! is an EPIPE error; `launch` restores the default before the exec).
 //! glibc hands argv to std through `.init_array`, so `std::env::args`
-//! works, and `std::process::exit` flushes stdout.
+//! works, and `std::process::exit` flushes stdout. Only glibc on Linux
+//! does that (std registers its argv hook in `.init_array` for
+//! `target_os = "linux", target_env = "gnu"` alone): built for musl or
+//! another system, `std::env::args` would be empty here and a launch
+//! would ignore its run file, so such a build is refused below.
 #![no_main]
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+compile_error!(
+    "courier-run's C main needs glibc on Linux: only there does std read argv \
+     from .init_array (std::env::args would be empty, and a launch would ignore \
+     its run file). Build for a *-linux-gnu target."
+);
 
 use nix::libc;
 
@@ -24,6 +35,9 @@ static ALLOC: courier_run::arena::Arena<{ 1 << 20 }> = courier_run::arena::Arena
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     open_std_fds();
+    // A stack or mapping that runs out under a low ulimit: a message and
+    // 111, not a bare signal (std's start-up did the like; see stack.rs).
+    courier_run::stack::on_overflow();
     // SAFETY: setting a signal's disposition before any other thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     std::process::exit(courier_run::cli::main())

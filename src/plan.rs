@@ -34,7 +34,7 @@ pub struct EnvdirPlan {
     pub modes: Modes,
     /// It already holds exactly this: the launch writes nothing.
     pub unchanged: bool,
-    /// The files read (run file, configs, sourced files): the launch
+    /// The files courier-run reads (see [`read_files`]): the launch
     /// refuses, as the plan did, to replace a directory holding one.
     pub protected: Vec<PathBuf>,
 }
@@ -90,6 +90,9 @@ pub struct Plan {
     /// Courier's access list to convert into the front end's rules before
     /// exec (only when the source is newer).
     pub access: Option<crate::access::Step>,
+    /// `wait_authdaemond`: the launch's first step (exit 111 while
+    /// authdaemond does not accept).
+    pub wait_authdaemond: Option<crate::authdaemon::Wait>,
     pub warnings: Vec<String>,
 }
 
@@ -135,7 +138,7 @@ impl Plan {
         let envdir = envdir_step(&r)?;
         let tls_cache = tls_cache(&r, &mut warnings)?;
         let argv = argv(&r);
-        exec_space(&argv, &env, &planned)?;
+        exec_space(&r.program, &argv, &env, &planned)?;
         let banner = banner(&r);
         let (uid, gid, groups) = identity(&r);
         Ok(Plan {
@@ -160,6 +163,7 @@ impl Plan {
             program: r.program,
             argv,
             access: r.front.access.clone(),
+            wait_authdaemond: r.wait_authdaemond.clone(),
             warnings,
             settings: r.settings,
         })
@@ -214,7 +218,8 @@ fn environment(r: &Resolved, warnings: &mut Vec<String>) -> Vec<Var> {
             if let Some(c) = r.var(n) {
                 warnings.push(format!(
                     "{}: the config sets {n}, which overrides envuidgid's value for account {}",
-                    c.pos, a.name
+                    c.pos,
+                    crate::shown::value(&a.name)
                 ));
             }
         }
@@ -257,11 +262,12 @@ fn envdir_step(r: &Resolved) -> anyhow::Result<Option<EnvdirPlan>> {
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_slice()))
         .collect();
-    // What stands at the path must be courier-run's to replace (or a
-    // classic envdir to adopt), and none of the files read: refused here,
-    // so that the dry run, --check and the launch refuse alike, before
-    // anything is changed.
-    let protected: Vec<&std::path::Path> = r.sources.iter().map(PathBuf::as_path).collect();
+    // What stands at the path must be courier-run's to replace (or an
+    // empty directory), and none of the files read: refused here, so that
+    // the dry run, --check and the launch refuse alike, before anything is
+    // changed.
+    let read = read_files(r);
+    let protected: Vec<&std::path::Path> = read.iter().map(PathBuf::as_path).collect();
     let (_, unchanged) = envdir::probe(path, &pairs, modes, &protected).map_err(|e| {
         if crate::error::exit_code(&e) == crate::error::Exit::Usage {
             crate::error::bad_input(
@@ -282,8 +288,46 @@ fn envdir_step(r: &Resolved) -> anyhow::Result<Option<EnvdirPlan>> {
         vars,
         modes,
         unchanged,
-        protected: r.sources.clone(),
+        protected: read,
     }))
+}
+
+/// Every file courier-run reads, or that the programs it starts read on
+/// its behalf, whether it exists or not: the run file, the config files
+/// and what they source, the access list (`access=`, else
+/// IMAPACCESSFILE) and the rules compiled from it or given, and the TLS
+/// files the final environment names. The envdir may be none of them, hold
+/// none, nor lie inside one (an access list may be a directory).
+fn read_files(r: &Resolved) -> Vec<PathBuf> {
+    let mut out = r.sources.clone();
+    let access = match &r.settings.get("access").value {
+        Some(v) => Some(v.as_bytes().to_vec()),
+        None => r.var("IMAPACCESSFILE").map(|a| a.value.clone()),
+    };
+    let tls = [
+        "TLS_CERTFILE",
+        "TLS_PRIVATE_KEYFILE",
+        "TLS_TRUSTCERTS",
+        "TLS_DHPARAMS",
+        "TLS_CACHEFILE",
+    ];
+    let values = access
+        .into_iter()
+        .chain(tls.iter().filter_map(|n| r.env_value(n)));
+    use std::os::unix::ffi::OsStringExt;
+    out.extend(
+        values
+            .filter(|v| !v.is_empty())
+            .map(|v| PathBuf::from(std::ffi::OsString::from_vec(v))),
+    );
+    if let Some(a) = &r.front.access {
+        out.push(a.source.clone());
+        out.push(a.output.clone());
+    }
+    if let Some((rules, _)) = &r.front.rules {
+        out.push(PathBuf::from(rules));
+    }
+    out
 }
 
 /// The TLS cache reset, when the service's rc does one. Its directory must
@@ -304,8 +348,8 @@ fn tls_cache(r: &Resolved, warnings: &mut Vec<String>) -> anyhow::Result<Option<
     if let Err(e) = access(parent, AccessFlags::W_OK | AccessFlags::X_OK) {
         let what = format!(
             "unable to reset TLS_CACHEFILE {}: its directory {} is not writable ({})",
-            c.path.display(),
-            parent.display(),
+            crate::shown::path(&c.path),
+            crate::shown::path(parent),
             e.desc()
         );
         let starttls = r
@@ -375,11 +419,17 @@ fn tls_ready(service: crate::service::Service, plan: &Plan) -> anyhow::Result<()
 }
 
 /// argv: the `server` words, the front end's own options (`-c conlimit`,
-/// tcpsvd's `-C MAXPERIP`, `-x`/`-i` rules: [`crate::frontend::args`]), address, port,
+/// tcpsvd's `-C MAXPERIP`, `-x`/`-i` rules: [`crate::frontend::args`];
+/// couriertcpd's: [`crate::couriertcpd::args`]), address, port,
 /// login, auth modules, imapd, maildir.
 fn argv(r: &Resolved) -> Vec<Vec<u8>> {
     let mut argv: Vec<Vec<u8>> = r.server.iter().map(|w| w.as_bytes().to_vec()).collect();
     let f = &r.front;
+    if let Some(t) = &f.tcpd {
+        let own = crate::couriertcpd::args(&r.address.text, &r.conlimit.text, &r.port.text, t);
+        argv.extend(own.into_iter().map(String::into_bytes));
+        return chain_argv(r, argv);
+    }
     let args = crate::frontend::Args {
         conlimit: &r.conlimit.text,
         maxperip: f.maxperip,
@@ -398,6 +448,12 @@ fn argv(r: &Resolved) -> Vec<Vec<u8>> {
         ]
     });
     argv.extend(own.into_iter().map(String::into_bytes));
+    chain_argv(r, argv)
+}
+
+/// The words after the front end's own: couriertls (-ssl), login, auth
+/// modules, imapd, maildir.
+fn chain_argv(r: &Resolved, mut argv: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     argv.extend(r.tls_wrapper.iter().map(|w| w.as_bytes().to_vec()));
     let bytes = |p: &PathBuf| p.as_os_str().as_encoded_bytes().to_vec();
     argv.extend(r.login.iter().map(bytes));
@@ -414,13 +470,18 @@ fn banner(r: &Resolved) -> Vec<String> {
     }
     vec![
         format!("*** Starting {} service...", r.service.banner_name()),
-        format!("*** >>configured for maildir: {}", r.maildir.text),
+        // A log line: the path as messages show it (src/shown.rs).
+        format!(
+            "*** >>configured for maildir: {}",
+            crate::shown::path(&r.maildir.text)
+        ),
     ]
 }
 
 /// uid, gid and groups at exec: setuidgid's (setgroups(1, &gid), setgid,
-/// setuid, as daemontools does), else courier-run's own.
-fn identity(r: &Resolved) -> (u32, u32, Vec<u32>) {
+/// setuid, as daemontools does), else courier-run's own. The one
+/// computation: the plan's and `--check`'s.
+pub fn identity(r: &Resolved) -> (u32, u32, Vec<u32>) {
     match &r.setuidgid {
         Some(a) => (a.uid, a.gid, vec![a.gid]),
         None => (
@@ -435,7 +496,7 @@ fn identity(r: &Resolved) -> (u32, u32, Vec<u32>) {
 /// first: nix's `getgroups` sizes its buffer from sysconf(NGROUPS_MAX),
 /// which glibc reads from /proc/sys/kernel/ngroups_max (an open, a read
 /// and a close on every launch).
-fn own_groups() -> Vec<u32> {
+pub(crate) fn own_groups() -> Vec<u32> {
     use nix::libc;
     // SAFETY: size 0 with a null list only returns the count.
     let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
@@ -460,11 +521,18 @@ pub const MAX_ARG_STRLEN: usize = 32 * 4096;
 
 /// Does the exec fit the kernel's argument space? Checked here so that a
 /// dry run refuses what execve would refuse with E2BIG, before the launch
-/// has replaced the envdir. Linux (fs/exec.c) allows the strings and their
-/// pointers a quarter of the stack limit in force at exec (the planned
+/// has replaced the envdir. Linux (fs/exec.c, bprm_stack_limits) allows
+/// the strings a quarter of the stack limit in force at exec (the planned
 /// soft RLIMIT_STACK: softlimit -m lowers it), at most 6 MiB (3/4 of
-/// _STK_LIM) and at least 32 pages; one string at most MAX_ARG_STRLEN.
-fn exec_space(
+/// _STK_LIM) and at least 32 pages, less one pointer per argv and envp
+/// entry; one string at most MAX_ARG_STRLEN. The strings are the
+/// program's path (copied first), envp and argv; a `#!` script then has
+/// argv[0] replaced by the interpreter's name, its optional argument and
+/// the script's path again (binfmt_script, up to 4 levels), counted
+/// against the same limit. Exact to the byte (the exec-limit test finds
+/// the kernel's boundary and checks that the dry run draws it there).
+pub(crate) fn exec_space(
+    program: &std::path::Path,
     argv: &[Vec<u8>],
     env: &[Var],
     limits: &BTreeMap<Resource, Limit>,
@@ -484,9 +552,48 @@ fn exec_space(
             (name, (v.name.len() + v.value.len() + 2) as u64)
         })
         .collect();
-    let arg_total: u64 = argv.iter().map(|a| a.len() as u64 + 1 + ptr).sum();
-    let env_total: u64 = sizes.iter().map(|(_, n)| n + ptr).sum();
-    let total = arg_total + env_total + ptr * 2;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    let path = program.as_os_str().as_encoded_bytes();
+    let arg_bytes: u64 = argv.iter().map(|a| a.len() as u64 + 1).sum();
+    let env_bytes: u64 = sizes.iter().map(|(_, n)| n).sum();
+    let pointers = (argv.len().max(1) + env.len()) as u64 * ptr;
+    // The strings at their largest: after the last interpreter is pushed.
+    let mut strings = path.len() as u64 + 1 + arg_bytes + env_bytes;
+    let mut largest_strings = strings;
+    let mut script = path.to_vec();
+    let mut argv0 = argv.first().map_or(0, |a| a.len() as u64 + 1);
+    for _ in 0..4 {
+        let Some((name, arg)) = interpreter(&script) else {
+            break;
+        };
+        // An interpreter that is not there fails the exec (ENOENT, 127)
+        // after the envdir was written: refused here instead.
+        let runnable = std::fs::metadata(std::ffi::OsStr::from_bytes(&name))
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+        if !runnable {
+            return Err(crate::error::coded(
+                crate::error::Exit::NotFound,
+                format!(
+                    "unable to run {}: its interpreter {} (#! line) is not an executable file (install it, or fix the #! line)",
+                    crate::error::printable(&String::from_utf8_lossy(&script)),
+                    crate::error::printable(&String::from_utf8_lossy(&name)),
+                ),
+            ));
+        }
+        // argv[0] dropped; the script's path, the argument, the name pushed
+        // (the name is argv[0] for the next level).
+        strings = strings - argv0.min(strings)
+            + script.len() as u64
+            + 1
+            + arg.as_ref().map_or(0, |a| a.len() as u64 + 1)
+            + name.len() as u64
+            + 1;
+        largest_strings = largest_strings.max(strings);
+        argv0 = name.len() as u64 + 1;
+        script = name;
+    }
+    let total = largest_strings + pointers;
     sizes.sort_by_key(|s| std::cmp::Reverse(s.1));
     let largest = |k: usize| -> String {
         sizes
@@ -512,11 +619,62 @@ fn exec_space(
     }
     if total > limit {
         return Err(crate::error::bad_input(format!(
-            "the environment and arguments take {total} bytes, more than the {limit} the kernel allows one exec under the planned stack limit: execve would fail with E2BIG (the largest variables: {})",
+            "the environment, arguments and program path take {total} bytes, more than the {limit} the kernel allows one exec under the planned stack limit: execve would fail with E2BIG (the largest variables: {})",
             largest(3)
         )));
     }
     Ok(())
+}
+
+/// The interpreter line of the script at `path`, as Linux's binfmt_script
+/// reads it from the first 256 bytes: `#!`, blanks, the name up to a blank,
+/// then blanks and the rest of the line, trailing blanks cut, as one
+/// optional argument. None for anything else (an ELF binary, unreadable).
+fn interpreter(path: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+    use std::io::Read;
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut buf = [0u8; 256];
+    // Not blocking on a FIFO; only a regular file can be a script.
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return None,
+        }
+    }
+    let buf = &buf[..n];
+    let rest = buf.strip_prefix(b"#!")?;
+    let blank = |c: &u8| *c == b' ' || *c == b'\t';
+    // The kernel keeps the last byte of its buffer for a NUL.
+    let line = match rest.iter().position(|&c| c == b'\n') {
+        Some(i) => &rest[..i],
+        None => &rest[..rest.len().min(256 - 3)],
+    };
+    let line = line.split(|&c| c == 0).next().unwrap_or(&[]);
+    let end = line.iter().rposition(|c| !blank(c))? + 1;
+    let line = &line[..end];
+    let start = line.iter().position(|c| !blank(c))?;
+    let line = &line[start..];
+    let (name, arg) = match line.iter().position(blank) {
+        Some(i) => {
+            let a = &line[i..];
+            let a = &a[a.iter().position(|c| !blank(c)).unwrap_or(a.len())..];
+            (&line[..i], (!a.is_empty()).then(|| a.to_vec()))
+        }
+        None => (line, None),
+    };
+    Some((name.to_vec(), arg))
 }
 
 #[cfg(test)]
@@ -529,5 +687,34 @@ mod tests {
             .map(|g| g.as_raw())
             .collect();
         assert_eq!(super::own_groups(), want);
+    }
+
+    /// The interpreter line as binfmt_script reads it.
+    #[test]
+    fn interpreter_lines() {
+        let dir = std::env::temp_dir().join(format!("courier-run-interp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // (file content, the interpreter's name and argument)
+        type Line<'a> = Option<(&'a str, Option<&'a str>)>;
+        let cases: &[(&[u8], Line)] = &[
+            (b"#!/bin/sh\nexit 0\n", Some(("/bin/sh", None))),
+            (
+                b"#! \t/usr/bin/env  python3 -u \t\nx",
+                Some(("/usr/bin/env", Some("python3 -u"))),
+            ),
+            (b"#!/bin/sh", Some(("/bin/sh", None))),
+            (b"#!  \n", None),
+            (b"\x7fELF\x02\x01", None),
+            (b"", None),
+        ];
+        for (i, (content, want)) in cases.iter().enumerate() {
+            let p = dir.join(format!("s{i}"));
+            std::fs::write(&p, content).unwrap();
+            let got = super::interpreter(p.as_os_str().as_encoded_bytes());
+            let want = want.map(|(n, a)| (n.as_bytes().to_vec(), a.map(|a| a.as_bytes().to_vec())));
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(content));
+        }
+        assert_eq!(super::interpreter(dir.as_os_str().as_encoded_bytes()), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -11,10 +11,12 @@ use crate::check;
 use crate::limits::Resource;
 use crate::plan::Plan;
 use crate::settings::Origin;
+use crate::shown::{line, shown, shown_path};
 
 /// Output formats of `--dry-run` (all three) and `--check` (text, json).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    #[default]
     Text,
     Json,
     Sh,
@@ -80,7 +82,7 @@ fn limit_json(v: Option<u64>) -> Value {
     v.map_or(Value::Null, Value::from)
 }
 
-/// The plan as one JSON object (see README "--format json").
+/// The plan as one JSON object (fields listed in the README, "Commands").
 pub fn json_value(plan: &Plan, explain: bool) -> Value {
     let env: Map<String, Value> = plan
         .env
@@ -116,7 +118,14 @@ pub fn json_value(plan: &Plan, explain: bool) -> Value {
         "configs": plan.configs.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
         "stderr": if plan.merge_stderr { "merge" } else { "keep" },
         "banner": plan.banner,
-        "warnings": plan.warnings,
+        "wait_authdaemond": plan.wait_authdaemond.as_ref().map(|w| {
+            let st = crate::authdaemon::state(&w.socket);
+            json!({"socket": w.socket.to_string_lossy(), "from": w.from,
+                "accepting": st.alive(), "state": st.describe()})
+        }),
+        // Escaped as the text's are (JSON would carry control bytes, but a
+        // reader may print the strings as they are).
+        "warnings": plan.warnings.iter().map(|w| line(w)).collect::<Vec<_>>(),
     });
     if explain {
         let origins: Map<String, Value> = plan
@@ -153,10 +162,10 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         .settings
         .runfile
         .as_ref()
-        .map_or("(no run file)".to_string(), |p| p.display().to_string());
+        .map_or("(no run file)".to_string(), |p| shown_path(p));
     let layout = plan.settings.str("layout");
     s += &format!("courier-run plan for {runfile} (layout={layout})\n\n");
-    s += &format!("program   {}\n", plan.program.display());
+    s += &format!("program   {}\n", shown_path(&plan.program));
     s += &format!(
         "identity  uid {} gid {} groups {}",
         plan.uid,
@@ -208,7 +217,7 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         Some(e) => {
             s += &format!(
                 "envdir    {}: {} ({} variables, files {:o})\n",
-                e.path.display(),
+                shown_path(&e.path),
                 if e.unchanged {
                     "unchanged, nothing written"
                 } else {
@@ -220,10 +229,26 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         }
         None => s += "envdir    none (config variables set directly)\n",
     }
+    if let Some(a) = &plan.access {
+        // What the launch does before exec: the compiled list is (re)built
+        // when it is missing or older than the list.
+        let stale = crate::makedat::stale(&a.source, &a.output).unwrap_or(true);
+        s += &format!(
+            "access    {} -> {} ({}): {}\n",
+            a.source.display(),
+            a.output.display(),
+            a.format.describe(),
+            if stale {
+                "would be built (missing or older than the list)"
+            } else {
+                "up to date"
+            }
+        );
+    }
     if let Some(c) = &plan.tls_cache {
         s += &format!(
             "tlscache  {}: reset (removed, created {}:{} mode {:o}), as Courier's rc does\n",
-            c.path.display(),
+            shown_path(&c.path),
             c.owner,
             group_name(c.gid),
             c.mode
@@ -237,6 +262,20 @@ pub fn text(plan: &Plan, explain: bool) -> String {
             "kept"
         }
     );
+    if let Some(w) = &plan.wait_authdaemond {
+        let st = crate::authdaemon::state(&w.socket);
+        s += &format!(
+            "wait      authdaemond's socket {} (authdaemonvar: {}) before anything else: {} now{}\n",
+            w.socket.display(),
+            w.from,
+            st.describe(),
+            if st.alive() {
+                ""
+            } else {
+                ": the launch would exit 111 and the supervisor retry"
+            }
+        );
+    }
     let (mut added, mut changed) = (0, 0);
     let mut lines = String::new();
     for v in &plan.env {
@@ -257,11 +296,11 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         }
         lines += &format!(
             "  {mark} {}={}",
-            lossy(&v.name),
-            lossy(&v.value).escape_debug()
+            shown(&v.name, usize::MAX),
+            shown(&v.value, usize::MAX)
         );
         if explain {
-            lines += &format!("    [{}]", v.origin);
+            lines += &format!("    [{}]", line(&v.origin.to_string()));
         }
         lines += "\n";
     }
@@ -269,7 +308,7 @@ pub fn text(plan: &Plan, explain: bool) -> String {
     for (n, _) in &plan.inherited {
         if !plan.env.iter().any(|v| v.name == *n) {
             removed += 1;
-            lines += &format!("  - {}\n", lossy(n));
+            lines += &format!("  - {}\n", line(&lossy(n)));
         }
     }
     s += &format!(
@@ -284,7 +323,8 @@ pub fn text(plan: &Plan, explain: bool) -> String {
     s += &lines;
     s += "\nargv\n";
     for a in &plan.argv {
-        s += &format!("  {}\n", lossy(a));
+        // A word of argv may hold any byte: shown escaped, whole.
+        s += &format!("  {}\n", shown(a, usize::MAX));
     }
     if explain {
         s += "\nsettings\n";
@@ -297,13 +337,13 @@ pub fn text(plan: &Plan, explain: bool) -> String {
                 Origin::Default => "default".to_string(),
                 o => o.to_string(),
             };
-            s += &format!("  {n}={shown}    [{origin}]\n");
+            s += &format!("  {n}={shown}    [{}]\n", line(&origin));
         }
     }
     if !plan.warnings.is_empty() {
         s += "\nwarnings\n";
         for w in &plan.warnings {
-            s += &format!("  {w}\n");
+            s += &format!("  {}\n", line(w));
         }
     }
     s
@@ -357,6 +397,18 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
     if plan.merge_stderr {
         s.extend(b"exec 2>&1\n");
     }
+    if let Some(w) = &plan.wait_authdaemond {
+        // courier-run connects to the socket; sh can only test that it is one.
+        let q = quote(w.socket.to_string_lossy().as_bytes());
+        let q = String::from_utf8_lossy(&q);
+        s.extend(
+            format!(
+                "# wait_authdaemond: no service while authdaemond does not accept (the supervisor retries)\n\
+                 [ -S {q} ] || {{ echo 'authdaemond is not running: not starting' >&2; exit 111; }}\n"
+            )
+            .bytes(),
+        );
+    }
     // `env -i` with the kept names, for inherit_env=none or a list.
     let env_i: Vec<u8> = match plan.settings.str("inherit_env") {
         "all" => Vec::new(),
@@ -385,6 +437,9 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
             cmd.push(b"--assign".to_vec());
             cmd.push([a.name.as_bytes(), b"=", &a.value].concat());
         }
+        // The operands after `--`: an envdir or config named `--help`
+        // (or any word starting with `-`) is a path, not an option.
+        cmd.push(b"--".to_vec());
         cmd.push(e.path.to_string_lossy().as_bytes().to_vec());
         cmd.extend(
             plan.configs
@@ -395,12 +450,38 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
         s.extend(words(&refs));
         s.extend(b" || exit 111\n");
     }
+    // couriertcpd's .dat, built as the launch builds it: by makedat, when
+    // missing or not newer than the list.
+    if let Some(a) = &plan.access
+        && a.format == crate::frontend::RulesFormat::CourierDat
+    {
+        let q = |p: &std::path::Path| {
+            String::from_utf8_lossy(&quote(p.as_os_str().as_encoded_bytes())).into_owned()
+        };
+        let (src, dat) = (q(&a.source), q(&a.output));
+        let m = crate::makedat::program(plan.settings.layout, plan.settings.str("prefix"));
+        let arg = |k: &str, p: &std::path::Path| {
+            let mut v = k.as_bytes().to_vec();
+            v.extend_from_slice(p.as_os_str().as_encoded_bytes());
+            String::from_utf8_lossy(&quote(&v)).into_owned()
+        };
+        s.extend(
+            format!(
+                "[ {dat} -nt {src} ] || {} {} {} {} -cidr || exit 111\n",
+                q(&m),
+                arg("-src=", &a.source),
+                arg("-file=", &a.output),
+                arg("-tmp=", &a.output.with_extension("dat.tmp")),
+            )
+            .bytes(),
+        );
+    }
     if let Some(c) = &plan.tls_cache {
         let f = quote(c.path.to_string_lossy().as_bytes());
         let f = String::from_utf8_lossy(&f);
         s.extend(
             format!(
-                "rm -f {f} && touch {f} && chown {} {f} && chgrp {} {f} && chmod {:o} {f} || exit 111\n",
+                "rm -f -- {f} && touch -- {f} && chown -- {} {f} && chgrp -- {} {f} && chmod -- {:o} {f} || exit 111\n",
                 String::from_utf8_lossy(&quote(c.owner.as_bytes())),
                 String::from_utf8_lossy(&quote(group_name(c.gid).as_bytes())),
                 c.mode
@@ -433,7 +514,7 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
     match &plan.envdir {
         Some(e) => {
             chain.push(b"envdir".to_vec());
-            chain.push(e.path.to_string_lossy().as_bytes().to_vec());
+            chain.push(not_an_option(e.path.to_string_lossy().as_bytes()));
         }
         None if !plan.config_vars.is_empty() => {
             chain.push(b"env".to_vec());
@@ -444,13 +525,20 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
         None => {}
     }
     let soft = plan.settings.str("softlimit");
+    // Whether the next word is read by a program that parses options
+    // (softlimit, env); envuidgid, envdir and setuidgid take theirs as
+    // plain arguments (daemontools reads argv[1] and argv[2] as they are,
+    // so `--` would be a name there).
+    let mut parsed_next = false;
     if !soft.trim().is_empty() {
         chain.push(b"softlimit".to_vec());
         chain.extend(soft.split_ascii_whitespace().map(|w| w.as_bytes().to_vec()));
+        parsed_next = true;
     }
     if let Some(a) = &plan.setuidgid {
         chain.push(b"setuidgid".to_vec());
         chain.push(a.name.clone().into_bytes());
+        parsed_next = false;
     }
     // daemontools' envdir looks its program up in the PATH it was started
     // with (pathexec_run reads its own environ), not in the one it passes
@@ -464,12 +552,28 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
         && plan.config_vars.iter().any(|a| a.name == "PATH")
     {
         chain.push(b"env".to_vec());
+        parsed_next = true;
         s.splice(
             exec_at..exec_at,
             b"# env: looks the server up in the PATH of the envdir (envdir itself would not)\n"
                 .iter()
                 .copied(),
         );
+    }
+    if plan.argv[0].first() == Some(&b'-') {
+        // A program named `-x` (found in PATH): ended options before it.
+        if parsed_next {
+            chain.push(b"--".to_vec());
+        } else if chain.is_empty() {
+            // `env -i` parses it next, or `exec` (bash's takes options).
+            if env_i.is_empty() {
+                chain.extend([b"env".to_vec(), b"--".to_vec()]);
+            } else {
+                s.truncate(s.len() - env_i.len());
+                s.extend(b"env -i -- ");
+                s.extend(&env_i[b"env -i ".len()..]);
+            }
+        }
     }
     chain.extend(plan.argv.iter().cloned());
     let refs: Vec<&[u8]> = chain.iter().map(|c| c.as_slice()).collect();
@@ -478,11 +582,28 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
     s
 }
 
+/// A path as a word no program takes for an option: `-x` as `./-x`.
+fn not_an_option(p: &[u8]) -> Vec<u8> {
+    if p.first() == Some(&b'-') {
+        [b"./", p].concat()
+    } else {
+        p.to_vec()
+    }
+}
+
 /// The rc-script variables the config files reference, for conf2env.
 fn predefined_for_sh(plan: &Plan) -> Vec<(String, String)> {
-    crate::resolve::predefined(&plan.settings)
+    let s = &plan.settings;
+    if s.authdaemond {
+        return crate::authdaemond::predefined(s.layout, s.str("prefix"))
+            .into_iter()
+            .map(|(n, v)| (n, lossy(&v)))
+            .collect();
+    }
+    s.service
+        .predefined(s.layout, s.str("prefix"))
         .into_iter()
-        .map(|(n, v)| (n, lossy(&v)))
+        .map(|(n, v)| (n.to_string(), v))
         .collect()
 }
 

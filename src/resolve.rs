@@ -18,11 +18,11 @@ use crate::account::{self, Account};
 use crate::config::{Assignment, Scope};
 use crate::envdir;
 use crate::environ::{self, Environ};
-use crate::error::{Exit, Position, Problem, exit_code, printable};
+use crate::error::{Exit, Position, Problem, exit_code};
 use crate::frontend::{self, RulesFormat};
 use crate::limits;
 use crate::service::{CacheReset, Service};
-use crate::settings::{Layout, Origin, Settings};
+use crate::settings::{Origin, Settings};
 
 /// What the command line gives a resolution.
 pub struct Input<'a> {
@@ -123,6 +123,9 @@ pub struct Resolved {
     /// The front end (tcpserver's spec when `server` names a program
     /// courier-run does not know) and what it gets: see [`Front`].
     pub front: Front,
+    /// `wait_authdaemond`: the launch exits 111 while this socket does not
+    /// accept (None: no wait, or the chain does not use authdaemond).
+    pub wait_authdaemond: Option<crate::authdaemon::Wait>,
     pub warnings: Vec<String>,
     /// Every problem found, in the order the launch meets them.
     pub problems: Vec<Problem>,
@@ -183,8 +186,19 @@ impl Resolved {
 
 /// Resolve every setting. Never fails: problems are in the result.
 pub fn resolve(input: &Input) -> Resolved {
+    resolve_loaded(input, load(input))
+}
+
+/// The run file and `--set`s read into settings (the first step of every
+/// resolution; `service=authdaemond` goes on in [`crate::authdaemond`]).
+pub fn load(input: &Input) -> (Settings, Vec<Problem>) {
     let visible = environ::visible(input.environ);
-    let (mut settings, mut problems) = Settings::load(input.runfile, input.sets, &visible);
+    Settings::load(input.runfile, input.sets, &visible)
+}
+
+/// [`resolve`] from settings [`load`] read.
+pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolved {
+    let (mut settings, mut problems) = loaded;
     let mut warnings = settings.warnings.clone();
 
     let inherit = inherit(&settings, &mut problems);
@@ -196,11 +210,25 @@ pub fn resolve(input: &Input) -> Resolved {
         &mut warnings,
     );
     let service = settings.service;
-    let (config_vars, outer) =
-        rc_assignments(&settings, &configs, &read, input.environ, config_vars);
+    let (config_vars, outer) = rc_assignments(
+        &settings,
+        &configs,
+        &read,
+        input.environ,
+        config_vars,
+        &mut warnings,
+    );
+    // The service directory: where the run file is (where supervise
+    // runs it), else the current directory. Compiled rules are written
+    // there, never into whatever directory a hand launch started in.
+    let service_dir = match input.runfile.and_then(Path::parent) {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
     let cfg = Cfg {
         settings: &settings,
         vars: &config_vars,
+        service_dir: &service_dir,
     };
 
     let umask = cfg
@@ -234,9 +262,16 @@ pub fn resolve(input: &Input) -> Resolved {
         &mut problems,
     );
     let default_port = service.default_port().to_string();
+    // couriertcpd binds a list of ports and ADDRESS.PORT items itself.
+    let tcpd = settings
+        .str("server")
+        .split_ascii_whitespace()
+        .next()
+        .and_then(frontend::Kind::of)
+        == Some(frontend::Kind::Couriertcpd);
     let port = checked(
         cfg.derived("port", service.port_var(), Some(&default_port)),
-        port,
+        if tcpd { tcpd_port } else { port },
         &default_port,
         &mut problems,
     );
@@ -312,14 +347,48 @@ pub fn resolve(input: &Input) -> Resolved {
     };
     let front = front(
         &cfg,
+        &outer,
         &server,
         &program,
         &address,
         &mut problems,
         &mut warnings,
     );
+    // TLS_CACHEFILE: refused (like the launch would) when its path is not
+    // safe to reset as root, or names a file courier-run reads.
+    if let (Some(c), Some(a)) = (&cache_reset, &account) {
+        let mut protected: Vec<PathBuf> = input
+            .runfile
+            .map(Path::to_path_buf)
+            .into_iter()
+            .chain(sources.iter().cloned())
+            .collect();
+        if let Some(s) = &front.access {
+            protected.extend(access::source_files(&s.source).unwrap_or_default());
+            protected.push(s.source.clone());
+            protected.push(s.output.clone());
+        }
+        // The TLS files the config names (TLS_CERTFILE, TLS_DHPARAMS, ...).
+        protected.extend(
+            cfg.vars
+                .iter()
+                .filter(|v| v.name.starts_with("TLS_") && v.name != "TLS_CACHEFILE")
+                .filter(|v| v.value.starts_with(b"/") || v.value.starts_with(b"."))
+                .map(|v| PathBuf::from(String::from_utf8_lossy(&v.value).into_owned())),
+        );
+        if let Err(e) = crate::tlscache::check(&c.path, &a.name, a.uid, a.gid, &protected) {
+            problems.push(Problem::new(
+                exit_code(&e),
+                "TLS_CACHEFILE",
+                Position::Nowhere,
+                crate::error::describe(&e),
+                "",
+            ));
+        }
+    }
     let merge_stderr = choice(&settings, "stderr", ["merge", "keep"], &mut problems);
     let banner = choice(&settings, "banner", ["yes", "no"], &mut problems);
+    let wait_authdaemond = wait_authdaemond(&settings, &login, &auth, &mut problems, &mut warnings);
 
     // What the config-derived settings resolved to, for --explain
     // (`port="143" [./imapd:7:1]`).
@@ -374,23 +443,59 @@ pub fn resolve(input: &Input) -> Resolved {
         merge_stderr,
         banner,
         front,
+        wait_authdaemond,
         warnings,
         problems,
     }
+}
+
+/// `wait_authdaemond=yes` for a chain that authenticates through
+/// authdaemond: the socket the launch connects to first. authdaemonrc
+/// unreadable: the layout's socket, with a warning.
+fn wait_authdaemond(
+    settings: &Settings,
+    login: &Option<PathBuf>,
+    auth: &[PathBuf],
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<String>,
+) -> Option<crate::authdaemon::Wait> {
+    use crate::authdaemon;
+    if !choice(settings, "wait_authdaemond", ["yes", "no"], problems)
+        || !authdaemon::uses_authdaemond(login.as_deref(), auth)
+    {
+        return None;
+    }
+    let (layout, prefix) = (settings.layout, settings.str("prefix"));
+    let rc = authdaemon::default_rc(layout, prefix);
+    let (socket, from) = authdaemon::socket_path(&rc, layout, prefix).unwrap_or_else(|e| {
+        warnings.push(format!(
+            "wait_authdaemond: {}: using the layout's socket",
+            crate::error::describe(&e)
+        ));
+        (
+            authdaemon::default_var(layout, prefix).join("socket"),
+            "the layout's default".into(),
+        )
+    });
+    Some(authdaemon::Wait { socket, from })
 }
 
 /// The front end and the values that become its own arguments.
 #[derive(Clone, Debug)]
 pub struct Front {
     pub spec: &'static frontend::Spec,
-    /// `server` names tcpserver or tcpsvd (its options are known).
+    /// `server` names tcpserver, tcpsvd or couriertcpd (its options are
+    /// known).
     pub known: bool,
     /// Courier's MAXPERIP (tcpsvd -C; tcpserver has no per-IP limit).
     pub maxperip: Option<u32>,
     /// The rules it is given, in its format.
     pub rules: Option<(String, RulesFormat)>,
-    /// Courier's access list, converted into `rules` before exec.
+    /// Courier's access list, converted into `rules` before exec (for
+    /// couriertcpd: compiled by makedat into its `.dat`).
     pub access: Option<access::Step>,
+    /// couriertcpd's own options (None for the other front ends).
+    pub tcpd: Option<crate::couriertcpd::Opts>,
 }
 
 /// Resolve the front end: which one, MAXPERIP, the rules and their format
@@ -400,6 +505,7 @@ pub struct Front {
 /// position), and whether it can bind an IPv6 address.
 fn front(
     cfg: &Cfg,
+    outer: &Scope,
     server: &[String],
     program: &Path,
     address: &Val,
@@ -423,15 +529,38 @@ fn front(
                     problems.push(Problem::bad(
                         "config",
                         Position::At(a.value_pos.to_string()),
-                        format!("MAXPERIP \"{}\" is not a number", printable(&v)),
+                        format!(
+                            "MAXPERIP \"{}\" is not a number",
+                            crate::shown::value(v.as_bytes())
+                        ),
                         "write e.g. 4, or 0 for no per-IP limit",
                     ));
                     None
                 }
             }
         });
-    // A MAXPERIP tcpserver cannot enforce is --check's warning
-    // (check/server.rs), not repeated on every start.
+    if kind == Some(frontend::Kind::Couriertcpd) {
+        return tcpd_front(cfg, outer, maxperip, problems, warnings);
+    }
+    // What couriertcpd would enforce and this front end cannot: a warning
+    // on every --dry-run (and start), a FAIL of --check (check/server.rs).
+    if let Some(n) = maxperip.filter(|&n| n > 0)
+        && spec.per_ip.is_none()
+        && kind.is_some()
+    {
+        warnings.push(format!(
+            "MAXPERIP={n} is not enforced: {} has no per-IP limit (use server=couriertcpd, or tcpsvd -C)",
+            spec.name
+        ));
+    }
+    for (w, what) in tcpd_protections(outer)
+        .into_iter()
+        .filter(|_| kind.is_some())
+    {
+        warnings.push(format!(
+            "TCPDOPTS {w} ({what}) is not enforced: only couriertcpd has it (use server=couriertcpd, or remove it from TCPDOPTS)"
+        ));
+    }
     if frontend::is_ipv6(&address.text) {
         let capable = kind.is_some() && frontend::probe_ipv6(spec.kind, program).unwrap_or(false);
         if !capable {
@@ -454,6 +583,7 @@ fn front(
     let out_format = match spec.kind {
         frontend::Kind::Tcpserver => RulesFormat::Tcprules,
         frontend::Kind::Tcpsvd => RulesFormat::IpsvdCdb,
+        frontend::Kind::Couriertcpd => unreachable!("tcpd_front"),
     };
     // access=: the setting, else IMAPACCESSFILE; an explicit empty: none.
     let acc_setting = settings.get("access");
@@ -479,41 +609,75 @@ fn front(
     let mut access_step = None;
     if let Some((src, pos)) = source {
         let path = PathBuf::from(&src);
-        if !path.exists() && !explicit {
-            warnings.push(format!(
-                "IMAPACCESSFILE {src} does not exist: no access list (every client may connect)"
-            ));
-        } else if rules_given && !matches!(rules_setting.origin, Origin::Default) {
+        if rules_given && !matches!(rules_setting.origin, Origin::Default) {
             problems.push(Problem::bad(
                 "settings",
                 rules_setting.origin.position(),
-                format!("rules and an access list ({src}) are both given: the front end reads one"),
+                format!(
+                    "rules and an access list ({}) are both given: the front end reads one",
+                    crate::shown::path(&src)
+                ),
                 "set rules= (empty) to use the access list, or access= (empty) to use rules",
             ));
         } else {
-            match access::read(&path) {
-                Err(e) => problems.push(Problem::bad(
-                    "access",
-                    if format!("{e:#}").starts_with(&src) {
+            // Fail closed: a configured list that is missing, unreadable
+            // or not a regular file (or a directory of them) stops the
+            // launch; it never means "no rules".
+            let stamp = access::stamp(&path);
+            let compiled = stamp.and_then(|stamp| {
+                let entries = access::read(&path)?;
+                let c =
+                    access::convert(&entries, out_format, ipv6).map_err(crate::error::bad_input)?;
+                Ok((crate::cdb::write(&c.records), c.warnings, stamp))
+            });
+            match compiled {
+                Err(e) => {
+                    let code = exit_code(&e);
+                    let name = if explicit { "access" } else { "IMAPACCESSFILE" };
+                    let fix = if code == Exit::Usage {
+                        "fix it, or set access= (empty) to run without an access list".to_string()
+                    } else {
+                        format!(
+                            "{name} names it; create it, or set access= (empty) to run without an access list"
+                        )
+                    };
+                    // A parse error carries its own file:line:col.
+                    let at = if code == Exit::Usage {
                         Position::Nowhere
                     } else {
                         pos
-                    },
-                    crate::error::describe(&e),
-                    "fix the line, or set access= (empty) for none",
-                )),
-                Ok(entries) => match access::convert(&entries, out_format, ipv6) {
-                    Err(m) => problems.push(Problem::bad("access", Position::Nowhere, m, "")),
-                    Ok(c) => {
-                        warnings.extend(c.warnings);
-                        access_step = Some(access::Step {
-                            output: access::output_path(Path::new("."), &path, out_format),
-                            source: path,
-                            format: out_format,
-                            ipv6,
-                        });
+                    };
+                    problems.push(Problem::new(
+                        code,
+                        "access",
+                        at,
+                        crate::error::describe(&e),
+                        fix,
+                    ));
+                }
+                Ok((bytes, conv_warnings, stamp)) => {
+                    warnings.extend(conv_warnings);
+                    let output = access::output_path(cfg.service_dir, &path, out_format);
+                    match access::probe(&output, &bytes) {
+                        Ok(fresh) => {
+                            access_step = Some(access::Step {
+                                output,
+                                source: path,
+                                format: out_format,
+                                ipv6,
+                                fresh,
+                                stamp,
+                            });
+                        }
+                        Err(e) => problems.push(Problem::new(
+                            exit_code(&e),
+                            "access",
+                            Position::Nowhere,
+                            crate::error::describe(&e),
+                            "",
+                        )),
                     }
-                },
+                }
             }
         }
     }
@@ -547,6 +711,164 @@ fn front(
         maxperip,
         rules,
         access: access_step,
+        tcpd: None,
+    }
+}
+
+/// TCPDOPTS's couriertcpd-only options, as the rc's inner shell would
+/// split the outer shell's value (none when it cannot be split).
+pub fn tcpd_protections(outer: &Scope) -> Vec<(String, &'static str)> {
+    let Some(v) = outer.get("TCPDOPTS") else {
+        return Vec::new();
+    };
+    crate::couriertcpd::words(&String::from_utf8_lossy(v))
+        .map(|w| crate::couriertcpd::protections(&w))
+        .unwrap_or_default()
+}
+
+/// couriertcpd as Courier's rc runs it: `-maxperip=$MAXPERIP`, the imapd
+/// services' `-access=$IMAPACCESSFILE.dat` (IMAPACCESSFILE defaulting to
+/// SYSCONFDIR/imapaccess, as the rc's `${IMAPACCESSFILE:=...}`; built by
+/// makedat when missing or older than the list), `$TCPDOPTS` split as the
+/// rc's inner shell splits it. The values are the rc's OUTER shell's: it
+/// pastes them into the inner script.
+fn tcpd_front(
+    cfg: &Cfg,
+    outer: &Scope,
+    maxperip: Option<u32>,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<String>,
+) -> Front {
+    use crate::couriertcpd;
+    let settings = cfg.settings;
+    let text = |n: &str| {
+        outer
+            .get(n)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    let pos = |n: &str| {
+        outer
+            .assignments()
+            .iter()
+            .rev()
+            .find(|a| a.name == n)
+            .map_or(Position::Nowhere, |a| Position::At(a.value_pos.to_string()))
+    };
+    let tcpdopts = match text("TCPDOPTS") {
+        None => Vec::new(),
+        Some(t) => couriertcpd::words(&t).unwrap_or_else(|why| {
+            problems.push(Problem::bad(
+                "config",
+                pos("TCPDOPTS"),
+                format!(
+                    "TCPDOPTS holds {why}: Courier's rc pastes it into a shell command, which would not pass it as written"
+                ),
+                "write plain -name=value words, with '...' around a value that has blanks",
+            ));
+            Vec::new()
+        }),
+    };
+    let service = settings.service;
+    let acc = settings.get("access");
+    let rules = settings.get("rules");
+    let rules_given = !matches!(rules.origin, Origin::Default) && !settings.str("rules").is_empty();
+    let source = match &acc.value {
+        Some(v) if v.is_empty() => None,
+        Some(v) => Some((PathBuf::from(v), true)),
+        // Debian's pop3d rc scripts pass no access list.
+        None if service.protocol() == crate::service::Protocol::Imap && !rules_given => {
+            let f = text("IMAPACCESSFILE")
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| {
+                    format!(
+                        "{}/imapaccess",
+                        Service::config_dir(settings.layout, settings.str("prefix"))
+                    )
+                });
+            Some((PathBuf::from(f), false))
+        }
+        None => None,
+    };
+    let mut access_step = None;
+    let mut dat = None;
+    if rules_given {
+        if source.as_ref().is_some_and(|(_, explicit)| *explicit) {
+            problems.push(Problem::bad(
+                "settings",
+                rules.origin.position(),
+                "rules and access are both given: couriertcpd reads one -access",
+                "set rules= (empty) to build the access list, or access= (empty) to use rules",
+            ));
+        }
+        // A .dat built elsewhere, passed as it is; a cdb or a directory
+        // (another front end's rules) would be misread by couriertcpd.
+        let r = settings.str("rules");
+        if let Ok(frontend::Detected::Format(f)) = frontend::detect(Path::new(r)) {
+            problems.push(Problem::bad(
+                "rules",
+                rules.origin.position(),
+                frontend::mismatch(&frontend::COURIERTCPD, r, f),
+                "",
+            ));
+        }
+        dat = Some(PathBuf::from(r));
+    } else if let Some((src, explicit)) = source {
+        let out = crate::makedat::dat_path(&src);
+        // Fail closed, as for the other front ends: a list the run file or
+        // the config names that is missing, unreadable or not regular files
+        // stops the launch (makedat would hang on a FIFO, and couriertcpd
+        // without its .dat accepts every client). Only the rc's own
+        // default, /etc/courier/imapaccess with IMAPACCESSFILE unset, may
+        // be absent (a warning).
+        let configured = explicit || text("IMAPACCESSFILE").is_some_and(|v| !v.is_empty());
+        match access::read(&src).and_then(|_| access::stamp(&src)) {
+            Ok(stamp) => {
+                access_step = Some(access::Step {
+                    source: src.clone(),
+                    output: out.clone(),
+                    format: RulesFormat::CourierDat,
+                    ipv6: true,
+                    fresh: false,
+                    stamp,
+                });
+            }
+            Err(e) if configured || src.exists() => {
+                let (name, at) = if explicit {
+                    ("access", acc.origin.position())
+                } else {
+                    ("IMAPACCESSFILE", pos("IMAPACCESSFILE"))
+                };
+                let code = exit_code(&e);
+                problems.push(Problem::new(
+                    code,
+                    "access",
+                    if code == Exit::Usage { Position::Nowhere } else { at },
+                    crate::error::describe(&e),
+                    format!(
+                        "{name} names it; fix or create it, or set access= (empty) to run without an access list"
+                    ),
+                ));
+            }
+            Err(_) => warnings.push(format!(
+                "{} (Courier's default access list) does not exist: couriertcpd accepts every client",
+                crate::shown::path(&src)
+            )),
+        }
+        dat = Some(out);
+    }
+    Front {
+        spec: &frontend::COURIERTCPD,
+        known: true,
+        maxperip,
+        rules: dat
+            .as_ref()
+            .map(|d| (d.to_string_lossy().into_owned(), RulesFormat::CourierDat)),
+        access: access_step,
+        tcpd: Some(couriertcpd::Opts {
+            maxperip: text("MAXPERIP").unwrap_or_default(),
+            access: dat,
+            tcpdopts,
+        }),
     }
 }
 
@@ -555,6 +877,8 @@ fn front(
 struct Cfg<'a> {
     settings: &'a Settings,
     vars: &'a [Assignment],
+    /// The run file's directory (or `.`): where compiled rules go.
+    service_dir: &'a Path,
 }
 
 impl Cfg<'_> {
@@ -605,7 +929,7 @@ fn checked(
     }
 }
 
-fn inherit(settings: &Settings, problems: &mut Vec<Problem>) -> Inherit {
+pub(crate) fn inherit(settings: &Settings, problems: &mut Vec<Problem>) -> Inherit {
     match settings.str("inherit_env") {
         "all" => Inherit::All,
         "none" => Inherit::Nothing,
@@ -620,7 +944,7 @@ fn inherit(settings: &Settings, problems: &mut Vec<Problem>) -> Inherit {
                     settings.get("inherit_env").origin.position(),
                     format!(
                         "inherit_env: {} is not a variable name",
-                        printable(&String::from_utf8_lossy(bad))
+                        crate::shown::value(bad)
                     ),
                     "write all, none, or names separated by blanks",
                 ));
@@ -631,25 +955,9 @@ fn inherit(settings: &Settings, problems: &mut Vec<Problem>) -> Inherit {
     }
 }
 
-/// The variables Courier's rc script sets before sourcing the config:
-/// visible to `$prefix`-style references in the config files.
-pub fn predefined(settings: &Settings) -> Vec<(String, Vec<u8>)> {
-    let prefix = settings.str("prefix");
-    let (libexec, sysconf) = match settings.layout {
-        Layout::Courier2 => (format!("{prefix}/libexec"), format!("{prefix}/etc")),
-        Layout::Debian => ("/usr/lib/courier".to_string(), "/etc/courier".to_string()),
-    };
-    [
-        ("prefix", prefix.to_string()),
-        ("exec_prefix", prefix.to_string()),
-        ("bindir", format!("{prefix}/bin")),
-        ("sbindir", format!("{prefix}/sbin")),
-        ("libexecdir", libexec),
-        ("sysconfdir", sysconf),
-    ]
-    .into_iter()
-    .map(|(n, v)| (n.to_string(), v.into_bytes()))
-    .collect()
+/// A service table's predefined words as scope entries.
+fn words(v: Vec<(&'static str, String)>) -> impl Iterator<Item = (String, Vec<u8>)> {
+    v.into_iter().map(|(n, v)| (n.to_string(), v.into_bytes()))
 }
 
 /// The config files, in one scope, with the kept environment and Courier's
@@ -672,8 +980,13 @@ fn read_configs(
         .filter(|(n, _)| inherit.keeps(n))
         .cloned()
         .collect();
+    // The rc's inner shell: what it assigns before sourcing the files.
     let mut visible = environ::visible(&kept);
-    visible.extend(predefined(settings));
+    visible.extend(words(
+        settings
+            .service
+            .predefined(settings.layout, settings.str("prefix")),
+    ));
     let mut scope = Scope::new(visible);
     let mut private = false;
     let mut read: Read = Vec::new();
@@ -731,10 +1044,13 @@ fn rc_assignments(
     read: &Read,
     environ: &Environ,
     mut vars: Vec<Assignment>,
+    warnings: &mut Vec<String>,
 ) -> (Vec<Assignment>, Scope) {
     let service = settings.service;
     let mut visible = environ::visible(environ);
-    visible.extend(predefined(settings));
+    visible.extend(words(
+        service.outer_predefined(settings.layout, settings.str("prefix")),
+    ));
     let mut outer = Scope::new(visible);
     for path in service.outer_files(settings.layout, configs) {
         // Problems of these files are reported by read_configs already.
@@ -755,6 +1071,16 @@ fn rc_assignments(
         .into_iter()
         .enumerate()
     {
+        // The rc pastes the outer value into its inner script's text,
+        // where sh would parse it again (split it, expand `$`); courier-run
+        // keeps the value as the config wrote it, and says so.
+        if !crate::service::plain_word(&value) {
+            warnings.push(format!(
+                "{name}: Courier's {} script pastes the value {} into a shell command, where it would be parsed again; courier-run uses it as written",
+                service.name(),
+                crate::shown::value(&value)
+            ));
+        }
         let pos = crate::config::Pos {
             file: file.clone(),
             line: i as u32 + 1,
@@ -773,17 +1099,20 @@ fn rc_assignments(
 
 /// The `--check` subject of a config file's problems.
 pub fn config_subject(file: &str) -> String {
-    format!("config {}", printable(file))
+    format!("config {}", crate::shown::path(file))
 }
 
-fn umask(v: &Val, problems: &mut Vec<Problem>) -> Option<u32> {
+pub(crate) fn umask(v: &Val, problems: &mut Vec<Problem>) -> Option<u32> {
     match u32::from_str_radix(&v.text, 8) {
         Ok(m) if m <= 0o777 && !v.text.starts_with('+') => Some(m),
         _ => {
             problems.push(Problem::bad(
                 "settings",
                 v.origin.position(),
-                format!("umask \"{}\" is not an octal mode", printable(&v.text)),
+                format!(
+                    "umask \"{}\" is not an octal mode",
+                    crate::shown::value(&v.text)
+                ),
                 "write e.g. 022",
             ));
             None
@@ -796,7 +1125,7 @@ fn address(v: &Val) -> Result<(), (String, String)> {
         return Err((
             format!(
                 "address \"{}\" is not one host or IP address",
-                printable(&v.text)
+                crate::shown::value(&v.text)
             ),
             "tcpserver binds one; 0 means all".into(),
         ));
@@ -808,7 +1137,7 @@ fn address(v: &Val) -> Result<(), (String, String)> {
 /// tcpserver accepts. Courier's PORT may be a list or `address.port`, which
 /// one tcpserver cannot bind.
 fn port(v: &Val) -> Result<(), (String, String)> {
-    let t = printable(&v.text);
+    let t = crate::shown::value(&v.text);
     if t.contains(',') {
         return Err((
             format!(
@@ -860,13 +1189,23 @@ pub fn service_port(name: &str) -> Option<u16> {
     })
 }
 
+/// couriertcpd's port list (`143`, `127.0.0.1.143,993`).
+fn tcpd_port(v: &Val) -> Result<(), (String, String)> {
+    crate::couriertcpd::port_list(&v.text).map_err(|m| {
+        (
+            m,
+            "write e.g. 143, or ADDRESS.PORT items separated by commas".into(),
+        )
+    })
+}
+
 fn conlimit(v: &Val) -> Result<(), (String, String)> {
     match v.text.parse::<u32>() {
         Ok(n) if n > 0 && v.text.bytes().all(|c| c.is_ascii_digit()) => Ok(()),
         _ => Err((
             format!(
                 "conlimit \"{}\" is not a positive number",
-                printable(&v.text)
+                crate::shown::value(&v.text)
             ),
             "tcpserver would silently read it as 0 and never accept a connection; write e.g. 40"
                 .into(),
@@ -876,7 +1215,11 @@ fn conlimit(v: &Val) -> Result<(), (String, String)> {
 
 /// The account a setting names (`account`, `setuidgid`), or None when
 /// empty or unknown (reported).
-fn lookup(settings: &Settings, name: &'static str, problems: &mut Vec<Problem>) -> Option<Account> {
+pub(crate) fn lookup(
+    settings: &Settings,
+    name: &'static str,
+    problems: &mut Vec<Problem>,
+) -> Option<Account> {
     let acct = settings.str(name);
     if acct.is_empty() {
         return None;
@@ -888,7 +1231,7 @@ fn lookup(settings: &Settings, name: &'static str, problems: &mut Vec<Problem>) 
         Ok(a) => Some(a),
         Err(e) => {
             let code = exit_code(&e);
-            let shown = printable(acct);
+            let shown = crate::shown::value(acct);
             let p = if code == Exit::Usage {
                 Problem::bad(
                     format!("{name} {shown}"),
@@ -915,7 +1258,7 @@ fn lookup(settings: &Settings, name: &'static str, problems: &mut Vec<Problem>) 
 /// CAP_SETUID (unless already that user): without them the launch would
 /// fail after writing the envdir (111), so it is a problem here. Root in a
 /// container may lack them; the kernel checks capabilities, not uid 0.
-fn can_switch(a: &Account) -> Result<(), Problem> {
+pub(crate) fn can_switch(a: &Account) -> Result<(), Problem> {
     use crate::caps::{CAP_SETGID, CAP_SETUID, has};
     let (uid, euid) = (nix::unistd::getuid(), nix::unistd::geteuid());
     let same_user = uid.as_raw() == a.uid && euid.as_raw() == a.uid;
@@ -935,13 +1278,13 @@ fn can_switch(a: &Account) -> Result<(), Problem> {
 }
 
 /// The envdir setting: a path the atomic replacement can work with.
-fn envdir_path(settings: &Settings, problems: &mut Vec<Problem>) -> Option<PathBuf> {
+pub(crate) fn envdir_path(settings: &Settings, problems: &mut Vec<Problem>) -> Option<PathBuf> {
     let dir = settings.str("envdir");
     if dir.is_empty() {
         return None;
     }
     let path = PathBuf::from(dir);
-    let subject = format!("envdir {}", printable(dir));
+    let subject = format!("envdir {}", crate::shown::path(dir));
     // On a problem the stand-in is no envdir: --check goes on without it.
     if let Err(e) = envdir::check_component(&path) {
         let mut p = Problem::from_error(subject, &e);
@@ -986,11 +1329,11 @@ fn chain(
             modules.push(PathBuf::from(m));
         } else if authdir.is_empty() && settings.str("authdir").is_empty() {
             problems.push(Problem::bad(
-                format!("auth {}", printable(m)),
+                format!("auth {}", crate::shown::value(m)),
                 auth_origin.clone(),
                 format!(
                     "auth module {} is a bare name but authdir is empty",
-                    printable(m)
+                    crate::shown::value(m)
                 ),
                 "set authdir, or give the module's full path",
             ));
@@ -1012,7 +1355,7 @@ fn chain(
 }
 
 /// A setting with two values; the first is also the stand-in.
-fn choice(
+pub(crate) fn choice(
     settings: &Settings,
     name: &str,
     [yes, no]: [&str; 2],
@@ -1025,7 +1368,10 @@ fn choice(
             problems.push(Problem::bad(
                 "settings",
                 settings.get(name).origin.position(),
-                format!("{name} \"{}\" is neither {yes} nor {no}", printable(other)),
+                format!(
+                    "{name} \"{}\" is neither {yes} nor {no}",
+                    crate::shown::value(other)
+                ),
                 "",
             ));
             true
@@ -1060,7 +1406,7 @@ pub fn find_program(arg0: &[u8], path: Option<&[u8]>) -> Result<PathBuf, Problem
             Err(_) => {}
         }
     }
-    let shown = printable(&name.to_string_lossy());
+    let shown = crate::shown::path(name);
     let subject = format!("program {shown} (server)");
     Err(match denied {
         Some(c) => Problem::new(
@@ -1086,7 +1432,10 @@ pub fn find_program(arg0: &[u8], path: Option<&[u8]>) -> Result<PathBuf, Problem
             Position::Nowhere,
             format!(
                 "unable to run {shown}: not found in PATH={}",
-                printable(&String::from_utf8_lossy(path.unwrap_or(b"/bin:/usr/bin")))
+                crate::shown::shown(
+                    path.unwrap_or(b"/bin:/usr/bin"),
+                    crate::shown::MAX_SHOWN_PATH
+                )
             ),
             "install the front end (ucspi-tcp for tcpserver), or set server= with its full path",
         ),

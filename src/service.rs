@@ -13,19 +13,29 @@
 //! inner shell parses the text: `IMAP_STARTTLS=$IMAPDSTARTTLS` assigns the
 //! outer value, as text. [`RcValue::Outer`] records exactly that. `set -a`
 //! exports everything the inner shell assigns, the predefined `prefix=...`
-//! words included. [`Service::rc_env`] computes the environment the final
-//! program gets from these tables and the config files; the oracle test
-//! (`tests/rc_oracle.rs`) checks it against the real rc scripts run by dash.
+//! words included. `resolve` computes the launch's environment from these
+//! tables and the config files (the one model of the rc); the oracle test
+//! (`tests/rc_oracle.rs`) checks the plan's environment against the real rc
+//! scripts run by dash.
 //!
 //! Sources: Debian 12's `/usr/sbin/{imapd,imapd-ssl,pop3d,pop3d-ssl}` (copies
 //! in `tests/fixtures/debian12/*.rc`) for `layout=debian`; Courier's
 //! `courier-imap/*.rc.in` for `layout=courier2` (programs under the prefix).
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::config::Scope;
-use crate::settings::Layout;
+
+/// Where Courier is installed: the defaults of every setting, the config
+/// files and the programs follow from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// The 2004 recipe: Courier-IMAP 2.x under /usr/local/courier-imap.
+    Courier2,
+    /// Courier 5 as packaged by Debian 12.
+    Debian,
+}
 
 /// One of the four services of Courier-IMAP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -61,27 +71,6 @@ pub struct CacheReset {
     pub owner: String,
     pub group: String,
     pub mode: u32,
-}
-
-/// The environment Courier's rc gives its final program, as computed by
-/// [`Service::rc_env`].
-#[derive(Debug, Default)]
-pub struct RcEnv {
-    /// (name, value) in the order first set.
-    pub vars: Vec<(String, Vec<u8>)>,
-    /// The outer shell's scope (the rc's `$NAME` expansions read it).
-    pub outer: Scope,
-    /// Things the rc script would get wrong (a value it would re-parse).
-    pub warnings: Vec<String>,
-}
-
-impl RcEnv {
-    pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.vars
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
-    }
 }
 
 impl fmt::Display for Service {
@@ -280,19 +269,10 @@ impl Service {
 
     /// The outer shell's variables before it sources the files (visible to
     /// references in the config files only).
-    fn outer_predefined(self, layout: Layout, prefix: &str) -> Vec<(&'static str, String)> {
+    pub fn outer_predefined(self, layout: Layout, prefix: &str) -> Vec<(&'static str, String)> {
         let mut v = self.predefined(layout, prefix);
         v.push(("sysconfdir", Service::config_dir(layout, prefix)));
         v
-    }
-
-    /// Names `env -i` passes from the outer shell to the inner one
-    /// (Debian's pop3d-ssl.rc: `env -i PATH="$PATH" SHELL="$SHELL"`).
-    pub fn passed(self, layout: Layout) -> &'static [&'static str] {
-        match (layout, self) {
-            (Layout::Debian, Service::Pop3dSsl) => &["PATH", "SHELL"],
-            _ => &[],
-        }
     }
 
     /// The rc script's own assignments after the config files, in order.
@@ -371,77 +351,6 @@ impl Service {
             mode: 0o600,
         })
     }
-
-    /// The environment Courier's rc script gives its final program, computed
-    /// from the config files in `dir` (named as [`Service::inner_order`]
-    /// says) and the environment the rc script started with (`outer_env`:
-    /// visible to the outer shell; only [`Service::passed`] names cross
-    /// `env -i`). dash's `PWD` is not included (see the README).
-    pub fn rc_env(
-        self,
-        layout: Layout,
-        prefix: &str,
-        dir: &Path,
-        outer_env: &[(String, Vec<u8>)],
-    ) -> anyhow::Result<RcEnv> {
-        let read_all = |scope: &mut Scope, names: [&str; 2]| -> anyhow::Result<()> {
-            for n in names {
-                crate::config::read_file(scope, &dir.join(n))?;
-            }
-            Ok(())
-        };
-        // The outer shell: the rc's environment, its own variables, the files.
-        let mut visible: Vec<(String, Vec<u8>)> = outer_env.to_vec();
-        visible.extend(
-            self.outer_predefined(layout, prefix)
-                .into_iter()
-                .map(|(n, v)| (n.to_string(), v.into_bytes())),
-        );
-        let mut outer = Scope::new(visible);
-        read_all(&mut outer, self.outer_order())?;
-
-        // The inner shell: env -i (plus what is passed), set -a.
-        let passed: Vec<(String, Vec<u8>)> = self
-            .passed(layout)
-            .iter()
-            .filter_map(|n| Some((n.to_string(), outer.get(n)?.to_vec())))
-            .collect();
-        let mut inner = Scope::new(passed.clone());
-        let pre: String = self
-            .predefined(layout, prefix)
-            .iter()
-            .map(|(n, v)| format!("{n}={}\n", sh_quote(v)))
-            .collect();
-        inner.read("<rc script>", pre.as_bytes())?;
-        read_all(&mut inner, self.inner_order(layout))?;
-
-        let mut env = RcEnv {
-            vars: passed,
-            ..RcEnv::default()
-        };
-        for a in inner.vars() {
-            set(&mut env.vars, &a.name, a.value.clone());
-        }
-        for (name, value) in self.rc_assignments(layout) {
-            let v = match value {
-                RcValue::Literal(s) => s.as_bytes().to_vec(),
-                RcValue::Outer(from) => {
-                    let v = outer.get(from).unwrap_or_default().to_vec();
-                    if !plain_word(&v) {
-                        env.warnings.push(format!(
-                            "{name}=${from}: Courier's {} script pastes the value {:?} into a shell command, where it would be re-parsed; courier-run uses it as is",
-                            self.name(),
-                            String::from_utf8_lossy(&v)
-                        ));
-                    }
-                    v
-                }
-            };
-            set(&mut env.vars, name, v);
-        }
-        env.outer = outer;
-        Ok(env)
-    }
 }
 
 impl Service {
@@ -478,22 +387,10 @@ impl Service {
     }
 }
 
-fn set(vars: &mut Vec<(String, Vec<u8>)>, name: &str, value: Vec<u8>) {
-    match vars.iter_mut().find(|(n, _)| n == name) {
-        Some(slot) => slot.1 = value,
-        None => vars.push((name.to_string(), value)),
-    }
-}
-
 /// A value the inner shell reads back unchanged when pasted after `NAME=`.
 pub fn plain_word(v: &[u8]) -> bool {
     v.iter()
         .all(|&c| c.is_ascii_alphanumeric() || b"_.,:/@%+=-".contains(&c))
-}
-
-/// Single-quote a value for sh.
-fn sh_quote(v: &str) -> String {
-    format!("'{}'", v.replace('\'', r"'\''"))
 }
 
 #[cfg(test)]
@@ -624,8 +521,6 @@ mod tests {
             Service::Imapd.rc_assignments(Courier2)[2],
             ("TLS_PROTOCOL", RcValue::Outer("TLS_STARTTLS_PROTOCOL"))
         );
-        assert_eq!(Service::Pop3dSsl.passed(Debian), ["PATH", "SHELL"]);
-        assert!(Service::Pop3dSsl.passed(Courier2).is_empty());
     }
 
     #[test]
@@ -633,34 +528,11 @@ mod tests {
         assert_eq!(Service::cache_reset(None, "courier", "courier"), None);
         assert_eq!(Service::cache_reset(Some(b""), "courier", "courier"), None);
         let r = Service::cache_reset(Some(b"/var/lib/courier/c"), "courier", "mail").unwrap();
-        assert_eq!(r.path, Path::new("/var/lib/courier/c"));
+        assert_eq!(r.path, std::path::Path::new("/var/lib/courier/c"));
         assert_eq!(
             (r.owner.as_str(), r.group.as_str(), r.mode),
             ("courier", "mail", 0o600)
         );
-    }
-
-    /// The outer shell's value is what the rc pastes: with imapd.rc, a
-    /// value of IMAPDSTARTTLS set in BOTH files comes from imapd (sourced
-    /// last outside), even though imapd-ssl is sourced last inside.
-    #[test]
-    fn outer_value_wins_over_inner_order() {
-        let d = std::env::temp_dir().join(format!("cr-svc-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(
-            d.join("imapd"),
-            "IMAPDSTARTTLS=NO\nX=imapd\nPROXY_HOSTNAME=\"a b\"\n",
-        )
-        .unwrap();
-        std::fs::write(d.join("imapd-ssl"), "IMAPDSTARTTLS=YES\nX=ssl\n").unwrap();
-        let e = Service::Imapd.rc_env(Debian, "/usr", &d, &[]).unwrap();
-        std::fs::remove_dir_all(&d).unwrap();
-        assert_eq!(e.get("IMAP_STARTTLS"), Some(&b"NO"[..]));
-        assert_eq!(e.get("IMAPDSTARTTLS"), Some(&b"YES"[..]));
-        assert_eq!(e.get("X"), Some(&b"ssl"[..]));
-        assert_eq!(e.get("sbindir"), Some(&b"/usr/sbin"[..]));
-        assert_eq!(e.warnings.len(), 1, "{:?}", e.warnings);
-        assert!(e.warnings[0].contains("PROXY_HOSTNAME"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::config::{Pos, Scope};
-use crate::error::{Position, Problem, printable};
+use crate::error::{Position, Problem};
 use crate::service::{Protocol, Service};
 
 /// Where a value came from (for `--explain` and for error positions).
@@ -67,13 +67,8 @@ pub struct Setting {
     pub origin: Origin,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Layout {
-    /// The 2004 recipe: Courier-IMAP 2.x under /usr/local/courier-imap.
-    Courier2,
-    /// Courier 5 as packaged by Debian 12.
-    Debian,
-}
+/// Where the layouts are defined: the service table (settings reads it).
+pub use crate::service::Layout;
 
 /// Every setting with its meaning, in the order the README's table lists
 /// them (the `--help` text is made from this table).
@@ -84,7 +79,7 @@ pub const TABLE: &[(&str, &str)] = &[
     ),
     (
         "service",
-        "imapd, imapd-ssl, pop3d or pop3d-ssl: which of Courier's rc scripts to do (config files, rc assignments, programs, port, TLS)",
+        "imapd, imapd-ssl, pop3d or pop3d-ssl: which of Courier's rc scripts to do (config files, rc assignments, programs, port, TLS); authdaemond: courier-authlib's daemon (config: authdaemonrc; server: the authdaemond program; no front end)",
     ),
     ("prefix", "Courier's install prefix"),
     (
@@ -113,20 +108,26 @@ pub const TABLE: &[(&str, &str)] = &[
         "ulimit_v",
         "KiB, RLIMIT_AS soft and hard as sh's ulimit -v (default: IMAP_ULIMITD)",
     ),
-    ("server", "the front end and its fixed flags"),
-    ("address", "tcpserver's host (default: ADDRESS, else 0)"),
+    (
+        "server",
+        "the front end and its fixed flags: tcpserver, tcpsvd or couriertcpd (which also gets -maxperip, -access and TCPDOPTS, as Courier's rc passes them)",
+    ),
+    ("address", "the front end's host (default: ADDRESS, else 0)"),
     (
         "port",
-        "tcpserver's port, one number or service name (default: PORT, else 143)",
+        "the front end's port, one number or service name; couriertcpd also takes a list (default: PORT, else 143)",
     ),
-    ("conlimit", "tcpserver -c (default: MAXDAEMONS, else 40)"),
+    (
+        "conlimit",
+        "tcpserver/tcpsvd -c, couriertcpd -maxprocs (default: MAXDAEMONS, else 40)",
+    ),
     (
         "rules",
         "the front end's rules: a tcprules cdb (tcpserver -x), an ipsvd-cdb database (tcpsvd -x) or instructions directory (tcpsvd -i); empty: none",
     ),
     (
         "access",
-        "Courier's access list (file or directory), converted on start into the front end's rules (default: IMAPACCESSFILE); empty: none",
+        "Courier's access list (file or directory), compiled on start into the front end's rules beside the run file, or by makedat into LIST.dat for couriertcpd (default: IMAPACCESSFILE; one that cannot be read stops the start); empty: none",
     ),
     (
         "login",
@@ -147,6 +148,10 @@ pub const TABLE: &[(&str, &str)] = &[
         "yes: print the two *** startup lines on stderr; no",
     ),
     ("stderr", "merge (the recipe's exec 2>&1) or keep"),
+    (
+        "wait_authdaemond",
+        "yes: while authdaemond's socket does not accept, the launch exits 111 (the supervisor retries) instead of serving logins that fail; no",
+    ),
 ];
 
 /// Every setting's name, in [`TABLE`]'s order.
@@ -158,7 +163,8 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 pub fn help() -> String {
     let mut s = String::from("Settings (run file NAME=value, or --set NAME=VALUE):\n");
     for (name, meaning) in TABLE {
-        s += &format!("  {name:<12}{meaning}\n");
+        // A name of 12 characters or more still gets its blank.
+        s += &format!("  {name:<11} {meaning}\n");
         let show = |l: Layout| match (*name, default(l, "$prefix", name)) {
             ("layout", _) => Some("courier2".to_string()),
             (_, Some(v)) if v.is_empty() => Some("(empty)".to_string()),
@@ -212,7 +218,10 @@ pub fn default_for(layout: Layout, service: Service, prefix: &str, name: &str) -
         ("setuidgid", _) => s(""),
         ("softlimit", Courier2) => s("-m 5000000"),
         ("softlimit", Debian) => s(""),
-        ("server", _) => s("tcpserver -v -RH -l0"),
+        // Debian's rc runs Courier's own front end; the 2004 recipe ran
+        // tcpserver.
+        ("server", Courier2) => s("tcpserver -v -RH -l0"),
+        ("server", Debian) => s("/usr/sbin/couriertcpd"),
         ("rules", Courier2) => s("/etc/tcprules/imap.cdb"),
         ("rules", Debian) => s(""),
         ("auth", Courier2) => s("authpwd"),
@@ -221,6 +230,10 @@ pub fn default_for(layout: Layout, service: Service, prefix: &str, name: &str) -
         ("authdir", Debian) => s(""),
         ("banner", _) => s("yes"),
         ("stderr", _) => s("merge"),
+        // Courier 5 (Debian) authenticates through authdaemond; the 2004
+        // recipe chains its auth modules and needs no daemon.
+        ("wait_authdaemond", Courier2) => s("no"),
+        ("wait_authdaemond", Debian) => s("yes"),
         // umask, ulimit_v, address, port, conlimit, maildir: from the config.
         _ => None,
     }
@@ -231,6 +244,9 @@ pub fn default_for(layout: Layout, service: Service, prefix: &str, name: &str) -
 pub struct Settings {
     pub layout: Layout,
     pub service: Service,
+    /// `service=authdaemond`: courier-authlib's daemon, not a mail service
+    /// (`service` then holds imapd as a placeholder: see [`crate::authdaemond`]).
+    pub authdaemond: bool,
     pub runfile: Option<PathBuf>,
     /// One entry per setting of [`TABLE`], in that order.
     pub values: Vec<(&'static str, Setting)>,
@@ -325,7 +341,7 @@ impl Settings {
                 problems.push(Problem::bad(
                     "settings",
                     Position::CommandLine,
-                    format!("{s}: expected NAME=VALUE"),
+                    format!("{}: expected NAME=VALUE", crate::shown::value(s)),
                     "e.g. --set port=1143",
                 ));
                 continue;
@@ -336,7 +352,11 @@ impl Settings {
                     problems.push(Problem::bad(
                         "settings",
                         Position::CommandLine,
-                        format!("{s}: unknown setting {n}"),
+                        format!(
+                            "{}: unknown setting {}",
+                            crate::shown::value(s),
+                            crate::shown::value(n)
+                        ),
                         hint,
                     ));
                     continue;
@@ -362,7 +382,7 @@ impl Settings {
                     problems.push(Problem::bad(
                         "settings",
                         s.origin.position(),
-                        format!("layout \"{}\" is not a layout", printable(other)),
+                        format!("layout \"{}\" is not a layout", crate::shown::value(other)),
                         "courier2 or debian",
                     ));
                     explicit.remove(i);
@@ -371,19 +391,21 @@ impl Settings {
         }
         // A bad service would change every default too: reported, imapd's used.
         let mut service = Service::Imapd;
+        let mut authdaemond = false;
         if let Some(i) = explicit.iter().position(|(n, _)| *n == "service") {
             let s = &explicit[i].1;
             match Service::parse(s.value.as_deref().unwrap_or("")) {
                 Some(x) => service = x,
+                None if s.value.as_deref() == Some("authdaemond") => authdaemond = true,
                 None => {
                     problems.push(Problem::bad(
                         "settings",
                         s.origin.position(),
                         format!(
                             "service \"{}\" is not a service",
-                            printable(s.value.as_deref().unwrap_or(""))
+                            crate::shown::value(s.value.as_deref().unwrap_or(""))
                         ),
-                        "imapd, imapd-ssl, pop3d or pop3d-ssl",
+                        "imapd, imapd-ssl, pop3d, pop3d-ssl or authdaemond",
                     ));
                     explicit.remove(i);
                 }
@@ -401,6 +423,8 @@ impl Settings {
                     None => Setting {
                         value: if n == "layout" {
                             Some("courier2".into())
+                        } else if authdaemond {
+                            crate::authdaemond::default(layout, &prefix, n)
                         } else {
                             default_for(layout, service, &prefix, n)
                         },
@@ -413,6 +437,7 @@ impl Settings {
         let settings = Settings {
             layout,
             service,
+            authdaemond,
             runfile: runfile.map(Path::to_path_buf),
             values,
             warnings,
@@ -443,7 +468,10 @@ pub fn known(name: &str) -> Result<&'static str, String> {
         return Ok(n);
     }
     if name.bytes().any(|c| c.is_ascii_uppercase()) && names().any(|n| n == name.to_lowercase()) {
-        return Err(format!("settings are lower-case: {}", name.to_lowercase()));
+        return Err(format!(
+            "settings are lower-case: {}",
+            crate::shown::value(name.to_lowercase())
+        ));
     }
     if name.bytes().all(|c| !c.is_ascii_lowercase()) {
         return Err(

@@ -522,7 +522,7 @@ fn report(runfile: &Path, sets: &[String]) -> Report {
     };
     let Some(kind) = supervise::detect(&dir) else {
         rep.message = Some(format!(
-            "no supervisor's supervise/ directory in {}, and systemd is not running: nothing tells which process is the service",
+            "no supervise/ directory of daemontools, runit or s6 and no systemd unit in {}: nothing tells which process is the service",
             dir.display()
         ));
         return rep;

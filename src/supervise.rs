@@ -1,43 +1,62 @@
 //! The supervisor of a service directory (the run file's directory): which
-//! one it is, what it says about the service, and how to ask it for a
-//! restart. Read-only except [`restart`].
+//! one it is, what it says about the service, and asking it to signal or
+//! restart the service.
 //!
-//! The formats are the supervisors' own (read from their sources):
-//! - daemontools `supervise/status`, 18 bytes: TAI64N stamp (12), pid
-//!   little-endian (bytes 12..16, 0 when down), paused (16), want `u`/`d`
-//!   (17) (svstat.c);
-//! - runit `supervise/status`, 20 bytes: the same first 18, then the term
-//!   flag and the run state (0 down, 1 run, 2 finish); runit also writes
-//!   `supervise/pid` and `supervise/stat` as text (sv.c);
-//! - s6 `supervise/status`, 35 bytes: stamp (12), ready stamp (12), pid
+//! daemontools' supervise, runit's runsv and s6-supervise all keep
+//! `supervise/control`, a FIFO they read one-letter commands from (`h`:
+//! SIGHUP to the service; `t`: SIGTERM, then a new start); `svc -h`,
+//! `sv hup` and `s6-svc -h` write that letter, and so do we. Opening the
+//! FIFO without blocking fails with ENXIO when no supervisor reads it: "not
+//! running", as svc says.
+//!
+//! Told apart by the files each one keeps (read on Debian 12):
+//! - runit: `supervise/stat` and `supervise/pid` (text files), and a
+//!   20-byte `supervise/status`: the daemontools layout plus the term flag
+//!   and the run state (0 down, 1 run, 2 finish) (sv.c);
+//! - s6: `event/` beside `supervise/`, or `supervise/death_tally`, and a
+//!   35-byte `supervise/status`: stamp (12), ready stamp (12), pid
 //!   big-endian u64 (24..32), wait status (32..34), flags (34: 1 paused,
 //!   2 finishing, 4 want up, 8 ready) (libs6 s6_svstatus_unpack.c);
-//! - systemd: `systemctl show -p MainPID UNIT` when systemd is PID 1.
-//!
-//! Whether the supervisor itself runs: each of the three keeps its
-//! `supervise/control` FIFO open for reading, so opening it for writing
-//! without blocking fails with ENXIO when none does (as svstat's
-//! "supervise not running").
+//! - daemontools: `supervise/status`, 18 bytes: TAI64N stamp (12), pid
+//!   little-endian (12..16, 0 when down), paused (16), want `u`/`d` (17)
+//!   (svstat.c);
+//! - systemd: the unit file `init --supervisor systemd` writes into the
+//!   directory (`courier-run-SERVICE.service`), asked with `systemctl`.
 
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// A supervision suite.
+use anyhow::Context;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Supervisor {
+pub enum Kind {
     Daemontools,
     Runit,
     S6,
     Systemd,
 }
 
-impl Supervisor {
+/// The name `--status` and `--restart` use.
+pub type Supervisor = Kind;
+
+impl Kind {
     pub fn name(self) -> &'static str {
         match self {
-            Supervisor::Daemontools => "daemontools",
-            Supervisor::Runit => "runit",
-            Supervisor::S6 => "s6",
-            Supervisor::Systemd => "systemd",
+            Kind::Daemontools => "daemontools",
+            Kind::Runit => "runit",
+            Kind::S6 => "s6",
+            Kind::Systemd => "systemd",
+        }
+    }
+
+    /// The supervisor's own command for a HUP (for messages).
+    pub fn hup_command(self) -> &'static str {
+        match self {
+            Kind::Daemontools => "svc -h",
+            Kind::Runit => "sv hup",
+            Kind::S6 => "s6-svc -h",
+            Kind::Systemd => "systemctl kill -s HUP --kill-whom=main",
         }
     }
 
@@ -45,50 +64,87 @@ impl Supervisor {
     pub fn restart_command(self, dir: &Path) -> String {
         let d = dir.display();
         match self {
-            Supervisor::Daemontools => format!("svc -t {d}"),
-            Supervisor::Runit => format!("sv restart {d}"),
-            Supervisor::S6 => format!("s6-svc -r {d}"),
-            Supervisor::Systemd => format!("systemctl restart {}", unit_name(dir)),
+            Kind::Daemontools => format!("svc -t {d}"),
+            Kind::Runit => format!("sv restart {d}"),
+            Kind::S6 => format!("s6-svc -r {d}"),
+            Kind::Systemd => format!("systemctl restart {}", unit_name(dir)),
         }
     }
 }
 
-/// Which supervisor runs (or ran) the service in `dir`: its `supervise/`
-/// files, else systemd when it is PID 1. None when nothing tells.
-pub fn detect(dir: &Path) -> Option<Supervisor> {
-    let sup = dir.join("supervise");
-    if let Ok(m) = std::fs::metadata(sup.join("status")) {
-        match m.len() {
-            35 => return Some(Supervisor::S6),
-            20 => return Some(Supervisor::Runit),
-            18 => return Some(Supervisor::Daemontools),
-            _ => {}
-        }
-    }
-    if sup.join("stat").exists() {
-        return Some(Supervisor::Runit);
-    }
-    if dir.join("event").is_dir() {
-        return Some(Supervisor::S6);
-    }
-    if sup.is_dir() {
-        return Some(Supervisor::Daemontools);
-    }
-    if Path::new("/run/systemd/system").is_dir() {
-        return Some(Supervisor::Systemd);
-    }
-    None
+/// A signal a supervisor can send its service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    Hup,
 }
 
-/// The systemd unit of a service directory: `courier-run-NAME.service`,
-/// NAME the directory's name (as `init --supervisor systemd` names it).
+/// The supervisor whose files are in `service_dir`, if any: a
+/// `supervise/` directory, or the systemd unit `init` wrote there.
+pub fn detect(service_dir: &Path) -> Option<Kind> {
+    let sup = service_dir.join("supervise");
+    if !sup.is_dir() {
+        return crate::systemd::unit_in(service_dir).map(|_| Kind::Systemd);
+    }
+    if sup.join("stat").is_file() && sup.join("pid").is_file() {
+        return Some(Kind::Runit);
+    }
+    if service_dir.join("event").is_dir() || sup.join("death_tally").exists() {
+        return Some(Kind::S6);
+    }
+    match std::fs::metadata(sup.join("status")).map(|m| m.len()) {
+        Ok(35) => Some(Kind::S6),
+        Ok(20) => Some(Kind::Runit),
+        Ok(_) => Some(Kind::Daemontools),
+        Err(_) => None,
+    }
+}
+
+/// The systemd unit of a service directory: the unit file `init
+/// --supervisor systemd` wrote there, else `courier-run-NAME.service`
+/// (NAME the directory's name).
 pub fn unit_name(dir: &Path) -> String {
+    if let Some(u) = crate::systemd::unit_in(dir) {
+        return u;
+    }
     let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let name = abs
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "service".into());
     format!("courier-run-{name}.service")
+}
+
+/// Ask the supervisor of `service_dir` to send `sig` to the service.
+pub fn signal(kind: Kind, service_dir: &Path, sig: Signal) -> anyhow::Result<()> {
+    if kind == Kind::Systemd {
+        let unit = unit_name(service_dir);
+        let st = std::process::Command::new("systemctl")
+            .args(["kill", "-s", "HUP", "--kill-whom=main", &unit])
+            .stdin(std::process::Stdio::null())
+            .status()
+            .context("unable to run systemctl")?;
+        if !st.success() {
+            anyhow::bail!("systemctl kill -s HUP {unit} failed ({st})");
+        }
+        return Ok(());
+    }
+    let letter: &[u8] = match sig {
+        Signal::Hup => b"h",
+    };
+    let control = service_dir.join("supervise/control");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(&control)
+        .with_context(|| {
+            format!(
+                "unable to control {} ({} is not running there?)",
+                control.display(),
+                kind.name()
+            )
+        })?;
+    f.write_all(letter)
+        .with_context(|| format!("unable to write to {}", control.display()))
 }
 
 /// What the supervisor says.
@@ -104,7 +160,7 @@ pub enum State {
 
 /// The service's state, or why it cannot be told.
 pub fn status(dir: &Path, kind: Supervisor) -> Result<State, String> {
-    if kind == Supervisor::Systemd {
+    if kind == Kind::Systemd {
         return systemd_status(dir);
     }
     if !supervisor_running(dir)? {
@@ -131,20 +187,20 @@ pub fn status(dir: &Path, kind: Supervisor) -> Result<State, String> {
 /// Decode a `supervise/status` file of `kind`.
 pub fn parse_status(kind: Supervisor, b: &[u8]) -> Option<State> {
     match kind {
-        Supervisor::Daemontools | Supervisor::Runit => {
+        Kind::Daemontools | Kind::Runit => {
             if b.len() < 18 {
                 return None;
             }
             let pid = u32::from_le_bytes([b[12], b[13], b[14], b[15]]);
             // runit: byte 19 is the state; 2 (finish) runs ./finish, not run.
-            let finishing = kind == Supervisor::Runit && b.len() >= 20 && b[19] == 2;
+            let finishing = kind == Kind::Runit && b.len() >= 20 && b[19] == 2;
             Some(if pid == 0 || finishing {
                 State::Down
             } else {
                 State::Up { pid }
             })
         }
-        Supervisor::S6 => {
+        Kind::S6 => {
             if b.len() < 35 {
                 return None;
             }
@@ -157,7 +213,7 @@ pub fn parse_status(kind: Supervisor, b: &[u8]) -> Option<State> {
                 _ => State::Down,
             })
         }
-        Supervisor::Systemd => None,
+        Kind::Systemd => None,
     }
 }
 
@@ -210,12 +266,11 @@ fn systemd_status(dir: &Path) -> Result<State, String> {
 /// `supervise/control` (so the suites' client programs need not be in
 /// PATH), or `systemctl restart UNIT`.
 pub fn restart(dir: &Path, kind: Supervisor) -> anyhow::Result<()> {
-    use anyhow::Context;
     let bytes: &[u8] = match kind {
-        Supervisor::Daemontools => b"ut",
-        Supervisor::Runit => b"tcu",
-        Supervisor::S6 => b"ur",
-        Supervisor::Systemd => {
+        Kind::Daemontools => b"ut",
+        Kind::Runit => b"tcu",
+        Kind::S6 => b"ur",
+        Kind::Systemd => {
             let unit = unit_name(dir);
             let st = std::process::Command::new("systemctl")
                 .args(["restart", &unit])
@@ -239,7 +294,6 @@ pub fn restart(dir: &Path, kind: Supervisor) -> anyhow::Result<()> {
                 path.display()
             )
         })?;
-    use std::io::Write;
     f.write_all(bytes)
         .with_context(|| format!("unable to write to {}", path.display()))
 }
@@ -247,6 +301,41 @@ pub fn restart(dir: &Path, kind: Supervisor) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frontend::tests_support::tempdir;
+
+    #[test]
+    fn detect_by_files() {
+        let Some(d) = tempdir("supervise") else {
+            return;
+        };
+        assert_eq!(detect(&d), None);
+        std::fs::create_dir(d.join("supervise")).unwrap();
+        assert_eq!(detect(&d), None);
+        std::fs::write(d.join("supervise/status"), [0u8; 18]).unwrap();
+        assert_eq!(detect(&d), Some(Kind::Daemontools));
+        std::fs::write(d.join("supervise/status"), [0u8; 20]).unwrap();
+        assert_eq!(detect(&d), Some(Kind::Runit));
+        std::fs::write(d.join("supervise/status"), [0u8; 35]).unwrap();
+        assert_eq!(detect(&d), Some(Kind::S6));
+        std::fs::write(d.join("supervise/status"), [0u8; 18]).unwrap();
+        std::fs::create_dir(d.join("event")).unwrap();
+        assert_eq!(detect(&d), Some(Kind::S6));
+        std::fs::remove_dir(d.join("event")).unwrap();
+        std::fs::write(d.join("supervise/stat"), "run\n").unwrap();
+        std::fs::write(d.join("supervise/pid"), "1\n").unwrap();
+        assert_eq!(detect(&d), Some(Kind::Runit));
+        // No supervisor reading the control FIFO: an error, not a hang;
+        // and "no supervisor" for --status.
+        nix::unistd::mkfifo(
+            &d.join("supervise/control"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let e = signal(Kind::Runit, &d, Signal::Hup).unwrap_err();
+        assert!(format!("{e:#}").contains("not running"), "{e:#}");
+        assert_eq!(status(&d, Kind::Runit), Ok(State::NoSupervisor));
+        let _ = std::fs::remove_dir_all(d);
+    }
 
     #[test]
     fn daemontools_and_runit_pid_is_little_endian() {
@@ -254,20 +343,17 @@ mod tests {
         b[12..16].copy_from_slice(&4660u32.to_le_bytes());
         b[17] = b'u';
         assert_eq!(
-            parse_status(Supervisor::Daemontools, &b),
+            parse_status(Kind::Daemontools, &b),
             Some(State::Up { pid: 4660 })
         );
         let mut r = b.clone();
         r.extend([0, 1]);
-        assert_eq!(
-            parse_status(Supervisor::Runit, &r),
-            Some(State::Up { pid: 4660 })
-        );
+        assert_eq!(parse_status(Kind::Runit, &r), Some(State::Up { pid: 4660 }));
         r[19] = 2;
-        assert_eq!(parse_status(Supervisor::Runit, &r), Some(State::Down));
+        assert_eq!(parse_status(Kind::Runit, &r), Some(State::Down));
         b[12..16].copy_from_slice(&[0; 4]);
-        assert_eq!(parse_status(Supervisor::Daemontools, &b), Some(State::Down));
-        assert_eq!(parse_status(Supervisor::Daemontools, &b[..10]), None);
+        assert_eq!(parse_status(Kind::Daemontools, &b), Some(State::Down));
+        assert_eq!(parse_status(Kind::Daemontools, &b[..10]), None);
     }
 
     #[test]
@@ -275,34 +361,8 @@ mod tests {
         let mut b = vec![0u8; 35];
         b[24..32].copy_from_slice(&77u64.to_be_bytes());
         b[34] = 4 | 8;
-        assert_eq!(
-            parse_status(Supervisor::S6, &b),
-            Some(State::Up { pid: 77 })
-        );
+        assert_eq!(parse_status(Kind::S6, &b), Some(State::Up { pid: 77 }));
         b[34] |= 2;
-        assert_eq!(parse_status(Supervisor::S6, &b), Some(State::Down));
-    }
-
-    #[test]
-    fn detect_by_status_size() {
-        let d = std::env::temp_dir().join(format!("cr-sup-{}", std::process::id()));
-        std::fs::create_dir_all(d.join("supervise")).unwrap();
-        for (n, want) in [
-            (18, Supervisor::Daemontools),
-            (20, Supervisor::Runit),
-            (35, Supervisor::S6),
-        ] {
-            std::fs::write(d.join("supervise/status"), vec![0u8; n]).unwrap();
-            assert_eq!(detect(&d), Some(want));
-        }
-        // No supervisor reads the control FIFO: not running.
-        std::fs::remove_file(d.join("supervise/status")).unwrap();
-        nix::unistd::mkfifo(
-            &d.join("supervise/control"),
-            nix::sys::stat::Mode::from_bits_truncate(0o600),
-        )
-        .unwrap();
-        assert_eq!(status(&d, Supervisor::Daemontools), Ok(State::NoSupervisor));
-        std::fs::remove_dir_all(&d).unwrap();
+        assert_eq!(parse_status(Kind::S6, &b), Some(State::Down));
     }
 }

@@ -751,13 +751,7 @@ mod tests {
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        if !found {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("the openssl command is required in CI (CI=true) but is not installed");
-            }
-            eprintln!("SKIPPED: needs the openssl command, which is missing here");
-        }
-        found
+        crate::skip::have("the openssl command", found)
     }
 
     struct Dir(PathBuf);

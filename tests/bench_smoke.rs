@@ -3,24 +3,16 @@
 //! are not asserted (2 runs on a shared machine mean nothing); that the
 //! script works, and that every row and cell is there, is.
 
+#[path = "common/skip.rs"]
+#[allow(dead_code)]
+mod skip;
+
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// True when `what` is available; otherwise print why the test is skipped
-/// and return false. Under CI=true a missing tool is a failure (the rule of
-/// tests/common/mod.rs's `have`).
-fn have(what: &str, found: bool) -> bool {
-    if found {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{what} is required in CI (CI=true) but is not installed");
-    }
-    eprintln!("SKIPPED: {what} is not installed (install it to run this test)");
-    false
-}
+use skip::have;
 
 fn on_path(name: &str) -> bool {
     if name.starts_with('/') {

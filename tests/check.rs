@@ -606,8 +606,10 @@ fn couriertcpd_settings() {
         &[&format!("config={conf}"), "server=tcpserver -v -RH -l0"],
         &[],
     );
+    // A protection couriertcpd would give and tcpserver cannot: a FAIL
+    // with the fix (it was a warning before server=couriertcpd existed).
     out.has(&format!(
-        "warn MAXPERIP: {conf}:4:1: MAXPERIP=4 is not enforced: tcpserver has no per-IP limit (use ipsvd's tcpsvd -C 4 as server, or remove MAXPERIP)"
+        "FAIL MAXPERIP: {conf}:4:1: MAXPERIP=4 is not enforced: tcpserver has no per-IP limit (use server=couriertcpd, or ipsvd's tcpsvd (-C 4), or set MAXPERIP=0)"
     ))
     .has("info couriertcpd variables: PIDFILE, TCPDOPTS reach imapd's environment, but only couriertcpd, courierlogger or Courier's rc script read them")
     .has(&format!(
@@ -619,7 +621,7 @@ fn couriertcpd_settings() {
     ));
     assert_eq!(
         out.fail_count(),
-        usize::from(!Path::new("/usr/bin/tcpserver").exists())
+        1 + usize::from(!Path::new("/usr/bin/tcpserver").exists())
     );
 }
 
@@ -677,7 +679,7 @@ fn maildir_of_a_preauthenticated_imapd() {
 #[test]
 fn healthy_debian12_passes() {
     if !have_file(IMAPD, "courier-imap")
-        || !have_file("/usr/bin/tcpserver", "ucspi-tcp")
+        || !have_file("/usr/sbin/couriertcpd", "courier-base")
         || !have_file(AUTHDAEMOND, "courier-authdaemon")
     {
         return;
@@ -738,7 +740,8 @@ fn healthy_debian12_passes() {
     for want in [
         "ok   config /etc/courier/imapd",
         "ok   account courier (uid ",
-        "ok   program /usr/bin/tcpserver (server)",
+        // layout=debian runs what Debian's rc runs: couriertcpd.
+        "ok   program /usr/sbin/couriertcpd (server)",
         "ok   program /usr/lib/courier/courier/imaplogin (login)",
         "ok   program /usr/bin/imapd (imapd)",
         "ok   memory /usr/bin/imapd",

@@ -366,8 +366,27 @@ fn rewrite_only_on_change_and_as_a_whole() {
     let after = snapshot(&dir);
     assert_ne!(after.ino, before.ino);
     assert_eq!(list(&dir), [courier_run::envdir::MARKER, "B", "C"]);
-    // The previous generation stays whole for readers until the next run.
+    // The previous generation stays whole for readers (also through a run
+    // at once) until the first run after the grace.
     assert_eq!(t.names().len(), 3, "{:?}", t.names());
+    let r = conf2env(&dir, &[&conf], &[], t.path());
+    assert_eq!(r.code, Some(0), "{}", r.stderr_str());
+    assert_eq!(t.names().len(), 3, "{:?}", t.names());
+    let old = t.join(&t.names()[0]);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let then =
+        nix::sys::time::TimeSpec::new(secs - courier_run::envdir::GRACE.as_secs() as i64 - 2, 0);
+    nix::sys::stat::utimensat(
+        None,
+        &old,
+        &then,
+        &then,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .unwrap();
     let r = conf2env(&dir, &[&conf], &[], t.path());
     assert_eq!(r.code, Some(0), "{}", r.stderr_str());
     assert_eq!(snapshot(&dir), after);

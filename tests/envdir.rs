@@ -24,6 +24,34 @@ fn temp_siblings(parent: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Make the replaced generations beside `parent`'s envdirs look replaced
+/// longer ago than the grace the cleanup gives readers.
+fn age_generations(parent: &Path) {
+    use nix::sys::stat::{UtimensatFlags, utimensat};
+    use nix::sys::time::TimeSpec;
+    let then = TimeSpec::new(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            - envdir::GRACE.as_secs() as i64
+            - 2,
+        0,
+    );
+    for n in temp_siblings(parent) {
+        if n.contains(".old.") {
+            utimensat(
+                None,
+                &parent.join(n),
+                &then,
+                &then,
+                UtimensatFlags::NoFollowSymlink,
+            )
+            .unwrap();
+        }
+    }
+}
+
 /// The variables of an envdir: its names without the marker.
 fn vars_in(dir: &Path) -> Vec<String> {
     let all = list(dir);
@@ -64,12 +92,19 @@ fn changed_content_replaces_the_whole_directory() {
         b"\n",
         "empty value: a lone newline"
     );
-    // The old generation is kept whole (a reader may be in it) until the
-    // next start, which removes it and writes nothing else.
+    // The old generation is kept whole (a reader may be in it), also by a
+    // start at once after, until the grace is over; the first start after
+    // that removes it and writes nothing else.
     let old = temp_siblings(t.path());
     assert_eq!(old.len(), 1, "{old:?}");
     assert!(old[0].starts_with(".env.old."), "{old:?}");
     assert_eq!(snapshot(&t.join(&old[0])).files, before.files);
+    assert_eq!(
+        envdir::write(&dir, &second, Modes::PUBLIC).unwrap(),
+        Outcome::Unchanged
+    );
+    assert_eq!(temp_siblings(t.path()), old, "kept for readers");
+    age_generations(t.path());
     assert_eq!(
         envdir::write(&dir, &second, Modes::PUBLIC).unwrap(),
         Outcome::Unchanged
@@ -133,7 +168,10 @@ fn write_new_always_writes() {
     assert_eq!(vars_in(&dir), ["A"]);
     assert_eq!(t.names().len(), 2, "env and the previous generation");
     envdir::write_new(&dir, &vars, Modes::PUBLIC).unwrap();
-    assert_eq!(t.names().len(), 2, "the one before was removed");
+    assert_eq!(t.names().len(), 3, "both generations kept, for readers");
+    age_generations(t.path());
+    envdir::write_new(&dir, &vars, Modes::PUBLIC).unwrap();
+    assert_eq!(t.names().len(), 2, "the ones before were removed");
 }
 
 #[test]

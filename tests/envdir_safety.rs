@@ -61,6 +61,30 @@ fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// Make the replaced generations in `parent` look replaced longer ago than
+/// the grace the cleanup gives readers.
+fn age_generations(parent: &Path) {
+    use nix::sys::stat::{UtimensatFlags, utimensat};
+    use nix::sys::time::TimeSpec;
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let then = TimeSpec::new(secs - envdir::GRACE.as_secs() as i64 - 2, 0);
+    for n in list(parent) {
+        if n.starts_with(".env.old.") {
+            utimensat(
+                None,
+                &parent.join(n),
+                &then,
+                &then,
+                UtimensatFlags::NoFollowSymlink,
+            )
+            .unwrap();
+        }
+    }
+}
+
 /// `envdir=` at the config's own directory: refused (100) before anything
 /// is changed, naming the path; the config and its neighbours stay.
 #[test]
@@ -178,25 +202,254 @@ fn refused_targets_are_left_alone() {
     }
 }
 
-/// A classic envdir (regular files with variable names, no marker) is
-/// adopted on the first write, and marked.
+/// Finding: an unmarked directory of variable-named files (a classic
+/// run script's envdir, or an /etc-like directory named by mistake) was
+/// "adopted": its files were deleted after two starts. Now it is refused
+/// (100, with the fix: move it aside) by conf2env, the dry run, --check
+/// and the launch, and nothing in it changes. An empty directory holds
+/// nothing to lose: it is replaced.
 #[test]
-fn a_classic_envdir_is_adopted() {
-    let t = TempDir::new("safety-classic");
+fn an_unmarked_directory_is_refused_never_emptied() {
+    let t = TempDir::new("safety-unmarked");
     let conf = t.join("conf");
     fs::write(&conf, b"A=new\n").unwrap();
     let env = t.join("env");
     fs::create_dir(&env).unwrap();
     fs::write(env.join("A"), b"old\n").unwrap();
     fs::write(env.join("GONE"), b"x\n").unwrap();
+    fs::write(env.join("hostname"), b"mail\n").unwrap();
+    let before = tree(t.path());
+    for _ in 0..2 {
+        let r = conf2env(&env, &[&conf], t.path());
+        assert_eq!(r.code, Some(100), "{}", r.stderr_str());
+        assert!(r.stderr_str().contains("mv "), "{}", r.stderr_str());
+        assert_eq!(tree(t.path()), before, "something changed");
+    }
+    fs::write(
+        t.join("run"),
+        "account=\nsoftlimit=\nrules=\nserver=/bin/true\nconfig=./conf\nenvdir=./env\nbanner=no\nstderr=keep\n",
+    )
+    .unwrap();
+    let before = tree(t.path());
+    for (args, code) in [(&["--dry-run"][..], 100), (&["--check"], 1), (&[], 100)] {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("./run").args(args).current_dir(t.path());
+        let r = run(cmd, t.path(), Duration::from_secs(30));
+        assert_eq!(
+            r.code,
+            Some(code),
+            "{args:?}: {}{}",
+            r.stdout_str(),
+            r.stderr_str()
+        );
+        if args == ["--check"] {
+            assert!(
+                r.stdout_str()
+                    .lines()
+                    .any(|l| l.starts_with("FAIL envdir") && l.contains("no .courier-run marker")),
+                "{}",
+                r.stdout_str()
+            );
+        }
+        assert_eq!(tree(t.path()), before, "{args:?}: something changed");
+    }
+
+    // Moved aside as the message says: written anew, the old files kept.
+    fs::rename(&env, t.join("env.orig")).unwrap();
     let r = conf2env(&env, &[&conf], t.path());
     assert_eq!(r.code, Some(0), "{}", r.stderr_str());
-    assert_eq!(list(&env), [envdir::MARKER, "A"]);
-    assert_eq!(fs::read(env.join("A")).unwrap(), b"new\n");
+    assert_eq!(list(&t.join("env.orig")), ["A", "GONE", "hostname"]);
+
+    // An empty directory: replaced, and marked.
+    let empty = t.join("empty");
+    fs::create_dir(&empty).unwrap();
+    let r = conf2env(&empty, &[&conf], t.path());
+    assert_eq!(r.code, Some(0), "{}", r.stderr_str());
+    assert_eq!(list(&empty), [envdir::MARKER, "A"]);
     assert_eq!(
-        envdir::check_target(&env, &[]).unwrap(),
+        envdir::check_target(&empty, &[]).unwrap(),
         envdir::Target::Ours
     );
+}
+
+/// Finding: `envdir=` naming the directory that holds the access list
+/// (IMAPACCESSFILE) adopted the list as an envdir file and deleted it; the
+/// next start ran the front end without its rules. Now every file
+/// courier-run reads is protected, present or not: the run file, config
+/// files, the access list (`access=` or IMAPACCESSFILE) and the TLS files.
+/// An envdir that is one, holds one, lies inside one (a directory list)
+/// or would put its generations at its name is refused by the dry run
+/// (100), --check (FAIL) and the launch (100), and nothing changes. (A
+/// missing IMAPACCESSFILE also stops the launch on its own, fail-closed,
+/// with 111: that case expects 111, and the envdir's FAIL in --check.)
+#[test]
+fn an_envdir_never_takes_a_file_courier_run_reads() {
+    // (what, the run file's extra lines, the config, envdir, files to make)
+    let cases: &[(&str, &str, &str, &str, &[&str])] = &[
+        (
+            "the directory holding IMAPACCESSFILE",
+            "",
+            "A=1\nIMAPACCESSFILE=./acl/imapaccess\n",
+            "./acl",
+            &["acl/imapaccess"],
+        ),
+        (
+            "the directory holding access=",
+            "access=./acl/imapaccess\n",
+            "A=1\n",
+            "./acl",
+            &["acl/imapaccess"],
+        ),
+        (
+            "the directory where a missing IMAPACCESSFILE would be",
+            "",
+            "A=1\nIMAPACCESSFILE=./acl/imapaccess\n",
+            "./acl",
+            &["acl/B"],
+        ),
+        (
+            "an access list that is a directory",
+            "access=./acl\n",
+            "A=1\n",
+            "./acl",
+            &["acl/rules"],
+        ),
+        (
+            "inside an access list directory",
+            "access=./acl\n",
+            "A=1\n",
+            "./acl/env",
+            &["acl/rules"],
+        ),
+        (
+            "the directory holding TLS_CERTFILE",
+            "",
+            "A=1\nTLS_CERTFILE=./ssl/imapd.pem\n",
+            "./ssl",
+            &["ssl/imapd.pem"],
+        ),
+        (
+            "the directory holding TLS_TRUSTCERTS",
+            "",
+            "A=1\nTLS_TRUSTCERTS=./ssl/ca.pem\n",
+            "./ssl",
+            &["ssl/ca.pem"],
+        ),
+        (
+            "the service directory (holding the run file)",
+            "",
+            "A=1\n",
+            "../svc",
+            &[],
+        ),
+        (
+            "the access list at a generation's name",
+            "access=./.env.old.1-1\n",
+            "A=1\n",
+            "./env",
+            &[".env.old.1-1"],
+        ),
+    ];
+    for (what, extra, conf, dir, files) in cases {
+        let t = TempDir::new("safety-reads");
+        t.write(
+            "svc/run",
+            format!(
+                "account=\nsoftlimit=\nrules=\nserver=/bin/true\nconfig=./conf\nenvdir={dir}\nbanner=no\nstderr=keep\n{extra}"
+            ),
+        );
+        t.write("svc/conf", conf);
+        for f in *files {
+            t.write(
+                format!("svc/{f}"),
+                if f.contains("acl") || f.contains("old") {
+                    "127.0.0.1\tallow\n"
+                } else {
+                    "x\n"
+                },
+            );
+        }
+        let svc = t.join("svc");
+        let before = tree(t.path());
+        let stop = if what.contains("missing IMAPACCESSFILE") {
+            111
+        } else {
+            100
+        };
+        for (args, code) in [(&["--dry-run"][..], stop), (&["--check"], 1), (&[], stop)] {
+            let mut cmd = Command::new(BIN);
+            cmd.arg("./run").args(args).current_dir(&svc);
+            let r = run(cmd, t.path(), Duration::from_secs(30));
+            let out = format!("{}{}", r.stdout_str(), r.stderr_str());
+            assert_eq!(r.code, Some(code), "{what} {args:?}: {out}");
+            if args == ["--check"] {
+                assert!(
+                    out.lines().any(|l| l.starts_with("FAIL envdir")),
+                    "{what}: {out}"
+                );
+            } else if stop == 100 {
+                assert!(out.contains("courier-run reads"), "{what} {args:?}: {out}");
+            }
+            assert_eq!(tree(t.path()), before, "{what} {args:?}: something changed");
+        }
+    }
+}
+
+/// Finding: a replaced generation `.env.old.*` kept a removed secret
+/// world-readable until the next start, after the config was made
+/// private. Now a rewrite from a private config closes the generation it
+/// replaces at once (mode 700, like the new envdir): another user cannot
+/// reach the old secret.
+#[test]
+fn a_replaced_generation_follows_a_config_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TempDir::new("safety-private-old");
+    let conf = t.join("conf");
+    fs::write(&conf, b"A=1\nSECRET=hunter2\n").unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    let env = t.join("env");
+    let r = conf2env(&env, &[&conf], t.path());
+    assert_eq!(r.code, Some(0), "{}", r.stderr_str());
+    // The secret goes, and the config becomes private.
+    fs::write(&conf, b"A=1\n").unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o600)).unwrap();
+    let r = conf2env(&env, &[&conf], t.path());
+    assert_eq!(r.code, Some(0), "{}", r.stderr_str());
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&env), 0o700);
+    let old: Vec<String> = t
+        .names()
+        .into_iter()
+        .filter(|n| n.starts_with(".env.old."))
+        .collect();
+    assert_eq!(old.len(), 1, "{:?}", t.names());
+    let old = t.join(&old[0]);
+    assert_eq!(
+        fs::read(old.join("SECRET")).unwrap(),
+        b"hunter2\n",
+        "kept whole for readers"
+    );
+    assert_eq!(
+        mode(&old) & 0o077,
+        0,
+        "the replaced generation is open to others: {:o}",
+        mode(&old)
+    );
+    // As another user (root only): the old secret cannot be read.
+    if is_root() && which("setpriv").is_some() {
+        let r = run(
+            {
+                let mut c = Command::new("setpriv");
+                c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+                    .arg(old.join("SECRET"));
+                c
+            },
+            t.path(),
+            Duration::from_secs(10),
+        );
+        assert_ne!(r.code, Some(0), "nobody read {}", r.stdout_str());
+        assert!(!r.stdout_str().contains("hunter2"));
+    }
 }
 
 /// Leftovers of killed runs (`.env.new.PID-N` whose PID is dead and whose
@@ -327,8 +580,8 @@ fn mounts_are_never_crossed() {
     assert!(r.stderr_str().contains("mount point"), "{}", r.stderr_str());
     assert_eq!(list(&precious), ["A", "data"]);
 
-    // A mount inside a replaced generation: the next run removes what it
-    // wrote around it and leaves the mount and its content.
+    // A mount inside a replaced generation: the first run after the grace
+    // removes what it wrote around it and leaves the mount and its content.
     let r = conf2env(&env, &[&conf], t.path());
     assert_eq!(r.code, Some(0), "{}", r.stderr_str());
     let old: Vec<String> = t
@@ -342,6 +595,7 @@ fn mounts_are_never_crossed() {
     mount(&precious, &generation.join("SUB"));
     mount(&precious.join("A"), &generation.join("A"));
     fs::write(&conf, b"A=3\n").unwrap();
+    age_generations(t.path());
     let r = conf2env(&env, &[&conf], t.path());
     let inside = list(&generation);
     umount(&generation.join("A"));
@@ -383,10 +637,11 @@ fn an_unchanged_run_writes_nothing() {
     fs::write(&conf, src).unwrap();
     let env = t.join("env");
     assert_eq!(conf2env(&env, &[&conf], t.path()).code, Some(0));
-    // A rewrite leaves the replaced generation, which the next run
-    // removes; the run after that is the one traced.
+    // A rewrite leaves the replaced generation, which the first run after
+    // the grace removes; the run after that is the one traced.
     fs::write(&conf, b"A=1\n").unwrap();
     assert_eq!(conf2env(&env, &[&conf], t.path()).code, Some(0));
+    age_generations(t.path());
     assert_eq!(conf2env(&env, &[&conf], t.path()).code, Some(0));
     let before = snapshot(&env);
 
@@ -479,6 +734,8 @@ fn an_unchanged_launch_writes_nothing() {
     // The first start writes the envdir; the second is unchanged.
     launch(false);
     launch(false);
+    age_generations(t.path());
+    launch(false);
     let before = snapshot(&t.join("env"));
     let trace = launch(true);
     assert!(
@@ -494,4 +751,38 @@ fn an_unchanged_launch_writes_nothing() {
         w.iter().any(|l| l.contains("renameat2")),
         "the rewrite was not seen: {w:#?}"
     );
+}
+
+/// The envdir never deletes a file it did not write, in its replaced
+/// generations either: the cleanup unlinks only the files the
+/// generation's manifest lists, each still the inode it recorded. A file
+/// put there since (a variable name, or one replacing a listed file)
+/// stays, and so does the generation.
+#[test]
+fn cleanup_deletes_only_what_the_manifest_lists() {
+    let t = TempDir::new("safety-cleanup-manifest");
+    let conf = t.join("conf");
+    fs::write(&conf, b"A=1\nB=2\n").unwrap();
+    let env = t.join("env");
+    assert_eq!(conf2env(&env, &[&conf], t.path()).code, Some(0));
+    fs::write(&conf, b"A=3\n").unwrap();
+    assert_eq!(conf2env(&env, &[&conf], t.path()).code, Some(0));
+    let old: Vec<String> = t
+        .names()
+        .into_iter()
+        .filter(|n| n.starts_with(".env.old."))
+        .collect();
+    assert_eq!(old.len(), 1, "{:?}", t.names());
+    let generation = t.join(&old[0]);
+    fs::write(generation.join("NOTES"), b"mine\n").unwrap();
+    fs::remove_file(generation.join("B")).unwrap();
+    fs::write(generation.join("B"), b"also mine\n").unwrap();
+    age_generations(t.path());
+    assert_eq!(conf2env(&env, &[&conf], t.path()).code, Some(0));
+    assert_eq!(
+        list(&generation),
+        ["B", "NOTES"],
+        "only A and the marker go"
+    );
+    assert_eq!(fs::read(generation.join("B")).unwrap(), b"also mine\n");
 }

@@ -1,8 +1,9 @@
 //! Oracle tests (no network) for the four Courier services on Debian 12:
 //! the environment Courier's own rc script gives its final program
 //! (tests/fixtures/rc-oracle/*.env0, made by make.sh from the real rc
-//! scripts run by dash) against `service::Service::rc_env`, the model the
-//! plan uses. And make.sh is re-run here, so the fixture cannot rot.
+//! scripts run by dash) against the plan's environment, computed by the
+//! launch's own code (`--dry-run --format json`). And make.sh is re-run
+//! here, so the fixture cannot rot.
 
 mod common;
 
@@ -13,7 +14,6 @@ use std::time::Duration;
 
 use common::{TempDir, Vars, have, run};
 use courier_run::service::Service;
-use courier_run::settings::Layout;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -70,30 +70,64 @@ fn make_sh_reproduces_the_committed_oracle() {
     }
 }
 
-/// The model equals the rc, byte for byte, except dash's PWD (the rc's
-/// working directory; see README, "Environment differences from Courier's rc").
+/// The plan of one Debian service for `config` (json), with nothing
+/// inherited but PATH and SHELL and no account, envdir or front end.
+fn plan_json(svc: &str, config: &str, keep: &str) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_courier-run"))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("SHELL", "/bin/sh")
+        .args(["--dry-run", "--format", "json"])
+        .args(["--set", "layout=debian"])
+        .args(["--set", &format!("service={svc}")])
+        .args(["--set", &format!("config={config}")])
+        .args(["--set", &format!("inherit_env={keep}")])
+        .args([
+            "--set",
+            "account=",
+            "--set",
+            "envdir=",
+            "--set",
+            "server=/bin/true",
+        ])
+        .output()
+        .expect("courier-run runs");
+    assert!(
+        out.status.success(),
+        "{svc}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// The outer shell's value is what the rc pastes: with imapd.rc, a value
+/// of IMAPDSTARTTLS set in BOTH files comes from imapd (sourced last
+/// outside), though imapd-ssl is sourced last inside; a pasted value that
+/// sh would parse again is a warning.
 #[test]
-fn rc_env_model_equals_the_rc_scripts() {
-    let outer = [
-        ("PATH".to_string(), b"/usr/bin:/bin".to_vec()),
-        ("SHELL".to_string(), b"/bin/sh".to_vec()),
-    ];
-    for svc in Service::ALL {
-        let mut want = oracle(svc);
-        let pwd = want.remove(&b"PWD"[..]);
-        let want_pwd: &[u8] = if svc == Service::Pop3d { b"/usr" } else { b"/" };
-        assert_eq!(pwd.as_deref(), Some(want_pwd), "{svc}: dash's PWD");
-        let got = svc
-            .rc_env(Layout::Debian, "/usr", &fixtures().join("debian12"), &outer)
-            .unwrap();
-        assert!(got.warnings.is_empty(), "{svc}: {:?}", got.warnings);
-        let got: BTreeMap<Vec<u8>, Vec<u8>> = got
-            .vars
-            .into_iter()
-            .map(|(n, v)| (n.into_bytes(), v))
-            .collect();
-        assert_eq!(show(&got), show(&want), "{svc}: model vs Courier's rc");
-    }
+fn outer_value_wins_over_inner_order() {
+    let t = TempDir::new("rc-outer");
+    std::fs::write(
+        t.join("imapd"),
+        "IMAPDSTARTTLS=NO\nX=imapd\nPROXY_HOSTNAME=\"a b\"\n",
+    )
+    .unwrap();
+    std::fs::write(t.join("imapd-ssl"), "IMAPDSTARTTLS=YES\nX=ssl\n").unwrap();
+    let config = format!("{0}/imapd {0}/imapd-ssl", t.path().display());
+    let plan = plan_json("imapd", &config, "none");
+    let env = &plan["env"];
+    assert_eq!(env["IMAP_STARTTLS"], "NO", "{plan}");
+    assert_eq!(env["IMAPDSTARTTLS"], "YES", "{plan}");
+    assert_eq!(env["X"], "ssl", "{plan}");
+    assert_eq!(env["PROXY_HOSTNAME"], "a b", "{plan}");
+    let warnings = plan["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings.iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .starts_with("PROXY_HOSTNAME: Courier's imapd script pastes")),
+        "{warnings:?}"
+    );
 }
 
 /// What each rc adds after the config files, seen in the oracle itself
@@ -170,31 +204,7 @@ fn plan_environment_equals_the_rc_scripts() {
         } else {
             "none"
         };
-        let out = Command::new(env!("CARGO_BIN_EXE_courier-run"))
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("SHELL", "/bin/sh")
-            .args(["--dry-run", "--format", "json"])
-            .args(["--set", "layout=debian"])
-            .args(["--set", &format!("service={svc}")])
-            .args(["--set", &format!("config={config}")])
-            .args(["--set", &format!("inherit_env={keep}")])
-            .args([
-                "--set",
-                "account=",
-                "--set",
-                "envdir=",
-                "--set",
-                "server=/bin/true",
-            ])
-            .output()
-            .expect("courier-run runs");
-        assert!(
-            out.status.success(),
-            "{svc}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let plan = plan_json(svc, &config, keep);
         let got: BTreeMap<Vec<u8>, Vec<u8>> = plan["env"]
             .as_object()
             .expect("env object")

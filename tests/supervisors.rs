@@ -1,5 +1,4 @@
-//! Issue 10: every supervisor, both front ends, Courier's access list,
-//! `init`, the man page and the completions.
+//! Every supervisor, both front ends, Courier's access list, `init`.
 //!
 //! - `supervisors_and_front_ends` runs tests/supervisors/supervisors.py:
 //!   the service under runsv and s6-svscan (status pid == listener pid, a
@@ -8,8 +7,7 @@
 //! - the rest drive the binary directly: a tcprules cdb given to tcpsvd is
 //!   a --check FAIL; `init` for each supervisor and service passes --check
 //!   (authdaemond started) and serves a login (a throwaway user, one
-//!   message, Python's imaplib/poplib over STARTTLS or implicit TLS); the
-//!   man page lints clean; each completion script parses.
+//!   message, Python's imaplib/poplib over STARTTLS or implicit TLS).
 //!
 //! Every child runs with a timeout (common's `run`); no port is bound,
 //! closed and reused: services start on a candidate port and are retried
@@ -284,8 +282,13 @@ fn init_for_each_supervisor_and_service() {
             let served = serve(
                 |port| {
                     let mut cmd = Command::new(BIN);
+                    // layout=debian runs couriertcpd with the config's
+                    // IMAPACCESSFILE: its .dat beside the machine's list is
+                    // not this test's to write (init-keeps-deny in
+                    // tests/e2e/couriertcpd.py serves one of its own).
                     cmd.args(["./run", "--set", "address=127.0.0.1", "--set"])
                         .arg(format!("port={port}"))
+                        .args(["--set", "access="])
                         .current_dir(&d);
                     cmd
                 },
@@ -304,57 +307,5 @@ fn init_for_each_supervisor_and_service() {
             }
             drop(served);
         }
-    }
-}
-
-#[test]
-fn man_page_lints_clean() {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("man");
-    let out = ran(cmd);
-    assert_eq!(out.code, Some(0));
-    let page = out.stdout_str();
-    assert!(page.contains(".TH courier-run 1"));
-    for word in ["\\-\\-dry\\-run", "\\-\\-check", "init", "completions"] {
-        assert!(page.contains(word), "{word} missing from the man page");
-    }
-    if !have("mandoc", which("mandoc").is_some()) {
-        return;
-    }
-    let scratch = tmp("man");
-    let d = scratch.path();
-    std::fs::write(d.join("courier-run.1"), &out.stdout).unwrap();
-    let mut cmd = Command::new("mandoc");
-    cmd.args(["-T", "lint", "-W", "warning"])
-        .arg(d.join("courier-run.1"));
-    let lint = ran(cmd);
-    let msgs = lint.stdout_str() + &lint.stderr_str();
-    assert!(lint.code == Some(0) && msgs.trim().is_empty(), "{msgs}");
-}
-
-#[test]
-fn completion_scripts_parse() {
-    let scratch = tmp("completions");
-    let d = scratch.path();
-    for shell in ["bash", "zsh", "fish"] {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["completions", shell]);
-        let out = ran(cmd);
-        assert_eq!(out.code, Some(0), "completions {shell}");
-        assert!(out.stdout_str().contains("courier-run"));
-        // bash is on every Debian machine; zsh and fish are optional.
-        let present = which(shell).is_some();
-        if shell == "bash" {
-            assert!(present, "bash");
-        } else if !present {
-            eprintln!("SKIPPED: {shell} -n: {shell} is not installed");
-            continue;
-        }
-        let f = d.join(shell);
-        std::fs::write(&f, &out.stdout).unwrap();
-        let mut cmd = Command::new(shell);
-        cmd.arg("-n").arg(&f);
-        let check = ran(cmd);
-        assert!(check.code == Some(0), "{shell} -n: {}", check.stderr_str());
     }
 }

@@ -22,7 +22,7 @@ pub fn check(ctx: &Ctx, r: &mut Report) {
     let mut any_crlf = false;
     let runfile = ctx.r.settings.runfile.as_ref().map(|p| p.to_string_lossy());
     if let Some(path) = &ctx.r.settings.runfile {
-        let shown = printable(&path.to_string_lossy());
+        let shown = crate::shown::path(path);
         if crlf(path) {
             any_crlf = true;
             r.fail(
@@ -70,11 +70,8 @@ fn envdir(ctx: &Ctx, r: &mut Report) {
     // Siblings a killed run left behind: the next start removes them.
     for p in crate::envdir::leftovers(path) {
         r.warn(
-            format!("envdir {}", printable(&path.to_string_lossy())),
-            format!(
-                "{} was left by a killed run",
-                printable(&p.to_string_lossy())
-            ),
+            format!("envdir {}", crate::shown::path(path)),
+            format!("{} was left by a killed run", crate::shown::path(p)),
             "nothing to do: the next start removes it",
         );
     }
@@ -91,10 +88,10 @@ fn envdir(ctx: &Ctx, r: &mut Report) {
     let (a, b) = (svc.canonicalize().ok(), Path::new(".").canonicalize().ok());
     if a.is_some() && a != b {
         r.info(
-            format!("envdir {}", printable(&path.to_string_lossy())),
+            format!("envdir {}", crate::shown::path(path)),
             format!(
                 "relative to the current directory, not to the service directory {} where supervise runs it: run --check from there",
-                svc.display()
+                crate::shown::path(svc)
             ),
         );
     }

@@ -9,7 +9,9 @@ use super::{Ctx, Report};
 pub fn check(ctx: &Ctx, r: &mut Report) {
     let (dir, origin) = (&ctx.r.maildir.text, &ctx.r.maildir.origin);
     let preauth = ctx.r.settings.str("login").is_empty();
-    let what = format!("maildir {dir}");
+    // The path as messages show it (src/shown.rs): escaped, cut.
+    let shown = crate::shown::path(dir);
+    let what = format!("maildir {shown}");
     if !preauth && !dir.starts_with('/') {
         r.info(
             what,
@@ -23,7 +25,7 @@ pub fn check(ctx: &Ctx, r: &mut Report) {
             r.fail(
                 what,
                 format!("does not exist ({origin})"),
-                format!("create it with maildirmake {dir}"),
+                format!("create it with maildirmake {shown}"),
             );
             return;
         }
@@ -47,7 +49,7 @@ pub fn check(ctx: &Ctx, r: &mut Report) {
         r.fail(
             what,
             format!("is not a Maildir: no {} ({origin})", missing.join(", ")),
-            format!("create it with maildirmake {dir}, or set maildir= to a Maildir"),
+            format!("create it with maildirmake {shown}, or set maildir= to a Maildir"),
         );
     }
 }

@@ -19,8 +19,9 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
+
+use nix::libc;
 
 use super::programs::Program;
 use super::{Ctx, Report};
@@ -65,7 +66,7 @@ pub fn check(ctx: &Ctx, chain: &[Program], r: &mut Report) {
             continue;
         }
         seen.push(real);
-        let what = format!("memory {}", prog.path.display());
+        let what = format!("memory {}", crate::shown::path(&prog.path));
         if let Err(why) = traceable(&prog.path, ctx.euid, 0) {
             r.info(what, format!("not checked: {why}"));
             continue;
@@ -109,7 +110,7 @@ fn diagnose(plan: &Plan, path: &Path, env: &[(OsString, OsString)], msg: &str) -
         if !matches!(probe(path, &plan.limits_before, env), Probe::Loaded) {
             return (
                 format!("does not load even without limits: {msg}"),
-                format!("not a limit problem: see ldd {}", path.display()),
+                format!("not a limit problem: see ldd {}", crate::shown::path(path)),
             );
         }
         let hard = plan.limits.get(&Resource::As).and_then(|l| l.hard);
@@ -185,8 +186,13 @@ fn nice_up(n: u64) -> u64 {
 /// Is it safe to run `path` with LD_TRACE_LOADED_OBJECTS, i.e. will glibc's
 /// loader stop before main? Err: why not.
 fn traceable(path: &Path, euid: u32, depth: u32) -> Result<(), String> {
-    let data = head(path)
-        .map_err(|e| format!("unable to read {}: {}", path.display(), super::errstr(&e)))?;
+    let data = head(path).map_err(|e| {
+        format!(
+            "unable to read {}: {}",
+            crate::shown::path(path),
+            super::errstr(&e)
+        )
+    })?;
     if let Some(rest) = data.strip_prefix(b"#!") {
         let line = rest.split(|&c| c == b'\n').next().unwrap_or_default();
         let interp = String::from_utf8_lossy(line)
@@ -317,44 +323,15 @@ fn probe(path: &Path, limits: &BTreeMap<Resource, Limit>, env: &[(OsString, OsSt
         Ok(c) => c,
         Err(e) => return Probe::Failed(format!("unable to run: {}", super::errstr(&e))),
     };
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let (tx, rx) = mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        use std::io::Read;
-        let mut child = child;
-        let mut kept = Vec::new();
-        if let Some(mut err) = child.stderr.take() {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let room = STDERR_KEPT.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-            }
+    // Waited for here, without a thread: a thread is one more thing a low
+    // `ulimit -v` refuses (it was "failed to spawn thread" and an abort),
+    // and polling one pipe with a deadline needs none.
+    let out = match wait_bounded(child, TIMEOUT) {
+        Waited::Done(out) => out,
+        Waited::Timeout => return Probe::Timeout,
+        Waited::Failed(e) => {
+            return Probe::Failed(format!("unable to wait: {}", super::errstr(&e)));
         }
-        let _ = tx.send(child.wait().map(|status| std::process::Output {
-            status,
-            stdout: Vec::new(),
-            stderr: kept,
-        }));
-    });
-    let out = match rx.recv_timeout(TIMEOUT) {
-        Ok(out) => out,
-        Err(_) => {
-            // Not reaped yet (the waiter has not returned), so the pid is
-            // still this child's.
-            let group = nix::unistd::Pid::from_raw(-pid.as_raw());
-            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
-            let _ = rx.recv();
-            let _ = waiter.join();
-            return Probe::Timeout;
-        }
-    };
-    let _ = waiter.join();
-    let out = match out {
-        Ok(o) => o,
-        Err(e) => return Probe::Failed(format!("unable to wait: {}", super::errstr(&e))),
     };
     let err = String::from_utf8_lossy(&out.stderr);
     let line = err
@@ -383,9 +360,122 @@ fn probe(path: &Path, limits: &BTreeMap<Resource, Limit>, env: &[(OsString, OsSt
     )
 }
 
+enum Waited {
+    Done(std::process::Output),
+    Timeout,
+    Failed(std::io::Error),
+}
+
+/// Read `child`'s standard error (keeping [`STDERR_KEPT`] bytes) until it
+/// closes, then reap it; after `timeout`, kill its process group and reap
+/// it. No child outlives this call.
+fn wait_bounded(mut child: std::process::Child, timeout: Duration) -> Waited {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    use std::time::Instant;
+    let deadline = Instant::now() + timeout;
+    let mut kept = Vec::new();
+    let mut late = false;
+    if let Some(mut err) = child.stderr.take() {
+        let mut buf = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut fds = [libc::pollfd {
+                fd: err.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            let ms = left.as_millis().min(i32::MAX as u128) as i32;
+            // SAFETY: one valid pollfd for the call's duration.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };
+            if n == 0 || left.is_zero() {
+                late = true;
+                break;
+            }
+            if n < 0 {
+                if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break;
+            }
+            match err.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let room = STDERR_KEPT.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    }
+    // Its stderr closed: it has exited or is about to (or closed it and
+    // goes on: the deadline still holds).
+    let status = loop {
+        if late {
+            break None;
+        }
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Ok(None) => late = true,
+            Err(e) => return Waited::Failed(e),
+        }
+    };
+    match status {
+        Some(status) => Waited::Done(std::process::Output {
+            status,
+            stdout: Vec::new(),
+            stderr: kept,
+        }),
+        None => {
+            // Not reaped yet, so the pid (and the group) is still its own.
+            let group = nix::unistd::Pid::from_raw(-(child.id() as i32));
+            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            Waited::Timeout
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sh(script: &str) -> std::process::Child {
+        Command::new("/bin/sh")
+            .args(["-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
+    #[test]
+    fn wait_bounded_reads_stderr_and_stops_at_the_deadline() {
+        let t = Duration::from_millis(300);
+        match wait_bounded(sh("echo oops >&2; exit 3"), t) {
+            Waited::Done(o) => {
+                assert_eq!(o.stderr, b"oops\n");
+                assert_eq!(o.status.code(), Some(3));
+            }
+            _ => panic!("not done"),
+        }
+        // Silent for ever, and with stderr closed but still running: both
+        // end at the deadline, killed.
+        for script in ["sleep 30", "exec 2>&-; sleep 30"] {
+            let start = std::time::Instant::now();
+            assert!(
+                matches!(wait_bounded(sh(script), t), Waited::Timeout),
+                "{script}"
+            );
+            assert!(start.elapsed() < Duration::from_secs(10), "{script}");
+        }
+    }
 
     #[test]
     fn nice_numbers() {

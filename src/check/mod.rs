@@ -23,7 +23,9 @@
 //! - [`server`]: 8 Courier variables that cannot apply, 9 tcpserver traps;
 //! - [`maildir`]: 10 the Maildir of a preauthenticated or absolute path;
 //! - [`service`]: 11 authdaemond, TLS certificate and couriertls, START=NO.
+//! - [`authdaemond`]: everything of `service=authdaemond` (no front end).
 
+mod authdaemond;
 mod files;
 mod listeners;
 mod maildir;
@@ -38,7 +40,7 @@ mod service;
 use crate::config::Assignment;
 use crate::error::{Exit, Position, Problem};
 use crate::plan::Plan;
-use crate::resolve::{Input, Resolved, resolve};
+use crate::resolve::{Input, Resolved};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -82,7 +84,8 @@ impl Item {
             l.push_str(": ");
             l.push_str(&text);
         }
-        l
+        // One line whatever a probe quoted (src/shown.rs).
+        crate::shown::line(&l)
     }
 }
 
@@ -201,22 +204,15 @@ impl Ctx {
 /// Run every check; the report is complete whatever fails.
 pub fn run(input: &Input, bind: bool) -> Report {
     let mut rep = Report::default();
-    let resolved = resolve(input);
+    let loaded = crate::resolve::load(input);
+    if loaded.0.authdaemond {
+        authdaemond::check(crate::authdaemond::resolve(input, loaded), &mut rep);
+        return rep;
+    }
+    let resolved = crate::resolve::resolve_loaded(input, loaded);
     let euid = nix::unistd::geteuid().as_raw();
-    let exec_id = match &resolved.setuidgid {
-        Some(a) => Identity {
-            uid: a.uid,
-            gid: a.gid,
-            groups: vec![a.gid],
-        },
-        None => Identity {
-            uid: euid,
-            gid: nix::unistd::getegid().as_raw(),
-            groups: nix::unistd::getgroups()
-                .map(|g| g.iter().map(|g| g.as_raw()).collect())
-                .unwrap_or_default(),
-        },
-    };
+    let (uid, gid, groups) = crate::plan::identity(&resolved);
+    let exec_id = Identity { uid, gid, groups };
     // The problems resolve found: the launch's own messages.
     for p in &resolved.problems {
         rep.group(group_of(&p.subject));
@@ -278,7 +274,7 @@ fn plan(ctx: &Ctx, r: &mut Report) -> Option<Plan> {
         .r
         .envdir
         .as_ref()
-        .map(|d| format!("envdir {}", crate::error::printable(&d.to_string_lossy())));
+        .map(|d| format!("envdir {}", crate::shown::path(d)));
     match Plan::compose(ctx.r.clone()) {
         Ok(p) => {
             match (&p.envdir, &what) {

@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 
 use super::{Ctx, Report, errstr};
-use crate::error::printable;
+
 use crate::resolve::port_number;
 
 /// Which installed front end can bind an IPv6 address (tcpsvd never;
@@ -22,8 +22,8 @@ fn ipv6_front_ends(r: &mut Report) {
             continue;
         };
         match probe_ipv6(kind, &path) {
-            Ok(true) => can.push(path.display().to_string()),
-            _ => cannot.push(path.display().to_string()),
+            Ok(true) => can.push(crate::shown::path(&path)),
+            _ => cannot.push(crate::shown::path(&path)),
         }
     }
     let list = |v: &[String]| {
@@ -33,10 +33,15 @@ fn ipv6_front_ends(r: &mut Report) {
             v.join(", ")
         }
     };
+    // couriertcpd (Courier's, Debian: /usr/sbin) binds IPv6 always.
+    let tcpd = std::path::Path::new("/usr/sbin/couriertcpd");
+    if tcpd.exists() {
+        can.push(tcpd.display().to_string());
+    }
     r.info(
         "IPv6",
         format!(
-            "can bind IPv6: {}; IPv4 only: {} (ucspi-tcp-ipv6 provides a tcpserver that binds IPv6)",
+            "can bind IPv6: {}; IPv4 only: {} (couriertcpd and ucspi-tcp-ipv6's tcpserver bind IPv6)",
             list(&can),
             list(&cannot)
         ),
@@ -56,7 +61,15 @@ pub fn check(ctx: &Ctx, r: &mut Report) {
     let (addr, port) = (&ctx.r.address, &ctx.r.port);
     // A bad address or port is a FAIL of resolve's already.
     if !addr.stand_in {
-        r.ok(format!("address {}", printable(&addr.text)));
+        let tcpd = ctx.r.front.spec.kind == crate::frontend::Kind::Couriertcpd;
+        if tcpd && crate::frontend::is_ipv6(&addr.text) {
+            r.ok(format!(
+                "address {} (IPv6: couriertcpd binds it)",
+                crate::shown::value(&addr.text)
+            ));
+        } else {
+            r.ok(format!("address {}", crate::shown::value(&addr.text)));
+        }
     }
     ipv6_front_ends(r);
     if port.stand_in {
@@ -65,7 +78,7 @@ pub fn check(ctx: &Ctx, r: &mut Report) {
     let Some(number) = port_number(&port.text) else {
         return;
     };
-    let port = printable(&port.text);
+    let port = crate::shown::value(&port.text);
     let addr_ok = !addr.stand_in;
     let addr = addr.text.clone();
     // tcpserver binds as the identity courier-run execs it with.

@@ -37,7 +37,10 @@ impl Exposure {
             Writer::Everyone => "writable by everyone".to_string(),
         };
         if self.above {
-            format!("its directory {} is {who}", self.target.display())
+            format!(
+                "its directory {} is {who}",
+                crate::shown::path(&self.target)
+            )
         } else {
             who
         }
@@ -46,7 +49,7 @@ impl Exposure {
     /// The command that closes it, decided by what was found, not by
     /// reading the message back.
     fn fix(&self) -> String {
-        let t = self.target.display();
+        let t = crate::shown::path(&self.target);
         match self.who {
             Writer::Owner(..) => format!("chown root {t}"),
             Writer::Group(_) => format!("chmod g-w {t}"),
@@ -141,7 +144,7 @@ pub fn check(ctx: &Ctx, chain: &[Program], r: &mut Report) {
         if std::fs::symlink_metadata(&p).is_err() && !p.parent().is_some_and(|d| d.exists()) {
             continue; // reported by the check that needs it
         }
-        let what = format!("ownership {}", p.display());
+        let what = format!("ownership {}", crate::shown::path(&p));
         match writers(&p) {
             None => r.ok(what),
             Some(w) => r.fail(
@@ -157,7 +160,7 @@ pub fn check(ctx: &Ctx, chain: &[Program], r: &mut Report) {
     for prog in chain.iter().filter(|p| p.usable && p.id.uid == 0) {
         if let Some(w) = writers(&prog.path) {
             r.warn(
-                format!("ownership {}", prog.path.display()),
+                format!("ownership {}", crate::shown::path(&prog.path)),
                 format!("{}, and it runs as root ({})", w.describe(), prog.role),
                 w.fix(),
             );

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use super::server::Flags;
 use super::{Ctx, Identity, Report, errstr};
-use crate::error::printable;
 
 /// `account` (envuidgid) and `setuidgid`: resolve looked them up (and
 /// reported an unknown one, or a switch without the privilege); say which
@@ -59,11 +58,7 @@ pub fn programs(ctx: &Ctx, flags: &Flags, r: &mut Report) -> Vec<Program> {
         } else {
             child.clone()
         };
-        let check = format!(
-            "program {} ({})",
-            printable(&prog.path.to_string_lossy()),
-            prog.role
-        );
+        let check = format!("program {} ({})", crate::shown::path(&prog.path), prog.role);
         let usable = match executable(&prog.path, &id) {
             Ok(()) => {
                 r.ok(check);
@@ -102,7 +97,7 @@ pub fn executable(path: &Path, id: &Identity) -> Result<(), (String, Option<Stri
         Ok(m) => m,
         Err(_) if lmeta.file_type().is_symlink() => {
             let to = std::fs::read_link(path)
-                .map(|t| t.display().to_string())
+                .map(crate::shown::path)
                 .unwrap_or_default();
             return Err((format!("is a dangling symlink to {to}"), None));
         }
@@ -119,11 +114,11 @@ pub fn executable(path: &Path, id: &Identity) -> Result<(), (String, Option<Stri
                 return Err((
                     format!(
                         "its directory {} is not searchable by uid {} gid {}",
-                        dir.display(),
+                        crate::shown::path(dir),
                         id.uid,
                         id.gid
                     ),
-                    Some(format!("chmod a+x {}", dir.display())),
+                    Some(format!("chmod a+x {}", crate::shown::path(dir))),
                 ));
             }
         }
@@ -136,7 +131,7 @@ pub fn executable(path: &Path, id: &Identity) -> Result<(), (String, Option<Stri
                 id.gid,
                 meta.mode() & 0o7777
             ),
-            Some(format!("chmod a+x {}", path.display())),
+            Some(format!("chmod a+x {}", crate::shown::path(path))),
         ));
     }
     Ok(())

@@ -11,14 +11,62 @@ use super::{Ctx, Report, errstr};
 pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
     let front = &ctx.r.front;
     // Courier's access list: converted on start (resolve parsed it, so a
-    // bad line is already a problem); the output may not exist yet.
+    // bad line is already a problem, and so are compiled rules that are
+    // stale and cannot be rebuilt); the output may not exist yet.
+    if let Some(a) = &front.access
+        && a.format == crate::frontend::RulesFormat::CourierDat
+    {
+        dat(ctx, a, r);
+        return;
+    }
+    if front.spec.kind == crate::frontend::Kind::Couriertcpd {
+        // No list to build: a .dat given as rules=, or the rc's -access
+        // to a list that does not exist, or none (pop3d).
+        match &front.rules {
+            Some((p, _)) if Path::new(p).exists() => r.ok(format!(
+                "rules {} (couriertcpd -access, as it is)",
+                crate::shown::path(p)
+            )),
+            Some((p, _)) => r.warn(
+                format!("rules {}", crate::shown::path(p)),
+                "does not exist: couriertcpd logs that and accepts every client",
+                "create the access list (IMAPACCESSFILE) and run courier-run ./run --rebuild-access",
+            ),
+            None => r.info("rules", "none: couriertcpd accepts every client"),
+        }
+        return;
+    }
     if let Some(a) = &front.access {
+        // Rebuilt on start; a running front end reads the cdb on every
+        // connection, so rules that differ from what the list compiles to
+        // (by content) are what is in force now.
+        if !a.fresh && a.output.exists() {
+            r.warn(
+                format!("access {}", crate::shown::path(&a.source)),
+                format!(
+                    "{} differs from what the list compiles to (compiled on start): the rules in force now are not the list's",
+                    crate::shown::path(&a.output)
+                ),
+                "courier-run ./run --rebuild-access (in effect at once, no restart)",
+            );
+            return;
+        }
         r.ok(format!(
-            "access {} -> {} ({}, rebuilt on start when the list is newer)",
-            a.source.display(),
-            a.output.display(),
-            a.format.describe()
+            "access {} -> {} ({}, {})",
+            crate::shown::path(&a.source),
+            crate::shown::path(&a.output),
+            a.format.describe(),
+            if a.fresh {
+                "up to date"
+            } else {
+                "compiled on start: the rules there differ from the list"
+            }
         ));
+        return;
+    }
+    // An access list that failed (its FAIL is above) replaces the rules:
+    // nothing more to say about them.
+    if ctx.r.problems.iter().any(|p| p.subject == "access") {
         return;
     }
     // The front end's format (resolve FAILs a mismatch); an instructions
@@ -31,7 +79,10 @@ pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
         "" => match f.value('x') {
             Some(x) => x.to_string(),
             None => {
-                r.info("rules", "none: tcpserver accepts every client");
+                r.info(
+                    "rules",
+                    format!("none: {} accepts every client", ctx.r.front.spec.name),
+                );
                 return;
             }
         },
@@ -93,7 +144,7 @@ pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
                 what,
                 format!(
                     "older than its source {}: changes there are not in effect",
-                    src.display()
+                    crate::shown::path(&src)
                 ),
                 format!("rebuild it: {}", tcprules(path, &src)),
             );
@@ -118,9 +169,9 @@ fn tcprules(cdb: &Path, src: &Path) -> String {
     let tmp = cdb.with_extension("tmp");
     format!(
         "tcprules {} {} < {}",
-        cdb.display(),
-        tmp.display(),
-        src.display()
+        crate::shown::path(cdb),
+        crate::shown::path(&tmp),
+        crate::shown::path(src)
     )
 }
 
@@ -210,6 +261,57 @@ pub fn parse_cdb(data: &[u8]) -> Result<usize, String> {
         ));
     }
     Ok(starts.len())
+}
+
+/// couriertcpd's `.dat`: makedat is installed, Net::CIDR is when the list
+/// has CIDR or range lines (without it makedat keeps them as written, and
+/// couriertcpd never matches them), and the `.dat` is not older than the
+/// list (couriertcpd reads it at start and on SIGHUP only).
+fn dat(ctx: &Ctx, a: &crate::access::Step, r: &mut Report) {
+    let s = &ctx.r.settings;
+    let what = format!("access {}", a.source.display());
+    let m = crate::makedat::program(s.layout, s.str("prefix"));
+    let stale = crate::makedat::stale(&a.source, &a.output).unwrap_or(true);
+    if !m.exists() {
+        r.fail(
+            what,
+            format!(
+                "{} is not installed: {} cannot be built",
+                m.display(),
+                a.output.display()
+            ),
+            "install courier-base",
+        );
+        return;
+    }
+    let cidr = crate::makedat::cidr_lines(&a.source);
+    if !cidr.is_empty() && !crate::makedat::net_cidr_installed() {
+        r.fail(
+            what,
+            format!(
+                "{}: a CIDR block or range, and Perl's Net::CIDR is not installed: makedat -cidr would keep it as written and couriertcpd would never match it",
+                cidr.join(", ")
+            ),
+            "apt-get install libnet-cidr-perl, then courier-run ./run --rebuild-access",
+        );
+        return;
+    }
+    if stale && a.output.exists() {
+        r.warn(
+            what,
+            format!(
+                "{} is older than the list: a running couriertcpd reads the old rules (a start rebuilds it)",
+                a.output.display()
+            ),
+            "courier-run ./run --rebuild-access (makedat, then SIGHUP: no restart)",
+        );
+        return;
+    }
+    r.ok(format!(
+        "{what} -> {} ({}, built by makedat when missing or older)",
+        a.output.display(),
+        a.format.describe()
+    ));
 }
 
 #[cfg(test)]

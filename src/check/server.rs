@@ -43,6 +43,12 @@ pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
     let base = f.argv0.rsplit('/').next().unwrap_or("");
     f.tcpserver = base == "tcpserver";
     let before = r.items.len();
+    if base == "couriertcpd" {
+        // Its options are Courier's rc's: built by courier-run from the
+        // config (crate::couriertcpd), nothing silently misread.
+        r.ok("server options (couriertcpd, as Courier's rc passes them)");
+        return f;
+    }
     if base == "tcpsvd" {
         tcpsvd(ctx, &server, r);
         if r.items.len() == before {
@@ -53,7 +59,7 @@ pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
     if !f.tcpserver {
         if !f.argv0.is_empty() {
             r.info(
-                format!("server {}", f.argv0),
+                format!("server {}", crate::shown::path(&f.argv0)),
                 "not tcpserver: its options are not checked",
             );
         }
@@ -174,19 +180,7 @@ const TCPD_ONLY: &[&str] = &[
 /// Courier settings that cannot apply with this front end.
 pub fn courier(ctx: &Ctx, f: &Flags, r: &mut Report) {
     let before = r.items.len();
-    if let Some(a) = ctx.var("MAXPERIP") {
-        let v = String::from_utf8_lossy(&a.value);
-        if f.tcpserver && !v.is_empty() && v != "0" {
-            r.warn(
-                "MAXPERIP",
-                format!(
-                    "{}: MAXPERIP={v} is not enforced: tcpserver has no per-IP limit",
-                    a.pos
-                ),
-                format!("use ipsvd's tcpsvd -C {v} as server, or remove MAXPERIP"),
-            );
-        }
-    }
+    lost_protections(ctx, f, r);
     let passed: Vec<&str> = TCPD_ONLY
         .iter()
         .copied()
@@ -217,19 +211,83 @@ pub fn courier(ctx: &Ctx, f: &Flags, r: &mut Report) {
             r.info(
                 var,
                 format!(
-                    "{}={} ({}) is overridden by {setting}={v} ({}); {} still sees {}={}",
+                    "{}={} ({}) is overridden by {setting}={} ({}); {} still sees {}={}",
                     var,
-                    String::from_utf8_lossy(&a.value),
+                    crate::shown::value(&a.value),
                     a.pos,
+                    crate::shown::value(v),
                     s.origin,
                     service.server_name(),
                     var,
-                    String::from_utf8_lossy(&a.value)
+                    crate::shown::value(&a.value)
                 ),
             );
         }
     }
     if r.items.len() == before {
         r.ok("courier settings");
+    }
+}
+
+/// What couriertcpd would enforce and the chosen front end cannot: each a
+/// FAIL with the fix (the launch and --dry-run warn). With couriertcpd,
+/// what it does that the others cannot, as ok lines.
+fn lost_protections(ctx: &Ctx, f: &Flags, r: &mut Report) {
+    use crate::frontend::Kind;
+    let kind = ctx.r.front.known.then_some(ctx.r.front.spec.kind);
+    let tcpdopts = ctx
+        .var("TCPDOPTS")
+        .and_then(|a| crate::couriertcpd::words(&String::from_utf8_lossy(&a.value)).ok())
+        .unwrap_or_default();
+    if kind == Some(Kind::Couriertcpd) {
+        let p = crate::couriertcpd::protections(&tcpdopts);
+        if !p.is_empty() {
+            let list: Vec<String> = p.iter().map(|(w, what)| format!("{w} ({what})")).collect();
+            r.ok(format!("couriertcpd enforces {}", list.join(", ")));
+        }
+        return;
+    }
+    // A front end courier-run does not know: its options are its own.
+    if kind.is_none() {
+        return;
+    }
+    let name = ctx.r.front.spec.name;
+    let fix = "use server=couriertcpd (Courier's own front end), or remove it";
+    if let Some(a) = ctx.var("MAXPERIP") {
+        let v = String::from_utf8_lossy(&a.value);
+        if (f.tcpserver || kind == Some(Kind::Tcpserver)) && !v.is_empty() && v != "0" {
+            r.fail(
+                "MAXPERIP",
+                format!(
+                    "{}: MAXPERIP={v} is not enforced: tcpserver has no per-IP limit",
+                    a.pos
+                ),
+                format!("use server=couriertcpd, or ipsvd's tcpsvd (-C {v}), or set MAXPERIP=0"),
+            );
+        }
+    }
+    for (w, what) in crate::couriertcpd::protections(&tcpdopts) {
+        let at = ctx
+            .var("TCPDOPTS")
+            .map(|a| a.pos.to_string())
+            .unwrap_or_default();
+        r.fail(
+            "TCPDOPTS",
+            format!(
+                "{at}: {w} ({what}) is not enforced: {name} has no such option, only couriertcpd"
+            ),
+            format!("{fix} from TCPDOPTS"),
+        );
+    }
+    if kind == Some(Kind::Tcpserver)
+        && let Some(a) = &ctx.r.front.access
+    {
+        for at in crate::couriertcpd::maxcperip_lines(&a.source) {
+            r.fail(
+                "access",
+                format!("{at}: MAXCPERIP is not enforced: tcpserver has no per-IP limit"),
+                format!("{fix} (tcpsvd enforces it too)"),
+            );
+        }
     }
 }

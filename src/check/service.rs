@@ -31,7 +31,20 @@ pub fn check(ctx: &Ctx, chain: &mut Vec<Program>, r: &mut Report) {
         let rc = authdaemon::default_rc(layout, prefix);
         match authdaemon::socket_path(&rc, layout, prefix) {
             Ok((sock, from)) => push(r, "authdaemond", authdaemon::probe(&sock, &from)),
-            Err(e) => r.fail_error(format!("authdaemond {}", rc.display()), &e),
+            Err(e) => r.fail_error(format!("authdaemond {}", crate::shown::path(&rc)), &e),
+        }
+        match &ctx.r.wait_authdaemond {
+            Some(w) => r.info(
+                "wait_authdaemond",
+                format!(
+                    "yes: the launch exits 111 while {} does not accept, and the supervisor retries (no service with failing logins)",
+                    w.socket.display()
+                ),
+            ),
+            None => r.info(
+                "wait_authdaemond",
+                "no: the service starts even when authdaemond is down (every login then fails)",
+            ),
         }
     }
     let starttls = ctx
@@ -79,7 +92,7 @@ pub fn check(ctx: &Ctx, chain: &mut Vec<Program>, r: &mut Report) {
     if chain.iter().any(|p| p.path == path) {
         return;
     }
-    let check = format!("program {} (couriertls)", path.display());
+    let check = format!("program {} (couriertls)", crate::shown::path(&path));
     match super::programs::executable(&path, &reader) {
         Ok(()) => {
             r.ok(check);

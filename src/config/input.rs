@@ -106,61 +106,6 @@ fn too_big(shown: &str) -> anyhow::Error {
     ))
 }
 
-/// `bytes` as a message may show them: at most `max` bytes of the input,
-/// then `...`; printable ASCII and valid non-control UTF-8 as they are, a
-/// backslash doubled, and every other byte escaped (`\n`, `\t`, `\r`,
-/// `\x1b`), so that a message is one line of text whatever the file holds.
-pub fn shown(bytes: &[u8], max: usize) -> String {
-    let cut = bytes.len() > max;
-    let mut end = bytes.len().min(max);
-    // Do not cut a UTF-8 sequence in two (it would show as escapes).
-    while cut && end > 0 && end < bytes.len() && (bytes[end] & 0xc0) == 0x80 && max - end < 4 {
-        end -= 1;
-    }
-    let mut out = String::with_capacity(end + 8);
-    for chunk in bytes[..end].utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\t' => out.push_str("\\t"),
-                '\r' => out.push_str("\\r"),
-                c if c.is_control() => {
-                    let mut buf = [0; 4];
-                    for b in c.encode_utf8(&mut buf).bytes() {
-                        out.push_str(&format!("\\x{b:02x}"));
-                    }
-                }
-                c => out.push(c),
-            }
-        }
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    if cut {
-        out.push_str("...");
-    }
-    out
-}
-
-/// A path as messages and positions show it: escaped, never cut.
-pub fn shown_path(path: &Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    shown(path.as_os_str().as_bytes(), usize::MAX)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shown_escapes_and_cuts() {
-        assert_eq!(shown(b"a\x1b[2Jb\n\\", 100), "a\\x1b[2Jb\\n\\\\");
-        assert_eq!(shown(b"abcdef", 3), "abc...");
-        assert_eq!(shown("é\u{85}".as_bytes(), 100), "é\\xc2\\x85");
-        assert_eq!(shown(b"\xff", 10), "\\xff");
-        // A cut inside a UTF-8 sequence moves back to its start.
-        assert_eq!(shown("aé".as_bytes(), 2), "a...");
-    }
-}
+// The one escaping of the crate (src/shown.rs), under the names the
+// config reader has always used.
+pub use crate::shown::{shown, shown_path};

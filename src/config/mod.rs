@@ -49,7 +49,7 @@ pub const MAX_VALUES_SIZE: u64 = 64 << 20;
 /// The most bytes of a file's text a message quotes (then `...`): enough to
 /// recognise a word, never a whole line of a wrong file (`config=/etc/shadow`
 /// must not put a password hash into the service log).
-pub const MAX_SHOWN: usize = 32;
+pub use crate::shown::MAX_SHOWN;
 
 /// A position in an input: `file:line:col`, 1-based, columns in bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -211,6 +211,22 @@ impl<'a> Parser<'a, '_> {
         .into())
     }
 
+    /// A recursion refused for want of stack: a system limit, not bad
+    /// input (exit 111), with the limit and the way out.
+    fn low_stack<T>(&self, pos: &Pos, what: &str, depth: u32) -> R<T> {
+        Err(crate::error::Problem::new(
+            crate::error::Exit::System,
+            "config",
+            crate::error::Position::At(pos.to_string()),
+            format!(
+                "{what} {depth} deep, and the stack limit ({}) leaves too little stack to go deeper",
+                crate::stack::limit_text()
+            ),
+            "raise the limit (ulimit -s 8192), or set the inner defaults in variables first",
+        )
+        .into())
+    }
+
     /// Skip backslash-newline pairs: dash removes them before tokenising,
     /// everywhere except inside single quotes and comments.
     fn eat_bnl(&mut self) {
@@ -585,6 +601,11 @@ impl<'a> Parser<'a, '_> {
                 format!("'. FILE' nested more than {MAX_SOURCE_DEPTH} deep (is a file sourcing itself through another?)"),
             );
         }
+        // Each level reads a file through the whole parser: past the one
+        // level real configs use, ask for stack first (stack.rs).
+        if self.scope.depth >= 2 && !crate::stack::enough() {
+            return self.low_stack(dot, "'. FILE'", self.scope.depth as u32);
+        }
         let p = Path::new(OsStr::from_bytes(path));
         let (src, meta) = read_bounded(p, "file").or_else(|e| {
             self.err(
@@ -601,7 +622,7 @@ impl<'a> Parser<'a, '_> {
                 dot,
                 format!(
                     "'. {}' reads a file that is already being read (a loop: sh would never end)",
-                    shown(path, usize::MAX)
+                    crate::shown::path(OsStr::from_bytes(path))
                 ),
             );
         }
@@ -995,6 +1016,11 @@ impl<'a> Parser<'a, '_> {
                 at,
                 format!("${{...}} nested more than {MAX_NESTING} deep (set the inner defaults in variables first)"),
             );
+        }
+        // Under a low `ulimit -s` the bound above is more than the stack
+        // holds: refuse while there is stack left to say so (stack.rs).
+        if self.nest >= crate::stack::CHECK_FROM && !crate::stack::enough() {
+            return self.low_stack(&self.pos_of(at), "${...} nested", self.nest);
         }
         self.nest += 1;
         let r = self.braced_inner(at, ctx);

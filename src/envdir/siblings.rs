@@ -1,9 +1,10 @@
 //! The envdir's siblings: `.NAME.new.PID-N` (a directory being built) and
-//! `.NAME.old.PID-N` (a replaced generation, kept whole for readers until
-//! the next start). Removal unlinks only names courier-run writes (variable
-//! names and the marker), only regular files on the parent's filesystem,
-//! never recurses and never follows a symlink: whatever else is found is
-//! left, and so is the directory holding it.
+//! `.NAME.old.PID-N` (a replaced generation, kept whole for readers for
+//! [`GRACE`]). Removal unlinks only what courier-run wrote (the files the
+//! manifest lists; in a build killed before its manifest, the variable
+//! names), only regular files on the parent's filesystem, never recurses
+//! and never follows a symlink: whatever else is found is left, and so is
+//! the directory holding it.
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -64,6 +65,14 @@ fn parse(base: &[u8], name: &[u8]) -> Option<(Kind, u32)> {
     Some((kind, std::str::from_utf8(pid).ok()?.parse().ok()?))
 }
 
+/// Is `name` one of the names courier-run gives the generations of the
+/// envdir `base` (`.BASE.new.` or `.BASE.old.`, then anything)?
+pub fn is_sibling(base: &[u8], name: &[u8]) -> bool {
+    name.strip_prefix(b".")
+        .and_then(|r| r.strip_prefix(base))
+        .is_some_and(|r| r.starts_with(b".new.") || r.starts_with(b".old."))
+}
+
 /// Is `pid` a live process (that we may not even signal)?
 fn alive(pid: u32) -> bool {
     let Ok(pid) = i32::try_from(pid) else {
@@ -96,19 +105,43 @@ pub fn try_lock(fd: &OwnedFd) -> bool {
     nix::fcntl::flock(fd.as_raw_fd(), nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok()
 }
 
+/// How long a replaced generation is kept whole after it stopped being the
+/// envdir, for readers that entered it before: daemontools' envdir
+/// `chdir`s into the directory and opens each name it listed, and a name
+/// that vanishes meanwhile silently gets the previous variable's value (a
+/// mix). A read of thousands of files takes milliseconds; the margin is
+/// for a loaded machine. Before, a start at once after a rewrite removed
+/// the generation just replaced, under readers still in it.
+pub const GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Has a generation whose directory is `st` been replaced at least
+/// [`GRACE`] ago? Its mtime is set when it is replaced (see
+/// `envdir::retire`) and nothing writes in it after. An mtime more than an
+/// hour ahead (the clock was set back) does not keep it until the clock
+/// catches up.
+fn grace_over(st: &nix::sys::stat::FileStat) -> bool {
+    let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) else {
+        return false;
+    };
+    let since = now.as_secs() as i64 - st.st_mtime;
+    since >= GRACE.as_secs() as i64 || since < -(GRACE.as_secs() as i64) * 360
+}
+
 /// Which siblings of the envdir `dir` a run killed or finished left, and
 /// that may be removed now: a `.new.` one only when its pid is dead and no
-/// one holds its lock; an `.old.` one when no one holds its lock.
-fn removable(dir: &Path, kinds: &[Kind]) -> Vec<(PathBuf, OwnedFd)> {
+/// one holds its lock; an `.old.` one when no one holds its lock and it
+/// was replaced at least [`GRACE`] ago or is not among the [`KEPT`] newest.
+fn removable(dir: &Path, kinds: &[Kind]) -> Vec<(PathBuf, OwnedFd, Kind)> {
     let (parent, base) = super::split(dir);
     let Ok(entries) = fs::read_dir(&parent) else {
         return Vec::new();
     };
-    let Ok(pdev) = fs::symlink_metadata(&parent).map(|m| std::os::unix::fs::MetadataExt::dev(&m))
-    else {
+    // The parent followed, as the writer opens it.
+    let Ok(pdev) = fs::metadata(&parent).map(|m| std::os::unix::fs::MetadataExt::dev(&m)) else {
         return Vec::new();
     };
     let mut out = Vec::new();
+    let mut young = Vec::new();
     for e in entries.flatten() {
         let n = e.file_name();
         let Some((kind, pid)) = parse(base.as_bytes(), n.as_bytes()) else {
@@ -123,16 +156,34 @@ fn removable(dir: &Path, kinds: &[Kind]) -> Vec<(PathBuf, OwnedFd)> {
         };
         // Never across a mount: a sibling on another filesystem, or a bind
         // mount of this one, is not ours.
-        if !fstat(fd.as_raw_fd()).is_ok_and(|s| s.st_dev == pdev)
-            || super::target::mount_root(&path)
-            || !try_lock(&fd)
-        {
+        let Ok(st) = fstat(fd.as_raw_fd()) else {
+            continue;
+        };
+        if st.st_dev != pdev || super::target::mount_root(&path) || !try_lock(&fd) {
             continue;
         }
-        out.push((path, fd));
+        if kind == Kind::Old && !grace_over(&st) {
+            young.push(((st.st_mtime, st.st_mtime_nsec), path, fd));
+            continue;
+        }
+        out.push((path, fd, kind));
     }
+    // Within the grace, the newest KEPT only: rewrites in a quick loop
+    // must not fill the filesystem with generations.
+    young.sort_by_key(|y| std::cmp::Reverse(y.0));
+    out.extend(
+        young
+            .into_iter()
+            .skip(KEPT)
+            .map(|(_, p, fd)| (p, fd, Kind::Old)),
+    );
     out
 }
+
+/// How many replaced generations younger than [`GRACE`] are kept at most
+/// (the newest): a reader would have to be slower than that many complete
+/// rewrites to see one vanish.
+pub const KEPT: usize = 8;
 
 /// The directories killed runs left beside the envdir `dir` (for
 /// `--check`): what the next writing start removes. Generations replaced
@@ -141,7 +192,7 @@ pub fn leftovers(dir: &Path) -> Vec<PathBuf> {
     // The lock taken to test is released when the descriptor drops.
     removable(dir, &[Kind::New])
         .into_iter()
-        .map(|(p, _)| p)
+        .map(|(p, _, _)| p)
         .collect()
 }
 
@@ -156,41 +207,60 @@ pub fn remove_leftovers(dir: &Path) -> Vec<PathBuf> {
 /// this run has just replaced).
 pub fn remove_leftovers_except(dir: &Path, keep: Option<&OsStr>) -> Vec<PathBuf> {
     let mut kept = Vec::new();
-    for (path, fd) in removable(dir, &[Kind::New, Kind::Old]) {
+    for (path, fd, kind) in removable(dir, &[Kind::New, Kind::Old]) {
         if keep.is_some_and(|k| path.file_name() == Some(k)) {
             continue;
         }
-        if !remove(&path, &fd) {
+        if !remove(&path, &fd, kind) {
             kept.push(path);
         }
     }
     kept
 }
 
-/// Unlink what courier-run writes in the directory `fd` (open at `path`),
-/// then the directory itself. True when it is gone.
-pub fn remove(path: &Path, fd: &OwnedFd) -> bool {
+/// Unlink what courier-run wrote in the directory `fd` (open at `path`,
+/// a sibling of `kind`), then the directory itself. True when it is gone.
+/// With a manifest, only the files it lists, each still the inode (and
+/// ctime) it recorded; without one, in a directory being built (a run killed before
+/// it wrote its manifest: courier-run made it and everything in it), the
+/// regular files with variable names; in a replaced generation without a
+/// manifest (an empty directory replaced), nothing. Whatever else is found
+/// stays, and so does the directory.
+pub fn remove(path: &Path, fd: &OwnedFd, kind: Kind) -> bool {
     let Ok(dev) = fstat(fd.as_raw_fd()).map(|s| s.st_dev) else {
         return false;
     };
+    let manifest = read_manifest(fd, dev);
+    let listed = manifest.as_deref().and_then(super::manifest::parse);
+    if listed.is_none() && kind == Kind::Old {
+        return fs::remove_dir(path).is_ok();
+    }
     let Ok(entries) = fs::read_dir(path) else {
         return false;
     };
     for e in entries.flatten() {
         let n = e.file_name();
-        if !(is_name(n.as_bytes()) || n == MARKER) {
+        if !is_name(n.as_bytes()) {
             continue;
         }
-        let ours = fstatat(
+        let Ok(st) = fstatat(
             Some(fd.as_raw_fd()),
             n.as_os_str(),
             AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .is_ok_and(|s| {
-            SFlag::from_bits_truncate(s.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG
-                && s.st_dev == dev
-        });
-        if ours {
+        ) else {
+            continue;
+        };
+        let regular = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG
+            && st.st_dev == dev;
+        let written = match &listed {
+            // The inode and its ctime: a number reused by a file made since
+            // is not the file written.
+            Some(m) => m.get(n.as_bytes()).is_some_and(|r| {
+                r.stamp.ino == st.st_ino && r.stamp.ctime == (st.st_ctime, st.st_ctime_nsec)
+            }),
+            None => true,
+        };
+        if regular && written {
             let _ = unlinkat(
                 Some(fd.as_raw_fd()),
                 n.as_os_str(),
@@ -198,8 +268,39 @@ pub fn remove(path: &Path, fd: &OwnedFd) -> bool {
             );
         }
     }
+    let marker_ours = fstatat(Some(fd.as_raw_fd()), MARKER, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .is_ok_and(|s| {
+            SFlag::from_bits_truncate(s.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG
+                && s.st_dev == dev
+        });
+    if marker_ours {
+        let _ = unlinkat(Some(fd.as_raw_fd()), MARKER, UnlinkatFlags::NoRemoveDir);
+    }
     // Fails (ENOTEMPTY) when something else is inside: it stays.
     fs::remove_dir(path).is_ok()
+}
+
+/// The manifest's bytes in the directory `fd`, when it is a regular file
+/// on the directory's filesystem.
+fn read_manifest(fd: &OwnedFd, dev: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let m = openat(
+        Some(fd.as_raw_fd()),
+        MARKER,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    )
+    .ok()?;
+    // SAFETY: openat just returned this descriptor.
+    let mut f = fs::File::from(unsafe { OwnedFd::from_raw_fd(m) });
+    let st = fstat(f.as_raw_fd()).ok()?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG || st.st_dev != dev {
+        return None;
+    }
+    let mut data = Vec::new();
+    f.read_to_end(&mut data).ok()?;
+    Some(data)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::manifest::MARKER;
 use super::siblings::OVERHEAD;
@@ -21,23 +21,15 @@ pub enum Target {
     Absent,
     /// A directory courier-run wrote (it holds the marker).
     Ours,
-    /// A directory of regular files with variable names only (a classic
-    /// run script's envdir, or an empty directory): adopted.
-    Classic,
+    /// An empty directory (e.g. made by hand with mkdir): nothing in it to
+    /// lose, so it is replaced like one of ours. A directory holding files
+    /// courier-run did not write is refused, never emptied: see
+    /// [`check_target`].
+    Empty,
 }
 
-/// A path as a message may show it: control bytes escaped.
-pub fn shown(p: &Path) -> String {
-    let mut s = String::new();
-    for c in p.to_string_lossy().chars() {
-        if c.is_control() {
-            s.extend(c.escape_default());
-        } else {
-            s.push(c);
-        }
-    }
-    s
-}
+/// A path as a message may show it (the crate's one escaping).
+pub use crate::shown::shown_path as shown;
 
 /// The envdir path's last component, as written: not empty, `.` or `..`,
 /// and short enough for the sibling names built from it.
@@ -83,8 +75,12 @@ pub fn check_name_len(name: &str) -> Result<(), String> {
 /// anything is changed) a symlink, a non-directory, a mount point, a
 /// directory holding anything courier-run does not write (a subdirectory,
 /// a symlink, a dotfile other than its marker, a file whose name is not a
-/// variable name), and a directory that is or contains one of `protected`
-/// (the config files and the run file).
+/// variable name), a directory of files without courier-run's marker (a
+/// classic envdir, or any directory named by mistake: courier-run did not
+/// write those files, so it never deletes them), and a path that is,
+/// contains, lies inside or is named like a generation of one of
+/// `protected` (every file courier-run reads: run file, config files,
+/// access list, TLS files), present or not.
 pub fn check_target(dir: &Path, protected: &[&Path]) -> anyhow::Result<Target> {
     inspect(dir, protected).map(|(t, _, _)| t)
 }
@@ -132,6 +128,14 @@ pub(super) fn inspect(
     // Without a trailing slash, which would follow a symlink.
     let (parent, base) = super::split(dir);
     let entry = parent.join(&base);
+    // Before anything else, and whether the envdir exists or not: a file
+    // courier-run reads is never inside what it replaces.
+    if let Some(p) = overlap(&parent, &base, protected) {
+        return Err(bad_input(format!(
+            "envdir {} {p}: the envdir is replaced as a whole, and nothing courier-run reads may go with it (set envdir to a directory of its own, e.g. ./env)",
+            shown(dir),
+        )));
+    }
     let meta = match fs::symlink_metadata(&entry) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -163,16 +167,6 @@ pub(super) fn inspect(
             "is a mount point",
             "set envdir to a directory of its own",
         ));
-    }
-    if let Ok(canon) = fs::canonicalize(&entry) {
-        for p in protected {
-            if fs::canonicalize(p).is_ok_and(|c| c.starts_with(&canon)) {
-                return Err(refuse(
-                    &format!("holds {}", shown(p)),
-                    "set envdir to a directory of its own, e.g. ./env",
-                ));
-            }
-        }
     }
     let mut marker = false;
     let mut names = Names::default();
@@ -224,10 +218,67 @@ pub(super) fn inspect(
     }
     let target = if marker {
         Target::Ours
+    } else if names.len() == 0 {
+        Target::Empty
     } else {
-        Target::Classic
+        // Not emptied, not moved: refused with the fix. Files courier-run
+        // did not write may be anything (a classic run script's envdir, or
+        // an /etc-like directory named by mistake); the admin moves them,
+        // once, and nothing is lost.
+        let first = names.iter().next().unwrap_or_default();
+        return Err(bad_input(format!(
+            "envdir {} holds {} and {} other file(s) but no {MARKER} marker: courier-run did not write it, and never deletes files it did not write (move it aside once, e.g. mv {} {}.orig, and start again: courier-run then writes it anew; or set envdir to a new path)",
+            shown(dir),
+            shown(Path::new(std::ffi::OsStr::from_bytes(first))),
+            names.len() - 1,
+            shown(dir),
+            shown(dir),
+        )));
     };
     Ok((target, names, Some(d)))
+}
+
+/// `p` made absolute with every symlink resolved, as far as it exists: the
+/// part that does not exist yet is appended as written (a missing access
+/// list still names the place it would be read from).
+fn canonical(p: &Path) -> Option<PathBuf> {
+    if let Ok(c) = fs::canonicalize(p) {
+        return Some(c);
+    }
+    let name = p.file_name()?;
+    let parent = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    Some(canonical(parent)?.join(name))
+}
+
+/// How the envdir `parent`/`base` meets one of `protected`, if it does:
+/// it is the file, holds it (at any depth), lies inside it (an access
+/// list or TLS_TRUSTCERTS may be a directory), or the file has one of the
+/// names courier-run gives the envdir's generations beside it (which it
+/// removes).
+fn overlap(parent: &Path, base: &std::ffi::OsStr, protected: &[&Path]) -> Option<String> {
+    let env = canonical(&parent.join(base))?;
+    for p in protected {
+        let Some(c) = canonical(p) else { continue };
+        let what = if c == env {
+            "is"
+        } else if c.starts_with(&env) {
+            "holds"
+        } else if env.starts_with(&c) {
+            "lies inside"
+        } else if c.parent() == env.parent()
+            && c.file_name()
+                .is_some_and(|n| super::siblings::is_sibling(base.as_bytes(), n.as_bytes()))
+        {
+            "has its generations named like"
+        } else {
+            continue;
+        };
+        return Some(format!("{what} {}, which courier-run reads", shown(p)));
+    }
+    None
 }
 
 /// Is `p` the root of a mount (a bind mount on the same filesystem
@@ -273,6 +324,43 @@ mod tests {
             n.iter().collect::<Vec<_>>(),
             [&b"A"[..], b"LONGER_NAME", b"x"]
         );
+    }
+
+    /// How an envdir meets the files courier-run reads, present or not.
+    #[test]
+    fn overlaps() {
+        let root = std::env::temp_dir().join(format!("courier-run-overlap-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("acl")).unwrap();
+        fs::write(root.join("acl/list"), b"x").unwrap();
+        std::os::unix::fs::symlink("acl", root.join("link")).unwrap();
+        let p = |s: &str| root.join(s);
+        let meets = |env: &str, file: &str| {
+            let e = p(env);
+            let (parent, base) = super::super::split(&e);
+            overlap(&parent, &base, &[&p(file)])
+        };
+        assert!(meets("acl", "acl/list").unwrap().starts_with("holds"));
+        assert!(
+            meets("link", "acl/list").unwrap().starts_with("holds"),
+            "through a symlink"
+        );
+        assert!(
+            meets("acl", "acl/missing").unwrap().starts_with("holds"),
+            "a missing file"
+        );
+        assert!(meets("acl/env", "acl").unwrap().starts_with("lies inside"));
+        assert!(meets("acl/list", "acl/list").unwrap().starts_with("is "));
+        assert!(
+            meets("env", ".env.old.1-1")
+                .unwrap()
+                .starts_with("has its generations")
+        );
+        assert_eq!(meets("env", "acl/list"), None, "beside is allowed");
+        assert_eq!(meets("env", "run"), None);
+        assert!(super::super::siblings::is_sibling(b"env", b".env.new.1-2"));
+        assert!(!super::super::siblings::is_sibling(b"env", b".envx.old.1"));
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

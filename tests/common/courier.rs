@@ -75,8 +75,10 @@ pub fn authdaemond_revive() -> bool {
     true
 }
 
+/// authdaemonvar as Debian's tmpfiles.d makes it (courier:courier, 750),
+/// when it is missing (a machine booted without systemd).
 #[track_caller]
-fn spawn_authdaemond() -> Child {
+pub fn ensure_authdaemon_dir() {
     let dir = Path::new(AUTHDAEMON_SOCKET).parent().unwrap();
     if !dir.is_dir() {
         fs::create_dir_all(dir).unwrap();
@@ -84,6 +86,113 @@ fn spawn_authdaemond() -> Child {
         nix::unistd::chown(dir, Some(u.uid), Some(u.gid)).unwrap();
         fs::set_permissions(dir, fs::Permissions::from_mode(0o750)).unwrap();
     }
+}
+
+/// The pid of the process listening on authdaemond's socket whose parent
+/// does not hold it too (authdaemond's children inherit the socket): the
+/// daemon itself. From /proc/net/unix (flag 00010000: listening; the name
+/// it was bound with) and the descriptors of the processes in our mount
+/// namespace (one in another namespace may bind the same name).
+pub fn authdaemond_pid() -> Option<u32> {
+    let table = fs::read_to_string("/proc/net/unix").ok()?;
+    let links: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            // authdaemond binds socket.tmp and renames it.
+            let named =
+                w.len() >= 8 && w[7].strip_suffix(".tmp").unwrap_or(w[7]) == AUTHDAEMON_SOCKET;
+            (named && w[3] == "00010000").then(|| format!("socket:[{}]", w[6]))
+        })
+        .collect();
+    let own_ns = fs::read_link("/proc/self/ns/mnt").ok();
+    let holders: Vec<u32> = fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| fs::read_link(format!("/proc/{pid}/ns/mnt")).ok() == own_ns)
+        .filter(|pid| {
+            fs::read_dir(format!("/proc/{pid}/fd"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|f| {
+                    fs::read_link(f.path())
+                        .is_ok_and(|l| links.iter().any(|k| l.as_os_str() == k.as_str()))
+                })
+        })
+        .collect();
+    let ppid = |pid: u32| -> Option<u32> {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(") ")?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    holders
+        .iter()
+        .copied()
+        .find(|&p| ppid(p).is_none_or(|pp| !holders.contains(&pp)))
+}
+
+/// The machine's authdaemond stopped for a test that runs its own (under
+/// a supervisor, on the same socket: the login programs have its path
+/// compiled in). Debian's (started by `/usr/sbin/authdaemond start`, pid
+/// file in authdaemonvar) is stopped that way and started again on drop;
+/// any other (another test binary's [`Authdaemond`]) gets SIGTERM, and its
+/// owner starts it again when it needs it ([`authdaemond_revive`]).
+pub struct AuthdaemondAway {
+    restart_debian: bool,
+}
+
+const DEBIAN_PIDFILE: &str = "/run/courier/authdaemon/pid";
+
+impl AuthdaemondAway {
+    #[track_caller]
+    pub fn take() -> AuthdaemondAway {
+        let mut away = AuthdaemondAway {
+            restart_debian: false,
+        };
+        if authdaemond_answers() && Path::new(DEBIAN_PIDFILE).exists() {
+            let mut c = Command::new("/usr/sbin/authdaemond");
+            c.arg("stop");
+            let _ = try_run(c, Stdio::null(), Duration::from_secs(30));
+            away.restart_debian = true;
+            eprintln!("stopped Debian's authdaemond for this test; started again after it");
+        }
+        let until = Instant::now() + Duration::from_secs(10);
+        while authdaemond_answers() {
+            if let Some(pid) = authdaemond_pid() {
+                eprintln!("stopping the authdaemond found running (pid {pid}) for this test");
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            }
+            assert!(
+                Instant::now() < until,
+                "the authdaemond on {AUTHDAEMON_SOCKET} did not stop within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        ensure_authdaemon_dir();
+        away
+    }
+}
+
+impl Drop for AuthdaemondAway {
+    fn drop(&mut self) {
+        if self.restart_debian && !authdaemond_answers() {
+            let mut c = Command::new("/usr/sbin/authdaemond");
+            c.arg("start");
+            let _ = try_run(c, Stdio::null(), Duration::from_secs(30));
+        }
+    }
+}
+
+#[track_caller]
+fn spawn_authdaemond() -> Child {
+    ensure_authdaemon_dir();
     let mut child = Command::new("/bin/sh")
         .args(["-c", "set -a; . \"$1\"; exec \"$2\"", "sh"])
         .args(["/etc/courier/authdaemonrc", AUTHDAEMOND])
@@ -326,7 +435,7 @@ fn listening_inodes(port: u16) -> Vec<String> {
 }
 
 /// `pid` holds a socket listening on `port`.
-fn listens(pid: u32, port: u16) -> bool {
+pub fn listens(pid: u32, port: u16) -> bool {
     let inodes = listening_inodes(port);
     if inodes.is_empty() {
         return false;
@@ -457,6 +566,13 @@ pub fn client_kind(service: &str) -> &'static str {
 /// 1"); a failure fails the test with the client's and `served`'s output.
 #[track_caller]
 pub fn login(kind: &str, served: &Served, user: &MailUser) -> String {
+    login_on(kind, served.port, user, &|| served.output())
+}
+
+/// [`login`] on `port`, for a service this harness did not start (one
+/// under a supervisor); `output` tells what the service logged.
+#[track_caller]
+pub fn login_on(kind: &str, port: u16, user: &MailUser, output: &dyn Fn() -> String) -> String {
     let mut last = String::new();
     for attempt in 0..5 {
         if attempt > 0 {
@@ -464,7 +580,7 @@ pub fn login(kind: &str, served: &Served, user: &MailUser) -> String {
         }
         let mut cmd = Command::new("python3");
         cmd.args(["-c", CLIENT, kind])
-            .arg(served.port.to_string())
+            .arg(port.to_string())
             .args([&user.name, &user.password]);
         let r = try_run(cmd, Stdio::null(), Duration::from_secs(30))
             .unwrap_or_else(|e| panic!("unable to start python3: {e}"));
@@ -476,14 +592,13 @@ pub fn login(kind: &str, served: &Served, user: &MailUser) -> String {
         // authdaemond's socket gone: another program on the machine
         // stopped the daemon this test was using.
         let revived = authdaemond_revive();
-        if r.code != Some(75) && !revived && !served.output().contains("authdaemon:") {
+        if r.code != Some(75) && !revived && !output().contains("authdaemon:") {
             break;
         }
     }
     panic!(
-        "{kind} login as {} on port {} failed: {last}\nservice output:\n{}",
+        "{kind} login as {} on port {port} failed: {last}\nservice output:\n{}",
         user.name,
-        served.port,
-        served.output()
+        output()
     );
 }

@@ -67,28 +67,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(60);
 // The skip policy: a requirement is there, or the test is skipped with the
 // reason printed (never under CI=true, where it fails).
 
-/// Where `prog` is on PATH, if anywhere.
-pub fn which(prog: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|d| d.join(prog))
-        .find(|p| fs::metadata(p).map(|m| m.is_file()).unwrap_or(false))
-}
-
-/// True when `what` (a program, root, a capability...) is there; otherwise
-/// print why the test is skipped and return false. Under CI=true a missing
-/// requirement is a failure: the suite must not go green by testing
-/// nothing.
-pub fn have(what: &str, found: bool) -> bool {
-    if found {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{what} is required in CI (CI=true) but is missing here");
-    }
-    eprintln!("SKIPPED: needs {what}, which is missing here");
-    false
-}
+mod skip;
+pub use skip::{have, which};
 
 pub fn have_dash() -> bool {
     have(

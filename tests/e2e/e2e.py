@@ -150,8 +150,9 @@ def candidate_port():
 
 # what tcpserver (`unable to bind: address already used`) and tcpsvd
 # (`unable to bind socket: address already used`) say on EADDRINUSE
+# and couriertcpd (`bind: Address already in use`, then exit 1)
 BIND_TAKEN = re.compile(r"\b(tcpserver|tcpsvd): fatal: unable to bind[^\n:]*: "
-                        r"address already used")
+                        r"address already used|\bbind: Address already in use")
 PORT_ATTEMPTS = 5
 
 
@@ -764,6 +765,9 @@ class World:
                           "# courier-imapd: Courier-IMAP on tcpserver under "
                           "supervise (courier-run e2e)\n"
                           "layout=debian\n"
+                          # these steps check tcpserver (its log lines,
+                          # its pid); Debian's default is couriertcpd
+                          'server="tcpserver -v -RH -l0"\n'
                           "address=%s\n"
                           "port=%d\n"
                           "config=%s\n" % (self.courier_run_path(), HOST,

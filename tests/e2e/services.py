@@ -19,7 +19,8 @@ multilog log/run.
 
 Steps, per service (imapd, imapd-ssl, pop3d, pop3d-ssl):
   NAME-up        supervise starts it; svstat's pid is the only listener
-                 on the port, a tcpserver whose parent is supervise
+                 on the port, a couriertcpd (layout=debian's front end, as
+                 Debian's rc runs it) whose parent is supervise
   NAME-session   imapd:     IMAP4: LOGIN before STARTTLS is refused (the
                             config copy says IMAP_TLS_REQUIRED=1), STARTTLS,
                             LOGIN, SELECT (EXISTS 3), FETCH subjects
@@ -30,8 +31,10 @@ Steps, per service (imapd, imapd-ssl, pop3d, pop3d-ssl):
                  equals the plan's env (`courier-run ./run --dry-run
                  --format json`), and the running imapd/courierpop3d has
                  every variable of the plan with the same value (the extra
-                 ones are those tcpserver, couriertls and the login program
-                 add, listed below)
+                 ones are those couriertcpd, couriertls and the login program
+                 add, listed below); for the imapd services also the one
+                 the access list's `allow,COURIERRUN_E2E=from-access` line
+                 sets (IMAPACCESSFILE is a copy: couriertcpd -access=)
 
 Every wait is bounded; everything is torn down in a `finally`.  Output:
 `ok STEP [time]` / `FAIL STEP: reason` with the service log, then the wall
@@ -88,6 +91,8 @@ ADDED = re.compile(r"^(TCP[A-Z]*|PROTO|AUTH[A-Z_]*|HOME|MAILDIR|OPTIONS|"
                    r"POP3AUTH|PROXY_HOSTNAME|IMAPLOGINTAG|BANNER|"
                    r"IMAP_CLIENT_ID|IMAP_ENHANCEDIDLE|IMAP_ID_FIELDS|"
                    r"IMAP_CAPABILITY_TLS|POP3AUTH_TLS|UID|GID|PROTOCOL|UTF8|"
+                   # couriertcpd's access list (allow,NAME=VALUE)
+                   r"COURIERRUN_E2E|"
                    # imaplogin/pop3login set it to 0 once STARTTLS is done,
                    # so the server they exec does not ask for it again.
                    r"IMAP_TLS_REQUIRED|POP3_TLS_REQUIRED)$")
@@ -154,6 +159,11 @@ class Suite:
                          self.certfile, os.path.join(etc, "tls-cache")))
         if not os.path.exists("/etc/courier/dhparams.pem"):
             extra_ssl += "TLS_DHPARAMS=\n"
+        # couriertcpd -access=IMAPACCESSFILE.dat (the imapd services; built
+        # by makedat on start): ours, not the machine's
+        access = os.path.join(etc, "imapaccess")
+        write_file(access, "%s\tallow,COURIERRUN_E2E=from-access\n" % HOST)
+        extra_base += "IMAPACCESSFILE=%s\n" % access
         if is_ssl:
             extra_ssl += "SSLADDRESS=%s\nSSLPORT=%d\n" % (HOST, port)
         else:
@@ -188,11 +198,12 @@ class Suite:
             paths = self.configs(name, port)
             write_file(os.path.join(sd, "run"),
                        self.run_script(name, paths, port), 0o755)
-        # tcpserver binds the port itself: retried if it finds it taken
+        # couriertcpd binds the port itself: retried if it finds it taken
         port, pid = e2e.start_service(svc, name, configure)
         st, spid = svc.status()
         comm, _, ppid, _ = proc_stat_fields(pid)
-        if spid != pid or comm != "tcpserver" or ppid != svc.sup.pid:
+        front = "tcpserver" if self.args.standin else "couriertcpd"
+        if spid != pid or comm != front or ppid != svc.sup.pid:
             raise Fail("svstat pid %s, listener %d is %s (parent %d, "
                        "supervise %d)" % (spid, pid, proc_exe(pid), ppid,
                                           svc.sup.pid))
@@ -239,7 +250,7 @@ class Suite:
         found = [p for p in descendants(pid)
                  if os.path.realpath(proc_exe(p)) == os.path.realpath(server)]
         if not found:
-            raise Fail("no %s below tcpserver %d" % (server, pid))
+            raise Fail("no %s below the front end %d" % (server, pid))
         running = proc_environ(found[0])
         listener = proc_environ(pid)
         if self.args.standin:
@@ -248,7 +259,7 @@ class Suite:
             plan = self.plan_env(name)
             if listener != plan:
                 diff = sorted(set(listener.items()) ^ set(plan.items()))
-                raise Fail("tcpserver's environment differs from the plan's: %s"
+                raise Fail("the front end's environment differs from the plan's: %s"
                            % diff[:10])
         problems = []
         for k, v in sorted(plan.items()):
@@ -257,6 +268,12 @@ class Suite:
                     problems.append("%s missing" % k)
             elif running[k] != v and not ADDED.match(k):
                 problems.append("%s=%r, plan %r" % (k, running[k], v))
+        if name.startswith("imapd") and not self.args.standin:
+            # the access list's allow,NAME=VALUE reached imapd
+            got = running.get("COURIERRUN_E2E")
+            if got != "from-access":
+                problems.append("COURIERRUN_E2E=%r, the access list says "
+                                "'from-access'" % got)
         extra = sorted(k for k in running if k not in plan)
         bad_extra = [k for k in extra if not ADDED.match(k)]
         if problems or bad_extra:

@@ -173,7 +173,14 @@ pub fn setup(s: &Scratch, c: &Case) -> Vec<String> {
     } else {
         s.server()
     };
-    vec!["./run".into(), "--set".into(), format!("server={server}")]
+    // The recorder serves no login: no wait for authdaemond.
+    vec![
+        "./run".into(),
+        "--set".into(),
+        format!("server={server}"),
+        "--set".into(),
+        "wait_authdaemond=no".into(),
+    ]
 }
 
 pub fn needs_root(c: &Case) -> bool {

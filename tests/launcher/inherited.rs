@@ -47,7 +47,7 @@ fn a_name_twice_in_the_environment_reads_as_dash_reads_it() {
     s.write(
         "svc/run",
         &s.subst(&format!(
-            "#!{BIN}\nlayout=debian\nconfig=@ROOT@/etc/dup.conf\naccount=\nenvdir=\nmaildir=$X\n"
+            "#!{BIN}\nlayout=debian\nconfig=@ROOT@/etc/dup.conf\naccount=\nenvdir=\nmaildir=$X\nwait_authdaemond=no\n"
         )),
     );
     let server = format!("server={}", s.server());

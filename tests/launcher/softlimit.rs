@@ -40,6 +40,9 @@ fn limits_equal_real_softlimit() {
             &format!("ulimit_v={}", c.ulimit_v.unwrap_or("")),
             "--set",
             &format!("server={}", s.server()),
+            // The recorder serves no login: no wait for authdaemond.
+            "--set",
+            "wait_authdaemond=no",
         ]
         .iter()
         .map(|a| a.to_string())

@@ -19,6 +19,9 @@ Steps, each `ok NAME` or `FAIL NAME: why`, then `N passed, M failed`:
                     `courier-run: fatal: FILE:LINE:COL` reaches log/main/current
   s6                the same under `s6-svscan` (s6-supervise runs
                     `./run SERVICEDIR`) with s6-log; `s6-svstat` pid
+                    (both run couriertcpd, layout=debian's front end: a deny
+                    line applied with `--rebuild-access`, i.e. makedat and
+                    `sv hup` / `s6-svc -h`, refuses 127.0.0.2, same pid)
   tcpsvd-maxperip   server="tcpsvd -v", MAXPERIP=2: two clients from
                     127.0.0.1 get a greeting, the third is closed at once
   access-tcpserver  IMAPACCESSFILE with allow,NAME=VALUE / deny lines under
@@ -227,8 +230,13 @@ class Direct:
 
 
 def config_copy(path, extra=""):
+    """A copy of Debian's imapd whose IMAPACCESSFILE is the test's own
+    (PATH.access, every client allowed): layout=debian runs couriertcpd,
+    which builds IMAPACCESSFILE.dat, and the machine's is not ours."""
+    access = path + ".access"
+    write_file(access, "*\tallow\n")
     text = read_text(e2e.DEBIAN_IMAPD_CONFIG)
-    write_file(path, text.rstrip("\n") + "\n" + extra)
+    write_file(path, text.rstrip("\n") + "\nIMAPACCESSFILE=%s\n" % access + extra)
 
 
 def run_file(port, config, server=None):
@@ -274,6 +282,25 @@ def supervisor_steps(kind):
     pid = sup.start_on_port()
     port = sup.port
     STATUS_LINES.append("%s: %s (listener pid %d)" % (kind, sup.status_line(), pid))
+    # an edited access list applied with no restart (couriertcpd, the
+    # front end of layout=debian): makedat, then the supervisor's own HUP
+    if refused(port, "127.0.0.2"):
+        raise Fail("precondition: 127.0.0.2 refused before the deny line")
+    with open(cfg + ".access", "a") as f:
+        f.write("127.0.0.2\tdeny\n")
+    p = subprocess.run([W.courier_run_path(), "./run", "--rebuild-access"],
+                       cwd=sup.path, capture_output=True, text=True, timeout=15)
+    want = {"runit": "sv hup", "s6": "s6-svc -h"}[kind]
+    if p.returncode != 0 or want not in p.stdout:
+        raise Fail("--rebuild-access: exit %d: %s%s" % (p.returncode, p.stdout,
+                                                       p.stderr))
+    wait_for(lambda: refused(port, "127.0.0.2") or None,
+             "127.0.0.2 refused after --rebuild-access", timeout=5)
+    if refused(port) or sup.pid() != pid:
+        raise Fail("after the HUP: 127.0.0.1 refused, or pid %s (was %d)"
+                   % (sup.pid(), pid))
+    STATUS_LINES.append("%s --rebuild-access: %s; pid %d unchanged" % (
+        kind, p.stdout.strip().splitlines()[-1], pid))
     # a config change plus a restart shows up in CAPABILITY
     text = read_text(cfg)
     new, n = re.subn(r'^IMAP_CAPABILITY="([^"]*)"', r'IMAP_CAPABILITY="\1 %s"' % CAP_TOKEN,
