@@ -175,6 +175,10 @@ class Sup:
         return read_text(self.current)
 
     def start_on_port(self, certfile, extra_base="", extra_ssl=""):
+        # The launch waits for authdaemond: make sure it answers (other
+        # tests on the machine may have stopped the shared daemon).
+        authdaemond_up()
+
         def configure(port):
             self.configure(port, certfile, extra_base, extra_ssl)
         try:
@@ -370,6 +374,7 @@ def s6_readiness():
         if not os.path.exists(os.path.join(sup.dir, f)):
             raise Fail("init --supervisor s6 made no %s" % f)
     sup.configure(e2e.candidate_port(), S.certfile)
+    authdaemond_up()     # the launch waits for it
     t0 = time.monotonic()
     sup.start()
     wait_for(lambda: os.path.exists(os.path.join(sup.dir, "supervise", "status")),
@@ -406,6 +411,7 @@ def missing_cert():
             r"does not exist")
     out = expect(cr(["./run", "--dry-run"], sup.dir), 111, "--dry-run without the certificate",
                  want)
+    authdaemond_up()     # else the launch waits for it, and says so first
     sup.start()
     wait_for(lambda: re.search(want, sup.log()),
              "the launch's message in %s" % sup.current)
