@@ -1,0 +1,405 @@
+//! The front end (tcpserver, tcpsvd, couriertcpd) and what it is given:
+//! MAXPERIP, rules, Courier's access list.
+
+use std::path::{Path, PathBuf};
+
+use crate::access;
+use crate::config::Scope;
+use crate::error::{Exit, Position, Problem, exit_code};
+use crate::frontend::{self, RulesFormat};
+use crate::service::Service;
+use crate::settings::Origin;
+
+use super::values::{Cfg, Val};
+
+/// The front end and the values that become its own arguments.
+#[derive(Clone, Debug)]
+pub struct Front {
+    pub spec: &'static frontend::Spec,
+    /// `server` names tcpserver, tcpsvd or couriertcpd (its options are
+    /// known).
+    pub known: bool,
+    /// Courier's MAXPERIP (tcpsvd -C; tcpserver has no per-IP limit).
+    pub maxperip: Option<u32>,
+    /// The rules it is given, in its format.
+    pub rules: Option<(String, RulesFormat)>,
+    /// Courier's access list, converted into `rules` before exec (for
+    /// couriertcpd: compiled by makedat into its `.dat`).
+    pub access: Option<access::Step>,
+    /// couriertcpd's own options (None for the other front ends).
+    pub tcpd: Option<crate::couriertcpd::Opts>,
+}
+
+/// Resolve the front end: which one, MAXPERIP, the rules and their format
+/// (a rules file in a format it does not read is a problem: it would
+/// ignore every rule), Courier's access list (`access`, else
+/// IMAPACCESSFILE; parsed here, so a bad line stops the launch with its
+/// position), and whether it can bind an IPv6 address.
+pub(super) fn front(
+    cfg: &Cfg,
+    outer: &Scope,
+    server: &[String],
+    program: &Path,
+    address: &Val,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<String>,
+) -> Front {
+    let settings = cfg.settings;
+    let kind = server.first().and_then(|p| frontend::Kind::of(p));
+    let spec = kind.unwrap_or(frontend::Kind::Tcpserver).spec();
+    let maxperip = cfg
+        .vars
+        .iter()
+        .rev()
+        .find(|a| a.name == "MAXPERIP")
+        .and_then(|a| {
+            let v = String::from_utf8_lossy(&a.value);
+            match v.parse::<u32>() {
+                Ok(n) => Some(n),
+                Err(_) if v.is_empty() => None,
+                Err(_) => {
+                    problems.push(Problem::bad(
+                        "config",
+                        Position::At(a.value_pos.to_string()),
+                        format!(
+                            "MAXPERIP \"{}\" is not a number",
+                            crate::shown::value(v.as_bytes())
+                        ),
+                        "write e.g. 4, or 0 for no per-IP limit",
+                    ));
+                    None
+                }
+            }
+        });
+    if kind == Some(frontend::Kind::Couriertcpd) {
+        return tcpd_front(cfg, outer, maxperip, problems, warnings);
+    }
+    // What couriertcpd would enforce and this front end cannot: a warning
+    // on every --dry-run (and start), a FAIL of --check (check/server.rs).
+    if let Some(n) = maxperip.filter(|&n| n > 0)
+        && spec.per_ip.is_none()
+        && kind.is_some()
+    {
+        warnings.push(format!(
+            "MAXPERIP={n} is not enforced: {} has no per-IP limit (use server=couriertcpd, or tcpsvd -C)",
+            spec.name
+        ));
+    }
+    for (w, what) in tcpd_protections(outer)
+        .into_iter()
+        .filter(|_| kind.is_some())
+    {
+        warnings.push(format!(
+            "TCPDOPTS {w} ({what}) is not enforced: only couriertcpd has it (use server=couriertcpd, or remove it from TCPDOPTS)"
+        ));
+    }
+    if frontend::is_ipv6(&address.text) {
+        let capable = kind.is_some() && frontend::probe_ipv6(spec.kind, program).unwrap_or(false);
+        if !capable {
+            problems.push(Problem::bad(
+                "settings",
+                address.origin.position(),
+                format!(
+                    "address {} is IPv6, and {} binds IPv4 only",
+                    address.text, spec.name
+                ),
+                "install ucspi-tcp-ipv6 (its tcpserver binds IPv6), or give an IPv4 address",
+            ));
+        }
+    }
+    // The access list's IPv6 lines: only an IPv6 tcpserver bound to an IPv6
+    // address can see IPv6 clients.
+    let ipv6 = kind == Some(frontend::Kind::Tcpserver)
+        && frontend::is_ipv6(&address.text)
+        && frontend::probe_ipv6(spec.kind, program).unwrap_or(false);
+    let out_format = match spec.kind {
+        frontend::Kind::Tcpserver => RulesFormat::Tcprules,
+        frontend::Kind::Tcpsvd => RulesFormat::IpsvdCdb,
+        frontend::Kind::Couriertcpd => unreachable!("tcpd_front"),
+    };
+    // access=: the setting, else IMAPACCESSFILE; an explicit empty: none.
+    let acc_setting = settings.get("access");
+    let (source, explicit) = match &acc_setting.value {
+        Some(v) if v.is_empty() => (None, true),
+        Some(v) => (Some((v.clone(), acc_setting.origin.position())), true),
+        None => (
+            cfg.vars
+                .iter()
+                .rev()
+                .find(|a| a.name == "IMAPACCESSFILE" && !a.value.is_empty())
+                .map(|a| {
+                    (
+                        String::from_utf8_lossy(&a.value).into_owned(),
+                        Position::At(a.value_pos.to_string()),
+                    )
+                }),
+            false,
+        ),
+    };
+    let rules_setting = settings.get("rules");
+    let rules_given = !settings.str("rules").is_empty();
+    let mut access_step = None;
+    if let Some((src, pos)) = source {
+        let path = PathBuf::from(&src);
+        if rules_given && !matches!(rules_setting.origin, Origin::Default) {
+            problems.push(Problem::bad(
+                "settings",
+                rules_setting.origin.position(),
+                format!(
+                    "rules and an access list ({}) are both given: the front end reads one",
+                    crate::shown::path(&src)
+                ),
+                "set rules= (empty) to use the access list, or access= (empty) to use rules",
+            ));
+        } else {
+            // Fail closed: a configured list that is missing, unreadable
+            // or not a regular file (or a directory of them) stops the
+            // launch; it never means "no rules".
+            let stamp = access::stamp(&path);
+            let compiled = stamp.and_then(|stamp| {
+                let entries = access::read(&path)?;
+                let c =
+                    access::convert(&entries, out_format, ipv6).map_err(crate::error::bad_input)?;
+                Ok((crate::cdb::write(&c.records), c.warnings, stamp))
+            });
+            match compiled {
+                Err(e) => {
+                    let code = exit_code(&e);
+                    let name = if explicit { "access" } else { "IMAPACCESSFILE" };
+                    let fix = if code == Exit::Usage {
+                        "fix it, or set access= (empty) to run without an access list".to_string()
+                    } else {
+                        format!(
+                            "{name} names it; create it, or set access= (empty) to run without an access list"
+                        )
+                    };
+                    // A parse error carries its own file:line:col.
+                    let at = if code == Exit::Usage {
+                        Position::Nowhere
+                    } else {
+                        pos
+                    };
+                    problems.push(Problem::new(
+                        code,
+                        "access",
+                        at,
+                        crate::error::describe(&e),
+                        fix,
+                    ));
+                }
+                Ok((bytes, conv_warnings, stamp)) => {
+                    warnings.extend(conv_warnings);
+                    let output = access::output_path(cfg.service_dir, &path, out_format);
+                    match access::probe(&output, &bytes) {
+                        Ok(fresh) => {
+                            access_step = Some(access::Step {
+                                output,
+                                source: path,
+                                format: out_format,
+                                ipv6,
+                                fresh,
+                                stamp,
+                            });
+                        }
+                        Err(e) => problems.push(Problem::new(
+                            exit_code(&e),
+                            "access",
+                            Position::Nowhere,
+                            crate::error::describe(&e),
+                            "",
+                        )),
+                    }
+                }
+            }
+        }
+    }
+    let rules = if let Some(step) = &access_step {
+        Some((step.output.to_string_lossy().into_owned(), step.format))
+    } else if rules_given {
+        let r = settings.str("rules").to_string();
+        match frontend::detect(Path::new(&r)) {
+            // A missing or unreadable file is --check's to report (it probes).
+            Err(_) => Some((r, spec.reads[0])),
+            Ok(d) => match (kind, frontend::check_rules(spec, &r, &d)) {
+                (_, Ok(f)) => Some((r, f.unwrap_or(spec.reads[0]))),
+                (None, Err(_)) => Some((r, spec.reads[0])),
+                (Some(_), Err(m)) => {
+                    problems.push(Problem::bad(
+                        "rules",
+                        rules_setting.origin.position(),
+                        m,
+                        "",
+                    ));
+                    Some((r, spec.reads[0]))
+                }
+            },
+        }
+    } else {
+        None
+    };
+    Front {
+        spec,
+        known: kind.is_some(),
+        maxperip,
+        rules,
+        access: access_step,
+        tcpd: None,
+    }
+}
+
+/// TCPDOPTS's couriertcpd-only options, as the rc's inner shell would
+/// split the outer shell's value (none when it cannot be split).
+pub fn tcpd_protections(outer: &Scope) -> Vec<(String, &'static str)> {
+    let Some(v) = outer.get("TCPDOPTS") else {
+        return Vec::new();
+    };
+    crate::couriertcpd::words(&String::from_utf8_lossy(v))
+        .map(|w| crate::couriertcpd::protections(&w))
+        .unwrap_or_default()
+}
+
+/// couriertcpd as Courier's rc runs it: `-maxperip=$MAXPERIP`, the imapd
+/// services' `-access=$IMAPACCESSFILE.dat` (IMAPACCESSFILE defaulting to
+/// SYSCONFDIR/imapaccess, as the rc's `${IMAPACCESSFILE:=...}`; built by
+/// makedat when missing or older than the list), `$TCPDOPTS` split as the
+/// rc's inner shell splits it. The values are the rc's OUTER shell's: it
+/// pastes them into the inner script.
+pub(super) fn tcpd_front(
+    cfg: &Cfg,
+    outer: &Scope,
+    maxperip: Option<u32>,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<String>,
+) -> Front {
+    use crate::couriertcpd;
+    let settings = cfg.settings;
+    let text = |n: &str| {
+        outer
+            .get(n)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    let pos = |n: &str| {
+        outer
+            .assignments()
+            .iter()
+            .rev()
+            .find(|a| a.name == n)
+            .map_or(Position::Nowhere, |a| Position::At(a.value_pos.to_string()))
+    };
+    let tcpdopts = match text("TCPDOPTS") {
+        None => Vec::new(),
+        Some(t) => couriertcpd::words(&t).unwrap_or_else(|why| {
+            problems.push(Problem::bad(
+                "config",
+                pos("TCPDOPTS"),
+                format!(
+                    "TCPDOPTS holds {why}: Courier's rc pastes it into a shell command, which would not pass it as written"
+                ),
+                "write plain -name=value words, with '...' around a value that has blanks",
+            ));
+            Vec::new()
+        }),
+    };
+    let service = settings.service;
+    let acc = settings.get("access");
+    let rules = settings.get("rules");
+    let rules_given = !matches!(rules.origin, Origin::Default) && !settings.str("rules").is_empty();
+    let source = match &acc.value {
+        Some(v) if v.is_empty() => None,
+        Some(v) => Some((PathBuf::from(v), true)),
+        // Debian's pop3d rc scripts pass no access list.
+        None if service.protocol() == crate::service::Protocol::Imap && !rules_given => {
+            let f = text("IMAPACCESSFILE")
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| {
+                    format!(
+                        "{}/imapaccess",
+                        Service::config_dir(settings.layout, settings.str("prefix"))
+                    )
+                });
+            Some((PathBuf::from(f), false))
+        }
+        None => None,
+    };
+    let mut access_step = None;
+    let mut dat = None;
+    if rules_given {
+        if source.as_ref().is_some_and(|(_, explicit)| *explicit) {
+            problems.push(Problem::bad(
+                "settings",
+                rules.origin.position(),
+                "rules and access are both given: couriertcpd reads one -access",
+                "set rules= (empty) to build the access list, or access= (empty) to use rules",
+            ));
+        }
+        // A .dat built elsewhere, passed as it is; a cdb or a directory
+        // (another front end's rules) would be misread by couriertcpd.
+        let r = settings.str("rules");
+        if let Ok(frontend::Detected::Format(f)) = frontend::detect(Path::new(r)) {
+            problems.push(Problem::bad(
+                "rules",
+                rules.origin.position(),
+                frontend::mismatch(&frontend::COURIERTCPD, r, f),
+                "",
+            ));
+        }
+        dat = Some(PathBuf::from(r));
+    } else if let Some((src, explicit)) = source {
+        let out = crate::makedat::dat_path(&src);
+        // Fail closed, as for the other front ends: a list the run file or
+        // the config names that is missing, unreadable or not regular files
+        // stops the launch (makedat would hang on a FIFO, and couriertcpd
+        // without its .dat accepts every client). Only the rc's own
+        // default, /etc/courier/imapaccess with IMAPACCESSFILE unset, may
+        // be absent (a warning).
+        let configured = explicit || text("IMAPACCESSFILE").is_some_and(|v| !v.is_empty());
+        match access::read(&src).and_then(|_| access::stamp(&src)) {
+            Ok(stamp) => {
+                access_step = Some(access::Step {
+                    source: src.clone(),
+                    output: out.clone(),
+                    format: RulesFormat::CourierDat,
+                    ipv6: true,
+                    fresh: false,
+                    stamp,
+                });
+            }
+            Err(e) if configured || src.exists() => {
+                let (name, at) = if explicit {
+                    ("access", acc.origin.position())
+                } else {
+                    ("IMAPACCESSFILE", pos("IMAPACCESSFILE"))
+                };
+                let code = exit_code(&e);
+                problems.push(Problem::new(
+                    code,
+                    "access",
+                    if code == Exit::Usage { Position::Nowhere } else { at },
+                    crate::error::describe(&e),
+                    format!(
+                        "{name} names it; fix or create it, or set access= (empty) to run without an access list"
+                    ),
+                ));
+            }
+            Err(_) => warnings.push(format!(
+                "{} (Courier's default access list) does not exist: couriertcpd accepts every client",
+                crate::shown::path(&src)
+            )),
+        }
+        dat = Some(out);
+    }
+    Front {
+        spec: &frontend::COURIERTCPD,
+        known: true,
+        maxperip,
+        rules: dat
+            .as_ref()
+            .map(|d| (d.to_string_lossy().into_owned(), RulesFormat::CourierDat)),
+        access: access_step,
+        tcpd: Some(couriertcpd::Opts {
+            maxperip: text("MAXPERIP").unwrap_or_default(),
+            access: dat,
+            tcpdopts,
+        }),
+    }
+}

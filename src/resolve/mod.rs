@@ -1,0 +1,453 @@
+//! Resolve: the run file's settings plus the config files into typed,
+//! validated values, once. The launch, `--dry-run` and `--check` all read
+//! the [`Resolved`] value made here; nothing else parses a setting.
+//!
+//! Every problem is collected, not just the first: a setting with a
+//! problem gets a harmless stand-in, so that `--check` can report all of
+//! them and still probe the rest, while [`crate::plan::Plan::new`] stops at
+//! the first. Reading is allowed (files, passwd, /etc/services, PATH,
+//! capabilities); changing anything is not.
+
+use std::path::{Path, PathBuf};
+
+use crate::access;
+use crate::account::Account;
+use crate::config::Assignment;
+use crate::environ::{self, Environ};
+use crate::error::{Position, Problem, exit_code};
+use crate::frontend;
+use crate::limits;
+use crate::service::{CacheReset, Service};
+use crate::settings::{Origin, Settings};
+
+mod chain;
+mod configs;
+mod front;
+mod values;
+
+pub use chain::find_program;
+pub(crate) use configs::config_subject;
+pub use front::{Front, tcpd_protections};
+pub use values::{Val, port_number, service_port};
+pub(crate) use values::{can_switch, choice, envdir_path, inherit, lookup, umask};
+
+/// What the command line gives a resolution.
+pub struct Input<'a> {
+    pub runfile: Option<&'a Path>,
+    pub sets: &'a [String],
+    /// The inherited environment, under [`environ`]'s rule.
+    pub environ: &'a Environ,
+}
+
+/// `inherit_env`: all, none (Courier's `env -i`), or names to keep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Inherit {
+    All,
+    Nothing,
+    Names(Vec<Vec<u8>>),
+}
+
+impl Inherit {
+    pub fn keeps(&self, name: &[u8]) -> bool {
+        match self {
+            Inherit::All => true,
+            Inherit::Nothing => false,
+            Inherit::Names(names) => names.iter().any(|k| k == name),
+        }
+    }
+}
+
+/// One program of the chain, as the launch will exec or hand it on.
+#[derive(Clone, Debug)]
+pub struct Program {
+    /// "server", "login", "auth authpwd", "imapd".
+    pub role: String,
+    /// The setting that names it (for a fix: "set imapd= to its path").
+    pub setting: &'static str,
+    pub path: PathBuf,
+}
+
+/// Every setting, typed and validated.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// Which of Courier's rc scripts this does.
+    pub service: Service,
+    /// couriertls (COURIERTLS as the rc expands it, else the layout's).
+    pub couriertls: PathBuf,
+    /// The words between the port and the login program (-ssl services).
+    pub tls_wrapper: Vec<String>,
+    /// The rc's TLS_CACHEFILE reset (done by the launch, never by
+    /// --dry-run or --check); None without TLS_CACHEFILE or account.
+    pub cache_reset: Option<CacheReset>,
+    /// The settings as given, with origins; the config-derived ones filled
+    /// in with what they resolved to (for `--explain`).
+    pub settings: Settings,
+    /// The inherited environment (one entry per name).
+    pub environ: Environ,
+    pub inherit: Inherit,
+    /// The config files read, in order.
+    pub configs: Vec<PathBuf>,
+    /// The config's variables (what the envdir holds), in order.
+    pub config_vars: Vec<Assignment>,
+    /// A config file is not world-readable: so is the envdir.
+    pub private: bool,
+    /// Every file read: the run file, the config files and the files they
+    /// source. The envdir may be none of them, nor hold one.
+    pub sources: Vec<PathBuf>,
+    pub address: Val,
+    pub port: Val,
+    pub conlimit: Val,
+    pub maildir: Val,
+    pub umask: Option<(u32, Origin)>,
+    /// ulimit_v in bytes (None inside: unlimited).
+    pub ulimit_v: Option<(Option<u64>, Origin)>,
+    pub softlimit: Vec<limits::Setting>,
+    /// envuidgid's account.
+    pub account: Option<Account>,
+    /// setuidgid's account (switching to it is possible).
+    pub setuidgid: Option<Account>,
+    /// The `server` words.
+    pub server: Vec<String>,
+    /// `server`'s first word as pathexec_run finds it in the final PATH.
+    pub program: PathBuf,
+    /// The login program, when there is one.
+    pub login: Option<PathBuf>,
+    /// Auth modules in chain order, as paths.
+    pub auth: Vec<PathBuf>,
+    pub imapd: PathBuf,
+    pub envdir: Option<PathBuf>,
+    pub merge_stderr: bool,
+    pub banner: bool,
+    /// The front end (tcpserver's spec when `server` names a program
+    /// courier-run does not know) and what it gets: see [`Front`].
+    pub front: Front,
+    /// `wait_authdaemond`: the launch exits 111 while this socket does not
+    /// accept (None: no wait, or the chain does not use authdaemond).
+    pub wait_authdaemond: Option<crate::authdaemon::Wait>,
+    pub warnings: Vec<String>,
+    /// Every problem found, in the order the launch meets them.
+    pub problems: Vec<Problem>,
+}
+
+impl Resolved {
+    /// The programs of the chain in exec order: server, login, auth
+    /// modules, imapd.
+    pub fn chain(&self) -> Vec<Program> {
+        let mut v = vec![Program {
+            role: "server".into(),
+            setting: "server",
+            path: self.program.clone(),
+        }];
+        if let Some(l) = &self.login {
+            v.push(Program {
+                role: "login".into(),
+                setting: "login",
+                path: l.clone(),
+            });
+        }
+        for a in &self.auth {
+            let name = a.file_name().map(|n| n.to_string_lossy().into_owned());
+            v.push(Program {
+                role: format!("auth {}", name.unwrap_or_default()),
+                setting: "auth",
+                path: a.clone(),
+            });
+        }
+        v.push(Program {
+            role: "imapd".into(),
+            setting: "imapd",
+            path: self.imapd.clone(),
+        });
+        v
+    }
+
+    /// A config variable's final assignment.
+    pub fn var(&self, name: &str) -> Option<&Assignment> {
+        self.config_vars.iter().find(|a| a.name == name)
+    }
+
+    /// The value `name` will have in the program's environment before
+    /// envuidgid (config, else inherited and kept).
+    pub fn env_value(&self, name: &str) -> Option<Vec<u8>> {
+        if let Some(a) = self.var(name) {
+            return Some(a.value.clone());
+        }
+        if !self.inherit.keeps(name.as_bytes()) {
+            return None;
+        }
+        self.environ
+            .iter()
+            .find(|(n, _)| n == name.as_bytes())
+            .map(|(_, v)| v.clone())
+    }
+}
+
+/// Resolve every setting. Never fails: problems are in the result.
+pub fn resolve(input: &Input) -> Resolved {
+    resolve_loaded(input, load(input))
+}
+
+/// The run file and `--set`s read into settings (the first step of every
+/// resolution; `service=authdaemond` goes on in [`crate::authdaemond`]).
+pub fn load(input: &Input) -> (Settings, Vec<Problem>) {
+    let visible = environ::visible(input.environ);
+    Settings::load(input.runfile, input.sets, &visible)
+}
+
+/// [`resolve`] from settings [`load`] read.
+pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolved {
+    let (mut settings, mut problems) = loaded;
+    let mut warnings = settings.warnings.clone();
+
+    let inherit = inherit(&settings, &mut problems);
+    let (configs, config_vars, private, sources, read) = configs::read_configs(
+        &settings,
+        input.environ,
+        &inherit,
+        &mut problems,
+        &mut warnings,
+    );
+    let service = settings.service;
+    let (config_vars, outer) = configs::rc_assignments(
+        &settings,
+        &configs,
+        &read,
+        input.environ,
+        config_vars,
+        &mut warnings,
+    );
+    // The service directory: where the run file is (where supervise
+    // runs it), else the current directory. Compiled rules are written
+    // there, never into whatever directory a hand launch started in.
+    let service_dir = match input.runfile.and_then(Path::parent) {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let cfg = values::Cfg {
+        settings: &settings,
+        vars: &config_vars,
+        service_dir: &service_dir,
+    };
+
+    let umask = cfg
+        .derived("umask", service.umask_var().unwrap_or("-"), None)
+        .and_then(|v| {
+            (!v.text.is_empty()).then(|| umask(&v, &mut problems).map(|m| (m, v.origin)))?
+        });
+    let ulimit_v = cfg
+        .derived("ulimit_v", service.ulimit_var().unwrap_or("-"), None)
+        .and_then(|v| {
+            if v.text.is_empty() {
+                return None;
+            }
+            match limits::parse_ulimit_v(&v.text) {
+                Ok(b) => Some((b, v.origin)),
+                Err(e) => {
+                    problems.push(Problem::bad(
+                        "settings",
+                        v.origin.position(),
+                        format!("{e:#}"),
+                        "",
+                    ));
+                    None
+                }
+            }
+        });
+    let address = values::checked(
+        cfg.derived("address", service.address_var(), Some("0")),
+        values::address,
+        "0",
+        &mut problems,
+    );
+    let default_port = service.default_port().to_string();
+    // couriertcpd binds a list of ports and ADDRESS.PORT items itself.
+    let tcpd = settings
+        .str("server")
+        .split_ascii_whitespace()
+        .next()
+        .and_then(frontend::Kind::of)
+        == Some(frontend::Kind::Couriertcpd);
+    let port = values::checked(
+        cfg.derived("port", service.port_var(), Some(&default_port)),
+        if tcpd {
+            values::tcpd_port
+        } else {
+            values::port
+        },
+        &default_port,
+        &mut problems,
+    );
+    let conlimit = values::checked(
+        cfg.derived("conlimit", "MAXDAEMONS", Some("40")),
+        values::conlimit,
+        "40",
+        &mut problems,
+    );
+    let maildir = cfg
+        .derived("maildir", "MAILDIRPATH", Some("Maildir"))
+        .expect("has a fallback");
+
+    let account = lookup(&settings, "account", &mut problems);
+    let setuidgid = lookup(&settings, "setuidgid", &mut problems)
+        .filter(|a| can_switch(a).map_err(|p| problems.push(p)).is_ok());
+    let softlimit = limits::parse_softlimit(settings.str("softlimit")).unwrap_or_else(|e| {
+        problems.push(Problem::bad(
+            "settings",
+            settings.get("softlimit").origin.position(),
+            format!("{e:#}"),
+            "",
+        ));
+        Vec::new()
+    });
+    let envdir = envdir_path(&settings, &mut problems);
+
+    let server: Vec<String> = settings
+        .str("server")
+        .split_ascii_whitespace()
+        .map(str::to_string)
+        .collect();
+    let (login, auth, imapd) = chain::chain(&settings, &mut problems);
+    // -ssl: `$COURIERTLS -server -tcpd -user=ACCOUNT` before the login
+    // program, COURIERTLS as the rc's outer shell expands it.
+    let couriertls = outer
+        .get("COURIERTLS")
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_else(|| Service::default_couriertls(settings.layout, settings.str("prefix")));
+    let account_name = settings.str("account").to_string();
+    let tls_wrapper = service.tls_wrapper(&couriertls, &account_name);
+    // The group is kept as a number here: its name is only for people
+    // (report looks it up), and a launch need not read /etc/group for it.
+    let cache_reset = account.as_ref().and_then(|a| {
+        Service::cache_reset(outer.get("TLS_CACHEFILE"), &a.name, &a.gid.to_string())
+    });
+    // The PATH the program is looked up in is the final environment's: a
+    // config PATH wins over the inherited one, as envdir applies it.
+    let path = match cfg.vars.iter().rev().find(|a| a.name == "PATH") {
+        Some(a) => Some(a.value.clone()),
+        None if inherit.keeps(b"PATH") => input
+            .environ
+            .iter()
+            .find(|(n, _)| n == b"PATH")
+            .map(|(_, v)| v.clone()),
+        None => None,
+    };
+    let program = match server.first() {
+        None => {
+            problems.push(Problem::bad(
+                "server",
+                settings.get("server").origin.position(),
+                "server is empty",
+                "set it to e.g. \"tcpserver -v -RH -l0\"",
+            ));
+            PathBuf::from("tcpserver")
+        }
+        Some(arg0) => find_program(arg0.as_bytes(), path.as_deref()).unwrap_or_else(|p| {
+            problems.push(p);
+            PathBuf::from(arg0)
+        }),
+    };
+    let front = front::front(
+        &cfg,
+        &outer,
+        &server,
+        &program,
+        &address,
+        &mut problems,
+        &mut warnings,
+    );
+    // TLS_CACHEFILE: refused (like the launch would) when its path is not
+    // safe to reset as root, or names a file courier-run reads.
+    if let (Some(c), Some(a)) = (&cache_reset, &account) {
+        let mut protected: Vec<PathBuf> = input
+            .runfile
+            .map(Path::to_path_buf)
+            .into_iter()
+            .chain(sources.iter().cloned())
+            .collect();
+        if let Some(s) = &front.access {
+            protected.extend(access::source_files(&s.source).unwrap_or_default());
+            protected.push(s.source.clone());
+            protected.push(s.output.clone());
+        }
+        // The TLS files the config names (TLS_CERTFILE, TLS_DHPARAMS, ...).
+        protected.extend(
+            cfg.vars
+                .iter()
+                .filter(|v| v.name.starts_with("TLS_") && v.name != "TLS_CACHEFILE")
+                .filter(|v| v.value.starts_with(b"/") || v.value.starts_with(b"."))
+                .map(|v| PathBuf::from(String::from_utf8_lossy(&v.value).into_owned())),
+        );
+        if let Err(e) = crate::tlscache::check(&c.path, &a.name, a.uid, a.gid, &protected) {
+            problems.push(Problem::new(
+                exit_code(&e),
+                "TLS_CACHEFILE",
+                Position::Nowhere,
+                crate::error::describe(&e),
+                "",
+            ));
+        }
+    }
+    let merge_stderr = choice(&settings, "stderr", ["merge", "keep"], &mut problems);
+    let banner = choice(&settings, "banner", ["yes", "no"], &mut problems);
+    let wait_authdaemond =
+        chain::wait_authdaemond(&settings, &login, &auth, &mut problems, &mut warnings);
+
+    // What the config-derived settings resolved to, for --explain
+    // (`port="143" [./imapd:7:1]`).
+    for (name, v) in [
+        ("address", &address),
+        ("port", &port),
+        ("conlimit", &conlimit),
+        ("maildir", &maildir),
+    ] {
+        settings.resolve(name, v.text.clone(), v.origin.clone());
+    }
+    if let Some((m, o)) = &umask {
+        settings.resolve("umask", format!("{m:03o}"), o.clone());
+    }
+    if let Some((v, o)) = &ulimit_v {
+        let t = v.map_or("unlimited".to_string(), |b| (b / 1024).to_string());
+        settings.resolve("ulimit_v", t, o.clone());
+    }
+
+    Resolved {
+        service,
+        couriertls: PathBuf::from(couriertls),
+        tls_wrapper,
+        cache_reset,
+        settings,
+        environ: input.environ.clone(),
+        inherit,
+        configs,
+        config_vars,
+        private,
+        sources: input
+            .runfile
+            .map(Path::to_path_buf)
+            .into_iter()
+            .chain(sources)
+            .collect(),
+        address,
+        port,
+        conlimit,
+        maildir,
+        umask,
+        ulimit_v,
+        softlimit,
+        account,
+        setuidgid,
+        server,
+        program,
+        login,
+        auth,
+        imapd,
+        envdir,
+        merge_stderr,
+        banner,
+        front,
+        wait_authdaemond,
+        warnings,
+        problems,
+    }
+}

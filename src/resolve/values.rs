@@ -1,0 +1,332 @@
+//! Settings that are values: the config-derived ones (address, port,
+//! conlimit, umask) and their checks, accounts, envdir, two-valued
+//! choices, inherit_env.
+
+use std::path::{Path, PathBuf};
+
+use crate::account::{self, Account};
+use crate::config::Assignment;
+use crate::envdir;
+use crate::error::{Exit, Position, Problem, exit_code};
+use crate::settings::{Origin, Settings};
+
+use super::Inherit;
+
+/// A setting's text with its origin, after config-derived defaults.
+#[derive(Clone, Debug)]
+pub struct Val {
+    pub text: String,
+    pub origin: Origin,
+    /// The value had a problem (reported); `text` is a harmless stand-in.
+    pub stand_in: bool,
+}
+
+/// The settings and the config's variables, for settings that default to
+/// a config variable.
+pub(super) struct Cfg<'a> {
+    pub(super) settings: &'a Settings,
+    pub(super) vars: &'a [Assignment],
+    /// The run file's directory (or `.`): where compiled rules go.
+    pub(super) service_dir: &'a Path,
+}
+
+impl Cfg<'_> {
+    /// The setting, else the variable (positioned at its value), else
+    /// `fallback`.
+    pub(super) fn derived(&self, name: &str, var: &str, fallback: Option<&str>) -> Option<Val> {
+        let s = self.settings.get(name);
+        if let Some(v) = &s.value {
+            return Some(Val {
+                text: v.clone(),
+                origin: s.origin.clone(),
+                stand_in: false,
+            });
+        }
+        if let Some(a) = self.vars.iter().rev().find(|a| a.name == var) {
+            return Some(Val {
+                text: String::from_utf8_lossy(&a.value).into_owned(),
+                origin: Origin::File(a.value_pos.clone()),
+                stand_in: false,
+            });
+        }
+        fallback.map(|f| Val {
+            text: f.to_string(),
+            origin: Origin::Default,
+            stand_in: false,
+        })
+    }
+}
+
+/// A derived value passed through its check; on a problem, the stand-in.
+pub(super) fn checked(
+    v: Option<Val>,
+    check: fn(&Val) -> Result<(), (String, String)>,
+    stand_in: &str,
+    problems: &mut Vec<Problem>,
+) -> Val {
+    let v = v.expect("has a fallback");
+    match check(&v) {
+        Ok(()) => v,
+        Err((message, fix)) => {
+            problems.push(Problem::bad("settings", v.origin.position(), message, fix));
+            Val {
+                text: stand_in.to_string(),
+                origin: v.origin,
+                stand_in: true,
+            }
+        }
+    }
+}
+
+pub(crate) fn inherit(settings: &Settings, problems: &mut Vec<Problem>) -> Inherit {
+    match settings.str("inherit_env") {
+        "all" => Inherit::All,
+        "none" => Inherit::Nothing,
+        names => {
+            let names: Vec<Vec<u8>> = names
+                .split_ascii_whitespace()
+                .map(|n| n.as_bytes().to_vec())
+                .collect();
+            if let Some(bad) = names.iter().find(|n| !crate::config::is_name(n)) {
+                problems.push(Problem::bad(
+                    "settings",
+                    settings.get("inherit_env").origin.position(),
+                    format!(
+                        "inherit_env: {} is not a variable name",
+                        crate::shown::value(bad)
+                    ),
+                    "write all, none, or names separated by blanks",
+                ));
+                return Inherit::All;
+            }
+            Inherit::Names(names)
+        }
+    }
+}
+
+pub(crate) fn umask(v: &Val, problems: &mut Vec<Problem>) -> Option<u32> {
+    match u32::from_str_radix(&v.text, 8) {
+        Ok(m) if m <= 0o777 && !v.text.starts_with('+') => Some(m),
+        _ => {
+            problems.push(Problem::bad(
+                "settings",
+                v.origin.position(),
+                format!(
+                    "umask \"{}\" is not an octal mode",
+                    crate::shown::value(&v.text)
+                ),
+                "write e.g. 022",
+            ));
+            None
+        }
+    }
+}
+
+pub(super) fn address(v: &Val) -> Result<(), (String, String)> {
+    if v.text.is_empty() || v.text.contains([',', ' ', '\t']) {
+        return Err((
+            format!(
+                "address \"{}\" is not one host or IP address",
+                crate::shown::value(&v.text)
+            ),
+            "tcpserver binds one; 0 means all".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// One TCP port: a number 1-65535 or a service name from /etc/services, as
+/// tcpserver accepts. Courier's PORT may be a list or `address.port`, which
+/// one tcpserver cannot bind.
+pub(super) fn port(v: &Val) -> Result<(), (String, String)> {
+    let t = crate::shown::value(&v.text);
+    if t.contains(',') {
+        return Err((
+            format!(
+                "port \"{t}\" is a list of addresses: one tcpserver binds one address and port"
+            ),
+            "run one service per address, with address= and port=".into(),
+        ));
+    }
+    if let Some((addr, p)) = t.rsplit_once('.') {
+        return Err((
+            format!("port \"{t}\" is Courier's address.port form: tcpserver takes them apart"),
+            format!("set address={addr} and port={p}"),
+        ));
+    }
+    if port_number(&v.text).is_some() {
+        return Ok(());
+    }
+    if !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit()) {
+        return Err((format!("port \"{t}\" is out of range"), "1-65535".into()));
+    }
+    Err((
+        format!("port \"{t}\" is neither a number nor a TCP service name in /etc/services"),
+        "write e.g. 143".into(),
+    ))
+}
+
+/// The port number of a valid `port` value: digits, or a service name.
+pub fn port_number(t: &str) -> Option<u16> {
+    if !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit()) {
+        return t.parse::<u16>().ok().filter(|&n| n > 0);
+    }
+    if t.is_empty() || t.contains(['.', ',']) {
+        return None;
+    }
+    service_port(t)
+}
+
+/// The port of TCP service `name` in /etc/services.
+pub fn service_port(name: &str) -> Option<u16> {
+    let text = std::fs::read_to_string("/etc/services").ok()?;
+    text.lines().find_map(|line| {
+        let line = line.split('#').next()?;
+        let mut words = line.split_ascii_whitespace();
+        let first = words.next()?;
+        let (port, proto) = words.next()?.split_once('/')?;
+        (proto == "tcp" && (first == name || words.any(|a| a == name)))
+            .then(|| port.parse().ok())
+            .flatten()
+    })
+}
+
+/// couriertcpd's port list (`143`, `127.0.0.1.143,993`).
+pub(super) fn tcpd_port(v: &Val) -> Result<(), (String, String)> {
+    crate::couriertcpd::port_list(&v.text).map_err(|m| {
+        (
+            m,
+            "write e.g. 143, or ADDRESS.PORT items separated by commas".into(),
+        )
+    })
+}
+
+pub(super) fn conlimit(v: &Val) -> Result<(), (String, String)> {
+    match v.text.parse::<u32>() {
+        Ok(n) if n > 0 && v.text.bytes().all(|c| c.is_ascii_digit()) => Ok(()),
+        _ => Err((
+            format!(
+                "conlimit \"{}\" is not a positive number",
+                crate::shown::value(&v.text)
+            ),
+            "tcpserver would silently read it as 0 and never accept a connection; write e.g. 40"
+                .into(),
+        )),
+    }
+}
+
+/// The account a setting names (`account`, `setuidgid`), or None when
+/// empty or unknown (reported).
+pub(crate) fn lookup(
+    settings: &Settings,
+    name: &'static str,
+    problems: &mut Vec<Problem>,
+) -> Option<Account> {
+    let acct = settings.str(name);
+    if acct.is_empty() {
+        return None;
+    }
+    // Only a position in a file is worth printing before the message; a
+    // --set or a default is named by the message itself.
+    let position = settings.get(name).origin.position();
+    match account::lookup(acct, name) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            let code = exit_code(&e);
+            let shown = crate::shown::value(acct);
+            let p = if code == Exit::Usage {
+                Problem::bad(
+                    format!("{name} {shown}"),
+                    position,
+                    format!("{name}: unknown account {shown}"),
+                    format!("create it, or set {name} to an existing account; {name}= for none"),
+                )
+            } else {
+                Problem::new(
+                    code,
+                    format!("{name} {shown}"),
+                    position,
+                    crate::error::describe(&e),
+                    "",
+                )
+            };
+            problems.push(p);
+            None
+        }
+    }
+}
+
+/// setuidgid's setgroups and setgid need CAP_SETGID, its setuid
+/// CAP_SETUID (unless already that user): without them the launch would
+/// fail after writing the envdir (111), so it is a problem here. Root in a
+/// container may lack them; the kernel checks capabilities, not uid 0.
+pub(crate) fn can_switch(a: &Account) -> Result<(), Problem> {
+    use crate::caps::{CAP_SETGID, CAP_SETUID, has};
+    let (uid, euid) = (nix::unistd::getuid(), nix::unistd::geteuid());
+    let same_user = uid.as_raw() == a.uid && euid.as_raw() == a.uid;
+    if has(CAP_SETGID) && (same_user || has(CAP_SETUID)) {
+        return Ok(());
+    }
+    Err(Problem::new(
+        Exit::System,
+        format!("setuidgid {}", a.name),
+        Position::Nowhere,
+        format!(
+            "setuidgid {}: unable to switch to uid {} gid {}: courier-run runs as uid {euid} without the privilege to",
+            a.name, a.uid, a.gid
+        ),
+        "CAP_SETUID and CAP_SETGID; start it as root, or set setuidgid= to stay",
+    ))
+}
+
+/// The envdir setting: a path the atomic replacement can work with.
+pub(crate) fn envdir_path(settings: &Settings, problems: &mut Vec<Problem>) -> Option<PathBuf> {
+    let dir = settings.str("envdir");
+    if dir.is_empty() {
+        return None;
+    }
+    let path = PathBuf::from(dir);
+    let subject = format!("envdir {}", crate::shown::path(dir));
+    // On a problem the stand-in is no envdir: --check goes on without it.
+    if let Err(e) = envdir::check_component(&path) {
+        let mut p = Problem::from_error(subject, &e);
+        p.position = settings.get("envdir").origin.position();
+        problems.push(p);
+        return None;
+    } else if let Err((code, message, fix)) = envdir::check_path(&path) {
+        problems.push(Problem::new(
+            code,
+            subject,
+            settings.get("envdir").origin.position(),
+            message,
+            fix,
+        ));
+        return None;
+    }
+    Some(path)
+}
+
+/// A setting with two values; the first is also the stand-in.
+pub(crate) fn choice(
+    settings: &Settings,
+    name: &str,
+    [yes, no]: [&str; 2],
+    problems: &mut Vec<Problem>,
+) -> bool {
+    match settings.str(name) {
+        v if v == yes => true,
+        v if v == no => false,
+        other => {
+            problems.push(Problem::bad(
+                "settings",
+                settings.get(name).origin.position(),
+                format!(
+                    "{name} \"{}\" is neither {yes} nor {no}",
+                    crate::shown::value(other)
+                ),
+                "",
+            ));
+            true
+        }
+    }
+}
