@@ -42,13 +42,18 @@ pub(super) fn wait_authdaemond(
     Some(authdaemon::Wait { socket, from })
 }
 
+/// The programs after the front end.
+pub(super) struct Chain {
+    pub(super) login: Option<PathBuf>,
+    /// Auth modules in chain order.
+    pub(super) auth: Vec<PathBuf>,
+    pub(super) imapd: PathBuf,
+}
+
 /// login, auth modules and imapd as paths. login= empty: imapd runs alone,
 /// preauthenticated as the user tcpserver runs as (`* PREAUTH`); auth
 /// modules then have nothing to hand credentials to.
-pub(super) fn chain(
-    settings: &Settings,
-    problems: &mut Vec<Problem>,
-) -> (Option<PathBuf>, Vec<PathBuf>, PathBuf) {
+pub(super) fn chain(settings: &Settings, problems: &mut Vec<Problem>) -> Chain {
     let login = settings.str("login");
     let auth = settings.str("auth");
     let auth_origin = settings.get("auth").origin.position();
@@ -89,7 +94,11 @@ pub(super) fn chain(
         ));
     }
     let login = (!login.is_empty()).then(|| PathBuf::from(login));
-    (login, modules, PathBuf::from(imapd))
+    Chain {
+        login,
+        auth: modules,
+        imapd: PathBuf::from(imapd),
+    }
 }
 
 /// Find argv[0] as daemontools' pathexec_run does: a name with a `/` is

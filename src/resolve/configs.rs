@@ -16,6 +16,27 @@ pub(super) fn words(v: Vec<(&'static str, String)>) -> impl Iterator<Item = (Str
     v.into_iter().map(|(n, v)| (n.to_string(), v.into_bytes()))
 }
 
+/// What reading the config files gave.
+pub(super) struct Configs {
+    /// The config files named, in order.
+    pub(super) files: Vec<PathBuf>,
+    /// Their variables (what the envdir holds), in order.
+    pub(super) vars: Vec<Assignment>,
+    /// A config file is not world-readable.
+    pub(super) private: bool,
+    /// Every file read, the files they source included.
+    pub(super) sources: Vec<PathBuf>,
+    /// The files read without a problem, for the rc's outer scope.
+    pub(super) read: Read,
+}
+
+/// The config's variables after the rc's own assignments, and the rc's
+/// outer scope those assignments read.
+pub(super) struct RcScope {
+    pub(super) vars: Vec<Assignment>,
+    pub(super) outer: Scope,
+}
+
 /// The config files, in one scope, with the kept environment and Courier's
 /// rc variables predefined for references (not exported, so not in the
 /// envdir). A file with a problem is reported and the next one still read.
@@ -25,7 +46,7 @@ pub(super) fn read_configs(
     inherit: &Inherit,
     problems: &mut Vec<Problem>,
     warnings: &mut Vec<String>,
-) -> (Vec<PathBuf>, Vec<Assignment>, bool, Vec<PathBuf>, Read) {
+) -> Configs {
     let configs: Vec<PathBuf> = settings
         .str("config")
         .split_ascii_whitespace()
@@ -76,7 +97,13 @@ pub(super) fn read_configs(
             problems.push(Problem::from_error(config_subject(&a.pos.file), &e));
         }
     }
-    (configs, vars, private, scope.files().to_vec(), read)
+    Configs {
+        files: configs,
+        vars,
+        private,
+        sources: scope.files().to_vec(),
+        read,
+    }
 }
 
 /// The config files read without a problem, with their bytes and what
@@ -101,7 +128,7 @@ pub(super) fn rc_assignments(
     environ: &Environ,
     mut vars: Vec<Assignment>,
     warnings: &mut Vec<String>,
-) -> (Vec<Assignment>, Scope) {
+) -> RcScope {
     let service = settings.service;
     let mut visible = environ::visible(environ);
     visible.extend(words(
@@ -150,7 +177,7 @@ pub(super) fn rc_assignments(
             value_pos: pos,
         });
     }
-    (vars, outer)
+    RcScope { vars, outer }
 }
 
 /// The `--check` subject of a config file's problems.

@@ -93,25 +93,25 @@ pub(super) fn front(
             "TCPDOPTS {w} ({what}) is not enforced: only couriertcpd has it (use server=couriertcpd, or remove it from TCPDOPTS)"
         ));
     }
-    if frontend::is_ipv6(&address.text) {
-        let capable = kind.is_some() && frontend::probe_ipv6(spec.kind, program).unwrap_or(false);
-        if !capable {
-            problems.push(Problem::bad(
-                "settings",
-                address.origin.position(),
-                format!(
-                    "address {} is IPv6, and {} binds IPv4 only",
-                    address.text, spec.name
-                ),
-                "install ucspi-tcp-ipv6 (its tcpserver binds IPv6), or give an IPv4 address",
-            ));
-        }
+    // tcpserver is run once to learn whether it binds IPv6: the answer
+    // serves both the address check and the access list's IPv6 lines.
+    let v6_capable = frontend::is_ipv6(&address.text)
+        && kind.is_some()
+        && frontend::probe_ipv6(spec.kind, program).unwrap_or(false);
+    if frontend::is_ipv6(&address.text) && !v6_capable {
+        problems.push(Problem::bad(
+            "settings",
+            address.origin.position(),
+            format!(
+                "address {} is IPv6, and {} binds IPv4 only",
+                address.text, spec.name
+            ),
+            "install ucspi-tcp-ipv6 (its tcpserver binds IPv6), or give an IPv4 address",
+        ));
     }
     // The access list's IPv6 lines: only an IPv6 tcpserver bound to an IPv6
     // address can see IPv6 clients.
-    let ipv6 = kind == Some(frontend::Kind::Tcpserver)
-        && frontend::is_ipv6(&address.text)
-        && frontend::probe_ipv6(spec.kind, program).unwrap_or(false);
+    let ipv6 = kind == Some(frontend::Kind::Tcpserver) && v6_capable;
     let out_format = match spec.kind {
         frontend::Kind::Tcpserver => RulesFormat::Tcprules,
         frontend::Kind::Tcpsvd => RulesFormat::IpsvdCdb,

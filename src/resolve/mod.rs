@@ -200,7 +200,13 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
     let mut warnings = settings.warnings.clone();
 
     let inherit = inherit(&settings, &mut problems);
-    let (configs, config_vars, private, sources, read) = configs::read_configs(
+    let configs::Configs {
+        files: configs,
+        vars: config_vars,
+        private,
+        sources,
+        read,
+    } = configs::read_configs(
         &settings,
         input.environ,
         &inherit,
@@ -208,7 +214,10 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
         &mut warnings,
     );
     let service = settings.service;
-    let (config_vars, outer) = configs::rc_assignments(
+    let configs::RcScope {
+        vars: config_vars,
+        outer,
+    } = configs::rc_assignments(
         &settings,
         &configs,
         &read,
@@ -306,7 +315,7 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
         .split_ascii_whitespace()
         .map(str::to_string)
         .collect();
-    let (login, auth, imapd) = chain::chain(&settings, &mut problems);
+    let chain::Chain { login, auth, imapd } = chain::chain(&settings, &mut problems);
     // -ssl: `$COURIERTLS -server -tcpd -user=ACCOUNT` before the login
     // program, COURIERTLS as the rc's outer shell expands it.
     let couriertls = outer
