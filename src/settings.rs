@@ -454,6 +454,21 @@ impl Settings {
     }
 }
 
+#[cfg(test)]
+impl Settings {
+    /// Settings from a run file's text and `--set`s, read as the launch
+    /// reads a run file (unit tests; the file is removed after reading).
+    pub fn from_text(text: &str, sets: &[&str]) -> (Settings, Vec<Problem>) {
+        let dir = crate::frontend::tests_support::tempdir("runfile").expect("a temp dir");
+        let run = dir.join("run");
+        std::fs::write(&run, text).expect("the run file written");
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let loaded = Settings::load(Some(&run), &sets, &[]);
+        let _ = std::fs::remove_dir_all(&dir);
+        loaded
+    }
+}
+
 /// The error is a file that does not exist.
 pub fn not_found(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {

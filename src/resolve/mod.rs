@@ -460,3 +460,36 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
         problems,
     }
 }
+
+/// Settings and config scopes from text, for the parts' unit tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use crate::config::Scope;
+    use crate::error::Problem;
+    use crate::settings::Settings;
+
+    /// Settings from a run file's text; a problem reading it fails the test.
+    pub fn settings(text: &str) -> Settings {
+        let (s, p) = Settings::from_text(text, &[]);
+        assert!(p.is_empty(), "run file problems: {p:?}");
+        s
+    }
+
+    /// A config file's text read into a fresh scope (its variables, and
+    /// for couriertcpd the rc's outer scope).
+    pub fn scope(text: &str) -> Scope {
+        let dir = crate::frontend::tests_support::tempdir("config").expect("a temp dir");
+        let path = dir.join("imapd");
+        std::fs::write(&path, text).expect("the config written");
+        let mut scope = Scope::new(Vec::new());
+        crate::config::read_file(&mut scope, &path).expect("the config read");
+        let _ = std::fs::remove_dir_all(&dir);
+        scope
+    }
+
+    /// The one problem `problems` holds.
+    pub fn one(problems: &[Problem]) -> &Problem {
+        assert_eq!(problems.len(), 1, "expected one problem: {problems:?}");
+        &problems[0]
+    }
+}

@@ -330,3 +330,198 @@ pub(crate) fn choice(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests_support::{one, scope, settings};
+    use super::*;
+    use crate::error::Exit;
+
+    fn val(text: &str) -> Val {
+        Val {
+            text: text.into(),
+            origin: Origin::CommandLine,
+            stand_in: false,
+        }
+    }
+
+    /// The message of a check's refusal.
+    fn refused(r: Result<(), (String, String)>) -> String {
+        r.expect_err("refused").0
+    }
+
+    #[test]
+    fn umask_refuses_what_is_not_an_octal_mode() {
+        for t in ["8", "0999", "+22", "1000", "022x", ""] {
+            let mut p = Vec::new();
+            assert_eq!(umask(&val(t), &mut p), None, "{t}");
+            assert!(one(&p).message.contains("is not an octal mode"), "{t}");
+            assert_eq!(one(&p).code, Exit::Usage);
+            assert_eq!(one(&p).position, Position::CommandLine);
+        }
+        let mut p = Vec::new();
+        assert_eq!(umask(&val("027"), &mut p), Some(0o027));
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn address_refuses_a_list_or_nothing() {
+        for t in ["", "127.0.0.1,::1", "127.0.0.1 ::1", "a\tb"] {
+            assert!(refused(address(&val(t))).contains("is not one host or IP address"));
+        }
+        for t in ["0", "127.0.0.1", "::", "mail.example.org"] {
+            assert_eq!(address(&val(t)), Ok(()), "{t}");
+        }
+    }
+
+    #[test]
+    fn port_refuses_each_kind() {
+        assert!(refused(port(&val("143,993"))).contains("is a list of addresses"));
+        let (m, fix) = port(&val("127.0.0.1.143")).unwrap_err();
+        assert!(m.contains("address.port form"), "{m}");
+        assert_eq!(fix, "set address=127.0.0.1 and port=143");
+        for t in ["0", "65536", "99999999999"] {
+            assert!(refused(port(&val(t))).contains("is out of range"), "{t}");
+        }
+        for t in ["", "no-such-service-here", "-1"] {
+            assert!(
+                refused(port(&val(t))).contains("neither a number nor a TCP service name"),
+                "{t}"
+            );
+        }
+        assert_eq!(port(&val("143")), Ok(()));
+        assert_eq!(port_number("65535"), Some(65535));
+    }
+
+    #[test]
+    fn tcpd_port_takes_couriertcpd_lists_only() {
+        assert_eq!(tcpd_port(&val("143")), Ok(()));
+        assert_eq!(tcpd_port(&val("127.0.0.1.143,993")), Ok(()));
+        assert!(refused(tcpd_port(&val(""))).contains("port is empty"));
+        assert!(refused(tcpd_port(&val("143,0"))).contains("\"0\" in port"));
+    }
+
+    #[test]
+    fn conlimit_refuses_what_tcpserver_would_read_as_zero() {
+        for t in ["0", "", "-1", "+4", "four", "4x", "99999999999"] {
+            assert!(
+                refused(conlimit(&val(t))).contains("is not a positive number"),
+                "{t}"
+            );
+        }
+        assert_eq!(conlimit(&val("40")), Ok(()));
+    }
+
+    #[test]
+    fn checked_gives_the_stand_in_and_reports() {
+        let mut p = Vec::new();
+        let v = checked(Some(val("0")), conlimit, "40", &mut p);
+        assert_eq!((v.text.as_str(), v.stand_in), ("40", true));
+        assert_eq!(v.origin, Origin::CommandLine);
+        assert_eq!(one(&p).subject, "settings");
+        let mut p = Vec::new();
+        let v = checked(Some(val("7")), conlimit, "40", &mut p);
+        assert_eq!((v.text.as_str(), v.stand_in), ("7", false));
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn derived_prefers_the_setting_then_the_config_then_the_fallback() {
+        let vars: Vec<Assignment> = scope("MAXDAEMONS=12\nPORT=1143\n")
+            .vars()
+            .into_iter()
+            .cloned()
+            .collect();
+        let s = settings("port=2143\n");
+        let cfg = Cfg {
+            settings: &s,
+            vars: &vars,
+            service_dir: Path::new("."),
+        };
+        let port = cfg.derived("port", "PORT", Some("143")).unwrap();
+        assert_eq!(port.text, "2143");
+        assert!(matches!(port.origin, Origin::File(_)));
+        let c = cfg.derived("conlimit", "MAXDAEMONS", Some("40")).unwrap();
+        assert_eq!(c.text, "12");
+        let Origin::File(pos) = &c.origin else {
+            panic!("{:?}", c.origin)
+        };
+        assert!(pos.file.ends_with("imapd"), "{pos}");
+        let a = cfg.derived("address", "ADDRESS", Some("0")).unwrap();
+        assert_eq!((a.text.as_str(), &a.origin), ("0", &Origin::Default));
+        assert!(cfg.derived("umask", "-", None).is_none());
+    }
+
+    #[test]
+    fn lookup_refuses_an_unknown_account() {
+        let s = settings("account=no-such-account-courier-run\n");
+        let mut p = Vec::new();
+        assert!(lookup(&s, "account", &mut p).is_none());
+        let p = one(&p);
+        assert_eq!(p.code, Exit::Usage);
+        assert!(p.message.contains("unknown account"), "{}", p.message);
+        assert!(matches!(p.position, Position::At(_)), "{:?}", p.position);
+        // Empty: no account, no problem.
+        let s = settings("account=\n");
+        let mut p = Vec::new();
+        assert!(lookup(&s, "account", &mut p).is_none());
+        assert!(p.is_empty());
+        let s = settings("account=root\n");
+        assert_eq!(lookup(&s, "account", &mut p).map(|a| a.uid), Some(0));
+    }
+
+    #[test]
+    fn envdir_refuses_what_cannot_be_replaced_whole() {
+        let mut p = Vec::new();
+        assert!(envdir_path(&settings("envdir=.\n"), &mut p).is_none());
+        assert!(one(&p).message.contains("names no directory of its own"));
+        let long = "e".repeat(255);
+        let mut p = Vec::new();
+        assert!(envdir_path(&settings(&format!("envdir={long}\n")), &mut p).is_none());
+        assert!(one(&p).message.contains("bytes long"));
+        // An existing file that is not a directory.
+        let mut p = Vec::new();
+        assert!(envdir_path(&settings("envdir=/etc/passwd\n"), &mut p).is_none());
+        assert!(one(&p).message.contains("is not a directory"));
+        assert_eq!(one(&p).code, Exit::Usage);
+        let mut p = Vec::new();
+        assert_eq!(
+            envdir_path(&settings("envdir=/nonexistent/env\n"), &mut p),
+            Some(PathBuf::from("/nonexistent/env"))
+        );
+        assert!(p.is_empty());
+        assert_eq!(envdir_path(&settings("envdir=\n"), &mut p), None);
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn choice_refuses_a_third_value_and_stands_in_with_the_first() {
+        let mut p = Vec::new();
+        let s = settings("stderr=sometimes\n");
+        assert!(choice(&s, "stderr", ["merge", "keep"], &mut p));
+        assert!(one(&p).message.contains("is neither merge nor keep"));
+        let mut p = Vec::new();
+        let s = settings("stderr=keep\n");
+        assert!(!choice(&s, "stderr", ["merge", "keep"], &mut p));
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn inherit_refuses_a_name_that_is_not_a_variable() {
+        let mut p = Vec::new();
+        let s = settings("inherit_env='PATH A-B'\n");
+        assert_eq!(inherit(&s, &mut p), Inherit::All);
+        assert!(one(&p).message.contains("A-B is not a variable name"));
+        let mut p = Vec::new();
+        let s = settings("inherit_env='PATH TZ'\n");
+        assert_eq!(
+            inherit(&s, &mut p),
+            Inherit::Names(vec![b"PATH".to_vec(), b"TZ".to_vec()])
+        );
+        assert_eq!(
+            inherit(&settings("inherit_env=none\n"), &mut p),
+            Inherit::Nothing
+        );
+        assert!(p.is_empty());
+    }
+}
