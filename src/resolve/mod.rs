@@ -240,28 +240,10 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
 
     let umask = cfg
         .derived("umask", service.umask_var().unwrap_or("-"), None)
-        .and_then(|v| {
-            (!v.text.is_empty()).then(|| umask(&v, &mut problems).map(|m| (m, v.origin)))?
-        });
+        .and_then(|v| values::umask_of(v, &mut problems));
     let ulimit_v = cfg
         .derived("ulimit_v", service.ulimit_var().unwrap_or("-"), None)
-        .and_then(|v| {
-            if v.text.is_empty() {
-                return None;
-            }
-            match limits::parse_ulimit_v(&v.text) {
-                Ok(b) => Some((b, v.origin)),
-                Err(e) => {
-                    problems.push(Problem::bad(
-                        "settings",
-                        v.origin.position(),
-                        format!("{e:#}"),
-                        "",
-                    ));
-                    None
-                }
-            }
-        });
+        .and_then(|v| values::ulimit_v(v, &mut problems));
     let address = values::checked(
         cfg.derived("address", service.address_var(), Some("0")),
         values::address,
@@ -299,15 +281,7 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
     let account = lookup(&settings, "account", &mut problems);
     let setuidgid = lookup(&settings, "setuidgid", &mut problems)
         .filter(|a| can_switch(a).map_err(|p| problems.push(p)).is_ok());
-    let softlimit = limits::parse_softlimit(settings.str("softlimit")).unwrap_or_else(|e| {
-        problems.push(Problem::bad(
-            "settings",
-            settings.get("softlimit").origin.position(),
-            format!("{e:#}"),
-            "",
-        ));
-        Vec::new()
-    });
+    let softlimit = values::softlimit(&settings, &mut problems);
     let envdir = envdir_path(&settings, &mut problems);
 
     let server: Vec<String> = settings

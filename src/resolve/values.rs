@@ -8,6 +8,7 @@ use crate::account::{self, Account};
 use crate::config::Assignment;
 use crate::envdir;
 use crate::error::{Exit, Position, Problem, exit_code};
+use crate::limits;
 use crate::settings::{Origin, Settings};
 
 use super::Inherit;
@@ -102,6 +103,45 @@ pub(crate) fn inherit(settings: &Settings, problems: &mut Vec<Problem>) -> Inher
             Inherit::Names(names)
         }
     }
+}
+
+/// umask as a mode with its origin; None when empty (no umask) or not
+/// a mode (reported).
+pub(super) fn umask_of(v: Val, problems: &mut Vec<Problem>) -> Option<(u32, Origin)> {
+    (!v.text.is_empty()).then(|| umask(&v, problems).map(|m| (m, v.origin)))?
+}
+
+/// ulimit_v in bytes (None inside: unlimited) with its origin; None when
+/// empty (no limit set) or refused (reported).
+pub(super) fn ulimit_v(v: Val, problems: &mut Vec<Problem>) -> Option<(Option<u64>, Origin)> {
+    if v.text.is_empty() {
+        return None;
+    }
+    match limits::parse_ulimit_v(&v.text) {
+        Ok(b) => Some((b, v.origin)),
+        Err(e) => {
+            problems.push(Problem::bad(
+                "settings",
+                v.origin.position(),
+                format!("{e:#}"),
+                "",
+            ));
+            None
+        }
+    }
+}
+
+/// softlimit's limits; none when refused (reported).
+pub(super) fn softlimit(settings: &Settings, problems: &mut Vec<Problem>) -> Vec<limits::Setting> {
+    limits::parse_softlimit(settings.str("softlimit")).unwrap_or_else(|e| {
+        problems.push(Problem::bad(
+            "settings",
+            settings.get("softlimit").origin.position(),
+            format!("{e:#}"),
+            "",
+        ));
+        Vec::new()
+    })
 }
 
 pub(crate) fn umask(v: &Val, problems: &mut Vec<Problem>) -> Option<u32> {
@@ -521,6 +561,35 @@ mod tests {
         assert_eq!(
             inherit(&settings("inherit_env=none\n"), &mut p),
             Inherit::Nothing
+        );
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn ulimit_v_and_softlimit_refuse_what_limits_refuses() {
+        let mut p = Vec::new();
+        assert_eq!(ulimit_v(val("lots"), &mut p), None);
+        assert!(one(&p).message.starts_with("ulimit_v \"lots\""), "{:?}", p);
+        let mut p = Vec::new();
+        assert_eq!(ulimit_v(val(""), &mut p), None);
+        assert_eq!(
+            ulimit_v(val("unlimited"), &mut p),
+            Some((None, Origin::CommandLine))
+        );
+        assert_eq!(
+            ulimit_v(val("1024"), &mut p),
+            Some((Some(1024 * 1024), Origin::CommandLine))
+        );
+        assert!(p.is_empty());
+        let s = settings("softlimit='-m lots'\n");
+        assert!(softlimit(&s, &mut p).is_empty());
+        assert!(one(&p).message.starts_with("softlimit \""), "{:?}", p);
+        assert!(matches!(one(&p).position, Position::At(_)));
+        let mut p = Vec::new();
+        assert_eq!(umask_of(val(""), &mut p), None);
+        assert_eq!(
+            umask_of(val("022"), &mut p),
+            Some((0o22, Origin::CommandLine))
         );
         assert!(p.is_empty());
     }
