@@ -403,3 +403,244 @@ pub(super) fn tcpd_front(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests_support::{one, scope, settings};
+    use super::*;
+    use crate::config::Assignment;
+    use crate::frontend::tests_support::tempdir;
+
+    /// What [`front`] made of a run file and a config file.
+    struct Got {
+        front: Front,
+        problems: Vec<Problem>,
+        warnings: Vec<String>,
+    }
+
+    fn front_of(run: &str, config: &str, address: &str) -> Got {
+        let settings = settings(run);
+        let scope = scope(config);
+        let vars: Vec<Assignment> = scope.vars().into_iter().cloned().collect();
+        let service_dir = tempdir("front-service").expect("a temp dir");
+        let cfg = Cfg {
+            settings: &settings,
+            vars: &vars,
+            service_dir: &service_dir,
+        };
+        let server: Vec<String> = settings
+            .str("server")
+            .split_ascii_whitespace()
+            .map(str::to_string)
+            .collect();
+        let address = Val {
+            text: address.into(),
+            origin: Origin::CommandLine,
+            stand_in: false,
+        };
+        let (mut problems, mut warnings) = (Vec::new(), Vec::new());
+        let front = front(
+            &cfg,
+            &scope,
+            &server,
+            Path::new(&server[0]),
+            &address,
+            &mut problems,
+            &mut warnings,
+        );
+        let _ = std::fs::remove_dir_all(&service_dir);
+        Got {
+            front,
+            problems,
+            warnings,
+        }
+    }
+
+    /// A file holding `text` in a fresh directory.
+    fn file(text: &str) -> PathBuf {
+        let d = tempdir("front-file").expect("a temp dir");
+        let p = d.join("imapaccess");
+        std::fs::write(&p, text).expect("written");
+        p
+    }
+
+    #[test]
+    fn maxperip_must_be_a_number() {
+        let g = front_of("server=tcpsvd\n", "MAXPERIP=lots\n", "0");
+        let p = one(&g.problems);
+        assert_eq!(p.subject, "config");
+        assert!(p.message.contains("MAXPERIP \"lots\" is not a number"));
+        assert!(matches!(p.position, Position::At(_)));
+        let g = front_of("server=tcpsvd\n", "MAXPERIP=4\n", "0");
+        assert!(g.problems.is_empty());
+        assert_eq!(g.front.maxperip, Some(4));
+    }
+
+    #[test]
+    fn maxperip_tcpserver_cannot_enforce_is_a_warning() {
+        let g = front_of("server=tcpserver\n", "MAXPERIP=4\n", "0");
+        assert!(g.problems.is_empty(), "{:?}", g.problems);
+        assert!(
+            g.warnings
+                .iter()
+                .any(|w| w.starts_with("MAXPERIP=4 is not enforced")),
+            "{:?}",
+            g.warnings
+        );
+    }
+
+    #[test]
+    fn an_ipv6_address_needs_a_front_end_that_binds_it() {
+        // tcpsvd binds IPv4 only: known without running it.
+        let g = front_of("server='tcpsvd -v'\n", "", "::");
+        let p = one(&g.problems);
+        assert!(p.message.contains("is IPv6, and tcpsvd binds IPv4 only"));
+        assert_eq!(p.position, Position::CommandLine);
+        assert!(
+            front_of("server='tcpsvd -v'\n", "", "127.0.0.1")
+                .problems
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn rules_and_an_access_list_are_not_both_given() {
+        let list = file("127.0.0.1\tallow\n");
+        let run = format!(
+            "server=tcpserver\nrules=/r.cdb\naccess={}\n",
+            list.display()
+        );
+        let g = front_of(&run, "", "0");
+        let p = one(&g.problems);
+        assert!(p.message.contains("are both given"), "{}", p.message);
+        assert!(g.front.access.is_none());
+    }
+
+    #[test]
+    fn a_missing_access_list_stops_the_launch() {
+        let g = front_of(
+            "server=tcpserver\naccess=/nonexistent/imapaccess\n",
+            "",
+            "0",
+        );
+        let p = one(&g.problems);
+        assert_eq!(p.subject, "access");
+        assert!(p.fix.starts_with("access names it"), "{}", p.fix);
+        assert!(matches!(p.position, Position::At(_)));
+        // The config's IMAPACCESSFILE, the same.
+        let g = front_of(
+            "server=tcpserver\n",
+            "IMAPACCESSFILE=/nonexistent/imapaccess\n",
+            "0",
+        );
+        assert!(one(&g.problems).fix.starts_with("IMAPACCESSFILE names it"));
+        assert!(g.front.access.is_none());
+    }
+
+    #[test]
+    fn a_bad_access_line_is_refused_with_its_own_position() {
+        let list = file("1.2.3.4\tmaybe\n");
+        let run = format!("server=tcpserver\naccess={}\n", list.display());
+        let p = front_of(&run, "", "0").problems;
+        let p = one(&p);
+        assert_eq!(p.code, Exit::Usage);
+        assert_eq!(p.position, Position::Nowhere);
+        assert!(p.message.contains("is not an action"), "{}", p.message);
+    }
+
+    #[test]
+    fn a_good_access_list_becomes_the_rules() {
+        let list = file("127.0.0.1\tallow\n");
+        let run = format!("server=tcpserver\naccess={}\n", list.display());
+        let g = front_of(&run, "", "0");
+        assert!(g.problems.is_empty(), "{:?}", g.problems);
+        let step = g.front.access.expect("an access step");
+        assert_eq!(step.source, list);
+        assert_eq!(step.format, RulesFormat::Tcprules);
+        assert!(!step.ipv6);
+        assert_eq!(
+            g.front.rules,
+            Some((
+                step.output.to_string_lossy().into_owned(),
+                RulesFormat::Tcprules
+            ))
+        );
+    }
+
+    #[test]
+    fn rules_in_a_format_the_front_end_does_not_read_are_refused() {
+        // A directory is tcpsvd's (-i); tcpserver would ignore every rule.
+        let dir = tempdir("front-rules").expect("a temp dir");
+        let run = format!("server=tcpserver\nrules={}\naccess=\n", dir.display());
+        let g = front_of(&run, "", "0");
+        assert_eq!(one(&g.problems).subject, "rules");
+        let run = format!("server=tcpsvd\nrules={}\naccess=\n", dir.display());
+        let g = front_of(&run, "", "0");
+        assert!(g.problems.is_empty(), "{:?}", g.problems);
+        assert_eq!(g.front.rules.map(|r| r.1), Some(RulesFormat::IpsvdDir));
+    }
+
+    #[test]
+    fn couriertcpd_refuses_tcpdopts_the_rc_would_not_pass() {
+        let g = front_of(
+            "server=couriertcpd\nprefix=/nonexistent/courier\n",
+            "TCPDOPTS='-nodnslookup ; true'\n",
+            "0",
+        );
+        let p = one(&g.problems);
+        assert!(p.message.starts_with("TCPDOPTS holds"), "{}", p.message);
+        assert!(matches!(p.position, Position::At(_)));
+        let g = front_of(
+            "server=couriertcpd\nprefix=/nonexistent/courier\n",
+            "TCPDOPTS='-nodnslookup -noidentlookup'\n",
+            "0",
+        );
+        assert!(g.problems.is_empty(), "{:?}", g.problems);
+        let opts = g.front.tcpd.expect("couriertcpd's options");
+        assert_eq!(opts.tcpdopts, ["-nodnslookup", "-noidentlookup"]);
+    }
+
+    #[test]
+    fn couriertcpd_reads_one_access_list() {
+        let list = file("127.0.0.1\tallow\n");
+        let run = format!(
+            "server=couriertcpd\nrules=/r.dat\naccess={}\n",
+            list.display()
+        );
+        let g = front_of(&run, "", "0");
+        assert!(
+            g.problems
+                .iter()
+                .any(|p| p.message.contains("couriertcpd reads one -access")),
+            "{:?}",
+            g.problems
+        );
+    }
+
+    #[test]
+    fn couriertcpd_refuses_another_front_ends_rules() {
+        let dir = tempdir("front-tcpd-rules").expect("a temp dir");
+        let run = format!("server=couriertcpd\nrules={}\naccess=\n", dir.display());
+        let g = front_of(&run, "", "0");
+        assert_eq!(one(&g.problems).subject, "rules");
+    }
+
+    #[test]
+    fn couriertcpd_a_configured_access_list_must_exist_the_default_may_not() {
+        let run = "server=couriertcpd\nprefix=/nonexistent/courier\n";
+        let g = front_of(run, "IMAPACCESSFILE=/nonexistent/imapaccess\n", "0");
+        let p = one(&g.problems);
+        assert_eq!(p.subject, "access");
+        assert!(p.fix.starts_with("IMAPACCESSFILE names it"), "{}", p.fix);
+        // The rc's own default, absent: a warning, and couriertcpd runs.
+        let g = front_of(run, "", "0");
+        assert!(g.problems.is_empty(), "{:?}", g.problems);
+        assert!(
+            g.warnings
+                .iter()
+                .any(|w| w.contains("Courier's default access list")),
+            "{:?}",
+            g.warnings
+        );
+    }
+}
