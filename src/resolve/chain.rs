@@ -163,3 +163,68 @@ pub fn find_program(arg0: &[u8], path: Option<&[u8]>) -> Result<PathBuf, Problem
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests_support::{one, settings};
+    use super::*;
+    use crate::frontend::tests_support::tempdir;
+
+    #[test]
+    fn auth_modules_need_a_login_program() {
+        let mut p = Vec::new();
+        let c = chain(&settings("login=\nauth=authpam\n"), &mut p);
+        assert!(
+            one(&p)
+                .message
+                .starts_with("auth modules need a login program")
+        );
+        assert!(c.login.is_none());
+    }
+
+    #[test]
+    fn a_bare_auth_module_needs_authdir() {
+        let mut p = Vec::new();
+        let c = chain(
+            &settings("login=/l\nauth='authpam /x/authshadow'\nauthdir=\n"),
+            &mut p,
+        );
+        assert!(
+            one(&p)
+                .message
+                .contains("authpam is a bare name but authdir is empty")
+        );
+        assert_eq!(c.auth, [PathBuf::from("/x/authshadow")]);
+        let mut p = Vec::new();
+        let c = chain(&settings("login=/l\nauth=authpam\nauthdir=/a/\n"), &mut p);
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(c.auth, [PathBuf::from("/a/authpam")]);
+    }
+
+    #[test]
+    fn imapd_must_be_named() {
+        let mut p = Vec::new();
+        chain(&settings("imapd=\n"), &mut p);
+        assert_eq!(one(&p).message, "imapd is empty");
+    }
+
+    #[test]
+    fn find_program_says_not_found_or_not_executable() {
+        let d = tempdir("find-program").expect("a temp dir");
+        std::fs::write(d.join("plain"), "").unwrap();
+        let path = d.as_os_str().as_bytes();
+        let e = find_program(b"plain", Some(path)).unwrap_err();
+        assert_eq!(e.code, Exit::NoExec);
+        let e = find_program(b"absent", Some(path)).unwrap_err();
+        assert_eq!(e.code, Exit::NotFound);
+        assert!(e.message.contains("not found in PATH="), "{}", e.message);
+        let e = find_program(b"/nonexistent/tcpserver", None).unwrap_err();
+        assert!(e.message.ends_with("file does not exist"), "{}", e.message);
+        // Found in a later PATH element; an empty element is `.`.
+        assert_eq!(
+            find_program(b"sh", Some(b"/nonexistent:/bin")).unwrap(),
+            PathBuf::from("/bin/sh")
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

@@ -184,3 +184,42 @@ pub(super) fn rc_assignments(
 pub fn config_subject(file: &str) -> String {
     format!("config {}", crate::shown::path(file))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests_support::{one, settings};
+    use super::*;
+    use crate::frontend::tests_support::tempdir;
+
+    #[test]
+    fn a_missing_config_is_reported_and_the_next_still_read() {
+        let d = tempdir("configs").expect("a temp dir");
+        let good = d.join("imapd");
+        std::fs::write(&good, "MAXDAEMONS=7\n").unwrap();
+        let s = settings(&format!("config='/nonexistent/imapd {}'\n", good.display()));
+        let (mut p, mut w) = (Vec::new(), Vec::new());
+        let c = read_configs(&s, &Vec::new(), &Inherit::All, &mut p, &mut w);
+        let p = one(&p);
+        assert_eq!(p.subject, "config /nonexistent/imapd");
+        assert!(p.fix.starts_with("install Courier's config"), "{}", p.fix);
+        assert_eq!(c.files.len(), 2);
+        assert_eq!(c.read.len(), 1);
+        assert!(c.vars.iter().any(|a| a.name == "MAXDAEMONS"));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_private_config_makes_a_private_envdir() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempdir("configs-private").expect("a temp dir");
+        let f = d.join("imapd");
+        std::fs::write(&f, "X=1\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let s = settings(&format!("config={}\n", f.display()));
+        let (mut p, mut w) = (Vec::new(), Vec::new());
+        let c = read_configs(&s, &Vec::new(), &Inherit::All, &mut p, &mut w);
+        assert!(p.is_empty(), "{p:?}");
+        assert!(c.private);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
