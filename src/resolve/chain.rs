@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use crate::error::{Exit, Position, Problem};
 use crate::settings::Settings;
 
+use super::Inherit;
 use super::values::choice;
+use crate::config::Assignment;
+use crate::environ::Environ;
 
 /// `wait_authdaemond=yes` for a chain that authenticates through
 /// authdaemond: the socket the launch connects to first. authdaemonrc
@@ -162,6 +165,43 @@ pub fn find_program(arg0: &[u8], path: Option<&[u8]>) -> Result<PathBuf, Problem
             "install the front end (ucspi-tcp for tcpserver), or set server= with its full path",
         ),
     })
+}
+
+/// The front end's path: `server`'s first word as pathexec_run finds it in
+/// the final PATH; the word itself when not found (reported).
+pub(super) fn server_program(
+    settings: &Settings,
+    server: &[String],
+    vars: &[Assignment],
+    inherit: &Inherit,
+    environ: &Environ,
+    problems: &mut Vec<Problem>,
+) -> PathBuf {
+    // The PATH the program is looked up in is the final environment's: a
+    // config PATH wins over the inherited one, as envdir applies it.
+    let path = match vars.iter().rev().find(|a| a.name == "PATH") {
+        Some(a) => Some(a.value.clone()),
+        None if inherit.keeps(b"PATH") => environ
+            .iter()
+            .find(|(n, _)| n == b"PATH")
+            .map(|(_, v)| v.clone()),
+        None => None,
+    };
+    match server.first() {
+        None => {
+            problems.push(Problem::bad(
+                "server",
+                settings.get("server").origin.position(),
+                "server is empty",
+                "set it to e.g. \"tcpserver -v -RH -l0\"",
+            ));
+            PathBuf::from("tcpserver")
+        }
+        Some(arg0) => find_program(arg0.as_bytes(), path.as_deref()).unwrap_or_else(|p| {
+            problems.push(p);
+            PathBuf::from(arg0)
+        }),
+    }
 }
 
 #[cfg(test)]

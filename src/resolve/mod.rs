@@ -15,7 +15,6 @@ use crate::account::Account;
 use crate::config::Assignment;
 use crate::environ::{self, Environ};
 use crate::error::{Position, Problem, exit_code};
-use crate::frontend;
 use crate::limits;
 use crate::service::{CacheReset, Service};
 use crate::settings::{Origin, Settings};
@@ -238,45 +237,14 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
         service_dir: &service_dir,
     };
 
-    let umask = cfg
-        .derived("umask", service.umask_var().unwrap_or("-"), None)
-        .and_then(|v| values::umask_of(v, &mut problems));
-    let ulimit_v = cfg
-        .derived("ulimit_v", service.ulimit_var().unwrap_or("-"), None)
-        .and_then(|v| values::ulimit_v(v, &mut problems));
-    let address = values::checked(
-        cfg.derived("address", service.address_var(), Some("0")),
-        values::address,
-        "0",
-        &mut problems,
-    );
-    let default_port = service.default_port().to_string();
-    // couriertcpd binds a list of ports and ADDRESS.PORT items itself.
-    let tcpd = settings
-        .str("server")
-        .split_ascii_whitespace()
-        .next()
-        .and_then(frontend::Kind::of)
-        == Some(frontend::Kind::Couriertcpd);
-    let port = values::checked(
-        cfg.derived("port", service.port_var(), Some(&default_port)),
-        if tcpd {
-            values::tcpd_port
-        } else {
-            values::port
-        },
-        &default_port,
-        &mut problems,
-    );
-    let conlimit = values::checked(
-        cfg.derived("conlimit", "MAXDAEMONS", Some("40")),
-        values::conlimit,
-        "40",
-        &mut problems,
-    );
-    let maildir = cfg
-        .derived("maildir", "MAILDIRPATH", Some("Maildir"))
-        .expect("has a fallback");
+    let values::Derived {
+        umask,
+        ulimit_v,
+        address,
+        port,
+        conlimit,
+        maildir,
+    } = values::derived(&cfg, &mut problems);
 
     let account = lookup(&settings, "account", &mut problems);
     let setuidgid = lookup(&settings, "setuidgid", &mut problems)
@@ -304,32 +272,14 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
     let cache_reset = account.as_ref().and_then(|a| {
         Service::cache_reset(outer.get("TLS_CACHEFILE"), &a.name, &a.gid.to_string())
     });
-    // The PATH the program is looked up in is the final environment's: a
-    // config PATH wins over the inherited one, as envdir applies it.
-    let path = match cfg.vars.iter().rev().find(|a| a.name == "PATH") {
-        Some(a) => Some(a.value.clone()),
-        None if inherit.keeps(b"PATH") => input
-            .environ
-            .iter()
-            .find(|(n, _)| n == b"PATH")
-            .map(|(_, v)| v.clone()),
-        None => None,
-    };
-    let program = match server.first() {
-        None => {
-            problems.push(Problem::bad(
-                "server",
-                settings.get("server").origin.position(),
-                "server is empty",
-                "set it to e.g. \"tcpserver -v -RH -l0\"",
-            ));
-            PathBuf::from("tcpserver")
-        }
-        Some(arg0) => find_program(arg0.as_bytes(), path.as_deref()).unwrap_or_else(|p| {
-            problems.push(p);
-            PathBuf::from(arg0)
-        }),
-    };
+    let program = chain::server_program(
+        &settings,
+        &server,
+        cfg.vars,
+        &inherit,
+        input.environ,
+        &mut problems,
+    );
     let front = front::front(
         &cfg,
         &outer,
@@ -339,36 +289,10 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
         &mut problems,
         &mut warnings,
     );
-    // TLS_CACHEFILE: refused (like the launch would) when its path is not
-    // safe to reset as root, or names a file courier-run reads.
     if let (Some(c), Some(a)) = (&cache_reset, &account) {
-        let mut protected: Vec<PathBuf> = input
-            .runfile
-            .map(Path::to_path_buf)
-            .into_iter()
-            .chain(sources.iter().cloned())
-            .collect();
-        if let Some(s) = &front.access {
-            protected.extend(access::source_files(&s.source).unwrap_or_default());
-            protected.push(s.source.clone());
-            protected.push(s.output.clone());
-        }
-        // The TLS files the config names (TLS_CERTFILE, TLS_DHPARAMS, ...).
-        protected.extend(
-            cfg.vars
-                .iter()
-                .filter(|v| v.name.starts_with("TLS_") && v.name != "TLS_CACHEFILE")
-                .filter(|v| v.value.starts_with(b"/") || v.value.starts_with(b"."))
-                .map(|v| PathBuf::from(String::from_utf8_lossy(&v.value).into_owned())),
-        );
-        if let Err(e) = crate::tlscache::check(&c.path, &a.name, a.uid, a.gid, &protected) {
-            problems.push(Problem::new(
-                exit_code(&e),
-                "TLS_CACHEFILE",
-                Position::Nowhere,
-                crate::error::describe(&e),
-                "",
-            ));
+        let protected = protected_files(input.runfile, &sources, &front, cfg.vars);
+        if let Err(p) = check_cache_reset(c, a, &protected) {
+            problems.push(p);
         }
     }
     let merge_stderr = choice(&settings, "stderr", ["merge", "keep"], &mut problems);
@@ -376,23 +300,12 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
     let wait_authdaemond =
         chain::wait_authdaemond(&settings, &login, &auth, &mut problems, &mut warnings);
 
-    // What the config-derived settings resolved to, for --explain
-    // (`port="143" [./imapd:7:1]`).
-    for (name, v) in [
-        ("address", &address),
-        ("port", &port),
-        ("conlimit", &conlimit),
-        ("maildir", &maildir),
-    ] {
-        settings.resolve(name, v.text.clone(), v.origin.clone());
-    }
-    if let Some((m, o)) = &umask {
-        settings.resolve("umask", format!("{m:03o}"), o.clone());
-    }
-    if let Some((v, o)) = &ulimit_v {
-        let t = v.map_or("unlimited".to_string(), |b| (b / 1024).to_string());
-        settings.resolve("ulimit_v", t, o.clone());
-    }
+    explain(
+        &mut settings,
+        [&address, &port, &conlimit, &maildir],
+        &umask,
+        &ulimit_v,
+    );
 
     Resolved {
         service,
@@ -432,6 +345,73 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
         wait_authdaemond,
         warnings,
         problems,
+    }
+}
+
+/// The files a TLS_CACHEFILE reset must never touch: the run file, the
+/// config files and what they source, the access list and its output, and
+/// the TLS files the config names (TLS_CERTFILE, TLS_DHPARAMS, ...).
+fn protected_files(
+    runfile: Option<&Path>,
+    sources: &[PathBuf],
+    front: &Front,
+    vars: &[Assignment],
+) -> Vec<PathBuf> {
+    let mut protected: Vec<PathBuf> = runfile
+        .map(Path::to_path_buf)
+        .into_iter()
+        .chain(sources.iter().cloned())
+        .collect();
+    if let Some(s) = &front.access {
+        protected.extend(access::source_files(&s.source).unwrap_or_default());
+        protected.push(s.source.clone());
+        protected.push(s.output.clone());
+    }
+    protected.extend(
+        vars.iter()
+            .filter(|v| v.name.starts_with("TLS_") && v.name != "TLS_CACHEFILE")
+            .filter(|v| v.value.starts_with(b"/") || v.value.starts_with(b"."))
+            .map(|v| PathBuf::from(String::from_utf8_lossy(&v.value).into_owned())),
+    );
+    protected
+}
+
+/// TLS_CACHEFILE: refused (like the launch would) when its path is not
+/// safe to reset as root, or names a file courier-run reads.
+fn check_cache_reset(c: &CacheReset, a: &Account, protected: &[PathBuf]) -> Result<(), Problem> {
+    crate::tlscache::check(&c.path, &a.name, a.uid, a.gid, protected).map_err(|e| {
+        Problem::new(
+            exit_code(&e),
+            "TLS_CACHEFILE",
+            Position::Nowhere,
+            crate::error::describe(&e),
+            "",
+        )
+    })
+}
+
+/// What the config-derived settings resolved to, for --explain
+/// (`port="143" [./imapd:7:1]`).
+fn explain(
+    settings: &mut Settings,
+    [address, port, conlimit, maildir]: [&Val; 4],
+    umask: &Option<(u32, Origin)>,
+    ulimit_v: &Option<(Option<u64>, Origin)>,
+) {
+    for (name, v) in [
+        ("address", address),
+        ("port", port),
+        ("conlimit", conlimit),
+        ("maildir", maildir),
+    ] {
+        settings.resolve(name, v.text.clone(), v.origin.clone());
+    }
+    if let Some((m, o)) = umask {
+        settings.resolve("umask", format!("{m:03o}"), o.clone());
+    }
+    if let Some((v, o)) = ulimit_v {
+        let t = v.map_or("unlimited".to_string(), |b| (b / 1024).to_string());
+        settings.resolve("ulimit_v", t, o.clone());
     }
 }
 

@@ -8,6 +8,7 @@ use crate::account::{self, Account};
 use crate::config::Assignment;
 use crate::envdir;
 use crate::error::{Exit, Position, Problem, exit_code};
+use crate::frontend;
 use crate::limits;
 use crate::settings::{Origin, Settings};
 
@@ -20,6 +21,67 @@ pub struct Val {
     pub origin: Origin,
     /// The value had a problem (reported); `text` is a harmless stand-in.
     pub stand_in: bool,
+}
+
+/// The settings that default to a config variable, checked.
+pub(super) struct Derived {
+    pub(super) umask: Option<(u32, Origin)>,
+    pub(super) ulimit_v: Option<(Option<u64>, Origin)>,
+    pub(super) address: Val,
+    pub(super) port: Val,
+    pub(super) conlimit: Val,
+    pub(super) maildir: Val,
+}
+
+/// umask, ulimit_v, address, port, conlimit and maildir: the setting, else
+/// the service's config variable, else the default; a refused value is
+/// reported and its stand-in used.
+pub(super) fn derived(cfg: &Cfg, problems: &mut Vec<Problem>) -> Derived {
+    let service = cfg.settings.service;
+    let umask = cfg
+        .derived("umask", service.umask_var().unwrap_or("-"), None)
+        .and_then(|v| umask_of(v, problems));
+    let ulimit_v = cfg
+        .derived("ulimit_v", service.ulimit_var().unwrap_or("-"), None)
+        .and_then(|v| ulimit_v(v, problems));
+    let address = checked(
+        cfg.derived("address", service.address_var(), Some("0")),
+        address,
+        "0",
+        problems,
+    );
+    let default_port = service.default_port().to_string();
+    // couriertcpd binds a list of ports and ADDRESS.PORT items itself.
+    let tcpd = cfg
+        .settings
+        .str("server")
+        .split_ascii_whitespace()
+        .next()
+        .and_then(frontend::Kind::of)
+        == Some(frontend::Kind::Couriertcpd);
+    let port = checked(
+        cfg.derived("port", service.port_var(), Some(&default_port)),
+        if tcpd { tcpd_port } else { port },
+        &default_port,
+        problems,
+    );
+    let conlimit = checked(
+        cfg.derived("conlimit", "MAXDAEMONS", Some("40")),
+        conlimit,
+        "40",
+        problems,
+    );
+    let maildir = cfg
+        .derived("maildir", "MAILDIRPATH", Some("Maildir"))
+        .expect("has a fallback");
+    Derived {
+        umask,
+        ulimit_v,
+        address,
+        port,
+        conlimit,
+        maildir,
+    }
 }
 
 /// The settings and the config's variables, for settings that default to
