@@ -4,11 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use crate::access;
+use crate::config::Assignment;
 use crate::config::Scope;
 use crate::error::{Exit, Position, Problem, exit_code};
 use crate::frontend::{self, RulesFormat};
 use crate::service::Service;
-use crate::settings::Origin;
+use crate::settings::{Origin, Settings};
 
 use super::values::{Cfg, Val};
 
@@ -30,26 +31,9 @@ pub struct Front {
     pub tcpd: Option<crate::couriertcpd::Opts>,
 }
 
-/// Resolve the front end: which one, MAXPERIP, the rules and their format
-/// (a rules file in a format it does not read is a problem: it would
-/// ignore every rule), Courier's access list (`access`, else
-/// IMAPACCESSFILE; parsed here, so a bad line stops the launch with its
-/// position), and whether it can bind an IPv6 address.
-pub(super) fn front(
-    cfg: &Cfg,
-    outer: &Scope,
-    server: &[String],
-    program: &Path,
-    address: &Val,
-    problems: &mut Vec<Problem>,
-    warnings: &mut Vec<String>,
-) -> Front {
-    let settings = cfg.settings;
-    let kind = server.first().and_then(|p| frontend::Kind::of(p));
-    let spec = kind.unwrap_or(frontend::Kind::Tcpserver).spec();
-    let maxperip = cfg
-        .vars
-        .iter()
+/// Courier's MAXPERIP: a number, or empty for none (else reported).
+fn maxperip(vars: &[Assignment], problems: &mut Vec<Problem>) -> Option<u32> {
+    vars.iter()
         .rev()
         .find(|a| a.name == "MAXPERIP")
         .and_then(|a| {
@@ -70,7 +54,164 @@ pub(super) fn front(
                     None
                 }
             }
-        });
+        })
+}
+
+/// A configured access list: its path, where it was named, and whether
+/// `access=` named it (else the config's IMAPACCESSFILE).
+struct AccessList {
+    path: PathBuf,
+    pos: Position,
+    explicit: bool,
+}
+
+/// Where Courier's access list comes from: access=, else IMAPACCESSFILE;
+/// an explicit empty access=: none.
+fn access_source(settings: &Settings, vars: &[Assignment]) -> Option<AccessList> {
+    let acc_setting = settings.get("access");
+    match &acc_setting.value {
+        Some(v) if v.is_empty() => None,
+        Some(v) => Some(AccessList {
+            path: PathBuf::from(v),
+            pos: acc_setting.origin.position(),
+            explicit: true,
+        }),
+        None => vars
+            .iter()
+            .rev()
+            .find(|a| a.name == "IMAPACCESSFILE" && !a.value.is_empty())
+            .map(|a| AccessList {
+                path: PathBuf::from(String::from_utf8_lossy(&a.value).into_owned()),
+                pos: Position::At(a.value_pos.to_string()),
+                explicit: false,
+            }),
+    }
+}
+
+/// Courier's access list converted for the front end (parsed here, so a
+/// bad line stops the launch with its position); None on a problem
+/// (reported).
+fn compile_access(
+    service_dir: &Path,
+    list: &AccessList,
+    out_format: RulesFormat,
+    ipv6: bool,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<String>,
+) -> Option<access::Step> {
+    // Fail closed: a configured list that is missing, unreadable
+    // or not a regular file (or a directory of them) stops the
+    // launch; it never means "no rules".
+    let stamp = access::stamp(&list.path);
+    let compiled = stamp.and_then(|stamp| {
+        let entries = access::read(&list.path)?;
+        let c = access::convert(&entries, out_format, ipv6).map_err(crate::error::bad_input)?;
+        Ok((crate::cdb::write(&c.records), c.warnings, stamp))
+    });
+    match compiled {
+        Err(e) => {
+            let code = exit_code(&e);
+            let name = if list.explicit {
+                "access"
+            } else {
+                "IMAPACCESSFILE"
+            };
+            let fix = if code == Exit::Usage {
+                "fix it, or set access= (empty) to run without an access list".to_string()
+            } else {
+                format!(
+                    "{name} names it; create it, or set access= (empty) to run without an access list"
+                )
+            };
+            // A parse error carries its own file:line:col.
+            let at = if code == Exit::Usage {
+                Position::Nowhere
+            } else {
+                list.pos.clone()
+            };
+            problems.push(Problem::new(
+                code,
+                "access",
+                at,
+                crate::error::describe(&e),
+                fix,
+            ));
+            None
+        }
+        Ok((bytes, conv_warnings, stamp)) => {
+            warnings.extend(conv_warnings);
+            let output = access::output_path(service_dir, &list.path, out_format);
+            match access::probe(&output, &bytes) {
+                Ok(fresh) => Some(access::Step {
+                    output,
+                    source: list.path.clone(),
+                    format: out_format,
+                    ipv6,
+                    fresh,
+                    stamp,
+                }),
+                Err(e) => {
+                    problems.push(Problem::new(
+                        exit_code(&e),
+                        "access",
+                        Position::Nowhere,
+                        crate::error::describe(&e),
+                        "",
+                    ));
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// The rules file `rules=` names, in the format it holds; rules in a
+/// format a known front end does not read are a problem (it would ignore
+/// every rule).
+fn given_rules(
+    settings: &Settings,
+    spec: &frontend::Spec,
+    known: bool,
+    problems: &mut Vec<Problem>,
+) -> (String, RulesFormat) {
+    let r = settings.str("rules").to_string();
+    match frontend::detect(Path::new(&r)) {
+        // A missing or unreadable file is --check's to report (it probes).
+        Err(_) => (r, spec.reads[0]),
+        Ok(d) => match (known, frontend::check_rules(spec, &r, &d)) {
+            (_, Ok(f)) => (r, f.unwrap_or(spec.reads[0])),
+            (false, Err(_)) => (r, spec.reads[0]),
+            (true, Err(m)) => {
+                problems.push(Problem::bad(
+                    "rules",
+                    settings.get("rules").origin.position(),
+                    m,
+                    "",
+                ));
+                (r, spec.reads[0])
+            }
+        },
+    }
+}
+
+/// Resolve the front end: which one, MAXPERIP, the rules and their format
+/// (a rules file in a format it does not read is a problem: it would
+/// ignore every rule), Courier's access list (`access`, else
+/// IMAPACCESSFILE; parsed here, so a bad line stops the launch with its
+/// position), and whether it can bind an IPv6 address.
+pub(super) fn front(
+    cfg: &Cfg,
+    outer: &Scope,
+    server: &[String],
+    program: &Path,
+    address: &Val,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<String>,
+) -> Front {
+    let settings = cfg.settings;
+    let kind = server.first().and_then(|p| frontend::Kind::of(p));
+    let spec = kind.unwrap_or(frontend::Kind::Tcpserver).spec();
+    let maxperip = maxperip(cfg.vars, problems);
     if kind == Some(frontend::Kind::Couriertcpd) {
         return tcpd_front(cfg, outer, maxperip, problems, warnings);
     }
@@ -117,123 +258,30 @@ pub(super) fn front(
         frontend::Kind::Tcpsvd => RulesFormat::IpsvdCdb,
         frontend::Kind::Couriertcpd => unreachable!("tcpd_front"),
     };
-    // access=: the setting, else IMAPACCESSFILE; an explicit empty: none.
-    let acc_setting = settings.get("access");
-    let (source, explicit) = match &acc_setting.value {
-        Some(v) if v.is_empty() => (None, true),
-        Some(v) => (Some((v.clone(), acc_setting.origin.position())), true),
-        None => (
-            cfg.vars
-                .iter()
-                .rev()
-                .find(|a| a.name == "IMAPACCESSFILE" && !a.value.is_empty())
-                .map(|a| {
-                    (
-                        String::from_utf8_lossy(&a.value).into_owned(),
-                        Position::At(a.value_pos.to_string()),
-                    )
-                }),
-            false,
-        ),
-    };
+    let source = access_source(settings, cfg.vars);
     let rules_setting = settings.get("rules");
     let rules_given = !settings.str("rules").is_empty();
     let mut access_step = None;
-    if let Some((src, pos)) = source {
-        let path = PathBuf::from(&src);
+    if let Some(list) = source {
         if rules_given && !matches!(rules_setting.origin, Origin::Default) {
             problems.push(Problem::bad(
                 "settings",
                 rules_setting.origin.position(),
                 format!(
                     "rules and an access list ({}) are both given: the front end reads one",
-                    crate::shown::path(&src)
+                    crate::shown::path(&list.path)
                 ),
                 "set rules= (empty) to use the access list, or access= (empty) to use rules",
             ));
         } else {
-            // Fail closed: a configured list that is missing, unreadable
-            // or not a regular file (or a directory of them) stops the
-            // launch; it never means "no rules".
-            let stamp = access::stamp(&path);
-            let compiled = stamp.and_then(|stamp| {
-                let entries = access::read(&path)?;
-                let c =
-                    access::convert(&entries, out_format, ipv6).map_err(crate::error::bad_input)?;
-                Ok((crate::cdb::write(&c.records), c.warnings, stamp))
-            });
-            match compiled {
-                Err(e) => {
-                    let code = exit_code(&e);
-                    let name = if explicit { "access" } else { "IMAPACCESSFILE" };
-                    let fix = if code == Exit::Usage {
-                        "fix it, or set access= (empty) to run without an access list".to_string()
-                    } else {
-                        format!(
-                            "{name} names it; create it, or set access= (empty) to run without an access list"
-                        )
-                    };
-                    // A parse error carries its own file:line:col.
-                    let at = if code == Exit::Usage {
-                        Position::Nowhere
-                    } else {
-                        pos
-                    };
-                    problems.push(Problem::new(
-                        code,
-                        "access",
-                        at,
-                        crate::error::describe(&e),
-                        fix,
-                    ));
-                }
-                Ok((bytes, conv_warnings, stamp)) => {
-                    warnings.extend(conv_warnings);
-                    let output = access::output_path(cfg.service_dir, &path, out_format);
-                    match access::probe(&output, &bytes) {
-                        Ok(fresh) => {
-                            access_step = Some(access::Step {
-                                output,
-                                source: path,
-                                format: out_format,
-                                ipv6,
-                                fresh,
-                                stamp,
-                            });
-                        }
-                        Err(e) => problems.push(Problem::new(
-                            exit_code(&e),
-                            "access",
-                            Position::Nowhere,
-                            crate::error::describe(&e),
-                            "",
-                        )),
-                    }
-                }
-            }
+            access_step =
+                compile_access(cfg.service_dir, &list, out_format, ipv6, problems, warnings);
         }
     }
     let rules = if let Some(step) = &access_step {
         Some((step.output.to_string_lossy().into_owned(), step.format))
     } else if rules_given {
-        let r = settings.str("rules").to_string();
-        match frontend::detect(Path::new(&r)) {
-            // A missing or unreadable file is --check's to report (it probes).
-            Err(_) => Some((r, spec.reads[0])),
-            Ok(d) => match (kind, frontend::check_rules(spec, &r, &d)) {
-                (_, Ok(f)) => Some((r, f.unwrap_or(spec.reads[0]))),
-                (None, Err(_)) => Some((r, spec.reads[0])),
-                (Some(_), Err(m)) => {
-                    problems.push(Problem::bad(
-                        "rules",
-                        rules_setting.origin.position(),
-                        m,
-                        "",
-                    ));
-                    Some((r, spec.reads[0]))
-                }
-            },
-        }
+        Some(given_rules(settings, spec, kind.is_some(), problems))
     } else {
         None
     };
