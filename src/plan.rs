@@ -15,7 +15,7 @@ use crate::envdir::{self, Modes};
 use crate::environ::Environ;
 use crate::limits::{self, Limit, Resource};
 use crate::resolve::Resolved;
-use crate::settings::{Origin, Settings};
+use crate::settings::{Name, Origin, Settings};
 
 /// One variable of the environment the program gets.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -250,7 +250,7 @@ fn envdir_step(r: &Resolved) -> anyhow::Result<Option<EnvdirPlan>> {
         if crate::error::exit_code(&e) == crate::error::Exit::Usage {
             crate::error::bad_input(
                 r.settings
-                    .get("envdir")
+                    .get(Name::Envdir)
                     .origin
                     .at(&crate::error::describe(&e)),
             )
@@ -278,7 +278,7 @@ fn envdir_step(r: &Resolved) -> anyhow::Result<Option<EnvdirPlan>> {
 /// none, nor lie inside one (an access list may be a directory).
 fn read_files(r: &Resolved) -> Vec<PathBuf> {
     let mut out = r.sources.clone();
-    let access = match &r.settings.get("access").value {
+    let access = match &r.settings.get(Name::Access).value {
         Some(v) => Some(v.as_bytes().to_vec()),
         None => r.var("IMAPACCESSFILE").map(|a| a.value.clone()),
     };

@@ -27,6 +27,7 @@ use super::programs::Program;
 use super::{Ctx, Report};
 use crate::limits::{self, Limit, Resource, Value};
 use crate::plan::Plan;
+use crate::settings::Name;
 
 /// The largest `-m` tried (2 GiB): a program that needs more to load is
 /// not a limit problem.
@@ -158,7 +159,7 @@ fn diagnose(plan: &Plan, path: &Path, env: &[(OsString, OsString)], msg: &str) -
 /// The limits in words: the settings that make them.
 fn under(plan: &Plan) -> String {
     let mut parts = Vec::new();
-    let s = plan.settings.str("softlimit");
+    let s = plan.settings.str(Name::Softlimit);
     if !s.is_empty() {
         parts.push(format!("softlimit \"{s}\""));
     }

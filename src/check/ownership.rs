@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::programs::Program;
 use super::{Ctx, Report};
+use crate::settings::Name;
 
 /// Who other than root could change a file or directory.
 enum Writer {
@@ -131,12 +132,16 @@ pub fn check(ctx: &Ctx, chain: &[Program], r: &mut Report) {
     let s = &ctx.r.settings;
     let mut guarded: Vec<PathBuf> = Vec::new();
     guarded.extend(s.runfile.clone());
-    guarded.extend(s.str("config").split_ascii_whitespace().map(PathBuf::from));
-    match s.str("envdir") {
+    guarded.extend(
+        s.str(Name::Config)
+            .split_ascii_whitespace()
+            .map(PathBuf::from),
+    );
+    match s.str(Name::Envdir) {
         "" => {}
         d => guarded.push(d.into()),
     }
-    match s.str("rules") {
+    match s.str(Name::Rules) {
         "" => {}
         x => guarded.push(x.into()),
     }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::server::Flags;
 use super::{Ctx, Report, errstr};
+use crate::settings::Name;
 
 pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
     let front = &ctx.r.front;
@@ -75,7 +76,7 @@ pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
         r.ok(format!("rules {dir} (an ipsvd instructions directory)"));
         return;
     }
-    let rules = match ctx.r.settings.str("rules") {
+    let rules = match ctx.r.settings.str(Name::Rules) {
         "" => match f.value('x') {
             Some(x) => x.to_string(),
             None => {
@@ -270,7 +271,7 @@ pub fn parse_cdb(data: &[u8]) -> Result<usize, String> {
 fn dat(ctx: &Ctx, a: &crate::access::Step, r: &mut Report) {
     let s = &ctx.r.settings;
     let what = format!("access {}", a.source.display());
-    let m = crate::makedat::program(s.layout, s.str("prefix"));
+    let m = crate::makedat::program(s.layout, s.str(Name::Prefix));
     let stale = crate::makedat::stale(&a.source, &a.output).unwrap_or(true);
     if !m.exists() {
         r.fail(

@@ -2,6 +2,7 @@
 //! (Courier variables that mean nothing to tcpserver).
 
 use super::{Ctx, Report};
+use crate::settings::Name;
 
 /// The `server` setting taken apart.
 #[derive(Debug, Default)]
@@ -34,7 +35,7 @@ impl Flags {
 
 /// Parse `server` as tcpserver's getopt would and report its traps.
 pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
-    let server = ctx.r.settings.str("server").to_string();
+    let server = ctx.r.settings.str(Name::Server).to_string();
     let mut words = server.split_ascii_whitespace();
     let mut f = Flags {
         argv0: words.next().unwrap_or("").to_string(),
@@ -79,7 +80,7 @@ pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
             _ => {}
         }
     }
-    let has_uid_gid = !ctx.r.settings.str("account").is_empty()
+    let has_uid_gid = !ctx.r.settings.str(Name::Account).is_empty()
         || (ctx.env("UID").is_some() && ctx.env("GID").is_some());
     for t in identity_traps(&TCPSERVER, &f.opts, has_uid_gid, &uid_of, &gid_of) {
         r.fail("server", t.problem, t.fix);
@@ -93,7 +94,7 @@ pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
             "remove -c from server and set conlimit=",
         );
     }
-    if f.value('x').is_some() && !ctx.r.settings.str("rules").is_empty() {
+    if f.value('x').is_some() && !ctx.r.settings.str(Name::Rules).is_empty() {
         r.warn(
             "server",
             "-x is overridden by rules (courier-run adds -x after the server's options)",
@@ -199,10 +200,10 @@ pub fn courier(ctx: &Ctx, f: &Flags, r: &mut Report) {
     // The variables this service's rc reads (SSLADDRESS, SSLPORT for -ssl).
     let service = ctx.r.service;
     for (setting, var) in [
-        ("address", service.address_var()),
-        ("port", service.port_var()),
-        ("conlimit", "MAXDAEMONS"),
-        ("maildir", "MAILDIRPATH"),
+        (Name::Address, service.address_var()),
+        (Name::Port, service.port_var()),
+        (Name::Conlimit, "MAXDAEMONS"),
+        (Name::Maildir, "MAILDIRPATH"),
     ] {
         let s = ctx.r.settings.get(setting);
         if let (Some(v), Some(a)) = (&s.value, ctx.var(var))

@@ -9,6 +9,7 @@ use super::programs::Program;
 use super::{Ctx, Identity, Report};
 use crate::authdaemon;
 use crate::finding::{Finding, Level};
+use crate::settings::Name;
 use crate::tls;
 
 pub fn check(ctx: &Ctx, chain: &mut Vec<Program>, r: &mut Report) {
@@ -27,7 +28,7 @@ pub fn check(ctx: &Ctx, chain: &mut Vec<Program>, r: &mut Report) {
     });
     if ctx.r.auth.is_empty() && courier_login {
         let layout = ctx.r.settings.layout;
-        let prefix = ctx.r.settings.str("prefix");
+        let prefix = ctx.r.settings.str(Name::Prefix);
         let rc = authdaemon::default_rc(layout, prefix);
         match authdaemon::socket_path(&rc, layout, prefix) {
             Ok((sock, from)) => push(r, "authdaemond", authdaemon::probe(&sock, &from)),

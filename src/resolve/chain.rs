@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Exit, Position, Problem};
-use crate::settings::Settings;
+use crate::settings::{Name, Settings};
 
 use super::Inherit;
 use super::values::choice;
@@ -25,12 +25,12 @@ pub(super) fn wait_authdaemond(
     warnings: &mut Vec<String>,
 ) -> Option<crate::authdaemon::Wait> {
     use crate::authdaemon;
-    if !choice(settings, "wait_authdaemond", ["yes", "no"], problems)
+    if !choice(settings, Name::WaitAuthdaemond, ["yes", "no"], problems)
         || !authdaemon::uses_authdaemond(login.as_deref(), auth)
     {
         return None;
     }
-    let (layout, prefix) = (settings.layout, settings.str("prefix"));
+    let (layout, prefix) = (settings.layout, settings.str(Name::Prefix));
     let rc = authdaemon::default_rc(layout, prefix);
     let (socket, from) = authdaemon::socket_path(&rc, layout, prefix).unwrap_or_else(|e| {
         warnings.push(format!(
@@ -57,9 +57,9 @@ pub(super) struct Chain {
 /// preauthenticated as the user tcpserver runs as (`* PREAUTH`); auth
 /// modules then have nothing to hand credentials to.
 pub(super) fn chain(settings: &Settings, problems: &mut Vec<Problem>) -> Chain {
-    let login = settings.str("login");
-    let auth = settings.str("auth");
-    let auth_origin = settings.get("auth").origin.position();
+    let login = settings.str(Name::Login);
+    let auth = settings.str(Name::Auth);
+    let auth_origin = settings.get(Name::Auth).origin.position();
     if login.is_empty() && !auth.trim().is_empty() {
         problems.push(Problem::bad(
             "settings",
@@ -68,12 +68,12 @@ pub(super) fn chain(settings: &Settings, problems: &mut Vec<Problem>) -> Chain {
             "set login=, or auth= for none",
         ));
     }
-    let authdir = settings.str("authdir").trim_end_matches('/');
+    let authdir = settings.str(Name::Authdir).trim_end_matches('/');
     let mut modules = Vec::new();
     for m in auth.split_ascii_whitespace() {
         if m.contains('/') {
             modules.push(PathBuf::from(m));
-        } else if authdir.is_empty() && settings.str("authdir").is_empty() {
+        } else if authdir.is_empty() && settings.str(Name::Authdir).is_empty() {
             problems.push(Problem::bad(
                 format!("auth {}", crate::shown::value(m)),
                 auth_origin.clone(),
@@ -87,11 +87,11 @@ pub(super) fn chain(settings: &Settings, problems: &mut Vec<Problem>) -> Chain {
             modules.push(PathBuf::from(format!("{authdir}/{m}")));
         }
     }
-    let imapd = settings.str("imapd");
+    let imapd = settings.str(Name::Imapd);
     if imapd.is_empty() {
         problems.push(Problem::bad(
             "settings",
-            settings.get("imapd").origin.position(),
+            settings.get(Name::Imapd).origin.position(),
             "imapd is empty",
             "set it to the imapd program",
         ));
@@ -191,7 +191,7 @@ pub(super) fn server_program(
         None => {
             problems.push(Problem::bad(
                 "server",
-                settings.get("server").origin.position(),
+                settings.get(Name::Server).origin.position(),
                 "server is empty",
                 "set it to e.g. \"tcpserver -v -RH -l0\"",
             ));

@@ -7,7 +7,7 @@ use crate::config::{Assignment, Scope};
 use crate::envdir;
 use crate::environ::{self, Environ};
 use crate::error::Problem;
-use crate::settings::Settings;
+use crate::settings::{Name, Settings};
 
 use super::Inherit;
 
@@ -48,7 +48,7 @@ pub(super) fn read_configs(
     warnings: &mut Vec<String>,
 ) -> Configs {
     let configs: Vec<PathBuf> = settings
-        .str("config")
+        .str(Name::Config)
         .split_ascii_whitespace()
         .map(PathBuf::from)
         .collect();
@@ -62,7 +62,7 @@ pub(super) fn read_configs(
     visible.extend(words(
         settings
             .service
-            .predefined(settings.layout, settings.str("prefix")),
+            .predefined(settings.layout, settings.str(Name::Prefix)),
     ));
     let mut scope = Scope::new(visible);
     let mut private = false;
@@ -132,7 +132,7 @@ pub(super) fn rc_assignments(
     let service = settings.service;
     let mut visible = environ::visible(environ);
     visible.extend(words(
-        service.outer_predefined(settings.layout, settings.str("prefix")),
+        service.outer_predefined(settings.layout, settings.str(Name::Prefix)),
     ));
     let mut outer = Scope::new(visible);
     for path in service.outer_files(settings.layout, configs) {

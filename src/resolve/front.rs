@@ -9,7 +9,7 @@ use crate::config::Scope;
 use crate::error::{Exit, Position, Problem, exit_code};
 use crate::frontend::{self, RulesFormat};
 use crate::service::Service;
-use crate::settings::{Origin, Settings};
+use crate::settings::{Name, Origin, Settings};
 
 use super::values::{Cfg, Val};
 
@@ -68,7 +68,7 @@ struct AccessList {
 /// Where Courier's access list comes from: access=, else IMAPACCESSFILE;
 /// an explicit empty access=: none.
 fn access_source(settings: &Settings, vars: &[Assignment]) -> Option<AccessList> {
-    let acc_setting = settings.get("access");
+    let acc_setting = settings.get(Name::Access);
     match &acc_setting.value {
         Some(v) if v.is_empty() => None,
         Some(v) => Some(AccessList {
@@ -174,7 +174,7 @@ fn given_rules(
     known: bool,
     problems: &mut Vec<Problem>,
 ) -> (String, RulesFormat) {
-    let r = settings.str("rules").to_string();
+    let r = settings.str(Name::Rules).to_string();
     match frontend::detect(Path::new(&r)) {
         // A missing or unreadable file is --check's to report (it probes).
         Err(_) => (r, spec.reads[0]),
@@ -184,7 +184,7 @@ fn given_rules(
             (true, Err(m)) => {
                 problems.push(Problem::bad(
                     "rules",
-                    settings.get("rules").origin.position(),
+                    settings.get(Name::Rules).origin.position(),
                     m,
                     "",
                 ));
@@ -259,8 +259,8 @@ pub(super) fn front(
         frontend::Kind::Couriertcpd => unreachable!("tcpd_front"),
     };
     let source = access_source(settings, cfg.vars);
-    let rules_setting = settings.get("rules");
-    let rules_given = !settings.str("rules").is_empty();
+    let rules_setting = settings.get(Name::Rules);
+    let rules_given = !settings.str(Name::Rules).is_empty();
     let mut access_step = None;
     if let Some(list) = source {
         if rules_given && !matches!(rules_setting.origin, Origin::Default) {
@@ -322,8 +322,9 @@ pub(super) fn tcpd_front(
     use crate::couriertcpd;
     let settings = cfg.settings;
     let tcpdopts = tcpdopts(outer, problems);
-    let rules = settings.get("rules");
-    let rules_given = !matches!(rules.origin, Origin::Default) && !settings.str("rules").is_empty();
+    let rules = settings.get(Name::Rules);
+    let rules_given =
+        !matches!(rules.origin, Origin::Default) && !settings.str(Name::Rules).is_empty();
     let source = tcpd_access_source(settings, outer, rules_given);
     let mut access_step = None;
     let mut dat = None;
@@ -338,7 +339,7 @@ pub(super) fn tcpd_front(
         }
         // A .dat built elsewhere, passed as it is; a cdb or a directory
         // (another front end's rules) would be misread by couriertcpd.
-        let r = settings.str("rules");
+        let r = settings.str(Name::Rules);
         if let Ok(frontend::Detected::Format(f)) = frontend::detect(Path::new(r)) {
             problems.push(Problem::bad(
                 "rules",
@@ -409,7 +410,7 @@ fn tcpdopts(outer: &Scope, problems: &mut Vec<Problem>) -> Vec<String> {
 /// rules=) IMAPACCESSFILE, defaulting to SYSCONFDIR/imapaccess as the rc's
 /// `${IMAPACCESSFILE:=...}` does.
 fn tcpd_access_source(settings: &Settings, outer: &Scope, rules_given: bool) -> Option<AccessList> {
-    let acc = settings.get("access");
+    let acc = settings.get(Name::Access);
     match &acc.value {
         Some(v) if v.is_empty() => None,
         Some(v) => Some(AccessList {
@@ -424,7 +425,7 @@ fn tcpd_access_source(settings: &Settings, outer: &Scope, rules_given: bool) -> 
                 .unwrap_or_else(|| {
                     format!(
                         "{}/imapaccess",
-                        Service::config_dir(settings.layout, settings.str("prefix"))
+                        Service::config_dir(settings.layout, settings.str(Name::Prefix))
                     )
                 });
             Some(AccessList {
@@ -519,7 +520,7 @@ mod tests {
             service_dir: &service_dir,
         };
         let server: Vec<String> = settings
-            .str("server")
+            .str(Name::Server)
             .split_ascii_whitespace()
             .map(str::to_string)
             .collect();

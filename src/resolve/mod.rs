@@ -17,7 +17,7 @@ use crate::environ::{self, Environ};
 use crate::error::{Position, Problem, exit_code};
 use crate::limits;
 use crate::service::{CacheReset, Service};
-use crate::settings::{Origin, Settings};
+use crate::settings::{Name, Origin, Settings};
 
 mod chain;
 mod configs;
@@ -246,14 +246,14 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
         maildir,
     } = values::derived(&cfg, &mut problems);
 
-    let account = lookup(&settings, "account", &mut problems);
-    let setuidgid = lookup(&settings, "setuidgid", &mut problems)
+    let account = lookup(&settings, Name::Account, &mut problems);
+    let setuidgid = lookup(&settings, Name::Setuidgid, &mut problems)
         .filter(|a| can_switch(a).map_err(|p| problems.push(p)).is_ok());
     let softlimit = values::softlimit(&settings, &mut problems);
     let envdir = envdir_path(&settings, &mut problems);
 
     let server: Vec<String> = settings
-        .str("server")
+        .str(Name::Server)
         .split_ascii_whitespace()
         .map(str::to_string)
         .collect();
@@ -264,8 +264,10 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
         .get("COURIERTLS")
         .filter(|v| !v.is_empty())
         .map(|v| String::from_utf8_lossy(v).into_owned())
-        .unwrap_or_else(|| Service::default_couriertls(settings.layout, settings.str("prefix")));
-    let account_name = settings.str("account").to_string();
+        .unwrap_or_else(|| {
+            Service::default_couriertls(settings.layout, settings.str(Name::Prefix))
+        });
+    let account_name = settings.str(Name::Account).to_string();
     let tls_wrapper = service.tls_wrapper(&couriertls, &account_name);
     // The group is kept as a number here: its name is only for people
     // (report looks it up), and a launch need not read /etc/group for it.
@@ -295,8 +297,8 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
             problems.push(p);
         }
     }
-    let merge_stderr = choice(&settings, "stderr", ["merge", "keep"], &mut problems);
-    let banner = choice(&settings, "banner", ["yes", "no"], &mut problems);
+    let merge_stderr = choice(&settings, Name::Stderr, ["merge", "keep"], &mut problems);
+    let banner = choice(&settings, Name::Banner, ["yes", "no"], &mut problems);
     let wait_authdaemond =
         chain::wait_authdaemond(&settings, &login, &auth, &mut problems, &mut warnings);
 
@@ -399,19 +401,19 @@ fn explain(
     ulimit_v: &Option<(Option<u64>, Origin)>,
 ) {
     for (name, v) in [
-        ("address", address),
-        ("port", port),
-        ("conlimit", conlimit),
-        ("maildir", maildir),
+        (Name::Address, address),
+        (Name::Port, port),
+        (Name::Conlimit, conlimit),
+        (Name::Maildir, maildir),
     ] {
         settings.resolve(name, v.text.clone(), v.origin.clone());
     }
     if let Some((m, o)) = umask {
-        settings.resolve("umask", format!("{m:03o}"), o.clone());
+        settings.resolve(Name::Umask, format!("{m:03o}"), o.clone());
     }
     if let Some((v, o)) = ulimit_v {
         let t = v.map_or("unlimited".to_string(), |b| (b / 1024).to_string());
-        settings.resolve("ulimit_v", t, o.clone());
+        settings.resolve(Name::UlimitV, t, o.clone());
     }
 }
 

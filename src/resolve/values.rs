@@ -10,7 +10,7 @@ use crate::envdir;
 use crate::error::{Exit, Position, Problem, exit_code};
 use crate::frontend;
 use crate::limits;
-use crate::settings::{Origin, Settings};
+use crate::settings::{Name, Origin, Settings};
 
 use super::Inherit;
 
@@ -39,13 +39,13 @@ pub(super) struct Derived {
 pub(super) fn derived(cfg: &Cfg, problems: &mut Vec<Problem>) -> Derived {
     let service = cfg.settings.service;
     let umask = cfg
-        .derived("umask", service.umask_var().unwrap_or("-"), None)
+        .derived(Name::Umask, service.umask_var().unwrap_or("-"), None)
         .and_then(|v| umask_of(v, problems));
     let ulimit_v = cfg
-        .derived("ulimit_v", service.ulimit_var().unwrap_or("-"), None)
+        .derived(Name::UlimitV, service.ulimit_var().unwrap_or("-"), None)
         .and_then(|v| ulimit_v(v, problems));
     let address = checked(
-        cfg.derived("address", service.address_var(), Some("0")),
+        cfg.derived(Name::Address, service.address_var(), Some("0")),
         address,
         "0",
         problems,
@@ -54,25 +54,25 @@ pub(super) fn derived(cfg: &Cfg, problems: &mut Vec<Problem>) -> Derived {
     // couriertcpd binds a list of ports and ADDRESS.PORT items itself.
     let tcpd = cfg
         .settings
-        .str("server")
+        .str(Name::Server)
         .split_ascii_whitespace()
         .next()
         .and_then(frontend::Kind::of)
         == Some(frontend::Kind::Couriertcpd);
     let port = checked(
-        cfg.derived("port", service.port_var(), Some(&default_port)),
+        cfg.derived(Name::Port, service.port_var(), Some(&default_port)),
         if tcpd { tcpd_port } else { port },
         &default_port,
         problems,
     );
     let conlimit = checked(
-        cfg.derived("conlimit", "MAXDAEMONS", Some("40")),
+        cfg.derived(Name::Conlimit, "MAXDAEMONS", Some("40")),
         conlimit,
         "40",
         problems,
     );
     let maildir = cfg
-        .derived("maildir", "MAILDIRPATH", Some("Maildir"))
+        .derived(Name::Maildir, "MAILDIRPATH", Some("Maildir"))
         .expect("has a fallback");
     Derived {
         umask,
@@ -96,7 +96,7 @@ pub(super) struct Cfg<'a> {
 impl Cfg<'_> {
     /// The setting, else the variable (positioned at its value), else
     /// `fallback`.
-    pub(super) fn derived(&self, name: &str, var: &str, fallback: Option<&str>) -> Option<Val> {
+    pub(super) fn derived(&self, name: Name, var: &str, fallback: Option<&str>) -> Option<Val> {
         let s = self.settings.get(name);
         if let Some(v) = &s.value {
             return Some(Val {
@@ -142,7 +142,7 @@ pub(super) fn checked(
 }
 
 pub(crate) fn inherit(settings: &Settings, problems: &mut Vec<Problem>) -> Inherit {
-    match settings.str("inherit_env") {
+    match settings.str(Name::InheritEnv) {
         "all" => Inherit::All,
         "none" => Inherit::Nothing,
         names => {
@@ -153,7 +153,7 @@ pub(crate) fn inherit(settings: &Settings, problems: &mut Vec<Problem>) -> Inher
             if let Some(bad) = names.iter().find(|n| !crate::config::is_name(n)) {
                 problems.push(Problem::bad(
                     "settings",
-                    settings.get("inherit_env").origin.position(),
+                    settings.get(Name::InheritEnv).origin.position(),
                     format!(
                         "inherit_env: {} is not a variable name",
                         crate::shown::value(bad)
@@ -195,10 +195,10 @@ pub(super) fn ulimit_v(v: Val, problems: &mut Vec<Problem>) -> Option<(Option<u6
 
 /// softlimit's limits; none when refused (reported).
 pub(super) fn softlimit(settings: &Settings, problems: &mut Vec<Problem>) -> Vec<limits::Setting> {
-    limits::parse_softlimit(settings.str("softlimit")).unwrap_or_else(|e| {
+    limits::parse_softlimit(settings.str(Name::Softlimit)).unwrap_or_else(|e| {
         problems.push(Problem::bad(
             "settings",
-            settings.get("softlimit").origin.position(),
+            settings.get(Name::Softlimit).origin.position(),
             format!("{e:#}"),
             "",
         ));
@@ -321,7 +321,7 @@ pub(super) fn conlimit(v: &Val) -> Result<(), (String, String)> {
 /// empty or unknown (reported).
 pub(crate) fn lookup(
     settings: &Settings,
-    name: &'static str,
+    name: Name,
     problems: &mut Vec<Problem>,
 ) -> Option<Account> {
     let acct = settings.str(name);
@@ -331,7 +331,7 @@ pub(crate) fn lookup(
     // Only a position in a file is worth printing before the message; a
     // --set or a default is named by the message itself.
     let position = settings.get(name).origin.position();
-    match account::lookup(acct, name) {
+    match account::lookup(acct, name.as_str()) {
         Ok(a) => Some(a),
         Err(e) => {
             let code = exit_code(&e);
@@ -383,7 +383,7 @@ pub(crate) fn can_switch(a: &Account) -> Result<(), Problem> {
 
 /// The envdir setting: a path the atomic replacement can work with.
 pub(crate) fn envdir_path(settings: &Settings, problems: &mut Vec<Problem>) -> Option<PathBuf> {
-    let dir = settings.str("envdir");
+    let dir = settings.str(Name::Envdir);
     if dir.is_empty() {
         return None;
     }
@@ -392,14 +392,14 @@ pub(crate) fn envdir_path(settings: &Settings, problems: &mut Vec<Problem>) -> O
     // On a problem the stand-in is no envdir: --check goes on without it.
     if let Err(e) = envdir::check_component(&path) {
         let mut p = Problem::from_error(subject, &e);
-        p.position = settings.get("envdir").origin.position();
+        p.position = settings.get(Name::Envdir).origin.position();
         problems.push(p);
         return None;
     } else if let Err((code, message, fix)) = envdir::check_path(&path) {
         problems.push(Problem::new(
             code,
             subject,
-            settings.get("envdir").origin.position(),
+            settings.get(Name::Envdir).origin.position(),
             message,
             fix,
         ));
@@ -411,7 +411,7 @@ pub(crate) fn envdir_path(settings: &Settings, problems: &mut Vec<Problem>) -> O
 /// A setting with two values; the first is also the stand-in.
 pub(crate) fn choice(
     settings: &Settings,
-    name: &str,
+    name: Name,
     [yes, no]: [&str; 2],
     problems: &mut Vec<Problem>,
 ) -> bool {
@@ -540,25 +540,27 @@ mod tests {
             vars: &vars,
             service_dir: Path::new("."),
         };
-        let port = cfg.derived("port", "PORT", Some("143")).unwrap();
+        let port = cfg.derived(Name::Port, "PORT", Some("143")).unwrap();
         assert_eq!(port.text, "2143");
         assert!(matches!(port.origin, Origin::File(_)));
-        let c = cfg.derived("conlimit", "MAXDAEMONS", Some("40")).unwrap();
+        let c = cfg
+            .derived(Name::Conlimit, "MAXDAEMONS", Some("40"))
+            .unwrap();
         assert_eq!(c.text, "12");
         let Origin::File(pos) = &c.origin else {
             panic!("{:?}", c.origin)
         };
         assert!(pos.file.ends_with("imapd"), "{pos}");
-        let a = cfg.derived("address", "ADDRESS", Some("0")).unwrap();
+        let a = cfg.derived(Name::Address, "ADDRESS", Some("0")).unwrap();
         assert_eq!((a.text.as_str(), &a.origin), ("0", &Origin::Default));
-        assert!(cfg.derived("umask", "-", None).is_none());
+        assert!(cfg.derived(Name::Umask, "-", None).is_none());
     }
 
     #[test]
     fn lookup_refuses_an_unknown_account() {
         let s = settings("account=no-such-account-courier-run\n");
         let mut p = Vec::new();
-        assert!(lookup(&s, "account", &mut p).is_none());
+        assert!(lookup(&s, Name::Account, &mut p).is_none());
         let p = one(&p);
         assert_eq!(p.code, Exit::Usage);
         assert!(p.message.contains("unknown account"), "{}", p.message);
@@ -566,10 +568,10 @@ mod tests {
         // Empty: no account, no problem.
         let s = settings("account=\n");
         let mut p = Vec::new();
-        assert!(lookup(&s, "account", &mut p).is_none());
+        assert!(lookup(&s, Name::Account, &mut p).is_none());
         assert!(p.is_empty());
         let s = settings("account=root\n");
-        assert_eq!(lookup(&s, "account", &mut p).map(|a| a.uid), Some(0));
+        assert_eq!(lookup(&s, Name::Account, &mut p).map(|a| a.uid), Some(0));
     }
 
     #[test]
@@ -600,11 +602,11 @@ mod tests {
     fn choice_refuses_a_third_value_and_stands_in_with_the_first() {
         let mut p = Vec::new();
         let s = settings("stderr=sometimes\n");
-        assert!(choice(&s, "stderr", ["merge", "keep"], &mut p));
+        assert!(choice(&s, Name::Stderr, ["merge", "keep"], &mut p));
         assert!(one(&p).message.contains("is neither merge nor keep"));
         let mut p = Vec::new();
         let s = settings("stderr=keep\n");
-        assert!(!choice(&s, "stderr", ["merge", "keep"], &mut p));
+        assert!(!choice(&s, Name::Stderr, ["merge", "keep"], &mut p));
         assert!(p.is_empty());
     }
 
