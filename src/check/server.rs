@@ -35,10 +35,8 @@ impl Flags {
 
 /// Parse `server` as tcpserver's getopt would and report its traps.
 pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
-    let server = ctx.r.settings.str(Name::Server).to_string();
-    let mut words = server.split_ascii_whitespace();
     let mut f = Flags {
-        argv0: words.next().unwrap_or("").to_string(),
+        argv0: ctx.r.server.first().cloned().unwrap_or_default(),
         ..Flags::default()
     };
     let base = f.argv0.rsplit('/').next().unwrap_or("");
@@ -51,7 +49,7 @@ pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
         return f;
     }
     if base == "tcpsvd" {
-        tcpsvd(ctx, &server, r);
+        tcpsvd(ctx, r);
         if r.items.len() == before {
             r.ok("server options (tcpsvd)");
         }
@@ -66,12 +64,13 @@ pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
         }
         return f;
     }
-    // One getopt, one table of traps: crate::frontend's, as for tcpsvd.
-    use crate::frontend::{TCPSERVER, getopt, identity_traps};
-    let words: Vec<&str> = words.collect();
-    match getopt(&TCPSERVER, &words) {
-        Err(t) => r.fail("server", t.problem, t.fix),
-        Ok(opts) => f.opts = opts,
+    // One getopt (resolve's), one table of traps: crate::frontend's, as
+    // for tcpsvd.
+    use crate::frontend::{TCPSERVER, identity_traps};
+    match &ctx.r.front.options {
+        Some(Err(t)) => r.fail("server", t.problem.clone(), t.fix.clone()),
+        Some(Ok(opts)) => f.opts = opts.clone(),
+        None => {}
     }
     for (c, v) in &f.opts {
         match (c, v.as_deref()) {
@@ -123,13 +122,13 @@ pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
 
 /// tcpsvd: its getopt string and its `-u user[:group]` by name
 /// ([`crate::frontend`] holds both).
-fn tcpsvd(ctx: &Ctx, server: &str, r: &mut Report) {
-    use crate::frontend::{TCPSVD, getopt, identity_traps};
-    let words: Vec<&str> = server.split_ascii_whitespace().skip(1).collect();
-    match getopt(&TCPSVD, &words) {
-        Err(t) => r.fail("server", t.problem, t.fix),
-        Ok(opts) => {
-            let traps = identity_traps(&TCPSVD, &opts, ctx.r.account.is_some(), &uid_of, &gid_of);
+fn tcpsvd(ctx: &Ctx, r: &mut Report) {
+    use crate::frontend::{TCPSVD, identity_traps};
+    match &ctx.r.front.options {
+        None => {}
+        Some(Err(t)) => r.fail("server", t.problem.clone(), t.fix.clone()),
+        Some(Ok(opts)) => {
+            let traps = identity_traps(&TCPSVD, opts, ctx.r.account.is_some(), &uid_of, &gid_of);
             for t in traps {
                 r.fail("server", t.problem, t.fix);
             }

@@ -29,7 +29,15 @@ pub struct Front {
     pub access: Option<access::Step>,
     /// couriertcpd's own options (None for the other front ends).
     pub tcpd: Option<crate::couriertcpd::Opts>,
+    /// `server`'s words after the program, as tcpserver's or tcpsvd's
+    /// getopt reads them (the first it does not know: a [`frontend::Trap`]);
+    /// None for couriertcpd, whose options are Courier's rc's, and for a
+    /// program courier-run does not know.
+    pub options: Option<Result<Options, frontend::Trap>>,
 }
+
+/// A front end's options in order, each with its value if it takes one.
+pub type Options = Vec<(char, Option<String>)>;
 
 /// Courier's MAXPERIP: a number, or empty for none (else reported).
 fn maxperip(vars: &[Assignment], problems: &mut Vec<Problem>) -> Option<u32> {
@@ -215,6 +223,11 @@ pub(super) fn front(
     if kind == Some(frontend::Kind::Couriertcpd) {
         return tcpd_front(cfg, outer, maxperip, problems, warnings);
     }
+    // Parsed once, here: --check reads the result (check/server.rs).
+    let options = kind.map(|k| {
+        let words: Vec<&str> = server.iter().skip(1).map(String::as_str).collect();
+        frontend::getopt(k.spec(), &words)
+    });
     // What couriertcpd would enforce and this front end cannot: a warning
     // on every --dry-run (and start), a FAIL of --check (check/server.rs).
     if let Some(n) = maxperip.filter(|&n| n > 0)
@@ -292,6 +305,7 @@ pub(super) fn front(
         rules,
         access: access_step,
         tcpd: None,
+        options,
     }
 }
 
@@ -367,6 +381,7 @@ pub(super) fn tcpd_front(
             access: dat,
             tcpdopts,
         }),
+        options: None,
     }
 }
 
@@ -733,5 +748,33 @@ mod tests {
             "{:?}",
             g.warnings
         );
+    }
+
+    #[test]
+    fn server_options_are_parsed_once_with_the_front_ends_getopt() {
+        let g = front_of("server='tcpserver -v -RH -l0 -u 1000'\n", "", "0");
+        assert_eq!(
+            g.front.options,
+            Some(Ok(vec![
+                ('v', None),
+                ('R', None),
+                ('H', None),
+                ('l', Some("0".into())),
+                ('u', Some("1000".into())),
+            ]))
+        );
+        // A word tcpserver's getopt does not take: the trap --check reports.
+        let g = front_of("server='tcpserver -v 0'\n", "", "0");
+        assert!(
+            matches!(g.front.options, Some(Err(_))),
+            "{:?}",
+            g.front.options
+        );
+        let g = front_of("server='tcpsvd -vC4:busy'\n", "", "0");
+        assert!(matches!(g.front.options, Some(Ok(ref o)) if o.len() == 2));
+        let g = front_of("server=couriertcpd\nprefix=/nonexistent/c\n", "", "0");
+        assert!(g.front.options.is_none());
+        let g = front_of("server='/bin/true -x'\n", "", "0");
+        assert!(g.front.options.is_none());
     }
 }
