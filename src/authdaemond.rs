@@ -177,7 +177,7 @@ impl Daemon {
         }
         let mut scope = Scope::new(predefined(
             self.settings.layout,
-            self.settings.str(Name::Prefix),
+            self.settings.prefix.as_str(),
         ));
         match crate::config::read_file(&mut scope, &self.own_rc) {
             Ok(_) => scope.get("authmodulelist").map(from).unwrap_or_default(),
@@ -193,11 +193,8 @@ impl Daemon {
                 a.pos.to_string(),
             ),
             None => (
-                crate::authdaemon::default_var(
-                    self.settings.layout,
-                    self.settings.str(Name::Prefix),
-                )
-                .join("socket"),
+                crate::authdaemon::default_var(self.settings.layout, self.settings.prefix.as_str())
+                    .join("socket"),
                 "the layout's default".into(),
             ),
         }
@@ -224,7 +221,7 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
     settings
         .values
         .retain(|(n, _)| !MAIL_ONLY.iter().any(|m| m.as_str() == *n));
-    let (layout, prefix) = (settings.layout, settings.str(Name::Prefix).to_string());
+    let (layout, prefix) = (settings.layout, settings.prefix.as_str().to_string());
 
     let inherit = resolve::inherit(&settings, &mut problems);
     let configs: Vec<PathBuf> = settings

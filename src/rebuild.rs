@@ -15,7 +15,6 @@ use crate::access::Step;
 use crate::error::{Exit, bad_input, coded};
 use crate::frontend::RulesFormat;
 use crate::plan::Plan;
-use crate::settings::Name;
 use crate::supervise;
 
 /// Build the plan's compiled access list: when it is older than the list
@@ -24,7 +23,7 @@ pub fn build(plan: &Plan, a: &Step, force: bool) -> anyhow::Result<Vec<String>> 
     if a.format == RulesFormat::CourierDat {
         let s = &plan.settings;
         if force || crate::makedat::stale(&a.source, &a.output)? {
-            let m = crate::makedat::program(s.layout, s.str(Name::Prefix));
+            let m = crate::makedat::program(s.layout, s.prefix.as_str());
             crate::makedat::build(&m, &a.source, &a.output)?;
         }
         return Ok(Vec::new());

@@ -163,7 +163,7 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         .runfile
         .as_ref()
         .map_or("(no run file)".to_string(), |p| shown_path(p));
-    let layout = plan.settings.str(Name::Layout);
+    let layout = plan.settings.layout.name();
     s += &format!("courier-run plan for {runfile} (layout={layout})\n\n");
     s += &format!("program   {}\n", shown_path(&plan.program));
     s += &format!(
@@ -459,7 +459,7 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
             String::from_utf8_lossy(&quote(p.as_os_str().as_encoded_bytes())).into_owned()
         };
         let (src, dat) = (q(&a.source), q(&a.output));
-        let m = crate::makedat::program(plan.settings.layout, plan.settings.str(Name::Prefix));
+        let m = crate::makedat::program(plan.settings.layout, plan.settings.prefix.as_str());
         let arg = |k: &str, p: &std::path::Path| {
             let mut v = k.as_bytes().to_vec();
             v.extend_from_slice(p.as_os_str().as_encoded_bytes());
@@ -595,13 +595,13 @@ fn not_an_option(p: &[u8]) -> Vec<u8> {
 fn predefined_for_sh(plan: &Plan) -> Vec<(String, String)> {
     let s = &plan.settings;
     if s.authdaemond {
-        return crate::authdaemond::predefined(s.layout, s.str(Name::Prefix))
+        return crate::authdaemond::predefined(s.layout, s.prefix.as_str())
             .into_iter()
             .map(|(n, v)| (n, lossy(&v)))
             .collect();
     }
     s.service
-        .predefined(s.layout, s.str(Name::Prefix))
+        .predefined(s.layout, s.prefix.as_str())
         .into_iter()
         .map(|(n, v)| (n.to_string(), v))
         .collect()

@@ -342,6 +342,8 @@ pub fn default_for(layout: Layout, service: Service, prefix: &str, name: &str) -
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub layout: Layout,
+    /// Courier's install prefix (the `prefix` setting).
+    pub prefix: String,
     pub service: Service,
     /// `service=authdaemond`: courier-authlib's daemon, not a mail service
     /// (`service` then holds imapd as a placeholder: see [`crate::authdaemond`]).
@@ -518,7 +520,7 @@ impl Settings {
             Some(s) => s.value.clone().unwrap_or_default(),
             None => default(layout, "", "prefix").unwrap_or_default(),
         };
-        let values = names()
+        let values: Vec<(&'static str, Setting)> = names()
             .map(|n| {
                 let s = match find(n) {
                     Some(s) => s.clone(),
@@ -536,8 +538,15 @@ impl Settings {
                 (n, s)
             })
             .collect();
+        // The prefix every default was made from, as the table holds it.
+        let prefix = values
+            .iter()
+            .find(|(n, _)| *n == Name::Prefix.as_str())
+            .and_then(|(_, s)| s.value.clone())
+            .unwrap_or_default();
         let settings = Settings {
             layout,
+            prefix,
             service,
             authdaemond,
             runfile: runfile.map(Path::to_path_buf),
@@ -631,6 +640,16 @@ mod tests {
         assert!(p.is_empty(), "{p:?}");
         for n in Name::ALL {
             assert_eq!(s.values[n as usize].0, n.as_str());
+        }
+    }
+
+    #[test]
+    fn prefix_and_layout_are_fields() {
+        for sets in [&[][..], &["layout=debian"], &["prefix=/opt/c", "layout=x"]] {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            let (s, _) = Settings::load(None, &sets, &[]);
+            assert_eq!(s.prefix, s.get(Name::Prefix).value.clone().unwrap());
+            assert_eq!(s.layout.name(), s.str(Name::Layout));
         }
     }
 

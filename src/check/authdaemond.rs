@@ -11,7 +11,6 @@ use crate::authdaemon::{self, State};
 use crate::authdaemond::{Daemon, compose, module_dir, module_file};
 use crate::error::printable;
 use crate::resolve::config_subject;
-use crate::settings::Name;
 
 pub fn check(d: Daemon, r: &mut Report) {
     r.group(1);
@@ -91,7 +90,7 @@ pub fn check(d: Daemon, r: &mut Report) {
 /// Each module of `authmodulelist`: installed or not.
 fn modules(d: &Daemon, r: &mut Report) {
     let list = d.modules();
-    let dir = module_dir(d.settings.layout, d.settings.str(Name::Prefix));
+    let dir = module_dir(d.settings.layout, d.settings.prefix.as_str());
     let what = format!("authmodulelist ({})", d.own_rc.display());
     if list.is_empty() {
         r.fail(

@@ -271,7 +271,7 @@ pub fn parse_cdb(data: &[u8]) -> Result<usize, String> {
 fn dat(ctx: &Ctx, a: &crate::access::Step, r: &mut Report) {
     let s = &ctx.r.settings;
     let what = format!("access {}", a.source.display());
-    let m = crate::makedat::program(s.layout, s.str(Name::Prefix));
+    let m = crate::makedat::program(s.layout, s.prefix.as_str());
     let stale = crate::makedat::stale(&a.source, &a.output).unwrap_or(true);
     if !m.exists() {
         r.fail(

@@ -9,7 +9,6 @@ use super::programs::Program;
 use super::{Ctx, Identity, Report};
 use crate::authdaemon;
 use crate::finding::{Finding, Level};
-use crate::settings::Name;
 use crate::tls;
 
 pub fn check(ctx: &Ctx, chain: &mut Vec<Program>, r: &mut Report) {
@@ -28,7 +27,7 @@ pub fn check(ctx: &Ctx, chain: &mut Vec<Program>, r: &mut Report) {
     });
     if ctx.r.auth.is_empty() && courier_login {
         let layout = ctx.r.settings.layout;
-        let prefix = ctx.r.settings.str(Name::Prefix);
+        let prefix = ctx.r.settings.prefix.as_str();
         let rc = authdaemon::default_rc(layout, prefix);
         match authdaemon::socket_path(&rc, layout, prefix) {
             Ok((sock, from)) => push(r, "authdaemond", authdaemon::probe(&sock, &from)),

@@ -30,7 +30,7 @@ pub(super) fn wait_authdaemond(
     {
         return None;
     }
-    let (layout, prefix) = (settings.layout, settings.str(Name::Prefix));
+    let (layout, prefix) = (settings.layout, settings.prefix.as_str());
     let rc = authdaemon::default_rc(layout, prefix);
     let (socket, from) = authdaemon::socket_path(&rc, layout, prefix).unwrap_or_else(|e| {
         warnings.push(format!(

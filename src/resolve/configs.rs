@@ -62,7 +62,7 @@ pub(super) fn read_configs(
     visible.extend(words(
         settings
             .service
-            .predefined(settings.layout, settings.str(Name::Prefix)),
+            .predefined(settings.layout, settings.prefix.as_str()),
     ));
     let mut scope = Scope::new(visible);
     let mut private = false;
@@ -132,7 +132,7 @@ pub(super) fn rc_assignments(
     let service = settings.service;
     let mut visible = environ::visible(environ);
     visible.extend(words(
-        service.outer_predefined(settings.layout, settings.str(Name::Prefix)),
+        service.outer_predefined(settings.layout, settings.prefix.as_str()),
     ));
     let mut outer = Scope::new(visible);
     for path in service.outer_files(settings.layout, configs) {

@@ -440,7 +440,7 @@ fn tcpd_access_source(settings: &Settings, outer: &Scope, rules_given: bool) -> 
                 .unwrap_or_else(|| {
                     format!(
                         "{}/imapaccess",
-                        Service::config_dir(settings.layout, settings.str(Name::Prefix))
+                        Service::config_dir(settings.layout, settings.prefix.as_str())
                     )
                 });
             Some(AccessList {

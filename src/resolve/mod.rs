@@ -264,9 +264,7 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
         .get("COURIERTLS")
         .filter(|v| !v.is_empty())
         .map(|v| String::from_utf8_lossy(v).into_owned())
-        .unwrap_or_else(|| {
-            Service::default_couriertls(settings.layout, settings.str(Name::Prefix))
-        });
+        .unwrap_or_else(|| Service::default_couriertls(settings.layout, settings.prefix.as_str()));
     let account_name = settings.str(Name::Account).to_string();
     let tls_wrapper = service.tls_wrapper(&couriertls, &account_name);
     // The group is kept as a number here: its name is only for people
