@@ -5,11 +5,10 @@
 use std::path::Path;
 
 use super::{Ctx, Report};
-use crate::settings::Name;
 
 pub fn check(ctx: &Ctx, r: &mut Report) {
     let (dir, origin) = (&ctx.r.maildir.text, &ctx.r.maildir.origin);
-    let preauth = ctx.r.settings.str(Name::Login).is_empty();
+    let preauth = ctx.r.login.is_none();
     // The path as messages show it (src/shown.rs): escaped, cut.
     let shown = crate::shown::path(dir);
     let what = format!("maildir {shown}");

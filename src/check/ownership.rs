@@ -132,19 +132,12 @@ pub fn check(ctx: &Ctx, chain: &[Program], r: &mut Report) {
     let s = &ctx.r.settings;
     let mut guarded: Vec<PathBuf> = Vec::new();
     guarded.extend(s.runfile.clone());
-    guarded.extend(
-        s.str(Name::Config)
-            .split_ascii_whitespace()
-            .map(PathBuf::from),
-    );
+    guarded.extend(ctx.r.configs.iter().cloned());
     match s.str(Name::Envdir) {
         "" => {}
         d => guarded.push(d.into()),
     }
-    match s.str(Name::Rules) {
-        "" => {}
-        x => guarded.push(x.into()),
-    }
+    guarded.extend(ctx.r.rules.as_ref().map(PathBuf::from));
     for p in guarded {
         if std::fs::symlink_metadata(&p).is_err() && !p.parent().is_some_and(|d| d.exists()) {
             continue; // reported by the check that needs it

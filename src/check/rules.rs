@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use super::server::Flags;
 use super::{Ctx, Report, errstr};
-use crate::settings::Name;
 
 pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
     let front = &ctx.r.front;
@@ -76,8 +75,8 @@ pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
         r.ok(format!("rules {dir} (an ipsvd instructions directory)"));
         return;
     }
-    let rules = match ctx.r.settings.str(Name::Rules) {
-        "" => match f.value('x') {
+    let rules = match ctx.r.rules.as_deref() {
+        None => match f.value('x') {
             Some(x) => x.to_string(),
             None => {
                 r.info(
@@ -87,7 +86,7 @@ pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
                 return;
             }
         },
-        x => x.to_string(),
+        Some(x) => x.to_string(),
     };
     let what = format!("rules {rules}");
     let path = Path::new(&rules);

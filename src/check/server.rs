@@ -93,7 +93,7 @@ pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
             "remove -c from server and set conlimit=",
         );
     }
-    if f.value('x').is_some() && !ctx.r.settings.str(Name::Rules).is_empty() {
+    if f.value('x').is_some() && ctx.r.rules.is_some() {
         r.warn(
             "server",
             "-x is overridden by rules (courier-run adds -x after the server's options)",

@@ -107,6 +107,9 @@ pub struct Resolved {
     pub setuidgid: Option<Account>,
     /// The `server` words.
     pub server: Vec<String>,
+    /// `rules` as given (None: empty). With an access list the front end
+    /// reads [`Front::rules`] instead.
+    pub rules: Option<String>,
     /// `server`'s first word as pathexec_run finds it in the final PATH.
     pub program: PathBuf,
     /// The login program, when there is one.
@@ -307,6 +310,7 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
         &ulimit_v,
     );
 
+    let rules = Some(settings.str(Name::Rules).to_string()).filter(|r| !r.is_empty());
     Resolved {
         service,
         couriertls: PathBuf::from(couriertls),
@@ -333,6 +337,7 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
         softlimit,
         account,
         setuidgid,
+        rules,
         server,
         program,
         login,
