@@ -139,7 +139,7 @@ pub struct Daemon {
     pub sources: Vec<PathBuf>,
     pub account: Option<Account>,
     pub setuidgid: Option<Account>,
-    pub softlimit: Vec<limits::Setting>,
+    pub softlimit: Vec<limits::SoftLimit>,
     pub umask: Option<(u32, Origin)>,
     pub ulimit_v: Option<(Option<u64>, Origin)>,
     pub envdir: Option<PathBuf>,

@@ -77,7 +77,7 @@ pub struct Plan {
     pub umask: Option<(u32, Origin)>,
     /// ulimit_v in bytes (None inside: unlimited) and where it came from.
     pub ulimit_v: Option<(Option<u64>, Origin)>,
-    pub softlimit: Vec<limits::Setting>,
+    pub softlimit: Vec<limits::SoftLimit>,
     /// Every resource's limits at exec.
     pub limits: BTreeMap<Resource, Limit>,
     /// The limits courier-run started with (to tell what changed).

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use nix::libc;
 
-use super::programs::Program;
+use super::programs::Probed;
 use super::{Ctx, Report};
 use crate::limits::{self, Limit, Resource, Value};
 use crate::plan::Plan;
@@ -37,7 +37,7 @@ const STEPS: u32 = 20;
 /// One loader run may take this long before it is killed.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-pub fn check(ctx: &Ctx, chain: &[Program], r: &mut Report) {
+pub fn check(ctx: &Ctx, chain: &[Probed], r: &mut Report) {
     let Some(plan) = &ctx.plan else {
         r.info(
             "memory",

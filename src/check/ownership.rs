@@ -6,7 +6,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::programs::Program;
+use super::programs::Probed;
 use super::{Ctx, Report};
 use crate::settings::Name;
 
@@ -121,7 +121,7 @@ fn writable_by(m: &std::fs::Metadata, ancestor: bool) -> Option<Writer> {
     None
 }
 
-pub fn check(ctx: &Ctx, chain: &[Program], r: &mut Report) {
+pub fn check(ctx: &Ctx, chain: &[Probed], r: &mut Report) {
     if ctx.euid != 0 {
         r.info(
             "ownership",

@@ -33,11 +33,11 @@ pub struct Front {
     /// getopt reads them (the first it does not know: a [`frontend::Trap`]);
     /// None for couriertcpd, whose options are Courier's rc's, and for a
     /// program courier-run does not know.
-    pub options: Option<Result<Options, frontend::Trap>>,
+    pub options: Option<Result<ServerOptions, frontend::Trap>>,
 }
 
 /// A front end's options in order, each with its value if it takes one.
-pub type Options = Vec<(char, Option<String>)>;
+pub type ServerOptions = Vec<(char, Option<String>)>;
 
 /// Courier's MAXPERIP: a number, or empty for none (else reported).
 fn maxperip(vars: &[Assignment], problems: &mut Vec<Problem>) -> Option<u32> {

@@ -100,7 +100,7 @@ pub struct Resolved {
     pub umask: Option<(u32, Origin)>,
     /// ulimit_v in bytes (None inside: unlimited).
     pub ulimit_v: Option<(Option<u64>, Origin)>,
-    pub softlimit: Vec<limits::Setting>,
+    pub softlimit: Vec<limits::SoftLimit>,
     /// envuidgid's account.
     pub account: Option<Account>,
     /// setuidgid's account (switching to it is possible).

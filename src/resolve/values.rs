@@ -194,7 +194,10 @@ pub(super) fn ulimit_v(v: Val, problems: &mut Vec<Problem>) -> Option<(Option<u6
 }
 
 /// softlimit's limits; none when refused (reported).
-pub(super) fn softlimit(settings: &Settings, problems: &mut Vec<Problem>) -> Vec<limits::Setting> {
+pub(super) fn softlimit(
+    settings: &Settings,
+    problems: &mut Vec<Problem>,
+) -> Vec<limits::SoftLimit> {
     limits::parse_softlimit(settings.str(Name::Softlimit)).unwrap_or_else(|e| {
         problems.push(Problem::bad(
             "settings",
