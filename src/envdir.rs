@@ -80,7 +80,7 @@ use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 use crate::config::{Assignment, is_name};
 use crate::error::bad_input;
 use manifest::Written;
-use siblings::{Kind, open_dir};
+use siblings::{Sibling, open_dir};
 
 pub use manifest::MARKER;
 pub use siblings::{GRACE, leftovers, remove_leftovers};
@@ -443,7 +443,7 @@ fn replace(
     let pfd = open_parent(&parent)
         .map_err(sys)
         .with_context(|| format!("unable to open directory {}", parent.display()))?;
-    let tmpname = siblings::name(&base, Kind::New);
+    let tmpname = siblings::name(&base, Sibling::New);
     let tmp = parent.join(&tmpname);
     mkdirat(
         Some(pfd.as_raw_fd()),
@@ -620,7 +620,7 @@ fn swap(
                 Err(e) => return Err(sys(e)).with_context(what),
             }
         }
-        let oldname = siblings::name(&base, Kind::Old);
+        let oldname = siblings::name(&base, Sibling::Old);
         match renameat2(
             p,
             tmpname,
@@ -740,7 +740,7 @@ struct RemoveOnDrop {
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         if self.armed {
-            siblings::remove(&self.path, &self.fd, Kind::New);
+            siblings::remove(&self.path, &self.fd, Sibling::New);
         }
     }
 }
