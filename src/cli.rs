@@ -37,7 +37,9 @@ A run file is a courier-run script of lower-case settings, for example:
     layout=debian
     account=courier
 
-`courier-run init DIR` writes one. --dry-run prints what would be exec'd
+`courier-run init DIR` writes one; `courier-run migrate DEST --supervisor S`
+writes one per service Debian's Courier runs (and authdaemond) and prints the
+commands that switch from Debian's units to them, and back. --dry-run prints what would be exec'd
 (with which environment, limits and identity); --check says why a service
 would not start or would start useless (authdaemond down, a bad certificate).
 
@@ -126,6 +128,12 @@ enum Cmd {
     /// rules. Refuses to overwrite; prints each thing it creates and the
     /// commands that start the service.
     Init(crate::init::Options),
+    /// Move from Debian's Courier units to supervised services: one service
+    /// directory per service the config enables (its *START variables)
+    /// plus authdaemond under DEST, made by init and checked with --check;
+    /// then the commands that switch over and back, printed in order.
+    /// Stops, disables and links nothing itself.
+    Migrate(crate::migrate::Options),
     /// Send log lines read on standard input to syslog as courierlogger
     /// does (facility mail, tag TAG, the level from an ERR:/WARN:/INFO:
     /// prefix, which is removed): the log/run of `init --log syslog`.
@@ -350,6 +358,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             assign,
         }) => return crate::conf2env::conf2env(envdir, configs, define, assign),
         Some(Cmd::Init(o)) => return crate::init::init(o),
+        Some(Cmd::Migrate(o)) => return crate::migrate::migrate(o),
         Some(Cmd::Syslog(o)) => return crate::syslog::run(o),
         Some(Cmd::Completions { shell }) => {
             report::output(&crate::docs::completions(command(), *shell))?;

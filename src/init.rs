@@ -929,6 +929,26 @@ enum Done {
 }
 
 pub fn init(o: &Options) -> anyhow::Result<Exit> {
+    let (mut lines, abs) = create(o)?;
+    let (cmd, note) = start_command(o.supervisor, o.service, &abs, &ScanDirs::detect());
+    lines += &format!("start it with: {cmd}\n");
+    if let Some(n) = note {
+        lines += &format!("note: {n}\n");
+    }
+    // Two authdaemonds cannot share the socket (the second renames its own
+    // over the first's): Debian's must go first.
+    if o.service == Service::Authdaemond && Path::new("/etc/init.d/courier-authdaemon").exists() {
+        lines += "note: first stop and disable Debian's authdaemond: /usr/sbin/authdaemond stop; update-rc.d courier-authdaemon disable (systemd: systemctl disable --now courier-authdaemon)\n";
+    }
+    crate::report::output(lines.as_bytes())?;
+    Ok(Exit::Ok)
+}
+
+/// Check everything, then create (or with `dry_run`, only say) what init
+/// makes: the lines saying each thing, and DIR's absolute physical path.
+/// `migrate` calls this for each service directory. On a failure after
+/// something was created, the lines so far are printed before the error.
+pub fn create(o: &Options) -> anyhow::Result<(String, PathBuf)> {
     // The start hint is a command to paste: a name holding a control
     // character (a newline, an escape) can be neither pasted nor shown as
     // it is, so it is refused rather than printed raw (docs/messages.md).
@@ -1040,18 +1060,7 @@ pub fn init(o: &Options) -> anyhow::Result<Exit> {
     for n in notes(o) {
         lines += &format!("{n}\n");
     }
-    let (cmd, note) = start_command(o.supervisor, o.service, &place.abs(), &ScanDirs::detect());
-    lines += &format!("start it with: {cmd}\n");
-    if let Some(n) = note {
-        lines += &format!("note: {n}\n");
-    }
-    // Two authdaemonds cannot share the socket (the second renames its own
-    // over the first's): Debian's must go first.
-    if o.service == Service::Authdaemond && Path::new("/etc/init.d/courier-authdaemon").exists() {
-        lines += "note: first stop and disable Debian's authdaemond: /usr/sbin/authdaemond stop; update-rc.d courier-authdaemon disable (systemd: systemctl disable --now courier-authdaemon)\n";
-    }
-    crate::report::output(lines.as_bytes())?;
-    Ok(Exit::Ok)
+    Ok((lines, place.abs()))
 }
 
 fn line(it: &Item, done: Done, dry: bool) -> String {

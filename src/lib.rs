@@ -46,6 +46,7 @@ pub mod init;
 pub mod launch;
 pub mod limits;
 pub mod makedat;
+pub mod migrate;
 pub mod plan;
 pub mod rebuild;
 pub mod report;

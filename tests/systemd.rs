@@ -32,10 +32,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::courier::{AUTHDAEMOND, Authdaemond, MailUser, login_on, says_port_taken, serve};
+use common::systemd::Systemd;
 use common::{BIN, TempDir, have, is_root, run, which, with_free_port};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -129,180 +130,6 @@ fn units_verify() {
     assert_eq!(code, 100, "{text}");
     assert!(text.contains("white space"), "{text}");
     assert!(!d.exists());
-}
-
-// ---------------------------------------------------------------------------
-// systemd as PID 1 of a namespace.
-
-/// The wants of the targets a started service pulls in (sysinit, sockets,
-/// timers, paths, local-fs), on this machine, minus journald: masked in the
-/// namespace, since the namespace shares the machine's kernel, devices,
-/// clock, network and files (sysctl, udev, timesyncd, tmpfiles,
-/// random-seed, utmp, apt's timers...). Masks live in the namespace's own
-/// /run, so nothing is written to the machine.
-fn masks() -> Vec<String> {
-    let keep = [
-        "systemd-journald.service",
-        "systemd-journald.socket",
-        "systemd-journald-dev-log.socket",
-    ];
-    let mut v: Vec<String> = ["local-fs.target", "swap.target", "timers.target"]
-        .map(String::from)
-        .to_vec();
-    for base in ["/lib/systemd/system", "/etc/systemd/system"] {
-        for t in ["sysinit", "sockets", "timers", "paths", "local-fs", "basic"] {
-            let dir = Path::new(base).join(format!("{t}.target.wants"));
-            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if !keep.contains(&name.as_str()) && !v.contains(&name) {
-                    v.push(name);
-                }
-            }
-        }
-    }
-    v
-}
-
-/// The namespace's boot: private /tmp and /run (without them systemd's
-/// tmpfiles would empty the machine's /tmp), a volatile journal (not the
-/// machine's /var/log/journal), the masks, and a default target with
-/// nothing in it (multi-user.target would start the machine's enabled
-/// services: Debian's courier units, postgresql, runit...).
-const BOOT: &str = r#"set -e
-mount -t tmpfs tmpfs /tmp
-mount -t tmpfs tmpfs /run
-if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi
-mkdir -p /run/systemd/system /run/systemd/journald.conf.d
-printf '[Journal]\nStorage=volatile\n' > /run/systemd/journald.conf.d/courier-run-test.conf
-printf '[Unit]\nDescription=courier-run test boot\n' > /run/systemd/system/courier-run-test.target
-for u in $1; do ln -s /dev/null "/run/systemd/system/$u"; done
-exec env container=other /lib/systemd/systemd --system --unit=courier-run-test.target
-"#;
-
-/// systemd running as PID 1 of its own PID and mount namespace; killed
-/// (its PID 1, by pid: the whole namespace goes with it) on drop, also
-/// when the test fails.
-struct Systemd {
-    unshare: Child,
-    /// The namespace's PID 1, as the machine numbers it.
-    init: i32,
-}
-
-impl Systemd {
-    #[track_caller]
-    fn boot() -> Systemd {
-        let mut unshare = Command::new("unshare")
-            .args([
-                "--pid",
-                "--fork",
-                "--mount",
-                "--mount-proc",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                BOOT,
-                "sh",
-            ])
-            .arg(masks().join(" "))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("unshare starts");
-        let until = Instant::now() + LIMIT;
-        // PID 1 is unshare's child (sh, which execs systemd).
-        let init = loop {
-            let children =
-                std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", unshare.id()))
-                    .unwrap_or_default();
-            if let Some(pid) = children.split_whitespace().next() {
-                break pid.parse::<i32>().unwrap();
-            }
-            if Instant::now() > until || matches!(unshare.try_wait(), Ok(Some(_))) {
-                let _ = unshare.kill();
-                let _ = unshare.wait();
-                panic!("unshare made no namespace within {LIMIT:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let sd = Systemd { unshare, init };
-        loop {
-            let state = sd.ctl(&["is-system-running"]);
-            if state.starts_with("running") || state.starts_with("degraded") {
-                break;
-            }
-            assert!(
-                Instant::now() < until,
-                "systemd did not boot within {LIMIT:?}: {state}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        sd
-    }
-
-    /// `nsenter -t PID1 -m -p ARGS` (ARGS run in the namespace): exit code,
-    /// stdout and stderr.
-    fn ns(&self, args: &[&str]) -> (Option<i32>, String) {
-        let mut cmd = Command::new("nsenter");
-        cmd.args(["-t", &self.init.to_string(), "-m", "-p"])
-            .args(args);
-        let r = run(cmd, Path::new("/"), LIMIT);
-        (r.code, r.stdout_str() + &r.stderr_str())
-    }
-
-    fn ctl(&self, args: &[&str]) -> String {
-        let mut a = vec!["systemctl", "--no-pager"];
-        a.extend_from_slice(args);
-        self.ns(&a).1
-    }
-
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out) = self.ns(args);
-        assert_eq!(code, Some(0), "{args:?}: {out}");
-        out
-    }
-
-    fn journal(&self, unit: &str) -> String {
-        self.ns(&["journalctl", "--no-pager", "-o", "cat", "-u", unit])
-            .1
-    }
-
-    /// The machine's pid of the namespace's process `nspid`.
-    fn host_pid(&self, nspid: i32) -> Option<i32> {
-        let ns = std::fs::read_link(format!("/proc/{}/ns/pid", self.init)).ok()?;
-        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            if std::fs::read_link(e.path().join("ns/pid")).ok()? != ns {
-                return None;
-            }
-            let status = std::fs::read_to_string(e.path().join("status")).ok()?;
-            let inner = status
-                .lines()
-                .find_map(|l| l.strip_prefix("NSpid:"))?
-                .split_whitespace()
-                .last()?
-                .parse::<i32>()
-                .ok()?;
-            (inner == nspid).then_some(pid)
-        })
-    }
-}
-
-impl Drop for Systemd {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.init),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        let until = Instant::now() + Duration::from_secs(10);
-        while matches!(self.unshare.try_wait(), Ok(None)) && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.unshare.kill();
-        let _ = self.unshare.wait();
-    }
 }
 
 /// The inodes of the sockets listening on TCP `port`.
@@ -468,15 +295,27 @@ fn runs_under_systemd() {
         authd.join(authd_unit).to_str().unwrap(),
     ]);
     sd.ok(&["systemctl", "enable", "--runtime", "--now", authd_unit]);
-    let main = sd.ctl(&["show", "-p", "MainPID", "--value", authd_unit]);
-    let authd_pid = main
-        .trim()
-        .parse::<i32>()
-        .ok()
-        .and_then(|p| sd.host_pid(p))
-        .unwrap_or_else(|| panic!("no MainPID for {authd_unit}: {main}"));
-    let comm = std::fs::read_to_string(format!("/proc/{authd_pid}/comm")).unwrap_or_default();
-    assert_eq!(comm.trim(), "authdaemond", "{authd_unit}'s MainPID");
+    // Type=exec: started once courier-run is exec'd; it execs authdaemond
+    // a moment later (until then comm is courier-run's).
+    let until = Instant::now() + LIMIT;
+    loop {
+        let main = sd.ctl(&["show", "-p", "MainPID", "--value", authd_unit]);
+        let comm = main
+            .trim()
+            .parse::<i32>()
+            .ok()
+            .and_then(|p| sd.host_pid(p))
+            .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok())
+            .unwrap_or_default();
+        if comm.trim() == "authdaemond" {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "{authd_unit}'s MainPID is not authdaemond: {main} {comm}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let run_file = d.join("run");
     let stock = std::fs::read_to_string(&run_file).unwrap();
     let (port, pid) = start(&sd, &d, UNIT);

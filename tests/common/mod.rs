@@ -20,7 +20,8 @@
 //! Beside it: `courier` (authdaemond, a throwaway mail user, a service
 //! on a retried port, a real login), `oracles` (dash, daemontools' envdir, and ours on the same
 //! config files), `corpus` (the config reader's corpus and generator),
-//! `softlimit` (the one table of softlimit cases, for both layers).
+//! `softlimit` (the one table of softlimit cases, for both layers),
+//! `systemd` (systemd as PID 1 of a namespace, for units under test).
 
 #![allow(dead_code)]
 
@@ -28,6 +29,7 @@ mod corpus;
 pub mod courier;
 mod oracles;
 pub mod softlimit;
+pub mod systemd;
 
 #[allow(unused_imports)]
 pub use corpus::*;
