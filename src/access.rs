@@ -38,7 +38,7 @@ use crate::cdb::Record;
 use crate::config::{MAX_FILE_SIZE, shown, shown_path};
 use crate::error::bad_input;
 use crate::frontend::RulesFormat;
-use crate::safefile::{Dir, Kind, remove_stale_temps, write_atomic_at};
+use crate::safefile::{Dir, FileKind, remove_stale_temps, write_atomic_at};
 
 /// Where a line of an access list came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -689,11 +689,11 @@ pub fn probe(out: &Path, bytes: &[u8]) -> anyhow::Result<bool> {
     if let Some(st) = dir
         .stat(&name)
         .with_context(|| format!("unable to stat {shown_out}"))?
-        && !matches!(Kind::of(&st), Kind::Regular | Kind::Symlink)
+        && !matches!(FileKind::of(&st), FileKind::Regular | FileKind::Symlink)
     {
         return Err(bad_input(format!(
             "the compiled rules {shown_out} would replace {}: remove it",
-            Kind::describe(&st)
+            FileKind::describe(&st)
         )));
     }
     dir.writable().with_context(|| {
