@@ -137,7 +137,7 @@ enum Cmd {
     /// Send log lines read on standard input to syslog as courierlogger
     /// does (facility mail, tag TAG, the level from an ERR:/WARN:/INFO:
     /// prefix, which is removed): the log/run of `init --log syslog`.
-    Syslog(crate::syslog::Options),
+    Syslog(crate::syslog::SyslogOptions),
     /// Print the shell completion script for SHELL on standard output.
     Completions {
         #[arg(value_enum)]
