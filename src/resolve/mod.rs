@@ -22,6 +22,7 @@ use crate::settings::{Name, Origin, Settings};
 mod chain;
 mod configs;
 mod front;
+mod tcpd;
 mod values;
 
 pub use chain::find_program;
