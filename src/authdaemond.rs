@@ -449,6 +449,7 @@ pub fn compose(d: &Daemon) -> anyhow::Result<Plan> {
         settings: d.settings.clone(),
         configs: d.configs.clone(),
         inherited: d.environ.clone(),
+        inherit: d.inherit.clone(),
         env,
         config_vars: d.config_vars.clone(),
         envdir,

@@ -14,7 +14,7 @@ use crate::config::Assignment;
 use crate::envdir::{self, Modes};
 use crate::environ::Environ;
 use crate::limits::{self, Limit, Resource};
-use crate::resolve::Resolved;
+use crate::resolve::{Inherit, Resolved};
 use crate::settings::{Name, Origin, Settings};
 
 /// One variable of the environment the program gets.
@@ -59,6 +59,8 @@ pub struct Plan {
     pub configs: Vec<PathBuf>,
     /// The environment courier-run started with (for the dry run's diff).
     pub inherited: Environ,
+    /// What inherit_env keeps of it.
+    pub inherit: Inherit,
     /// The complete environment of the program, in envp order.
     pub env: Vec<Var>,
     /// The config's variables (what the envdir holds), in order.
@@ -122,6 +124,7 @@ impl Plan {
         Ok(Plan {
             configs: r.configs,
             inherited: r.environ,
+            inherit: r.inherit,
             env,
             config_vars: r.config_vars,
             envdir,

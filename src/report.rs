@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::check;
 use crate::limits::Resource;
 use crate::plan::Plan;
+use crate::resolve::Inherit;
 use crate::settings::{Name, Origin};
 use crate::shown::{line, shown, shown_path};
 
@@ -410,12 +411,14 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
         );
     }
     // `env -i` with the kept names, for inherit_env=none or a list.
-    let env_i: Vec<u8> = match plan.settings.str(Name::InheritEnv) {
-        "all" => Vec::new(),
-        "none" => b"env -i ".to_vec(),
-        names => {
+    let env_i: Vec<u8> = match &plan.inherit {
+        Inherit::All => Vec::new(),
+        Inherit::Nothing => b"env -i ".to_vec(),
+        Inherit::Names(names) => {
             let mut v = b"env -i".to_vec();
-            for n in names.split_ascii_whitespace() {
+            for n in names {
+                // Variable names (resolve checked them): plain ASCII.
+                let n = String::from_utf8_lossy(n);
                 v.extend(format!(" ${{{n}+\"{n}=${n}\"}}").bytes());
             }
             v.push(b' ');
