@@ -83,6 +83,15 @@ cp "$root/bench/fixtures/imapd" "$root/bench/fixtures/imapd-ssl" "$root/bench/pe
 # The TLS cache in the work dir: Debian's /var/lib/courier belongs to courier,
 # and courier-run refuses to reset a cache for another account ($acct) there.
 printf 'TLS_CACHEFILE=%s/tlscache\n' "$work" >> imapd-ssl
+# The config is a TLS service (IMAPDSTARTTLS=YES): a launch reads and checks
+# TLS_CERTFILE as the account that opens it, and refuses a certificate it
+# cannot read. Debian's /etc/courier/imapd.pem is root:courier 0640, and
+# $work is private: a copy of the test certificate the account can read.
+cert=$(mktemp "$base/courier-run-bench-cert.XXXXXX")
+if [ $keep = 0 ]; then trap 'rm -rf "$work" "$cert"' EXIT; fi
+cp "$root/tests/fixtures/tls/server.pem" "$cert"
+chgrp "$acct" "$cert" && chmod 640 "$cert"
+printf '\nTLS_CERTFILE=%s\n' "$cert" >> imapd-ssl
 mem=50000000 # softlimit -m of every chain: /bin/true needs ~3,000,000
 
 if [ $quick = 1 ]; then

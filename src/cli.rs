@@ -43,6 +43,13 @@ commands that switch from Debian's units to them, and back. --dry-run prints wha
 (with which environment, limits and identity); --check says why a service
 would not start or would start useless (authdaemond down, a bad certificate).
 
+A running service: --status compares it with what a restart would start
+(exit 0 in effect, 1 changed, 2 not running, 111 cannot tell); --probe
+checks that it greets and serves TLS_CERTFILE's certificate (0 OK,
+1 WARNING, 2 CRITICAL, 3 UNKNOWN); --restart checks first, then restarts
+through the supervisor and waits for the probe (0 served, 100 refused,
+111 not serving).
+
 Exit codes: 0 ok; 1 --check found a problem; 100 bad usage or bad input
 (syntax error, unknown setting, unknown account); 111 a system call failed;
 126 the program could not be executed; 127 the program was not found.";
@@ -75,7 +82,7 @@ struct Cli {
     #[arg(long)]
     dry_run: bool,
 
-    /// Output format of --dry-run and --check.
+    /// Output format of --dry-run, --check and --status.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
 
@@ -91,6 +98,27 @@ struct Cli {
     #[arg(long, requires = "check")]
     bind: bool,
 
+    /// Compare the running service (found through its supervisor) with
+    /// what a restart would start now. Exit 0 in effect, 1 a restart would
+    /// change something, 2 not running, 111 cannot tell.
+    #[arg(long, conflicts_with_all = ["dry_run", "check", "probe", "restart"])]
+    status: bool,
+
+    /// Connect to the service's port: greeting, STARTTLS or TLS, the
+    /// certificate served against TLS_CERTFILE. One status line; exit 0 OK,
+    /// 1 WARNING (expires within 14 days), 2 CRITICAL, 3 UNKNOWN.
+    #[arg(long, conflicts_with_all = ["dry_run", "check", "restart"])]
+    probe: bool,
+
+    /// Check the new configuration (exit 100 untouched on a problem), ask
+    /// the supervisor for a restart, and wait for --probe to pass (exit 0
+    /// served, 111 not).
+    #[arg(long, conflicts_with_all = ["dry_run", "check"])]
+    restart: bool,
+
+    /// With --probe (default 10) or --restart (default 30): the bound, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<u64>,
     /// Rebuild the compiled access list from Courier's access list now,
     /// atomically (tcpserver/tcpsvd cdb: read on every connection, in effect
     /// at once); for couriertcpd, makedat's LIST.dat, then SIGHUP through
@@ -174,6 +202,12 @@ pub fn main() -> i32 {
                 "--explain is for --dry-run (it shows where each value of the plan came from)",
             ));
         }
+        if c.status && c.format == Format::Sh {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--format sh is for --dry-run (--status prints text or json)",
+            ));
+        }
         if c.check && c.format == Format::Sh {
             return Err(Cli::command().error(
                 clap::error::ErrorKind::ArgumentConflict,
@@ -212,7 +246,7 @@ pub fn main() -> i32 {
         }
     };
     match run(cli) {
-        Ok(code) => code as i32,
+        Ok(code) => code,
         Err(e) => {
             // Not eprintln!: it panics when stderr cannot be written (a
             // full disk, /dev/full), and a panic aborts (134). Unsaid, the
@@ -349,7 +383,33 @@ pub fn is_launch(args: &[OsString]) -> bool {
         })
 }
 
-fn run(cli: Cli) -> anyhow::Result<Exit> {
+/// `--status`, `--probe` and `--restart` (their own exit codes), else
+/// every other command.
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    let secs = |d: std::time::Duration| cli.timeout.map_or(d, std::time::Duration::from_secs);
+    let runfile = || -> anyhow::Result<&std::path::Path> {
+        cli.runfile.as_deref().ok_or_else(|| {
+            crate::error::coded(
+                Exit::Usage,
+                "--status and --restart need the run file (courier-run ./run --status)",
+            )
+        })
+    };
+    if cli.status {
+        return crate::status::run(runfile()?, &cli.set, cli.format);
+    }
+    if cli.probe {
+        let t = secs(crate::probe::DEFAULT_TIMEOUT);
+        return crate::probe::run(cli.runfile.as_deref(), &cli.set, t);
+    }
+    if cli.restart {
+        let t = secs(crate::restart::DEFAULT_TIMEOUT);
+        return crate::restart::run(runfile()?, &cli.set, t);
+    }
+    run_command(cli).map(|e| e as i32)
+}
+
+fn run_command(cli: Cli) -> anyhow::Result<Exit> {
     match &cli.cmd {
         Some(Cmd::Conf2env {
             envdir,

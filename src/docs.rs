@@ -40,11 +40,16 @@ const EXIT_STATUS: &[(&str, &str)] = &[
     ),
     (
         "1",
-        "--check found a problem; --status: a restart would change something",
+        "--check found a problem; --status: a restart would change something; --probe: WARNING",
     ),
     (
+        "2",
+        "--status: the service is not running; --probe: CRITICAL",
+    ),
+    ("3", "--probe: UNKNOWN (the config cannot be resolved)"),
+    (
         "100",
-        "bad usage or bad input: a syntax error, an unknown setting, an unknown account",
+        "bad usage or bad input: a syntax error, an unknown setting, an unknown account; --restart: the new config has a problem (nothing touched)",
     ),
     (
         "111",

@@ -156,13 +156,13 @@ pub fn run_file(o: &Options, exe: &Path) -> String {
         InitLayout::Courier2 => "tcpserver",
     };
     let mut s = format!(
-        "#!{exe}\n\
+        "{shebang}\n\
          # courier-{svc}: Courier's {svc} on {front} under {sup}.\n\
          # Made by `courier-run init`; see courier-run(1). The supervisor runs\n\
          # this as `courier-run ./run` in the service directory. service= reads\n\
          # Courier's own config files for it, as its rc script does.\n\
          service={svc}\n",
-        exe = exe.display()
+        shebang = shebang(o, exe)
     );
     match o.layout {
         InitLayout::Debian => s += "layout=debian\n",
@@ -212,6 +212,47 @@ fn set_lines(o: &Options) -> String {
         }
     }
     s
+}
+
+/// The run file's first line. Under s6, s6-notifyoncheck comes first (env
+/// -S splits the line the kernel passes as one word): it execs courier-run
+/// in the same pid (-d: the checker is double-forked) and runs
+/// ./data/check until it passes, then writes to the notification-fd, so
+/// `s6-svwait -U` returns once the port serves TLS, not when the process
+/// starts. Tries every 250 ms, for 30 s at most.
+fn shebang(o: &Options, exe: &Path) -> String {
+    match o.supervisor {
+        Supervisor::S6 if o.service != Service::Authdaemond => format!(
+            "#!/usr/bin/env -S {} -d -w 250 -n 120 {}",
+            notifyoncheck().display(),
+            exe.display()
+        ),
+        _ => format!("#!{}", exe.display()),
+    }
+}
+
+/// s6-notifyoncheck's path: found in PATH, else s6's Debian place.
+fn notifyoncheck() -> PathBuf {
+    let path = std::env::var_os("PATH");
+    crate::resolve::find_program(
+        b"s6-notifyoncheck",
+        path.as_ref().map(|p| p.as_encoded_bytes()),
+    )
+    .unwrap_or_else(|_| PathBuf::from("/usr/bin/s6-notifyoncheck"))
+}
+
+/// s6's readiness check (./data/check, run by s6-notifyoncheck in the
+/// service directory): `--probe` passes (OK, or WARNING: an expiring
+/// certificate still serves).
+fn s6_check(exe: &Path) -> String {
+    format!(
+        "#!/bin/sh\n\
+         # Ready when a client can connect, get the greeting and do TLS with the\n\
+         # configured certificate (courier-run --probe: 0 OK, 1 WARNING).\n\
+         \"{}\" ./run --probe --timeout 2 >/dev/null\n\
+         test $? -le 1\n",
+        exe.display()
+    )
 }
 
 /// The --set settings, checked: known names, NAME=VALUE.
@@ -411,6 +452,27 @@ pub fn items(o: &Options, exe: &Path) -> Vec<Item> {
                 });
             }
         }
+    }
+    if o.supervisor == Supervisor::S6 && o.service != Service::Authdaemond {
+        // Readiness: s6-supervise gives ./run the write end of a pipe as
+        // fd 3; s6-notifyoncheck writes a newline there once data/check
+        // passes.
+        items.extend([
+            Item::File {
+                path: d.join("notification-fd"),
+                mode: 0o644,
+                text: "3\n".into(),
+            },
+            Item::Dir {
+                path: d.join("data"),
+                owner: None,
+            },
+            Item::File {
+                path: d.join("data/check"),
+                mode: 0o755,
+                text: s6_check(exe),
+            },
+        ]);
     }
     // layout=debian keeps the config's access list (couriertcpd's .dat):
     // no new `* allow` list.
@@ -1296,6 +1358,17 @@ mod tests {
         );
         let r = run_file(
             &opts(d, Supervisor::S6, Service::Pop3d),
+            Path::new("/usr/bin/courier-run"),
+        );
+        // s6: readiness through s6-notifyoncheck, which execs courier-run.
+        let first = r.lines().next().unwrap();
+        assert!(first.starts_with("#!/usr/bin/env -S /"), "{first}");
+        assert!(
+            first.ends_with("s6-notifyoncheck -d -w 250 -n 120 /usr/bin/courier-run"),
+            "{first}"
+        );
+        let r = run_file(
+            &opts(d, Supervisor::Runit, Service::Pop3d),
             Path::new("/usr/bin/courier-run"),
         );
         assert!(r.starts_with("#!/usr/bin/courier-run\n"));

@@ -105,15 +105,37 @@ impl Plan {
         if let Some(p) = r.problems.first() {
             return Err(p.clone().into());
         }
-        Plan::compose(r)
+        let service = r.service;
+        let plan = Plan::compose(r)?;
+        tls_ready(service, &plan)?;
+        Ok(plan)
     }
 
     /// The plan from resolved values, whatever problems they had (their
     /// stand-ins are used): `--check` probes the system with it.
     pub fn compose(r: Resolved) -> anyhow::Result<Plan> {
+        Plan::compose_under(r, limits::current()?)
+    }
+
+    /// The plan of a launch that would start under `limits_before` rather
+    /// than courier-run's own limits (`--status`: the supervisor's, read
+    /// from /proc), refused at the first problem as [`Plan::new`] is.
+    pub fn new_under(
+        r: Resolved,
+        limits_before: BTreeMap<Resource, Limit>,
+    ) -> anyhow::Result<Plan> {
+        if let Some(p) = r.problems.first() {
+            return Err(p.clone().into());
+        }
+        Plan::compose_under(r, limits_before)
+    }
+
+    fn compose_under(
+        r: Resolved,
+        limits_before: BTreeMap<Resource, Limit>,
+    ) -> anyhow::Result<Plan> {
         let mut warnings = r.warnings.clone();
         let env = environment(&r, &mut warnings);
-        let limits_before = limits::current()?;
         let planned = planned_limits(&r, &limits_before)?;
         let envdir = envdir_step(&r)?;
         let tls_cache = tls_cache(&r, &mut warnings)?;
@@ -352,6 +374,51 @@ fn tls_cache(r: &Resolved, warnings: &mut Vec<String>) -> anyhow::Result<Option<
         gid: a.gid,
         mode: c.mode,
     }))
+}
+
+/// No useless start: a service that uses TLS (-ssl, or STARTTLS=YES)
+/// whose certificate or key is missing, unreadable by the identity that
+/// opens it, mismatched or expired is refused (111, the message `--check`
+/// gives): couriertls would fail every handshake while the service looks
+/// up. Only TLS services read and parse the certificate.
+fn tls_ready(service: crate::service::Service, plan: &Plan) -> anyhow::Result<()> {
+    let starttls = plan
+        .env_get(service.starttls_var())
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"YES"));
+    if !(service.is_ssl() || starttls) {
+        return Ok(());
+    }
+    // -ssl: couriertls as the front end starts it (exec identity);
+    // STARTTLS: as the login program runs it, after it switched to the
+    // account (as check/service.rs says).
+    let reader = match (&plan.account, service.is_ssl()) {
+        (Some(a), false) => crate::tls::Reader {
+            uid: a.uid,
+            gid: a.gid,
+            groups: vec![a.gid],
+        },
+        _ => crate::tls::Reader {
+            uid: plan.uid,
+            gid: plan.gid,
+            groups: plan.groups.clone(),
+        },
+    };
+    let what = if service.is_ssl() {
+        format!("tls ({service})")
+    } else {
+        format!("tls (STARTTLS, {}=YES)", service.starttls_var())
+    };
+    let get = |n: &str| plan.env_get(n).map(<[u8]>::to_vec);
+    for f in crate::tls::check_env(get, &reader, crate::tls::now()) {
+        if f.level == crate::finding::Level::Fail {
+            let mut msg = format!("{what}: {}", f.message);
+            if !f.fix.is_empty() {
+                msg.push_str(&format!(" ({})", f.fix));
+            }
+            return Err(crate::error::coded(crate::error::Exit::System, msg));
+        }
+    }
+    Ok(())
 }
 
 /// argv: the `server` words, the front end's own options (`-c conlimit`,

@@ -309,6 +309,25 @@ fn first_certificate(pem: &[u8]) -> Option<Cert> {
     parse_certificate(&base64(&body)?).ok()
 }
 
+/// The DER of the first certificate of a PEM file (as
+/// [`first_certificate`] finds it): `--probe` compares it with the
+/// certificate the service serves.
+pub fn first_certificate_der(pem: &[u8]) -> Option<Vec<u8>> {
+    let (_, body, _) = pem_blocks(pem).into_iter().find(|(l, _, _)| {
+        matches!(
+            l.as_str(),
+            "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE"
+        )
+    })?;
+    base64(&body)
+}
+
+/// A DER certificate's notAfter: Unix time and OpenSSL's text for it.
+pub fn not_after(der: &[u8]) -> Option<(i64, String)> {
+    let t = parse_certificate(der).ok()?.not_after?;
+    Some((t.unix, t.text))
+}
+
 /// Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signature };
 /// TBSCertificate ::= SEQUENCE { [0] version OPTIONAL, serialNumber,
 /// signature, issuer, validity, subject, subjectPublicKeyInfo, ... }.

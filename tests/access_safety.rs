@@ -523,7 +523,12 @@ fn me() -> String {
 fn ssl_service(dir: &Path, cache: &str) {
     fs::write(
         dir.join("imapd"),
-        format!("PORT=1993\nTLS_CACHEFILE={cache}\n"),
+        // A usable certificate: a TLS service's launch refuses to start
+        // without one.
+        format!(
+            "PORT=1993\nTLS_CACHEFILE={cache}\nTLS_CERTFILE={}/tests/fixtures/tls/server.pem\n",
+            env!("CARGO_MANIFEST_DIR")
+        ),
     )
     .unwrap();
     fs::write(

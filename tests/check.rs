@@ -15,7 +15,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,13 +31,29 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/chec
 
 /// The port of [`base`]: a loopback socket bound to port 0 and kept for the
 /// whole run, so that no test can find its port taken (only `--bind`
-/// binds, and the tests that pass it choose a port of their own).
+/// binds, and the tests that pass it choose a port of their own). Bound,
+/// not listening: --check names a process that listens on the port.
 fn port() -> u16 {
-    static HELD: OnceLock<TcpListener> = OnceLock::new();
-    HELD.get_or_init(|| TcpListener::bind("127.0.0.1:0").unwrap())
-        .local_addr()
-        .unwrap()
-        .port()
+    use nix::libc;
+    static HELD: OnceLock<(i32, u16)> = OnceLock::new();
+    HELD.get_or_init(|| {
+        // SAFETY: plain socket calls on a sockaddr_in of our own; the fd
+        // is kept open for the whole run.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            assert!(fd >= 0);
+            let mut sa: libc::sockaddr_in = std::mem::zeroed();
+            sa.sin_family = libc::AF_INET as libc::sa_family_t;
+            sa.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            assert_eq!(libc::bind(fd, (&raw const sa).cast(), len), 0);
+            let mut got: libc::sockaddr_in = std::mem::zeroed();
+            let mut glen = len;
+            assert_eq!(libc::getsockname(fd, (&raw mut got).cast(), &mut glen), 0);
+            (fd, u16::from_be(got.sin_port))
+        }
+    })
+    .1
 }
 
 /// Settings under which --check passes anywhere: each case changes one.
@@ -556,6 +571,18 @@ fn bind_a_port_in_use() {
     svc.check(None, &[&format!("port={port}")], &["--bind"]).fails(&format!(
         "FAIL bind 127.0.0.1:{port}: unable to bind: Address already in use (something listens there already: is the service running? see ss -ltnp 'sport = :{port}')"
     ));
+    // Without --bind: the process listening there is named, by pid.
+    let out = svc.check(None, &[&format!("port={port}")], &[]);
+    let me = std::process::id();
+    assert!(
+        out.lines().iter().any(
+            |l| l.starts_with(&format!("FAIL port {port}: already taken by "))
+                && l.contains(&format!("(pid {me})"))
+        ),
+        "{}",
+        out.stdout
+    );
+    out.code(1);
     drop(busy);
     // A port free a moment ago binds (another one if someone took it).
     with_free_port(|port| {

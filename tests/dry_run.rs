@@ -9,6 +9,9 @@ use common::{BIN, Ran, TempDir, have, run_cmd, run_into_closed_pipe, which};
 
 /// The arguments every dry run here starts with: a config of our own, no
 /// account, /bin/true for a server.
+/// A usable TLS_CERTFILE (self-signed, valid for 100 years).
+const CERT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/server.pem");
+
 const BASE: &[&str] = &[
     "--set",
     "config=./imapd",
@@ -449,7 +452,8 @@ fn argv_of_each_service_in_both_layouts() {
         ),
     ];
     let t = TempDir::new("argv-services");
-    t.write("empty", "");
+    // A TLS service is refused without a usable certificate.
+    t.write("empty", format!("TLS_CERTFILE={CERT}\n"));
     for (layout, service, tail) in cases {
         let mut cmd = Command::new(BIN);
         cmd.current_dir(t.path()).args([
@@ -526,7 +530,10 @@ fn tls_cache_in_a_missing_directory() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("not reset (TLS is not in use)"), "{out}");
     let (code, out) = run(
-        &format!("TLS_CACHEFILE={}/cache\n", t.path().display()),
+        &format!(
+            "TLS_CACHEFILE={}/cache\nTLS_CERTFILE={CERT}\n",
+            t.path().display()
+        ),
         "imapd-ssl",
     );
     assert_eq!(code, 0, "{out}");
@@ -543,7 +550,10 @@ fn tls_cache_in_a_missing_directory() {
 fn the_rcs_outer_read_sees_what_the_inner_one_does_not() {
     let t = TempDir::new("dry-outer");
     t.write("imapd", "IMAPDSTARTTLS=\"$FOO\"\nPORT=1143\n");
-    t.write("imapd-ssl", "TLS_CACHEFILE=\n");
+    t.write(
+        "imapd-ssl",
+        format!("TLS_CACHEFILE=\nTLS_CERTFILE={CERT}\n"),
+    );
     let env_of = |foo: Option<&str>| {
         let mut cmd = Command::new(BIN);
         cmd.current_dir(t.path())
@@ -570,4 +580,54 @@ fn the_rcs_outer_read_sees_what_the_inner_one_does_not() {
     );
     // FOO unset: both reads are the same (the replayed case).
     assert_eq!(env_of(None), (Some(String::new()), Some(String::new())));
+}
+
+/// No useless start: a TLS service whose certificate is missing is refused
+/// by the dry run (and so by the launch) with --check's message, exit 111;
+/// the same service without TLS does not read TLS_CERTFILE at all.
+#[test]
+fn tls_service_without_its_certificate_is_refused() {
+    let t = TempDir::new("dry-nocert");
+    let dry = |conf: &str, service: &str| {
+        t.write("conf", conf);
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(t.path()).args([
+            "--dry-run",
+            "--set",
+            "layout=debian",
+            "--set",
+            &format!("service={service}"),
+            "--set",
+            "config=./conf",
+            "--set",
+            "account=",
+            "--set",
+            "envdir=",
+            "--set",
+            "access=",
+            "--set",
+            "server=/bin/true",
+        ]);
+        let r = run_cmd(cmd);
+        (r.exit(), format!("{}{}", r.stdout_str(), r.stderr_str()))
+    };
+    let missing = "TLS_CERTFILE=/nonexistent/imapd.pem\nTLS_CACHEFILE=\n";
+    let (code, out) = dry(missing, "imapd-ssl");
+    assert_eq!(code, 111, "{out}");
+    assert!(
+        out.contains(
+            "courier-run: fatal: tls (imapd-ssl): TLS_CERTFILE /nonexistent/imapd.pem does not exist"
+        ),
+        "{out}"
+    );
+    let (code, out) = dry(&format!("{missing}IMAPDSTARTTLS=YES\n"), "imapd");
+    assert_eq!(code, 111, "{out}");
+    assert!(out.contains("tls (STARTTLS, IMAP_STARTTLS=YES)"), "{out}");
+    let (code, out) = dry(&format!("{missing}IMAPDSTARTTLS=NO\n"), "imapd");
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = dry(
+        &format!("TLS_CERTFILE={CERT}\nTLS_CACHEFILE=\n"),
+        "pop3d-ssl",
+    );
+    assert_eq!(code, 0, "{out}");
 }

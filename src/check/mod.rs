@@ -27,6 +27,7 @@
 
 mod authdaemond;
 mod files;
+mod listeners;
 mod maildir;
 mod memory;
 mod network;

@@ -102,6 +102,8 @@ pub fn check(ctx: &Ctx, r: &mut Report) {
     }
     if ctx.bind && addr_ok {
         bind(&addr, number, r);
+    } else {
+        super::listeners::check(number, || own_pid(ctx), r);
     }
 }
 
@@ -148,5 +150,15 @@ fn bind(addr: &str, port: u16, r: &mut Report) {
             };
             r.fail(what, format!("unable to bind: {}", errstr(&e)), fix);
         }
+    }
+}
+
+/// The pid this service's supervisor reports (the run file's directory).
+fn own_pid(ctx: &Ctx) -> Option<u32> {
+    let dir = crate::status::service_dir(ctx.r.sources.first()?);
+    let kind = crate::supervise::detect(&dir)?;
+    match crate::supervise::status(&dir, kind) {
+        Ok(crate::supervise::State::Up { pid }) => Some(pid),
+        _ => None,
     }
 }
