@@ -32,13 +32,8 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
 use crate::error::{Exit, bad_input};
 use crate::frontend::RulesFormat;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Supervisor {
-    Daemontools,
-    Runit,
-    S6,
-    Systemd,
-}
+/// One supervisor type for init, `--status` and `--restart`.
+pub use crate::supervise::Supervisor;
 
 /// Where the service's log goes (`--log`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
