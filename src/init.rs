@@ -45,9 +45,10 @@ pub enum Log {
 }
 
 /// The Courier service (the run file's `service=`, which picks the config
-/// files, programs and port as Courier's rc script does).
+/// files, programs and port as Courier's rc script does): the four mail
+/// services of [`crate::service::Service`], and authdaemond.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Service {
+pub enum InitService {
     Imapd,
     ImapdSsl,
     Pop3d,
@@ -57,14 +58,14 @@ pub enum Service {
     Authdaemond,
 }
 
-impl Service {
+impl InitService {
     pub fn name(self) -> &'static str {
         match self {
-            Service::Imapd => "imapd",
-            Service::ImapdSsl => "imapd-ssl",
-            Service::Pop3d => "pop3d",
-            Service::Pop3dSsl => "pop3d-ssl",
-            Service::Authdaemond => "authdaemond",
+            InitService::Imapd => "imapd",
+            InitService::ImapdSsl => "imapd-ssl",
+            InitService::Pop3d => "pop3d",
+            InitService::Pop3dSsl => "pop3d-ssl",
+            InitService::Authdaemond => "authdaemond",
         }
     }
 }
@@ -83,8 +84,8 @@ pub struct Options {
     /// allowed on the way), or when it is or holds a symlink.
     pub dir: PathBuf,
     /// Which Courier server the service runs.
-    #[arg(long, value_enum, default_value_t = Service::Imapd)]
-    pub service: Service,
+    #[arg(long, value_enum, default_value_t = InitService::Imapd)]
+    pub service: InitService,
     /// Where Courier is installed: Debian's packages or a courier2 prefix.
     #[arg(long, value_enum, default_value_t = InitLayout::Debian)]
     pub layout: InitLayout,
@@ -143,7 +144,7 @@ pub fn run_file(o: &Options, exe: &Path) -> String {
         Supervisor::S6 => "s6-supervise",
         Supervisor::Systemd => "systemd",
     };
-    if o.service == Service::Authdaemond {
+    if o.service == InitService::Authdaemond {
         return authdaemond_run_file(o, exe, sup);
     }
     let front = match o.layout {
@@ -168,7 +169,7 @@ pub fn run_file(o: &Options, exe: &Path) -> String {
         account(o.layout)
     );
     match (o.layout, o.service) {
-        (InitLayout::Debian, Service::Imapd | Service::ImapdSsl) => {
+        (InitLayout::Debian, InitService::Imapd | InitService::ImapdSsl) => {
             s += "\n# The access list is the config's IMAPACCESSFILE, as Debian's rc passes it:\n\
                   # couriertcpd reads IMAPACCESSFILE.dat (built by makedat when missing or\n\
                   # older). After an edit: courier-run ./run --rebuild-access (no restart).\n";
@@ -217,7 +218,7 @@ fn set_lines(o: &Options) -> String {
 /// starts. Tries every 250 ms, for 30 s at most.
 fn shebang(o: &Options, exe: &Path) -> String {
     match o.supervisor {
-        Supervisor::S6 if o.service != Service::Authdaemond => format!(
+        Supervisor::S6 if o.service != InitService::Authdaemond => format!(
             "#!/usr/bin/env -S {} -d -w 250 -n 120 {}",
             notifyoncheck().display(),
             exe.display()
@@ -271,7 +272,7 @@ fn check_sets(o: &Options) -> anyhow::Result<()> {
 /// config's IMAPACCESSFILE and ports; courier2's access=./access
 /// overrides IMAPACCESSFILE).
 pub fn notes(o: &Options) -> Vec<String> {
-    if o.service == Service::Authdaemond {
+    if o.service == InitService::Authdaemond {
         return Vec::new();
     }
     let mut sets = vec![
@@ -448,7 +449,7 @@ pub fn items(o: &Options, exe: &Path) -> Vec<Item> {
             }
         }
     }
-    if o.supervisor == Supervisor::S6 && o.service != Service::Authdaemond {
+    if o.supervisor == Supervisor::S6 && o.service != InitService::Authdaemond {
         // Readiness: s6-supervise gives ./run the write end of a pipe as
         // fd 3; s6-notifyoncheck writes a newline there once data/check
         // passes.
@@ -471,7 +472,7 @@ pub fn items(o: &Options, exe: &Path) -> Vec<Item> {
     }
     // layout=debian keeps the config's access list (couriertcpd's .dat):
     // no new `* allow` list.
-    if o.service == Service::Authdaemond || o.layout == InitLayout::Debian {
+    if o.service == InitService::Authdaemond || o.layout == InitLayout::Debian {
         return items;
     }
     items.extend([
@@ -552,7 +553,7 @@ fn sh_word(p: &Path) -> String {
 /// a note when this system has no scan directory for the supervisor.
 pub fn start_command(
     sup: Supervisor,
-    service: Service,
+    service: InitService,
     abs: &Path,
     scan: &ScanDirs,
 ) -> (String, Option<String>) {
@@ -994,7 +995,8 @@ pub fn init(o: &Options) -> anyhow::Result<Exit> {
     }
     // Two authdaemonds cannot share the socket (the second renames its own
     // over the first's): Debian's must go first.
-    if o.service == Service::Authdaemond && Path::new("/etc/init.d/courier-authdaemon").exists() {
+    if o.service == InitService::Authdaemond && Path::new("/etc/init.d/courier-authdaemon").exists()
+    {
         lines += "note: first stop and disable Debian's authdaemond: /usr/sbin/authdaemond stop; update-rc.d courier-authdaemon disable (systemd: systemctl disable --now courier-authdaemon)\n";
     }
     crate::report::output(lines.as_bytes())?;
@@ -1288,7 +1290,7 @@ fn read_below(dir: &OwnedFd, root: &Path, p: &Path) -> anyhow::Result<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn opts(dir: &Path, sup: Supervisor, svc: Service) -> Options {
+    fn opts(dir: &Path, sup: Supervisor, svc: InitService) -> Options {
         Options {
             dir: dir.to_path_buf(),
             service: svc,
@@ -1304,7 +1306,7 @@ mod tests {
     fn loggers_per_supervisor() {
         let d = Path::new("/x");
         let exe = Path::new("/usr/bin/courier-run");
-        let lr = |s| log_run(&opts(d, s, Service::Imapd), exe);
+        let lr = |s| log_run(&opts(d, s, InitService::Imapd), exe);
         assert!(
             lr(Supervisor::Daemontools)
                 .contains("exec setuidgid courier multilog t s1000000 n20 ./main")
@@ -1313,7 +1315,7 @@ mod tests {
         assert!(
             lr(Supervisor::S6).contains("exec s6-setuidgid courier s6-log t s1000000 n20 ./main")
         );
-        let mut o = opts(d, Supervisor::Runit, Service::Pop3dSsl);
+        let mut o = opts(d, Supervisor::Runit, InitService::Pop3dSsl);
         o.log = Some(Log::Syslog);
         assert!(
             log_run(&o, exe)
@@ -1330,11 +1332,11 @@ mod tests {
         o.log = None;
         assert!(paths(&o).contains(&d.join("log/main/config")));
         // systemd: the unit, no log/; for authdaemond no access list either.
-        let o = opts(d, Supervisor::Systemd, Service::Imapd);
+        let o = opts(d, Supervisor::Systemd, InitService::Imapd);
         let p = paths(&o);
         assert!(p.contains(&d.join("courier-run-imapd.service")), "{p:?}");
         assert!(!p.iter().any(|p| p.starts_with(d.join("log"))), "{p:?}");
-        let o = opts(d, Supervisor::Systemd, Service::Authdaemond);
+        let o = opts(d, Supervisor::Systemd, InitService::Authdaemond);
         assert_eq!(
             paths(&o),
             [
@@ -1344,7 +1346,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            start_command(Supervisor::Systemd, Service::Imapd, d, &ScanDirs::detect()),
+            start_command(Supervisor::Systemd, InitService::Imapd, d, &ScanDirs::detect()),
             (
                 "systemctl link /x/courier-run-imapd.service && systemctl enable --now courier-run-imapd.service"
                     .into(),
@@ -1352,7 +1354,7 @@ mod tests {
             )
         );
         let r = run_file(
-            &opts(d, Supervisor::S6, Service::Pop3d),
+            &opts(d, Supervisor::S6, InitService::Pop3d),
             Path::new("/usr/bin/courier-run"),
         );
         // s6: readiness through s6-notifyoncheck, which execs courier-run.
@@ -1363,7 +1365,7 @@ mod tests {
             "{first}"
         );
         let r = run_file(
-            &opts(d, Supervisor::Runit, Service::Pop3d),
+            &opts(d, Supervisor::Runit, InitService::Pop3d),
             Path::new("/usr/bin/courier-run"),
         );
         assert!(r.starts_with("#!/usr/bin/courier-run\n"));
@@ -1373,7 +1375,7 @@ mod tests {
         assert!(r.contains("on couriertcpd"), "{r}");
         assert!(r.contains("\nwait_authdaemond=yes\n"));
         // courier2 keeps its own list (the recipe had no IMAPACCESSFILE).
-        let mut o = opts(d, Supervisor::Daemontools, Service::Imapd);
+        let mut o = opts(d, Supervisor::Daemontools, InitService::Imapd);
         o.layout = InitLayout::Courier2;
         assert!(run_file(&o, Path::new("/x")).contains("\naccess=./access\n"));
         assert_eq!(items(&o, Path::new("/x")).len(), 7);
@@ -1382,7 +1384,7 @@ mod tests {
     #[test]
     fn authdaemond_service_dir() {
         let d = Path::new("/x");
-        let o = opts(d, Supervisor::Daemontools, Service::Authdaemond);
+        let o = opts(d, Supervisor::Daemontools, InitService::Authdaemond);
         let r = run_file(&o, Path::new("/usr/bin/courier-run"));
         assert!(r.contains("\nservice=authdaemond\nlayout=debian\n"), "{r}");
         assert!(!r.contains("access="), "{r}");
@@ -1420,7 +1422,7 @@ mod tests {
             etc_service_is_runit: true,
             ..none.clone()
         };
-        let hint = |sup, scan: &ScanDirs| start_command(sup, Service::Imapd, abs, scan);
+        let hint = |sup, scan: &ScanDirs| start_command(sup, InitService::Imapd, abs, scan);
         assert_eq!(
             hint(Supervisor::Runit, &debian_runit),
             (
@@ -1456,7 +1458,7 @@ mod tests {
             return;
         };
         let d = dir.join("svc");
-        let mut o = opts(&d, Supervisor::Runit, Service::Imapd);
+        let mut o = opts(&d, Supervisor::Runit, InitService::Imapd);
         o.dry_run = true;
         init(&o).unwrap();
         assert!(!d.exists(), "--dry-run created something");
