@@ -77,7 +77,7 @@ pub enum InitLayout {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct Options {
+pub struct InitOptions {
     /// The service directory to create (it may exist: what is there is kept).
     /// Refused when it, or a directory on the way to it, can be changed
     /// by an account other than root (a sticky directory such as /tmp is
@@ -111,7 +111,7 @@ pub struct Options {
 
 /// One thing to create.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Item {
+pub enum Creation {
     Dir {
         path: PathBuf,
         owner: Option<String>,
@@ -136,7 +136,7 @@ fn account(layout: InitLayout) -> &'static str {
 }
 
 /// The run file's text.
-pub fn run_file(o: &Options, exe: &Path) -> String {
+pub fn run_file(o: &InitOptions, exe: &Path) -> String {
     let svc = o.service.name();
     let sup = match o.supervisor {
         Supervisor::Daemontools => "daemontools' supervise",
@@ -197,7 +197,7 @@ pub fn run_file(o: &Options, exe: &Path) -> String {
 }
 
 /// The --set settings as run file lines (single-quoted).
-fn set_lines(o: &Options) -> String {
+fn set_lines(o: &InitOptions) -> String {
     let mut s = String::new();
     if !o.set.is_empty() {
         s += "\n# Given to init with --set.\n";
@@ -216,7 +216,7 @@ fn set_lines(o: &Options) -> String {
 /// ./data/check until it passes, then writes to the notification-fd, so
 /// `s6-svwait -U` returns once the port serves TLS, not when the process
 /// starts. Tries every 250 ms, for 30 s at most.
-fn shebang(o: &Options, exe: &Path) -> String {
+fn shebang(o: &InitOptions, exe: &Path) -> String {
     match o.supervisor {
         Supervisor::S6 if o.service != InitService::Authdaemond => format!(
             "#!/usr/bin/env -S {} -d -w 250 -n 120 {}",
@@ -252,7 +252,7 @@ fn s6_check(exe: &Path) -> String {
 }
 
 /// The --set settings, checked: known names, NAME=VALUE.
-fn check_sets(o: &Options) -> anyhow::Result<()> {
+fn check_sets(o: &InitOptions) -> anyhow::Result<()> {
     for kv in &o.set {
         match kv.split_once('=') {
             Some((n, _)) if crate::settings::names().any(|k| k == n) => {}
@@ -271,7 +271,7 @@ fn check_sets(o: &Options) -> anyhow::Result<()> {
 /// file overrides, as lines for the admin (layout=debian keeps the
 /// config's IMAPACCESSFILE and ports; courier2's access=./access
 /// overrides IMAPACCESSFILE).
-pub fn notes(o: &Options) -> Vec<String> {
+pub fn notes(o: &InitOptions) -> Vec<String> {
     if o.service == InitService::Authdaemond {
         return Vec::new();
     }
@@ -331,7 +331,7 @@ pub fn notes(o: &Options) -> Vec<String> {
 }
 
 /// The run file of `--service authdaemond`.
-fn authdaemond_run_file(o: &Options, exe: &Path, sup: &str) -> String {
+fn authdaemond_run_file(o: &InitOptions, exe: &Path, sup: &str) -> String {
     let mut s = format!(
         "#!{exe}\n\
          # courier-authdaemond: courier-authlib's authdaemond under {sup}.\n\
@@ -349,7 +349,7 @@ fn authdaemond_run_file(o: &Options, exe: &Path, sup: &str) -> String {
     s
 }
 
-fn log_run(o: &Options, exe: &Path) -> String {
+fn log_run(o: &InitOptions, exe: &Path) -> String {
     let acct = account(o.layout);
     let setuidgid = match o.supervisor {
         Supervisor::Runit => "chpst -u",
@@ -400,15 +400,15 @@ const ACCESS: &str = "\
 ";
 
 /// Everything `init` would create, in order.
-pub fn items(o: &Options, exe: &Path) -> Vec<Item> {
+pub fn items(o: &InitOptions, exe: &Path) -> Vec<Creation> {
     let d = &o.dir;
     let fmt = RulesFormat::Tcprules;
     let mut items = vec![
-        Item::Dir {
+        Creation::Dir {
             path: d.clone(),
             owner: None,
         },
-        Item::File {
+        Creation::File {
             path: d.join("run"),
             mode: 0o755,
             text: run_file(o, exe),
@@ -418,30 +418,30 @@ pub fn items(o: &Options, exe: &Path) -> Vec<Item> {
         // init() checked that the unit can be written for these paths.
         let abs = std::path::absolute(d).unwrap_or_else(|_| d.clone());
         let svc = o.service.name();
-        items.push(Item::File {
+        items.push(Creation::File {
             path: d.join(crate::systemd::unit_name(svc)),
             mode: 0o644,
             text: crate::systemd::unit_file(svc, &abs, exe).unwrap_or_default(),
         });
     } else {
-        items.push(Item::Dir {
+        items.push(Creation::Dir {
             path: d.join("log"),
             owner: None,
         });
-        items.push(Item::File {
+        items.push(Creation::File {
             path: d.join("log/run"),
             mode: 0o755,
             text: log_run(o, exe),
         });
         if o.log != Some(Log::Syslog) {
-            items.push(Item::Dir {
+            items.push(Creation::Dir {
                 path: d.join("log/main"),
                 owner: Some(account(o.layout).to_string()),
             });
             if o.supervisor == Supervisor::Runit {
                 // Created O_EXCL|O_NOFOLLOW in the directory just given to
                 // the account: it can make init fail, not write elsewhere.
-                items.push(Item::File {
+                items.push(Creation::File {
                     path: d.join("log/main/config"),
                     mode: 0o644,
                     text: SVLOGD_CONFIG.to_string(),
@@ -454,16 +454,16 @@ pub fn items(o: &Options, exe: &Path) -> Vec<Item> {
         // fd 3; s6-notifyoncheck writes a newline there once data/check
         // passes.
         items.extend([
-            Item::File {
+            Creation::File {
                 path: d.join("notification-fd"),
                 mode: 0o644,
                 text: "3\n".into(),
             },
-            Item::Dir {
+            Creation::Dir {
                 path: d.join("data"),
                 owner: None,
             },
-            Item::File {
+            Creation::File {
                 path: d.join("data/check"),
                 mode: 0o755,
                 text: s6_check(exe),
@@ -476,12 +476,12 @@ pub fn items(o: &Options, exe: &Path) -> Vec<Item> {
         return items;
     }
     items.extend([
-        Item::File {
+        Creation::File {
             path: d.join("access"),
             mode: 0o644,
             text: ACCESS.to_string(),
         },
-        Item::Rules {
+        Creation::Rules {
             source: d.join("access"),
             output: crate::access::output_path(d, Path::new("access"), fmt),
         },
@@ -972,10 +972,10 @@ fn stat_below(dir: &OwnedFd, names: &[&OsStr]) -> nix::Result<Option<FileStat>> 
     }
 }
 
-fn item_path(it: &Item) -> &Path {
+fn item_path(it: &Creation) -> &Path {
     match it {
-        Item::Dir { path, .. } | Item::File { path, .. } => path,
-        Item::Rules { output, .. } => output,
+        Creation::Dir { path, .. } | Creation::File { path, .. } => path,
+        Creation::Rules { output, .. } => output,
     }
 }
 
@@ -986,7 +986,7 @@ enum Done {
     Exists,
 }
 
-pub fn init(o: &Options) -> anyhow::Result<Exit> {
+pub fn init(o: &InitOptions) -> anyhow::Result<Exit> {
     let (mut lines, abs) = create(o)?;
     let (cmd, note) = start_command(o.supervisor, o.service, &abs, &ScanDirs::detect());
     lines += &format!("start it with: {cmd}\n");
@@ -1007,7 +1007,7 @@ pub fn init(o: &Options) -> anyhow::Result<Exit> {
 /// makes: the lines saying each thing, and DIR's absolute physical path.
 /// `migrate` calls this for each service directory. On a failure after
 /// something was created, the lines so far are printed before the error.
-pub fn create(o: &Options) -> anyhow::Result<(String, PathBuf)> {
+pub fn create(o: &InitOptions) -> anyhow::Result<(String, PathBuf)> {
     // The start hint is a command to paste: a name holding a control
     // character (a newline, an escape) can be neither pasted nor shown as
     // it is, so it is refused rather than printed raw (docs/messages.md).
@@ -1051,12 +1051,12 @@ pub fn create(o: &Options) -> anyhow::Result<(String, PathBuf)> {
             };
             exists[i] = true;
             match it {
-                Item::Dir { .. } if !is_dir(&st) => {
+                Creation::Dir { .. } if !is_dir(&st) => {
                     return Err(bad_input(format!(
                         "{shown} exists and is not a directory (remove it, or pick another directory)"
                     )));
                 }
-                Item::Dir { path, .. } => {
+                Creation::Dir { path, .. } => {
                     // init creates files in it: nobody else may change it.
                     if items.iter().any(|x| item_path(x).parent() == Some(path)) {
                         check_dir(&st, p, false)?;
@@ -1073,7 +1073,7 @@ pub fn create(o: &Options) -> anyhow::Result<(String, PathBuf)> {
     // The accounts that get a directory: known, and init may give it.
     let mut owners = Vec::new();
     for (it, &there) in items.iter().zip(&exists) {
-        if let Item::Dir {
+        if let Creation::Dir {
             owner: Some(name), ..
         } = it
             && !there
@@ -1122,7 +1122,7 @@ pub fn create(o: &Options) -> anyhow::Result<(String, PathBuf)> {
     Ok((lines, place.abs()))
 }
 
-fn line(it: &Item, done: Done, dry: bool) -> String {
+fn line(it: &Creation, done: Done, dry: bool) -> String {
     let verb = match (done, dry) {
         (Done::Exists, _) => "exists",
         (Done::Created, true) => "would create",
@@ -1130,7 +1130,7 @@ fn line(it: &Item, done: Done, dry: bool) -> String {
     };
     let shown = |p: &Path| crate::error::printable(&p.to_string_lossy());
     match it {
-        Item::Dir { path, owner } => format!(
+        Creation::Dir { path, owner } => format!(
             "{verb} {}/{}\n",
             shown(path),
             match (owner, done) {
@@ -1139,8 +1139,8 @@ fn line(it: &Item, done: Done, dry: bool) -> String {
                 (None, _) => String::new(),
             }
         ),
-        Item::File { path, mode, .. } => format!("{verb} {} (mode {mode:o})\n", shown(path)),
-        Item::Rules { source, output } => format!(
+        Creation::File { path, mode, .. } => format!("{verb} {} (mode {mode:o})\n", shown(path)),
+        Creation::Rules { source, output } => format!(
             "{verb} {} (tcprules cdb, from {})\n",
             shown(output),
             shown(source)
@@ -1152,8 +1152,8 @@ fn line(it: &Item, done: Done, dry: bool) -> String {
 /// not there, in order; `lines` says each as it is done.
 fn create_all(
     place: &Place,
-    o: &Options,
-    items: &[Item],
+    o: &InitOptions,
+    items: &[Creation],
     exists: &[bool],
     owners: &[crate::account::Account],
     lines: &mut String,
@@ -1191,12 +1191,14 @@ fn create_all(
         let names = below(&o.dir, path)?;
         let (at, name) = parent_of(&dir, path, &names)?;
         match it {
-            Item::Dir { owner, .. } => {
+            Creation::Dir { owner, .. } => {
                 let a = owner.as_ref().and_then(|_| owners.next());
                 make_dir(&at, name, path, a)?;
             }
-            Item::File { mode, text, .. } => make_file(&at, name, path, *mode, text.as_bytes())?,
-            Item::Rules { source, .. } => {
+            Creation::File { mode, text, .. } => {
+                make_file(&at, name, path, *mode, text.as_bytes())?
+            }
+            Creation::Rules { source, .. } => {
                 let text = read_below(&dir, &o.dir, source)?;
                 let entries = crate::access::parse(&text, source).map_err(bad_input)?;
                 let c = crate::access::convert(&entries, RulesFormat::Tcprules, false)
@@ -1290,8 +1292,8 @@ fn read_below(dir: &OwnedFd, root: &Path, p: &Path) -> anyhow::Result<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn opts(dir: &Path, sup: Supervisor, svc: InitService) -> Options {
-        Options {
+    fn opts(dir: &Path, sup: Supervisor, svc: InitService) -> InitOptions {
+        InitOptions {
             dir: dir.to_path_buf(),
             service: svc,
             layout: InitLayout::Debian,
@@ -1321,7 +1323,7 @@ mod tests {
             log_run(&o, exe)
                 .contains("exec chpst -u courier /usr/bin/courier-run syslog pop3d-ssl\n")
         );
-        let paths = |o: &Options| -> Vec<PathBuf> {
+        let paths = |o: &InitOptions| -> Vec<PathBuf> {
             items(o, exe)
                 .iter()
                 .map(|i| item_path(i).to_path_buf())
@@ -1399,7 +1401,7 @@ mod tests {
         let paths: Vec<PathBuf> = items(&o, Path::new("/usr/bin/courier-run"))
             .into_iter()
             .filter_map(|i| match i {
-                Item::File { path, .. } => Some(path),
+                Creation::File { path, .. } => Some(path),
                 _ => None,
             })
             .collect();

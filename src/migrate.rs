@@ -19,7 +19,7 @@ use crate::init::{InitLayout, InitService, Log, ScanDirs, Supervisor};
 pub const CONFIG_DIR: &str = "/etc/courier";
 
 #[derive(clap::Args, Debug)]
-pub struct Options {
+pub struct MigrateOptions {
     /// Where the service directories go: DEST/courier-authdaemond,
     /// DEST/courier-imapd, ... (created; an existing DEST may hold nothing
     /// but those).
@@ -393,7 +393,7 @@ fn check(dir: &Path) -> anyhow::Result<(String, Vec<String>, bool)> {
     Ok((summary, lines, failed))
 }
 
-pub fn migrate(o: &Options) -> anyhow::Result<Exit> {
+pub fn migrate(o: &MigrateOptions) -> anyhow::Result<Exit> {
     let dest_shown = o.dest.to_string_lossy();
     if dest_shown.chars().any(char::is_control) {
         return Err(bad_input(format!(
@@ -430,7 +430,7 @@ pub fn migrate(o: &Options) -> anyhow::Result<Exit> {
         .collect();
     let abs_dest = std::path::absolute(&o.dest)
         .with_context(|| format!("unable to make {} absolute", o.dest.display()))?;
-    let opts = |s: InitService, dry_run: bool| crate::init::Options {
+    let opts = |s: InitService, dry_run: bool| crate::init::InitOptions {
         dir: abs_dest.join(dir_name(s)),
         service: s,
         layout: InitLayout::Debian,
