@@ -293,7 +293,7 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
     });
     let umask = {
         let s = settings.get(Name::Umask);
-        let v = resolve::Val {
+        let v = resolve::SettingText {
             text: s.value.clone().unwrap_or_default(),
             origin: s.origin.clone(),
             stand_in: false,

@@ -27,7 +27,7 @@ pub(super) struct Configs {
     /// Every file read, the files they source included.
     pub(super) sources: Vec<PathBuf>,
     /// The files read without a problem, for the rc's outer scope.
-    pub(super) read: Read,
+    pub(super) read: Vec<ConfigRead>,
 }
 
 /// The config's variables after the rc's own assignments, and the rc's
@@ -66,7 +66,7 @@ pub(super) fn read_configs(
     ));
     let mut scope = Scope::new(visible);
     let mut private = false;
-    let mut read: Read = Vec::new();
+    let mut read: Vec<ConfigRead> = Vec::new();
     for path in &configs {
         // The bytes are kept: the rc's outer scope reads the same files.
         let got = crate::config::read_bounded(path, "config file").and_then(|(src, meta)| {
@@ -106,10 +106,8 @@ pub(super) fn read_configs(
     }
 }
 
-/// The config files read without a problem, with their bytes and what
-/// reading them did (for the rc's outer scope).
-pub(super) type Read = Vec<ConfigRead>;
-
+/// A config file read without a problem, with its bytes and what reading
+/// it did (for the rc's outer scope).
 pub(super) struct ConfigRead {
     pub(super) path: PathBuf,
     src: Vec<u8>,
@@ -124,7 +122,7 @@ pub(super) struct ConfigRead {
 pub(super) fn rc_assignments(
     settings: &Settings,
     configs: &[PathBuf],
-    read: &Read,
+    read: &[ConfigRead],
     environ: &Environ,
     mut vars: Vec<Assignment>,
     warnings: &mut Vec<String>,

@@ -9,7 +9,7 @@ use crate::error::{Exit, Position, Problem, exit_code};
 use crate::frontend::{self, RulesFormat};
 use crate::settings::{Name, Origin, Settings};
 
-use super::values::{Cfg, Val};
+use super::values::{SettingSources, SettingText};
 
 /// The front end and the values that become its own arguments.
 #[derive(Clone, Debug)]
@@ -206,11 +206,11 @@ fn given_rules(
 /// IMAPACCESSFILE; parsed here, so a bad line stops the launch with its
 /// position), and whether it can bind an IPv6 address.
 pub(super) fn front(
-    cfg: &Cfg,
+    cfg: &SettingSources,
     outer: &Scope,
     server: &[String],
     program: &Path,
-    address: &Val,
+    address: &SettingText,
     problems: &mut Vec<Problem>,
     warnings: &mut Vec<String>,
 ) -> Front {
@@ -337,7 +337,7 @@ mod tests {
         let scope = scope(config);
         let vars: Vec<Assignment> = scope.vars().into_iter().cloned().collect();
         let service_dir = tempdir("front-service").expect("a temp dir");
-        let cfg = Cfg {
+        let cfg = SettingSources {
             settings: &settings,
             vars: &vars,
             service_dir: &service_dir,
@@ -347,7 +347,7 @@ mod tests {
             .split_ascii_whitespace()
             .map(str::to_string)
             .collect();
-        let address = Val {
+        let address = SettingText {
             text: address.into(),
             origin: Origin::CommandLine,
             stand_in: false,

@@ -28,7 +28,7 @@ mod values;
 pub use chain::find_program;
 pub(crate) use configs::config_subject;
 pub use front::{Front, tcpd_protections};
-pub use values::{Val, port_number, service_port};
+pub use values::{SettingText, port_number, service_port};
 pub(crate) use values::{can_switch, choice, envdir_path, inherit, lookup, umask};
 
 /// What the command line gives a resolution.
@@ -94,10 +94,10 @@ pub struct Resolved {
     /// Every file read: the run file, the config files and the files they
     /// source. The envdir may be none of them, nor hold one.
     pub sources: Vec<PathBuf>,
-    pub address: Val,
-    pub port: Val,
-    pub conlimit: Val,
-    pub maildir: Val,
+    pub address: SettingText,
+    pub port: SettingText,
+    pub conlimit: SettingText,
+    pub maildir: SettingText,
     pub umask: Option<(u32, Origin)>,
     /// ulimit_v in bytes (None inside: unlimited).
     pub ulimit_v: Option<(Option<u64>, Origin)>,
@@ -235,7 +235,7 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let cfg = values::Cfg {
+    let cfg = values::SettingSources {
         settings: &settings,
         vars: &config_vars,
         service_dir: &service_dir,
@@ -400,7 +400,7 @@ fn check_cache_reset(c: &CacheReset, a: &Account, protected: &[PathBuf]) -> Resu
 /// (`port="143" [./imapd:7:1]`).
 fn explain(
     settings: &mut Settings,
-    [address, port, conlimit, maildir]: [&Val; 4],
+    [address, port, conlimit, maildir]: [&SettingText; 4],
     umask: &Option<(u32, Origin)>,
     ulimit_v: &Option<(Option<u64>, Origin)>,
 ) {

@@ -11,7 +11,7 @@ use crate::service::Service;
 use crate::settings::{Name, Origin, Settings};
 
 use super::front::{AccessList, Front};
-use super::values::Cfg;
+use super::values::SettingSources;
 
 /// couriertcpd as Courier's rc runs it: `-maxperip=$MAXPERIP`, the imapd
 /// services' `-access=$IMAPACCESSFILE.dat` (IMAPACCESSFILE defaulting to
@@ -20,7 +20,7 @@ use super::values::Cfg;
 /// rc's inner shell splits it. The values are the rc's OUTER shell's: it
 /// pastes them into the inner script.
 pub(super) fn tcpd_front(
-    cfg: &Cfg,
+    cfg: &SettingSources,
     outer: &Scope,
     maxperip: Option<u32>,
     problems: &mut Vec<Problem>,

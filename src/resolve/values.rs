@@ -16,7 +16,7 @@ use super::Inherit;
 
 /// A setting's text with its origin, after config-derived defaults.
 #[derive(Clone, Debug)]
-pub struct Val {
+pub struct SettingText {
     pub text: String,
     pub origin: Origin,
     /// The value had a problem (reported); `text` is a harmless stand-in.
@@ -27,16 +27,16 @@ pub struct Val {
 pub(super) struct Derived {
     pub(super) umask: Option<(u32, Origin)>,
     pub(super) ulimit_v: Option<(Option<u64>, Origin)>,
-    pub(super) address: Val,
-    pub(super) port: Val,
-    pub(super) conlimit: Val,
-    pub(super) maildir: Val,
+    pub(super) address: SettingText,
+    pub(super) port: SettingText,
+    pub(super) conlimit: SettingText,
+    pub(super) maildir: SettingText,
 }
 
 /// umask, ulimit_v, address, port, conlimit and maildir: the setting, else
 /// the service's config variable, else the default; a refused value is
 /// reported and its stand-in used.
-pub(super) fn derived(cfg: &Cfg, problems: &mut Vec<Problem>) -> Derived {
+pub(super) fn derived(cfg: &SettingSources, problems: &mut Vec<Problem>) -> Derived {
     let service = cfg.settings.service;
     let umask = cfg
         .derived(Name::Umask, service.umask_var().unwrap_or("-"), None)
@@ -86,33 +86,38 @@ pub(super) fn derived(cfg: &Cfg, problems: &mut Vec<Problem>) -> Derived {
 
 /// The settings and the config's variables, for settings that default to
 /// a config variable.
-pub(super) struct Cfg<'a> {
+pub(super) struct SettingSources<'a> {
     pub(super) settings: &'a Settings,
     pub(super) vars: &'a [Assignment],
     /// The run file's directory (or `.`): where compiled rules go.
     pub(super) service_dir: &'a Path,
 }
 
-impl Cfg<'_> {
+impl SettingSources<'_> {
     /// The setting, else the variable (positioned at its value), else
     /// `fallback`.
-    pub(super) fn derived(&self, name: Name, var: &str, fallback: Option<&str>) -> Option<Val> {
+    pub(super) fn derived(
+        &self,
+        name: Name,
+        var: &str,
+        fallback: Option<&str>,
+    ) -> Option<SettingText> {
         let s = self.settings.get(name);
         if let Some(v) = &s.value {
-            return Some(Val {
+            return Some(SettingText {
                 text: v.clone(),
                 origin: s.origin.clone(),
                 stand_in: false,
             });
         }
         if let Some(a) = self.vars.iter().rev().find(|a| a.name == var) {
-            return Some(Val {
+            return Some(SettingText {
                 text: String::from_utf8_lossy(&a.value).into_owned(),
                 origin: Origin::File(a.value_pos.clone()),
                 stand_in: false,
             });
         }
-        fallback.map(|f| Val {
+        fallback.map(|f| SettingText {
             text: f.to_string(),
             origin: Origin::Default,
             stand_in: false,
@@ -122,17 +127,17 @@ impl Cfg<'_> {
 
 /// A derived value passed through its check; on a problem, the stand-in.
 pub(super) fn checked(
-    v: Option<Val>,
-    check: fn(&Val) -> Result<(), (String, String)>,
+    v: Option<SettingText>,
+    check: fn(&SettingText) -> Result<(), (String, String)>,
     stand_in: &str,
     problems: &mut Vec<Problem>,
-) -> Val {
+) -> SettingText {
     let v = v.expect("has a fallback");
     match check(&v) {
         Ok(()) => v,
         Err((message, fix)) => {
             problems.push(Problem::bad("settings", v.origin.position(), message, fix));
-            Val {
+            SettingText {
                 text: stand_in.to_string(),
                 origin: v.origin,
                 stand_in: true,
@@ -169,13 +174,16 @@ pub(crate) fn inherit(settings: &Settings, problems: &mut Vec<Problem>) -> Inher
 
 /// umask as a mode with its origin; None when empty (no umask) or not
 /// a mode (reported).
-pub(super) fn umask_of(v: Val, problems: &mut Vec<Problem>) -> Option<(u32, Origin)> {
+pub(super) fn umask_of(v: SettingText, problems: &mut Vec<Problem>) -> Option<(u32, Origin)> {
     (!v.text.is_empty()).then(|| umask(&v, problems).map(|m| (m, v.origin)))?
 }
 
 /// ulimit_v in bytes (None inside: unlimited) with its origin; None when
 /// empty (no limit set) or refused (reported).
-pub(super) fn ulimit_v(v: Val, problems: &mut Vec<Problem>) -> Option<(Option<u64>, Origin)> {
+pub(super) fn ulimit_v(
+    v: SettingText,
+    problems: &mut Vec<Problem>,
+) -> Option<(Option<u64>, Origin)> {
     if v.text.is_empty() {
         return None;
     }
@@ -209,7 +217,7 @@ pub(super) fn softlimit(
     })
 }
 
-pub(crate) fn umask(v: &Val, problems: &mut Vec<Problem>) -> Option<u32> {
+pub(crate) fn umask(v: &SettingText, problems: &mut Vec<Problem>) -> Option<u32> {
     match u32::from_str_radix(&v.text, 8) {
         Ok(m) if m <= 0o777 && !v.text.starts_with('+') => Some(m),
         _ => {
@@ -227,7 +235,7 @@ pub(crate) fn umask(v: &Val, problems: &mut Vec<Problem>) -> Option<u32> {
     }
 }
 
-pub(super) fn address(v: &Val) -> Result<(), (String, String)> {
+pub(super) fn address(v: &SettingText) -> Result<(), (String, String)> {
     if v.text.is_empty() || v.text.contains([',', ' ', '\t']) {
         return Err((
             format!(
@@ -243,7 +251,7 @@ pub(super) fn address(v: &Val) -> Result<(), (String, String)> {
 /// One TCP port: a number 1-65535 or a service name from /etc/services, as
 /// tcpserver accepts. Courier's PORT may be a list or `address.port`, which
 /// one tcpserver cannot bind.
-pub(super) fn port(v: &Val) -> Result<(), (String, String)> {
+pub(super) fn port(v: &SettingText) -> Result<(), (String, String)> {
     let t = crate::shown::value(&v.text);
     if t.contains(',') {
         return Err((
@@ -297,7 +305,7 @@ pub fn service_port(name: &str) -> Option<u16> {
 }
 
 /// couriertcpd's port list (`143`, `127.0.0.1.143,993`).
-pub(super) fn tcpd_port(v: &Val) -> Result<(), (String, String)> {
+pub(super) fn tcpd_port(v: &SettingText) -> Result<(), (String, String)> {
     crate::couriertcpd::port_list(&v.text).map_err(|m| {
         (
             m,
@@ -306,7 +314,7 @@ pub(super) fn tcpd_port(v: &Val) -> Result<(), (String, String)> {
     })
 }
 
-pub(super) fn conlimit(v: &Val) -> Result<(), (String, String)> {
+pub(super) fn conlimit(v: &SettingText) -> Result<(), (String, String)> {
     match v.text.parse::<u32>() {
         Ok(n) if n > 0 && v.text.bytes().all(|c| c.is_ascii_digit()) => Ok(()),
         _ => Err((
@@ -442,8 +450,8 @@ mod tests {
     use super::*;
     use crate::error::Exit;
 
-    fn val(text: &str) -> Val {
-        Val {
+    fn val(text: &str) -> SettingText {
+        SettingText {
             text: text.into(),
             origin: Origin::CommandLine,
             stand_in: false,
@@ -538,7 +546,7 @@ mod tests {
             .cloned()
             .collect();
         let s = settings("port=2143\n");
-        let cfg = Cfg {
+        let cfg = SettingSources {
             settings: &s,
             vars: &vars,
             service_dir: Path::new("."),
