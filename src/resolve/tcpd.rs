@@ -202,3 +202,75 @@ fn tcpd_access(
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::front::tests::{file, front_of};
+    use super::super::tests_support::one;
+    use super::*;
+    use crate::frontend::tests_support::tempdir;
+
+    #[test]
+    fn couriertcpd_refuses_tcpdopts_the_rc_would_not_pass() {
+        let g = front_of(
+            "server=couriertcpd\nprefix=/nonexistent/courier\n",
+            "TCPDOPTS='-nodnslookup ; true'\n",
+            "0",
+        );
+        let p = one(&g.problems);
+        assert!(p.message.starts_with("TCPDOPTS holds"), "{}", p.message);
+        assert!(matches!(p.position, Position::At(_)));
+        let g = front_of(
+            "server=couriertcpd\nprefix=/nonexistent/courier\n",
+            "TCPDOPTS='-nodnslookup -noidentlookup'\n",
+            "0",
+        );
+        assert!(g.problems.is_empty(), "{:?}", g.problems);
+        let opts = g.front.tcpd.expect("couriertcpd's options");
+        assert_eq!(opts.tcpdopts, ["-nodnslookup", "-noidentlookup"]);
+    }
+
+    #[test]
+    fn couriertcpd_reads_one_access_list() {
+        let list = file("127.0.0.1\tallow\n");
+        let run = format!(
+            "server=couriertcpd\nrules=/r.dat\naccess={}\n",
+            list.display()
+        );
+        let g = front_of(&run, "", "0");
+        assert!(
+            g.problems
+                .iter()
+                .any(|p| p.message.contains("couriertcpd reads one -access")),
+            "{:?}",
+            g.problems
+        );
+    }
+
+    #[test]
+    fn couriertcpd_refuses_another_front_ends_rules() {
+        let dir = tempdir("front-tcpd-rules").expect("a temp dir");
+        let run = format!("server=couriertcpd\nrules={}\naccess=\n", dir.display());
+        let g = front_of(&run, "", "0");
+        assert_eq!(one(&g.problems).subject, "rules");
+    }
+
+    #[test]
+    fn couriertcpd_a_configured_access_list_must_exist_the_default_may_not() {
+        let run = "server=couriertcpd\nprefix=/nonexistent/courier\n";
+        let g = front_of(run, "IMAPACCESSFILE=/nonexistent/imapaccess\n", "0");
+        let p = one(&g.problems);
+        assert_eq!(p.subject, "access");
+        assert!(p.fix.starts_with("IMAPACCESSFILE names it"), "{}", p.fix);
+        // The rc's own default, absent: a warning, and couriertcpd runs.
+        let g = front_of(run, "", "0");
+        assert!(g.problems.is_empty(), "{:?}", g.problems);
+        assert!(
+            g.warnings
+                .iter()
+                .any(|w| w.contains("Courier's default access list")),
+            "{:?}",
+            g.warnings
+        );
+    }
+}
