@@ -38,17 +38,17 @@ use crate::cdb::Record;
 use crate::config::{MAX_FILE_SIZE, shown, shown_path};
 use crate::error::bad_input;
 use crate::frontend::RulesFormat;
-use crate::safefile::{Dir, Kind, remove_stale_temps, write_atomic_at};
+use crate::safefile::{Dir, FileKind, remove_stale_temps, write_atomic_at};
 
-/// Where a line came from.
+/// Where a line of an access list came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pos {
+pub struct ListPos {
     pub file: PathBuf,
     pub line: usize,
     pub col: usize,
 }
 
-impl Pos {
+impl ListPos {
     pub fn at(&self, msg: &str) -> String {
         format!(
             "{}:{}:{}: {msg}",
@@ -81,7 +81,7 @@ pub enum Action {
 pub struct Entry {
     pub net: Net,
     pub action: Action,
-    pub pos: Pos,
+    pub pos: ListPos,
 }
 
 // ---------------------------------------------------------------------------
@@ -217,7 +217,7 @@ pub fn parse(text: &[u8], file: &Path) -> Result<Vec<Entry>, String> {
         let line = line.strip_suffix('\r').unwrap_or(&line);
         let start = line.len() - line.trim_start().len();
         let body = line.trim();
-        let pos = |col: usize| Pos {
+        let pos = |col: usize| ListPos {
             file: file.to_path_buf(),
             line: n + 1,
             col: col + 1,
@@ -247,7 +247,7 @@ pub fn parse(text: &[u8], file: &Path) -> Result<Vec<Entry>, String> {
     Ok(out)
 }
 
-fn parse_action(value: &str, at: usize, pos: &dyn Fn(usize) -> Pos) -> Result<Action, String> {
+fn parse_action(value: &str, at: usize, pos: &dyn Fn(usize) -> ListPos) -> Result<Action, String> {
     let mut items = value.split(',');
     let verb = items.next().unwrap_or("");
     let mut col = at + verb.len() + 1;
@@ -417,7 +417,7 @@ fn range_v4(lo: u32, hi: u32) -> Vec<Net> {
 /// The same address on two lines is an error: makedat keeps one of them,
 /// and which one depends on the directory order.
 fn no_duplicates(entries: &[Entry]) -> Result<(), String> {
-    let mut seen: std::collections::BTreeMap<&Net, &Pos> = Default::default();
+    let mut seen: std::collections::BTreeMap<&Net, &ListPos> = Default::default();
     for e in entries {
         if let Some(first) = seen.insert(&e.net, &e.pos) {
             return Err(e.pos.at(&format!(
@@ -689,11 +689,11 @@ pub fn probe(out: &Path, bytes: &[u8]) -> anyhow::Result<bool> {
     if let Some(st) = dir
         .stat(&name)
         .with_context(|| format!("unable to stat {shown_out}"))?
-        && !matches!(Kind::of(&st), Kind::Regular | Kind::Symlink)
+        && !matches!(FileKind::of(&st), FileKind::Regular | FileKind::Symlink)
     {
         return Err(bad_input(format!(
             "the compiled rules {shown_out} would replace {}: remove it",
-            Kind::describe(&st)
+            FileKind::describe(&st)
         )));
     }
     dir.writable().with_context(|| {

@@ -105,9 +105,9 @@ pub fn probe(socket: &Path, from: &str) -> Finding {
 }
 
 /// What a connect to authdaemond's socket finds, without waiting: the
-/// socket is non-blocking, so a full backlog is [`State::Busy`] at once.
+/// socket is non-blocking, so a full backlog is [`SocketState::Busy`] at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum State {
+pub enum SocketState {
     /// A listener took the connection.
     Accepting,
     /// A listener is there, its backlog full (alive, busy).
@@ -122,34 +122,36 @@ pub enum State {
     Error(i32),
 }
 
-impl State {
+impl SocketState {
     /// A live authdaemond is there.
     pub fn alive(self) -> bool {
-        matches!(self, State::Accepting | State::Busy)
+        matches!(self, SocketState::Accepting | SocketState::Busy)
     }
 
     pub fn describe(self) -> String {
         match self {
-            State::Accepting => "accepting".into(),
-            State::Busy => "alive, its backlog full".into(),
-            State::Missing => "no socket (authdaemond is not running)".into(),
-            State::Refused => "nothing accepts (authdaemond stopped; the socket is stale)".into(),
-            State::Denied => "permission denied".into(),
-            State::Error(e) => nix::errno::Errno::from_raw(e).desc().to_string(),
+            SocketState::Accepting => "accepting".into(),
+            SocketState::Busy => "alive, its backlog full".into(),
+            SocketState::Missing => "no socket (authdaemond is not running)".into(),
+            SocketState::Refused => {
+                "nothing accepts (authdaemond stopped; the socket is stale)".into()
+            }
+            SocketState::Denied => "permission denied".into(),
+            SocketState::Error(e) => nix::errno::Errno::from_raw(e).desc().to_string(),
         }
     }
 }
 
 /// Connect to `socket` once, non-blocking (a few system calls, no thread:
 /// the launch of every mail service with `wait_authdaemond=yes` does it).
-pub fn state(socket: &Path) -> State {
+pub fn state(socket: &Path) -> SocketState {
     use nix::libc;
     use std::os::unix::ffi::OsStrExt;
     let path = socket.as_os_str().as_bytes();
     // SAFETY: sockaddr_un is plain data; all-zero is a valid value.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     if path.len() >= addr.sun_path.len() || path.contains(&0) {
-        return State::Error(libc::ENAMETOOLONG);
+        return SocketState::Error(libc::ENAMETOOLONG);
     }
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
     for (d, s) in addr.sun_path.iter_mut().zip(path) {
@@ -164,7 +166,7 @@ pub fn state(socket: &Path) -> State {
         )
     };
     if fd < 0 {
-        return State::Error(nix::errno::Errno::last_raw());
+        return SocketState::Error(nix::errno::Errno::last_raw());
     }
     let len = std::mem::size_of::<libc::sa_family_t>() + path.len() + 1;
     // SAFETY: `addr` is a valid sockaddr_un of at least `len` bytes.
@@ -179,14 +181,14 @@ pub fn state(socket: &Path) -> State {
     // SAFETY: `fd` is ours and closed once.
     unsafe { libc::close(fd) };
     if r == 0 {
-        return State::Accepting;
+        return SocketState::Accepting;
     }
     match err {
-        libc::EAGAIN | libc::EINPROGRESS => State::Busy,
-        libc::ENOENT | libc::ENOTDIR => State::Missing,
-        libc::ECONNREFUSED => State::Refused,
-        libc::EACCES | libc::EPERM => State::Denied,
-        e => State::Error(e),
+        libc::EAGAIN | libc::EINPROGRESS => SocketState::Busy,
+        libc::ENOENT | libc::ENOTDIR => SocketState::Missing,
+        libc::ECONNREFUSED => SocketState::Refused,
+        libc::EACCES | libc::EPERM => SocketState::Denied,
+        e => SocketState::Error(e),
     }
 }
 
@@ -387,17 +389,17 @@ mod tests {
             socket: s.clone(),
             from: "test".into(),
         };
-        assert_eq!(state(&s), State::Missing);
+        assert_eq!(state(&s), SocketState::Missing);
         let e = w.gate("imapd").unwrap_err();
         assert_eq!(crate::error::exit_code(&e), crate::error::Exit::System);
         let msg = crate::error::describe(&e);
         assert!(msg.contains("not starting imapd until it accepts"), "{msg}");
         assert!(msg.contains("no socket"), "{msg}");
         let l = UnixListener::bind(&s).unwrap();
-        assert_eq!(state(&s), State::Accepting);
+        assert_eq!(state(&s), SocketState::Accepting);
         w.gate("imapd").unwrap();
         drop(l);
-        assert_eq!(state(&s), State::Refused);
+        assert_eq!(state(&s), SocketState::Refused);
         assert!(w.gate("pop3d").is_err());
         std::fs::remove_dir_all(&d).unwrap();
     }

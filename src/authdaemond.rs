@@ -41,22 +41,22 @@ use crate::limits;
 use crate::plan::{EnvdirPlan, Plan, Var};
 use crate::report::{self, Format};
 use crate::resolve::{self, Inherit, Input};
-use crate::settings::{Layout, Origin, Settings};
+use crate::settings::{Layout, Name, Origin, Settings};
 
 /// The settings of a mail service that mean nothing here: set in a run
 /// file of `service=authdaemond`, they are an error (not silently unused).
-pub const MAIL_ONLY: &[&str] = &[
-    "address",
-    "port",
-    "conlimit",
-    "rules",
-    "access",
-    "login",
-    "auth",
-    "authdir",
-    "imapd",
-    "maildir",
-    "wait_authdaemond",
+pub const MAIL_ONLY: &[Name] = &[
+    Name::Address,
+    Name::Port,
+    Name::Conlimit,
+    Name::Rules,
+    Name::Access,
+    Name::Login,
+    Name::Auth,
+    Name::Authdir,
+    Name::Imapd,
+    Name::Maildir,
+    Name::WaitAuthdaemond,
 ];
 
 /// The authdaemond program of a layout.
@@ -139,7 +139,7 @@ pub struct Daemon {
     pub sources: Vec<PathBuf>,
     pub account: Option<Account>,
     pub setuidgid: Option<Account>,
-    pub softlimit: Vec<limits::Setting>,
+    pub softlimit: Vec<limits::SoftLimit>,
     pub umask: Option<(u32, Origin)>,
     pub ulimit_v: Option<(Option<u64>, Origin)>,
     pub envdir: Option<PathBuf>,
@@ -177,7 +177,7 @@ impl Daemon {
         }
         let mut scope = Scope::new(predefined(
             self.settings.layout,
-            self.settings.str("prefix"),
+            self.settings.prefix.as_str(),
         ));
         match crate::config::read_file(&mut scope, &self.own_rc) {
             Ok(_) => scope.get("authmodulelist").map(from).unwrap_or_default(),
@@ -193,7 +193,7 @@ impl Daemon {
                 a.pos.to_string(),
             ),
             None => (
-                crate::authdaemon::default_var(self.settings.layout, self.settings.str("prefix"))
+                crate::authdaemon::default_var(self.settings.layout, self.settings.prefix.as_str())
                     .join("socket"),
                 "the layout's default".into(),
             ),
@@ -207,7 +207,7 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
     let (mut settings, mut problems) = loaded;
     let mut warnings = settings.warnings.clone();
     for name in MAIL_ONLY {
-        let s = settings.get(name);
+        let s = settings.get(*name);
         if s.value.is_some() && !matches!(s.origin, Origin::Default) {
             problems.push(Problem::bad(
                 "settings",
@@ -218,12 +218,14 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
         }
     }
     // Shown by --explain: only the settings that mean something here.
-    settings.values.retain(|(n, _)| !MAIL_ONLY.contains(n));
-    let (layout, prefix) = (settings.layout, settings.str("prefix").to_string());
+    settings
+        .values
+        .retain(|(n, _)| !MAIL_ONLY.iter().any(|m| m.as_str() == *n));
+    let (layout, prefix) = (settings.layout, settings.prefix.as_str().to_string());
 
     let inherit = resolve::inherit(&settings, &mut problems);
     let configs: Vec<PathBuf> = settings
-        .str("config")
+        .str(Name::Config)
         .split_ascii_whitespace()
         .map(PathBuf::from)
         .collect();
@@ -272,26 +274,26 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
                 "authdaemond reads {} from {} itself (compiled in), not from its environment: the value in {} is not used",
                 set.join(" and "),
                 own_rc.display(),
-                settings.str("config")
+                settings.str(Name::Config)
             ));
         }
     }
 
-    let account = resolve::lookup(&settings, "account", &mut problems);
-    let setuidgid = resolve::lookup(&settings, "setuidgid", &mut problems)
+    let account = resolve::lookup(&settings, Name::Account, &mut problems);
+    let setuidgid = resolve::lookup(&settings, Name::Setuidgid, &mut problems)
         .filter(|a| resolve::can_switch(a).map_err(|p| problems.push(p)).is_ok());
-    let softlimit = limits::parse_softlimit(settings.str("softlimit")).unwrap_or_else(|e| {
+    let softlimit = limits::parse_softlimit(settings.str(Name::Softlimit)).unwrap_or_else(|e| {
         problems.push(Problem::bad(
             "settings",
-            settings.get("softlimit").origin.position(),
+            settings.get(Name::Softlimit).origin.position(),
             format!("{e:#}"),
             "",
         ));
         Vec::new()
     });
     let umask = {
-        let s = settings.get("umask");
-        let v = resolve::Val {
+        let s = settings.get(Name::Umask);
+        let v = resolve::SettingText {
             text: s.value.clone().unwrap_or_default(),
             origin: s.origin.clone(),
             stand_in: false,
@@ -301,7 +303,7 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
             .flatten()
     };
     let ulimit_v = {
-        let s = settings.get("ulimit_v");
+        let s = settings.get(Name::UlimitV);
         match s.value.as_deref().unwrap_or("") {
             "" => None,
             t => match limits::parse_ulimit_v(t) {
@@ -319,11 +321,11 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
         }
     };
     let envdir = resolve::envdir_path(&settings, &mut problems);
-    let merge_stderr = resolve::choice(&settings, "stderr", ["merge", "keep"], &mut problems);
-    let banner = resolve::choice(&settings, "banner", ["yes", "no"], &mut problems);
+    let merge_stderr = resolve::choice(&settings, Name::Stderr, ["merge", "keep"], &mut problems);
+    let banner = resolve::choice(&settings, Name::Banner, ["yes", "no"], &mut problems);
 
     let server: Vec<String> = settings
-        .str("server")
+        .str(Name::Server)
         .split_ascii_whitespace()
         .map(str::to_string)
         .collect();
@@ -341,7 +343,7 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
         None => {
             problems.push(Problem::bad(
                 "server",
-                settings.get("server").origin.position(),
+                settings.get(Name::Server).origin.position(),
                 "server is empty",
                 format!("set it to the authdaemond program, e.g. {fallback}"),
             ));
@@ -356,10 +358,10 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
     if server.len() > 1 && program.file_name().is_some_and(|n| n == "authdaemond") {
         problems.push(Problem::bad(
             "server",
-            settings.get("server").origin.position(),
+            settings.get(Name::Server).origin.position(),
             format!(
                 "server \"{}\": authdaemond takes no arguments (with one it exits 1: \"authdaemond no longer handles its own daemonizing\")",
-                printable(settings.str("server"))
+                printable(settings.str(Name::Server))
             ),
             format!("set server={}", server[0]),
         ));
@@ -447,6 +449,7 @@ pub fn compose(d: &Daemon) -> anyhow::Result<Plan> {
         settings: d.settings.clone(),
         configs: d.configs.clone(),
         inherited: d.environ.clone(),
+        inherit: d.inherit.clone(),
         env,
         config_vars: d.config_vars.clone(),
         envdir,
@@ -535,7 +538,7 @@ fn envdir_step(d: &Daemon) -> anyhow::Result<Option<EnvdirPlan>> {
         if crate::error::exit_code(&e) == Exit::Usage {
             crate::error::bad_input(
                 d.settings
-                    .get("envdir")
+                    .get(Name::Envdir)
                     .origin
                     .at(&crate::error::describe(&e)),
             )

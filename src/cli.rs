@@ -155,17 +155,17 @@ enum Cmd {
     /// owner (systemd: a unit file instead), the rules source and compiled
     /// rules. Refuses to overwrite; prints each thing it creates and the
     /// commands that start the service.
-    Init(crate::init::Options),
+    Init(crate::init::InitOptions),
     /// Move from Debian's Courier units to supervised services: one service
     /// directory per service the config enables (its *START variables)
     /// plus authdaemond under DEST, made by init and checked with --check;
     /// then the commands that switch over and back, printed in order.
     /// Stops, disables and links nothing itself.
-    Migrate(crate::migrate::Options),
+    Migrate(crate::migrate::MigrateOptions),
     /// Send log lines read on standard input to syslog as courierlogger
     /// does (facility mail, tag TAG, the level from an ERR:/WARN:/INFO:
     /// prefix, which is removed): the log/run of `init --log syslog`.
-    Syslog(crate::syslog::Options),
+    Syslog(crate::syslog::SyslogOptions),
     /// Print the shell completion script for SHELL on standard output.
     Completions {
         #[arg(value_enum)]

@@ -79,8 +79,8 @@ use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 
 use crate::config::{Assignment, is_name};
 use crate::error::bad_input;
-use manifest::Stamp;
-use siblings::{Kind, open_dir};
+use manifest::Written;
+use siblings::{Sibling, open_dir};
 
 pub use manifest::MARKER;
 pub use siblings::{GRACE, leftovers, remove_leftovers};
@@ -443,7 +443,7 @@ fn replace(
     let pfd = open_parent(&parent)
         .map_err(sys)
         .with_context(|| format!("unable to open directory {}", parent.display()))?;
-    let tmpname = siblings::name(&base, Kind::New);
+    let tmpname = siblings::name(&base, Sibling::New);
     let tmp = parent.join(&tmpname);
     mkdirat(
         Some(pfd.as_raw_fd()),
@@ -480,7 +480,7 @@ fn replace(
             .with_context(|| format!("unable to create {}", tmp.join(name).display()))?;
         stamps.push(st);
     }
-    let listed: Vec<(&[u8], Stamp, &[u8])> = vars
+    let listed: Vec<(&[u8], Written, &[u8])> = vars
         .iter()
         .zip(&stamps)
         .zip(&contents)
@@ -512,7 +512,7 @@ fn replace(
 
 /// Create the file `name` in `d` holding `content` with mode `mode`;
 /// returns its stamp as the manifest records it.
-fn create(d: &OwnedFd, name: &[u8], content: &[u8], mode: u32) -> anyhow::Result<Stamp> {
+fn create(d: &OwnedFd, name: &[u8], content: &[u8], mode: u32) -> anyhow::Result<Written> {
     let fd = openat(
         Some(d.as_raw_fd()),
         name,
@@ -528,7 +528,7 @@ fn create(d: &OwnedFd, name: &[u8], content: &[u8], mode: u32) -> anyhow::Result
         fchmod(f.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(sys)?;
         st = fstat(f.as_raw_fd()).map_err(sys)?;
     }
-    Ok(Stamp {
+    Ok(Written {
         ino: st.st_ino,
         ctime: (st.st_ctime, st.st_ctime_nsec),
         mode,
@@ -620,7 +620,7 @@ fn swap(
                 Err(e) => return Err(sys(e)).with_context(what),
             }
         }
-        let oldname = siblings::name(&base, Kind::Old);
+        let oldname = siblings::name(&base, Sibling::Old);
         match renameat2(
             p,
             tmpname,
@@ -740,7 +740,7 @@ struct RemoveOnDrop {
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         if self.armed {
-            siblings::remove(&self.path, &self.fd, Kind::New);
+            siblings::remove(&self.path, &self.fd, Sibling::New);
         }
     }
 }

@@ -267,7 +267,7 @@ pub fn per_ip_note(spec: &Spec, maxperip: Option<u32>) -> Option<String> {
 // traps
 
 /// A front-end option that does something other than what it seems to.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Trap {
     pub option: String,
     pub problem: String,

@@ -32,13 +32,8 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
 use crate::error::{Exit, bad_input};
 use crate::frontend::RulesFormat;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Supervisor {
-    Daemontools,
-    Runit,
-    S6,
-    Systemd,
-}
+/// One supervisor type for init, `--status` and `--restart`.
+pub use crate::supervise::Supervisor;
 
 /// Where the service's log goes (`--log`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -50,9 +45,10 @@ pub enum Log {
 }
 
 /// The Courier service (the run file's `service=`, which picks the config
-/// files, programs and port as Courier's rc script does).
+/// files, programs and port as Courier's rc script does): the four mail
+/// services of [`crate::service::Service`], and authdaemond.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Service {
+pub enum InitService {
     Imapd,
     ImapdSsl,
     Pop3d,
@@ -62,14 +58,14 @@ pub enum Service {
     Authdaemond,
 }
 
-impl Service {
+impl InitService {
     pub fn name(self) -> &'static str {
         match self {
-            Service::Imapd => "imapd",
-            Service::ImapdSsl => "imapd-ssl",
-            Service::Pop3d => "pop3d",
-            Service::Pop3dSsl => "pop3d-ssl",
-            Service::Authdaemond => "authdaemond",
+            InitService::Imapd => "imapd",
+            InitService::ImapdSsl => "imapd-ssl",
+            InitService::Pop3d => "pop3d",
+            InitService::Pop3dSsl => "pop3d-ssl",
+            InitService::Authdaemond => "authdaemond",
         }
     }
 }
@@ -81,15 +77,15 @@ pub enum InitLayout {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct Options {
+pub struct InitOptions {
     /// The service directory to create (it may exist: what is there is kept).
     /// Refused when it, or a directory on the way to it, can be changed
     /// by an account other than root (a sticky directory such as /tmp is
     /// allowed on the way), or when it is or holds a symlink.
     pub dir: PathBuf,
     /// Which Courier server the service runs.
-    #[arg(long, value_enum, default_value_t = Service::Imapd)]
-    pub service: Service,
+    #[arg(long, value_enum, default_value_t = InitService::Imapd)]
+    pub service: InitService,
     /// Where Courier is installed: Debian's packages or a courier2 prefix.
     #[arg(long, value_enum, default_value_t = InitLayout::Debian)]
     pub layout: InitLayout,
@@ -115,7 +111,7 @@ pub struct Options {
 
 /// One thing to create.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Item {
+pub enum Creation {
     Dir {
         path: PathBuf,
         owner: Option<String>,
@@ -140,7 +136,7 @@ fn account(layout: InitLayout) -> &'static str {
 }
 
 /// The run file's text.
-pub fn run_file(o: &Options, exe: &Path) -> String {
+pub fn run_file(o: &InitOptions, exe: &Path) -> String {
     let svc = o.service.name();
     let sup = match o.supervisor {
         Supervisor::Daemontools => "daemontools' supervise",
@@ -148,7 +144,7 @@ pub fn run_file(o: &Options, exe: &Path) -> String {
         Supervisor::S6 => "s6-supervise",
         Supervisor::Systemd => "systemd",
     };
-    if o.service == Service::Authdaemond {
+    if o.service == InitService::Authdaemond {
         return authdaemond_run_file(o, exe, sup);
     }
     let front = match o.layout {
@@ -173,7 +169,7 @@ pub fn run_file(o: &Options, exe: &Path) -> String {
         account(o.layout)
     );
     match (o.layout, o.service) {
-        (InitLayout::Debian, Service::Imapd | Service::ImapdSsl) => {
+        (InitLayout::Debian, InitService::Imapd | InitService::ImapdSsl) => {
             s += "\n# The access list is the config's IMAPACCESSFILE, as Debian's rc passes it:\n\
                   # couriertcpd reads IMAPACCESSFILE.dat (built by makedat when missing or\n\
                   # older). After an edit: courier-run ./run --rebuild-access (no restart).\n";
@@ -201,7 +197,7 @@ pub fn run_file(o: &Options, exe: &Path) -> String {
 }
 
 /// The --set settings as run file lines (single-quoted).
-fn set_lines(o: &Options) -> String {
+fn set_lines(o: &InitOptions) -> String {
     let mut s = String::new();
     if !o.set.is_empty() {
         s += "\n# Given to init with --set.\n";
@@ -220,9 +216,9 @@ fn set_lines(o: &Options) -> String {
 /// ./data/check until it passes, then writes to the notification-fd, so
 /// `s6-svwait -U` returns once the port serves TLS, not when the process
 /// starts. Tries every 250 ms, for 30 s at most.
-fn shebang(o: &Options, exe: &Path) -> String {
+fn shebang(o: &InitOptions, exe: &Path) -> String {
     match o.supervisor {
-        Supervisor::S6 if o.service != Service::Authdaemond => format!(
+        Supervisor::S6 if o.service != InitService::Authdaemond => format!(
             "#!/usr/bin/env -S {} -d -w 250 -n 120 {}",
             notifyoncheck().display(),
             exe.display()
@@ -256,7 +252,7 @@ fn s6_check(exe: &Path) -> String {
 }
 
 /// The --set settings, checked: known names, NAME=VALUE.
-fn check_sets(o: &Options) -> anyhow::Result<()> {
+fn check_sets(o: &InitOptions) -> anyhow::Result<()> {
     for kv in &o.set {
         match kv.split_once('=') {
             Some((n, _)) if crate::settings::names().any(|k| k == n) => {}
@@ -275,8 +271,8 @@ fn check_sets(o: &Options) -> anyhow::Result<()> {
 /// file overrides, as lines for the admin (layout=debian keeps the
 /// config's IMAPACCESSFILE and ports; courier2's access=./access
 /// overrides IMAPACCESSFILE).
-pub fn notes(o: &Options) -> Vec<String> {
-    if o.service == Service::Authdaemond {
+pub fn notes(o: &InitOptions) -> Vec<String> {
+    if o.service == InitService::Authdaemond {
         return Vec::new();
     }
     let mut sets = vec![
@@ -335,7 +331,7 @@ pub fn notes(o: &Options) -> Vec<String> {
 }
 
 /// The run file of `--service authdaemond`.
-fn authdaemond_run_file(o: &Options, exe: &Path, sup: &str) -> String {
+fn authdaemond_run_file(o: &InitOptions, exe: &Path, sup: &str) -> String {
     let mut s = format!(
         "#!{exe}\n\
          # courier-authdaemond: courier-authlib's authdaemond under {sup}.\n\
@@ -353,7 +349,7 @@ fn authdaemond_run_file(o: &Options, exe: &Path, sup: &str) -> String {
     s
 }
 
-fn log_run(o: &Options, exe: &Path) -> String {
+fn log_run(o: &InitOptions, exe: &Path) -> String {
     let acct = account(o.layout);
     let setuidgid = match o.supervisor {
         Supervisor::Runit => "chpst -u",
@@ -404,15 +400,15 @@ const ACCESS: &str = "\
 ";
 
 /// Everything `init` would create, in order.
-pub fn items(o: &Options, exe: &Path) -> Vec<Item> {
+pub fn items(o: &InitOptions, exe: &Path) -> Vec<Creation> {
     let d = &o.dir;
     let fmt = RulesFormat::Tcprules;
     let mut items = vec![
-        Item::Dir {
+        Creation::Dir {
             path: d.clone(),
             owner: None,
         },
-        Item::File {
+        Creation::File {
             path: d.join("run"),
             mode: 0o755,
             text: run_file(o, exe),
@@ -422,30 +418,30 @@ pub fn items(o: &Options, exe: &Path) -> Vec<Item> {
         // init() checked that the unit can be written for these paths.
         let abs = std::path::absolute(d).unwrap_or_else(|_| d.clone());
         let svc = o.service.name();
-        items.push(Item::File {
+        items.push(Creation::File {
             path: d.join(crate::systemd::unit_name(svc)),
             mode: 0o644,
             text: crate::systemd::unit_file(svc, &abs, exe).unwrap_or_default(),
         });
     } else {
-        items.push(Item::Dir {
+        items.push(Creation::Dir {
             path: d.join("log"),
             owner: None,
         });
-        items.push(Item::File {
+        items.push(Creation::File {
             path: d.join("log/run"),
             mode: 0o755,
             text: log_run(o, exe),
         });
         if o.log != Some(Log::Syslog) {
-            items.push(Item::Dir {
+            items.push(Creation::Dir {
                 path: d.join("log/main"),
                 owner: Some(account(o.layout).to_string()),
             });
             if o.supervisor == Supervisor::Runit {
                 // Created O_EXCL|O_NOFOLLOW in the directory just given to
                 // the account: it can make init fail, not write elsewhere.
-                items.push(Item::File {
+                items.push(Creation::File {
                     path: d.join("log/main/config"),
                     mode: 0o644,
                     text: SVLOGD_CONFIG.to_string(),
@@ -453,21 +449,21 @@ pub fn items(o: &Options, exe: &Path) -> Vec<Item> {
             }
         }
     }
-    if o.supervisor == Supervisor::S6 && o.service != Service::Authdaemond {
+    if o.supervisor == Supervisor::S6 && o.service != InitService::Authdaemond {
         // Readiness: s6-supervise gives ./run the write end of a pipe as
         // fd 3; s6-notifyoncheck writes a newline there once data/check
         // passes.
         items.extend([
-            Item::File {
+            Creation::File {
                 path: d.join("notification-fd"),
                 mode: 0o644,
                 text: "3\n".into(),
             },
-            Item::Dir {
+            Creation::Dir {
                 path: d.join("data"),
                 owner: None,
             },
-            Item::File {
+            Creation::File {
                 path: d.join("data/check"),
                 mode: 0o755,
                 text: s6_check(exe),
@@ -476,16 +472,16 @@ pub fn items(o: &Options, exe: &Path) -> Vec<Item> {
     }
     // layout=debian keeps the config's access list (couriertcpd's .dat):
     // no new `* allow` list.
-    if o.service == Service::Authdaemond || o.layout == InitLayout::Debian {
+    if o.service == InitService::Authdaemond || o.layout == InitLayout::Debian {
         return items;
     }
     items.extend([
-        Item::File {
+        Creation::File {
             path: d.join("access"),
             mode: 0o644,
             text: ACCESS.to_string(),
         },
-        Item::Rules {
+        Creation::Rules {
             source: d.join("access"),
             output: crate::access::output_path(d, Path::new("access"), fmt),
         },
@@ -557,7 +553,7 @@ fn sh_word(p: &Path) -> String {
 /// a note when this system has no scan directory for the supervisor.
 pub fn start_command(
     sup: Supervisor,
-    service: Service,
+    service: InitService,
     abs: &Path,
     scan: &ScanDirs,
 ) -> (String, Option<String>) {
@@ -976,10 +972,10 @@ fn stat_below(dir: &OwnedFd, names: &[&OsStr]) -> nix::Result<Option<FileStat>> 
     }
 }
 
-fn item_path(it: &Item) -> &Path {
+fn item_path(it: &Creation) -> &Path {
     match it {
-        Item::Dir { path, .. } | Item::File { path, .. } => path,
-        Item::Rules { output, .. } => output,
+        Creation::Dir { path, .. } | Creation::File { path, .. } => path,
+        Creation::Rules { output, .. } => output,
     }
 }
 
@@ -990,7 +986,7 @@ enum Done {
     Exists,
 }
 
-pub fn init(o: &Options) -> anyhow::Result<Exit> {
+pub fn init(o: &InitOptions) -> anyhow::Result<Exit> {
     let (mut lines, abs) = create(o)?;
     let (cmd, note) = start_command(o.supervisor, o.service, &abs, &ScanDirs::detect());
     lines += &format!("start it with: {cmd}\n");
@@ -999,7 +995,8 @@ pub fn init(o: &Options) -> anyhow::Result<Exit> {
     }
     // Two authdaemonds cannot share the socket (the second renames its own
     // over the first's): Debian's must go first.
-    if o.service == Service::Authdaemond && Path::new("/etc/init.d/courier-authdaemon").exists() {
+    if o.service == InitService::Authdaemond && Path::new("/etc/init.d/courier-authdaemon").exists()
+    {
         lines += "note: first stop and disable Debian's authdaemond: /usr/sbin/authdaemond stop; update-rc.d courier-authdaemon disable (systemd: systemctl disable --now courier-authdaemon)\n";
     }
     crate::report::output(lines.as_bytes())?;
@@ -1010,7 +1007,7 @@ pub fn init(o: &Options) -> anyhow::Result<Exit> {
 /// makes: the lines saying each thing, and DIR's absolute physical path.
 /// `migrate` calls this for each service directory. On a failure after
 /// something was created, the lines so far are printed before the error.
-pub fn create(o: &Options) -> anyhow::Result<(String, PathBuf)> {
+pub fn create(o: &InitOptions) -> anyhow::Result<(String, PathBuf)> {
     // The start hint is a command to paste: a name holding a control
     // character (a newline, an escape) can be neither pasted nor shown as
     // it is, so it is refused rather than printed raw (docs/messages.md).
@@ -1054,12 +1051,12 @@ pub fn create(o: &Options) -> anyhow::Result<(String, PathBuf)> {
             };
             exists[i] = true;
             match it {
-                Item::Dir { .. } if !is_dir(&st) => {
+                Creation::Dir { .. } if !is_dir(&st) => {
                     return Err(bad_input(format!(
                         "{shown} exists and is not a directory (remove it, or pick another directory)"
                     )));
                 }
-                Item::Dir { path, .. } => {
+                Creation::Dir { path, .. } => {
                     // init creates files in it: nobody else may change it.
                     if items.iter().any(|x| item_path(x).parent() == Some(path)) {
                         check_dir(&st, p, false)?;
@@ -1076,7 +1073,7 @@ pub fn create(o: &Options) -> anyhow::Result<(String, PathBuf)> {
     // The accounts that get a directory: known, and init may give it.
     let mut owners = Vec::new();
     for (it, &there) in items.iter().zip(&exists) {
-        if let Item::Dir {
+        if let Creation::Dir {
             owner: Some(name), ..
         } = it
             && !there
@@ -1125,7 +1122,7 @@ pub fn create(o: &Options) -> anyhow::Result<(String, PathBuf)> {
     Ok((lines, place.abs()))
 }
 
-fn line(it: &Item, done: Done, dry: bool) -> String {
+fn line(it: &Creation, done: Done, dry: bool) -> String {
     let verb = match (done, dry) {
         (Done::Exists, _) => "exists",
         (Done::Created, true) => "would create",
@@ -1133,7 +1130,7 @@ fn line(it: &Item, done: Done, dry: bool) -> String {
     };
     let shown = |p: &Path| crate::error::printable(&p.to_string_lossy());
     match it {
-        Item::Dir { path, owner } => format!(
+        Creation::Dir { path, owner } => format!(
             "{verb} {}/{}\n",
             shown(path),
             match (owner, done) {
@@ -1142,8 +1139,8 @@ fn line(it: &Item, done: Done, dry: bool) -> String {
                 (None, _) => String::new(),
             }
         ),
-        Item::File { path, mode, .. } => format!("{verb} {} (mode {mode:o})\n", shown(path)),
-        Item::Rules { source, output } => format!(
+        Creation::File { path, mode, .. } => format!("{verb} {} (mode {mode:o})\n", shown(path)),
+        Creation::Rules { source, output } => format!(
             "{verb} {} (tcprules cdb, from {})\n",
             shown(output),
             shown(source)
@@ -1155,8 +1152,8 @@ fn line(it: &Item, done: Done, dry: bool) -> String {
 /// not there, in order; `lines` says each as it is done.
 fn create_all(
     place: &Place,
-    o: &Options,
-    items: &[Item],
+    o: &InitOptions,
+    items: &[Creation],
     exists: &[bool],
     owners: &[crate::account::Account],
     lines: &mut String,
@@ -1194,12 +1191,14 @@ fn create_all(
         let names = below(&o.dir, path)?;
         let (at, name) = parent_of(&dir, path, &names)?;
         match it {
-            Item::Dir { owner, .. } => {
+            Creation::Dir { owner, .. } => {
                 let a = owner.as_ref().and_then(|_| owners.next());
                 make_dir(&at, name, path, a)?;
             }
-            Item::File { mode, text, .. } => make_file(&at, name, path, *mode, text.as_bytes())?,
-            Item::Rules { source, .. } => {
+            Creation::File { mode, text, .. } => {
+                make_file(&at, name, path, *mode, text.as_bytes())?
+            }
+            Creation::Rules { source, .. } => {
                 let text = read_below(&dir, &o.dir, source)?;
                 let entries = crate::access::parse(&text, source).map_err(bad_input)?;
                 let c = crate::access::convert(&entries, RulesFormat::Tcprules, false)
@@ -1293,8 +1292,8 @@ fn read_below(dir: &OwnedFd, root: &Path, p: &Path) -> anyhow::Result<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn opts(dir: &Path, sup: Supervisor, svc: Service) -> Options {
-        Options {
+    fn opts(dir: &Path, sup: Supervisor, svc: InitService) -> InitOptions {
+        InitOptions {
             dir: dir.to_path_buf(),
             service: svc,
             layout: InitLayout::Debian,
@@ -1309,7 +1308,7 @@ mod tests {
     fn loggers_per_supervisor() {
         let d = Path::new("/x");
         let exe = Path::new("/usr/bin/courier-run");
-        let lr = |s| log_run(&opts(d, s, Service::Imapd), exe);
+        let lr = |s| log_run(&opts(d, s, InitService::Imapd), exe);
         assert!(
             lr(Supervisor::Daemontools)
                 .contains("exec setuidgid courier multilog t s1000000 n20 ./main")
@@ -1318,13 +1317,13 @@ mod tests {
         assert!(
             lr(Supervisor::S6).contains("exec s6-setuidgid courier s6-log t s1000000 n20 ./main")
         );
-        let mut o = opts(d, Supervisor::Runit, Service::Pop3dSsl);
+        let mut o = opts(d, Supervisor::Runit, InitService::Pop3dSsl);
         o.log = Some(Log::Syslog);
         assert!(
             log_run(&o, exe)
                 .contains("exec chpst -u courier /usr/bin/courier-run syslog pop3d-ssl\n")
         );
-        let paths = |o: &Options| -> Vec<PathBuf> {
+        let paths = |o: &InitOptions| -> Vec<PathBuf> {
             items(o, exe)
                 .iter()
                 .map(|i| item_path(i).to_path_buf())
@@ -1335,11 +1334,11 @@ mod tests {
         o.log = None;
         assert!(paths(&o).contains(&d.join("log/main/config")));
         // systemd: the unit, no log/; for authdaemond no access list either.
-        let o = opts(d, Supervisor::Systemd, Service::Imapd);
+        let o = opts(d, Supervisor::Systemd, InitService::Imapd);
         let p = paths(&o);
         assert!(p.contains(&d.join("courier-run-imapd.service")), "{p:?}");
         assert!(!p.iter().any(|p| p.starts_with(d.join("log"))), "{p:?}");
-        let o = opts(d, Supervisor::Systemd, Service::Authdaemond);
+        let o = opts(d, Supervisor::Systemd, InitService::Authdaemond);
         assert_eq!(
             paths(&o),
             [
@@ -1349,7 +1348,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            start_command(Supervisor::Systemd, Service::Imapd, d, &ScanDirs::detect()),
+            start_command(Supervisor::Systemd, InitService::Imapd, d, &ScanDirs::detect()),
             (
                 "systemctl link /x/courier-run-imapd.service && systemctl enable --now courier-run-imapd.service"
                     .into(),
@@ -1357,7 +1356,7 @@ mod tests {
             )
         );
         let r = run_file(
-            &opts(d, Supervisor::S6, Service::Pop3d),
+            &opts(d, Supervisor::S6, InitService::Pop3d),
             Path::new("/usr/bin/courier-run"),
         );
         // s6: readiness through s6-notifyoncheck, which execs courier-run.
@@ -1368,7 +1367,7 @@ mod tests {
             "{first}"
         );
         let r = run_file(
-            &opts(d, Supervisor::Runit, Service::Pop3d),
+            &opts(d, Supervisor::Runit, InitService::Pop3d),
             Path::new("/usr/bin/courier-run"),
         );
         assert!(r.starts_with("#!/usr/bin/courier-run\n"));
@@ -1378,7 +1377,7 @@ mod tests {
         assert!(r.contains("on couriertcpd"), "{r}");
         assert!(r.contains("\nwait_authdaemond=yes\n"));
         // courier2 keeps its own list (the recipe had no IMAPACCESSFILE).
-        let mut o = opts(d, Supervisor::Daemontools, Service::Imapd);
+        let mut o = opts(d, Supervisor::Daemontools, InitService::Imapd);
         o.layout = InitLayout::Courier2;
         assert!(run_file(&o, Path::new("/x")).contains("\naccess=./access\n"));
         assert_eq!(items(&o, Path::new("/x")).len(), 7);
@@ -1387,7 +1386,7 @@ mod tests {
     #[test]
     fn authdaemond_service_dir() {
         let d = Path::new("/x");
-        let o = opts(d, Supervisor::Daemontools, Service::Authdaemond);
+        let o = opts(d, Supervisor::Daemontools, InitService::Authdaemond);
         let r = run_file(&o, Path::new("/usr/bin/courier-run"));
         assert!(r.contains("\nservice=authdaemond\nlayout=debian\n"), "{r}");
         assert!(!r.contains("access="), "{r}");
@@ -1402,7 +1401,7 @@ mod tests {
         let paths: Vec<PathBuf> = items(&o, Path::new("/usr/bin/courier-run"))
             .into_iter()
             .filter_map(|i| match i {
-                Item::File { path, .. } => Some(path),
+                Creation::File { path, .. } => Some(path),
                 _ => None,
             })
             .collect();
@@ -1425,7 +1424,7 @@ mod tests {
             etc_service_is_runit: true,
             ..none.clone()
         };
-        let hint = |sup, scan: &ScanDirs| start_command(sup, Service::Imapd, abs, scan);
+        let hint = |sup, scan: &ScanDirs| start_command(sup, InitService::Imapd, abs, scan);
         assert_eq!(
             hint(Supervisor::Runit, &debian_runit),
             (
@@ -1461,7 +1460,7 @@ mod tests {
             return;
         };
         let d = dir.join("svc");
-        let mut o = opts(&d, Supervisor::Runit, Service::Imapd);
+        let mut o = opts(&d, Supervisor::Runit, InitService::Imapd);
         o.dry_run = true;
         init(&o).unwrap();
         assert!(!d.exists(), "--dry-run created something");

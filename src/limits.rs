@@ -99,7 +99,7 @@ pub enum Value {
 
 /// One softlimit(8) setting in the order daemontools applies them (-m
 /// expands to DATA, STACK, MEMLOCK, AS in that order, as softlimit.c does).
-pub type Setting = (Resource, Value);
+pub type SoftLimit = (Resource, Value);
 
 /// softlimit's letters: the resources each one sets (in softlimit.c's
 /// order) and the unit of its value, for messages.
@@ -128,7 +128,7 @@ const LETTERS: [(char, &[Resource], &str); 11] = {
 /// numbers above 2^64-1 and takes an empty argument (`-m ''`) as 0; we
 /// refuse both, like any value that is not all digits (which softlimit also
 /// refuses, with a bare usage line that does not say which word is wrong).
-pub fn parse_softlimit(s: &str) -> anyhow::Result<Vec<Setting>> {
+pub fn parse_softlimit(s: &str) -> anyhow::Result<Vec<SoftLimit>> {
     let bad = |msg: String| bad_input(format!("softlimit \"{}\": {msg}", crate::shown::value(s)));
     let mut words = s.split_ascii_whitespace();
     let mut settings = Vec::new();
@@ -294,7 +294,7 @@ fn raw(v: Option<u64>) -> u64 {
 pub fn plan(
     cur: &BTreeMap<Resource, Limit>,
     ulimit_v: Option<Option<u64>>,
-    soft: &[Setting],
+    soft: &[SoftLimit],
 ) -> anyhow::Result<BTreeMap<Resource, Limit>> {
     // Raising a hard limit needs CAP_SYS_RESOURCE (not uid 0); asked only
     // when a raise is planned, so a launch reads /proc only then.
@@ -306,7 +306,7 @@ pub fn plan(
 fn plan_with(
     cur: &BTreeMap<Resource, Limit>,
     ulimit_v: Option<Option<u64>>,
-    soft: &[Setting],
+    soft: &[SoftLimit],
     may_raise_hard: impl Fn() -> bool,
 ) -> anyhow::Result<BTreeMap<Resource, Limit>> {
     let mut lim = BTreeMap::new();
@@ -382,7 +382,7 @@ mod tests {
     fn parse_softlimit_table() {
         use Value::{Hard, Num};
         let m = |v| vec![(Data, v), (Stack, v), (Memlock, v), (As, v)];
-        let cases: Vec<(&str, Vec<Setting>)> = vec![
+        let cases: Vec<(&str, Vec<SoftLimit>)> = vec![
             ("", vec![]),
             ("   ", vec![]),
             ("-m 5000000", m(Num(5_000_000))),

@@ -13,13 +13,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::error::{Exit, bad_input};
-use crate::init::{InitLayout, Log, ScanDirs, Service, Supervisor};
+use crate::init::{InitLayout, InitService, Log, ScanDirs, Supervisor};
 
 /// Debian's config directory, the default of `--config-dir`.
 pub const CONFIG_DIR: &str = "/etc/courier";
 
 #[derive(clap::Args, Debug)]
-pub struct Options {
+pub struct MigrateOptions {
     /// Where the service directories go: DEST/courier-authdaemond,
     /// DEST/courier-imapd, ... (created; an existing DEST may hold nothing
     /// but those).
@@ -47,22 +47,22 @@ pub struct Options {
 }
 
 /// The mail services in the order Debian's units are listed.
-const MAIL: [Service; 4] = [
-    Service::Imapd,
-    Service::ImapdSsl,
-    Service::Pop3d,
-    Service::Pop3dSsl,
+const MAIL: [InitService; 4] = [
+    InitService::Imapd,
+    InitService::ImapdSsl,
+    InitService::Pop3d,
+    InitService::Pop3dSsl,
 ];
 
 /// The service directory's name under DEST.
-pub fn dir_name(s: Service) -> String {
+pub fn dir_name(s: InitService) -> String {
     format!("courier-{}", s.name())
 }
 
 /// The config files of a service under `config_dir`, in the order
 /// Debian's rc sources them (base, then -ssl).
-fn config_files(s: Service, config_dir: &Path) -> Vec<PathBuf> {
-    if s == Service::Authdaemond {
+fn config_files(s: InitService, config_dir: &Path) -> Vec<PathBuf> {
+    if s == InitService::Authdaemond {
         return vec![config_dir.join("authdaemonrc")];
     }
     let sv = crate::service::Service::parse(s.name()).expect("a mail service");
@@ -74,7 +74,7 @@ fn config_files(s: Service, config_dir: &Path) -> Vec<PathBuf> {
 
 /// The `config=` setting a run file needs for `config_dir` (none for
 /// Debian's own).
-fn config_set(s: Service, config_dir: &Path) -> Option<String> {
+fn config_set(s: InitService, config_dir: &Path) -> Option<String> {
     if config_dir == Path::new(CONFIG_DIR) {
         return None;
     }
@@ -87,7 +87,7 @@ fn config_set(s: Service, config_dir: &Path) -> Option<String> {
 
 /// Which mail services the config enables: each with the line that says
 /// so (or why it is left out).
-fn enabled(config_dir: &Path) -> anyhow::Result<Vec<(Service, bool, String)>> {
+fn enabled(config_dir: &Path) -> anyhow::Result<Vec<(InitService, bool, String)>> {
     let environ = crate::environ::inherited();
     let mut v = Vec::new();
     for s in MAIL {
@@ -146,7 +146,7 @@ fn enabled(config_dir: &Path) -> anyhow::Result<Vec<(Service, bool, String)>> {
     Ok(v)
 }
 
-fn s_start_var(s: Service) -> &'static str {
+fn s_start_var(s: InitService) -> &'static str {
     crate::service::Service::parse(s.name())
         .expect("a mail service")
         .start_var()
@@ -159,7 +159,7 @@ fn sh(p: &Path) -> String {
 }
 
 /// Debian's unit for a service.
-fn debian_unit(s: Service) -> &'static str {
+fn debian_unit(s: InitService) -> &'static str {
     crate::systemd::debian_unit(s.name())
 }
 
@@ -190,7 +190,7 @@ fn boot_unit(name: &str, what: &str, exec: &str) -> (String, String) {
 /// first), as comment and command lines.
 pub fn commands(
     sup: Supervisor,
-    dirs: &[(Service, PathBuf)],
+    dirs: &[(InitService, PathBuf)],
     scan: &ScanDirs,
 ) -> (Vec<String>, Vec<String>) {
     let mut over = Vec::new();
@@ -324,7 +324,7 @@ fn check_dest(dest: &Path) -> anyhow::Result<()> {
         // init says what is wrong with a symlink or a file.
         return Ok(());
     }
-    let ours: Vec<String> = std::iter::once(Service::Authdaemond)
+    let ours: Vec<String> = std::iter::once(InitService::Authdaemond)
         .chain(MAIL)
         .map(dir_name)
         .collect();
@@ -393,7 +393,7 @@ fn check(dir: &Path) -> anyhow::Result<(String, Vec<String>, bool)> {
     Ok((summary, lines, failed))
 }
 
-pub fn migrate(o: &Options) -> anyhow::Result<Exit> {
+pub fn migrate(o: &MigrateOptions) -> anyhow::Result<Exit> {
     let dest_shown = o.dest.to_string_lossy();
     if dest_shown.chars().any(char::is_control) {
         return Err(bad_input(format!(
@@ -425,12 +425,12 @@ pub fn migrate(o: &Options) -> anyhow::Result<Exit> {
         out += &format!("  {}: {why}\n", s.name());
     }
     out += "  authdaemond: always (every login goes through it)\n";
-    let services: Vec<Service> = std::iter::once(Service::Authdaemond)
+    let services: Vec<InitService> = std::iter::once(InitService::Authdaemond)
         .chain(found.iter().filter(|f| f.1).map(|f| f.0))
         .collect();
     let abs_dest = std::path::absolute(&o.dest)
         .with_context(|| format!("unable to make {} absolute", o.dest.display()))?;
-    let opts = |s: Service, dry_run: bool| crate::init::Options {
+    let opts = |s: InitService, dry_run: bool| crate::init::InitOptions {
         dir: abs_dest.join(dir_name(s)),
         service: s,
         layout: InitLayout::Debian,
@@ -439,7 +439,12 @@ pub fn migrate(o: &Options) -> anyhow::Result<Exit> {
         dry_run,
         set: config_set(s, &o.config_dir)
             .into_iter()
-            .chain(o.set.iter().filter(|_| s != Service::Authdaemond).cloned())
+            .chain(
+                o.set
+                    .iter()
+                    .filter(|_| s != InitService::Authdaemond)
+                    .cloned(),
+            )
             .collect(),
     };
     // Every directory checked (init's rules) before any is created.
@@ -476,7 +481,8 @@ pub fn migrate(o: &Options) -> anyhow::Result<Exit> {
         }
         failed |= bad;
     }
-    let dirs: Vec<(Service, PathBuf)> = planned.iter().map(|(s, a, _)| (*s, a.clone())).collect();
+    let dirs: Vec<(InitService, PathBuf)> =
+        planned.iter().map(|(s, a, _)| (*s, a.clone())).collect();
     let (over, back) = commands(o.supervisor, &dirs, &ScanDirs::detect());
     out += "\nTo switch over, run as root, in this order:\n";
     for l in &over {
@@ -500,11 +506,15 @@ pub fn migrate(o: &Options) -> anyhow::Result<Exit> {
 mod tests {
     use super::*;
 
-    fn dirs() -> Vec<(Service, PathBuf)> {
-        [Service::Authdaemond, Service::Imapd, Service::Pop3dSsl]
-            .into_iter()
-            .map(|s| (s, PathBuf::from(format!("/srv/c c/{}", dir_name(s)))))
-            .collect()
+    fn dirs() -> Vec<(InitService, PathBuf)> {
+        [
+            InitService::Authdaemond,
+            InitService::Imapd,
+            InitService::Pop3dSsl,
+        ]
+        .into_iter()
+        .map(|s| (s, PathBuf::from(format!("/srv/c c/{}", dir_name(s)))))
+        .collect()
     }
 
     fn none() -> ScanDirs {

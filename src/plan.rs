@@ -14,8 +14,8 @@ use crate::config::Assignment;
 use crate::envdir::{self, Modes};
 use crate::environ::Environ;
 use crate::limits::{self, Limit, Resource};
-use crate::resolve::Resolved;
-use crate::settings::{Origin, Settings};
+use crate::resolve::{Inherit, Resolved};
+use crate::settings::{Name, Origin, Settings};
 
 /// One variable of the environment the program gets.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +59,8 @@ pub struct Plan {
     pub configs: Vec<PathBuf>,
     /// The environment courier-run started with (for the dry run's diff).
     pub inherited: Environ,
+    /// What inherit_env keeps of it.
+    pub inherit: Inherit,
     /// The complete environment of the program, in envp order.
     pub env: Vec<Var>,
     /// The config's variables (what the envdir holds), in order.
@@ -77,7 +79,7 @@ pub struct Plan {
     pub umask: Option<(u32, Origin)>,
     /// ulimit_v in bytes (None inside: unlimited) and where it came from.
     pub ulimit_v: Option<(Option<u64>, Origin)>,
-    pub softlimit: Vec<limits::Setting>,
+    pub softlimit: Vec<limits::SoftLimit>,
     /// Every resource's limits at exec.
     pub limits: BTreeMap<Resource, Limit>,
     /// The limits courier-run started with (to tell what changed).
@@ -144,6 +146,7 @@ impl Plan {
         Ok(Plan {
             configs: r.configs,
             inherited: r.environ,
+            inherit: r.inherit,
             env,
             config_vars: r.config_vars,
             envdir,
@@ -272,7 +275,7 @@ fn envdir_step(r: &Resolved) -> anyhow::Result<Option<EnvdirPlan>> {
         if crate::error::exit_code(&e) == crate::error::Exit::Usage {
             crate::error::bad_input(
                 r.settings
-                    .get("envdir")
+                    .get(Name::Envdir)
                     .origin
                     .at(&crate::error::describe(&e)),
             )
@@ -300,7 +303,7 @@ fn envdir_step(r: &Resolved) -> anyhow::Result<Option<EnvdirPlan>> {
 /// none, nor lie inside one (an access list may be a directory).
 fn read_files(r: &Resolved) -> Vec<PathBuf> {
     let mut out = r.sources.clone();
-    let access = match &r.settings.get("access").value {
+    let access = match &r.settings.get(Name::Access).value {
         Some(v) => Some(v.as_bytes().to_vec()),
         None => r.var("IMAPACCESSFILE").map(|a| a.value.clone()),
     };

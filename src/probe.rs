@@ -27,33 +27,33 @@ use crate::service::{Protocol, Service};
 
 /// Monitoring-plugin states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum State {
+pub enum PluginState {
     Ok = 0,
     Warning = 1,
     Critical = 2,
     Unknown = 3,
 }
 
-impl State {
+impl PluginState {
     pub fn word(self) -> &'static str {
         match self {
-            State::Ok => "OK",
-            State::Warning => "WARNING",
-            State::Critical => "CRITICAL",
-            State::Unknown => "UNKNOWN",
+            PluginState::Ok => "OK",
+            PluginState::Warning => "WARNING",
+            PluginState::Critical => "CRITICAL",
+            PluginState::Unknown => "UNKNOWN",
         }
     }
 }
 
 /// The result: a state and the text after `PROTO STATE - `.
 #[derive(Clone, Debug)]
-pub struct Outcome {
-    pub state: State,
+pub struct Verdict {
+    pub state: PluginState,
     pub protocol: &'static str,
     pub text: String,
 }
 
-impl Outcome {
+impl Verdict {
     pub fn line(&self) -> String {
         format!(
             "{} {} - {}",
@@ -108,23 +108,23 @@ enum Tls {
 }
 
 /// The probe itself (no printing).
-pub fn probe(r: &Resolved, timeout: Duration) -> Outcome {
+pub fn probe(r: &Resolved, timeout: Duration) -> Verdict {
     let protocol = match r.service.protocol() {
         Protocol::Imap => "IMAP",
         Protocol::Pop3 => "POP3",
     };
-    let out = |state, text: String| Outcome {
+    let out = |state, text: String| Verdict {
         state,
         protocol,
         text,
     };
     // Without the config, how the service does TLS is not known.
     if let Some(p) = r.problems.first() {
-        return out(State::Unknown, format!("{}: {}", p.subject, p.text()));
+        return out(PluginState::Unknown, format!("{}: {}", p.subject, p.text()));
     }
     let addr = match target(r) {
         Ok(a) => a,
-        Err(e) => return out(State::Unknown, e),
+        Err(e) => return out(PluginState::Unknown, e),
     };
     let tls = if r.service.is_ssl() {
         Tls::Implicit
@@ -138,9 +138,9 @@ pub fn probe(r: &Resolved, timeout: Duration) -> Outcome {
     };
     let deadline = Instant::now() + timeout;
     match session(r.service, addr, tls, deadline) {
-        Err(e) => out(State::Critical, format!("{addr}: {e}")),
+        Err(e) => out(PluginState::Critical, format!("{addr}: {e}")),
         Ok((ms, None)) => out(
-            State::Ok,
+            PluginState::Ok,
             format!("greeting in {ms} ms (no TLS configured)"),
         ),
         Ok((ms, Some(leaf))) => {
@@ -159,12 +159,12 @@ pub fn probe(r: &Resolved, timeout: Duration) -> Outcome {
 }
 
 /// The served certificate against TLS_CERTFILE and the clock.
-fn certificate(r: &Resolved, leaf: &[u8]) -> (State, String) {
-    let mut state = State::Ok;
+fn certificate(r: &Resolved, leaf: &[u8]) -> (PluginState, String) {
+    let mut state = PluginState::Ok;
     let mut parts = Vec::new();
     match r.env_value("TLS_CERTFILE").filter(|v| !v.is_empty()) {
         None => {
-            state = State::Critical;
+            state = PluginState::Critical;
             parts.push("TLS_CERTFILE is not set".to_string());
         }
         Some(p) => {
@@ -175,13 +175,13 @@ fn certificate(r: &Resolved, leaf: &[u8]) -> (State, String) {
                         parts.push("certificate matches TLS_CERTFILE".into())
                     }
                     Some(_) => {
-                        state = State::Critical;
+                        state = PluginState::Critical;
                         parts.push(format!(
                             "the certificate served is not the one in TLS_CERTFILE {path} (restart the service after renewing it)"
                         ));
                     }
                     None => {
-                        state = State::Critical;
+                        state = PluginState::Critical;
                         parts.push(format!("TLS_CERTFILE {path} holds no certificate"));
                     }
                 },
@@ -196,17 +196,17 @@ fn certificate(r: &Resolved, leaf: &[u8]) -> (State, String) {
     }
     match crate::tls::not_after(leaf) {
         None => {
-            state = state.max(State::Unknown);
+            state = state.max(PluginState::Unknown);
             parts.push("unreadable validity dates".into());
         }
         Some((unix, text)) => {
             let left = unix - crate::tls::now();
             let days = left / 86400;
             if left <= 0 {
-                state = state.max(State::Critical);
+                state = state.max(PluginState::Critical);
                 parts.push(format!("expired on {text}"));
             } else if days < i64::from(crate::tls::EXPIRY_WARN_DAYS) {
-                state = state.max(State::Warning);
+                state = state.max(PluginState::Warning);
                 parts.push(format!("expires in {days} days, on {text}"));
             } else {
                 parts.push(format!("expires in {days} days"));

@@ -23,7 +23,7 @@ pub fn build(plan: &Plan, a: &Step, force: bool) -> anyhow::Result<Vec<String>> 
     if a.format == RulesFormat::CourierDat {
         let s = &plan.settings;
         if force || crate::makedat::stale(&a.source, &a.output)? {
-            let m = crate::makedat::program(s.layout, s.str("prefix"));
+            let m = crate::makedat::program(s.layout, s.prefix.as_str());
             crate::makedat::build(&m, &a.source, &a.output)?;
         }
         return Ok(Vec::new());

@@ -10,7 +10,8 @@ use serde_json::{Map, Value, json};
 use crate::check;
 use crate::limits::Resource;
 use crate::plan::Plan;
-use crate::settings::Origin;
+use crate::resolve::Inherit;
+use crate::settings::{Name, Origin};
 use crate::shown::{line, shown, shown_path};
 
 /// Output formats of `--dry-run` (all three) and `--check` (text, json).
@@ -163,7 +164,7 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         .runfile
         .as_ref()
         .map_or("(no run file)".to_string(), |p| shown_path(p));
-    let layout = plan.settings.str("layout");
+    let layout = plan.settings.layout.name();
     s += &format!("courier-run plan for {runfile} (layout={layout})\n\n");
     s += &format!("program   {}\n", shown_path(&plan.program));
     s += &format!(
@@ -410,12 +411,14 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
         );
     }
     // `env -i` with the kept names, for inherit_env=none or a list.
-    let env_i: Vec<u8> = match plan.settings.str("inherit_env") {
-        "all" => Vec::new(),
-        "none" => b"env -i ".to_vec(),
-        names => {
+    let env_i: Vec<u8> = match &plan.inherit {
+        Inherit::All => Vec::new(),
+        Inherit::Nothing => b"env -i ".to_vec(),
+        Inherit::Names(names) => {
             let mut v = b"env -i".to_vec();
-            for n in names.split_ascii_whitespace() {
+            for n in names {
+                // Variable names (resolve checked them): plain ASCII.
+                let n = String::from_utf8_lossy(n);
                 v.extend(format!(" ${{{n}+\"{n}=${n}\"}}").bytes());
             }
             v.push(b' ');
@@ -459,7 +462,7 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
             String::from_utf8_lossy(&quote(p.as_os_str().as_encoded_bytes())).into_owned()
         };
         let (src, dat) = (q(&a.source), q(&a.output));
-        let m = crate::makedat::program(plan.settings.layout, plan.settings.str("prefix"));
+        let m = crate::makedat::program(plan.settings.layout, plan.settings.prefix.as_str());
         let arg = |k: &str, p: &std::path::Path| {
             let mut v = k.as_bytes().to_vec();
             v.extend_from_slice(p.as_os_str().as_encoded_bytes());
@@ -524,7 +527,7 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
         }
         None => {}
     }
-    let soft = plan.settings.str("softlimit");
+    let soft = plan.settings.str(Name::Softlimit);
     // Whether the next word is read by a program that parses options
     // (softlimit, env); envuidgid, envdir and setuidgid take theirs as
     // plain arguments (daemontools reads argv[1] and argv[2] as they are,
@@ -595,13 +598,13 @@ fn not_an_option(p: &[u8]) -> Vec<u8> {
 fn predefined_for_sh(plan: &Plan) -> Vec<(String, String)> {
     let s = &plan.settings;
     if s.authdaemond {
-        return crate::authdaemond::predefined(s.layout, s.str("prefix"))
+        return crate::authdaemond::predefined(s.layout, s.prefix.as_str())
             .into_iter()
             .map(|(n, v)| (n, lossy(&v)))
             .collect();
     }
     s.service
-        .predefined(s.layout, s.str("prefix"))
+        .predefined(s.layout, s.prefix.as_str())
         .into_iter()
         .map(|(n, v)| (n.to_string(), v))
         .collect()

@@ -73,7 +73,7 @@ pub fn run(runfile: &Path, sets: &[String], timeout: Duration) -> anyhow::Result
         {
             let left = deadline.saturating_duration_since(Instant::now());
             let o = crate::probe::probe(&resolved, left.min(crate::probe::DEFAULT_TIMEOUT));
-            if o.state <= crate::probe::State::Warning {
+            if o.state <= crate::probe::PluginState::Warning {
                 say(format!(
                     "restarted ({}): pid {} -> {pid}, serving after {} ms: {}",
                     kind.restart_command(&dir),

@@ -40,20 +40,20 @@ pub struct Dir {
 
 /// What a name in a directory is, without following a symlink there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub enum FileKind {
     Regular,
     Directory,
     Symlink,
     Other,
 }
 
-impl Kind {
-    pub fn of(st: &FileStat) -> Kind {
+impl FileKind {
+    pub fn of(st: &FileStat) -> FileKind {
         match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
-            SFlag::S_IFREG => Kind::Regular,
-            SFlag::S_IFDIR => Kind::Directory,
-            SFlag::S_IFLNK => Kind::Symlink,
-            _ => Kind::Other,
+            SFlag::S_IFREG => FileKind::Regular,
+            SFlag::S_IFDIR => FileKind::Directory,
+            SFlag::S_IFLNK => FileKind::Symlink,
+            _ => FileKind::Other,
         }
     }
 
@@ -156,7 +156,7 @@ impl Dir {
                         .stat(name.to_str().unwrap_or(""))
                         .ok()
                         .flatten()
-                        .map(|s| Kind::describe(&s))
+                        .map(|s| FileKind::describe(&s))
                         .unwrap_or("not a directory");
                     return Err(WalkError::Symlink(at, what));
                 }
@@ -214,7 +214,7 @@ impl Dir {
             Err(e) => return Err(e),
         };
         let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
-        if Kind::of(&st) != Kind::Regular || st.st_size as u64 > max {
+        if FileKind::of(&st) != FileKind::Regular || st.st_size as u64 > max {
             return Ok(None);
         }
         let mut v = Vec::with_capacity(st.st_size as usize);
@@ -384,7 +384,7 @@ pub fn remove_stale_temps(dir: &Dir, name: &str) -> usize {
             .stat(&n)
             .ok()
             .flatten()
-            .is_some_and(|s| Kind::of(&s) == Kind::Regular && s.st_uid == euid);
+            .is_some_and(|s| FileKind::of(&s) == FileKind::Regular && s.st_uid == euid);
         if ours
             && let Ok(c) = cname(&n)
             && nix::unistd::unlinkat(

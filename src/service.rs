@@ -37,6 +37,16 @@ pub enum Layout {
     Debian,
 }
 
+impl Layout {
+    /// The name the `layout` setting takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Courier2 => "courier2",
+            Layout::Debian => "debian",
+        }
+    }
+}
+
 /// One of the four services of Courier-IMAP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Service {

@@ -154,6 +154,105 @@ pub const TABLE: &[(&str, &str)] = &[
     ),
 ];
 
+/// A setting's name: asking for a setting by a misspelt name is a compile
+/// error, not a panic. In [`TABLE`]'s order (a unit test checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Name {
+    Layout,
+    Service,
+    Prefix,
+    Config,
+    Envdir,
+    InheritEnv,
+    Account,
+    Setuidgid,
+    Softlimit,
+    Umask,
+    UlimitV,
+    Server,
+    Address,
+    Port,
+    Conlimit,
+    Rules,
+    Access,
+    Login,
+    Auth,
+    Authdir,
+    Imapd,
+    Maildir,
+    Banner,
+    Stderr,
+    WaitAuthdaemond,
+}
+
+impl Name {
+    /// Every name, in [`TABLE`]'s order.
+    pub const ALL: [Name; 25] = [
+        Name::Layout,
+        Name::Service,
+        Name::Prefix,
+        Name::Config,
+        Name::Envdir,
+        Name::InheritEnv,
+        Name::Account,
+        Name::Setuidgid,
+        Name::Softlimit,
+        Name::Umask,
+        Name::UlimitV,
+        Name::Server,
+        Name::Address,
+        Name::Port,
+        Name::Conlimit,
+        Name::Rules,
+        Name::Access,
+        Name::Login,
+        Name::Auth,
+        Name::Authdir,
+        Name::Imapd,
+        Name::Maildir,
+        Name::Banner,
+        Name::Stderr,
+        Name::WaitAuthdaemond,
+    ];
+
+    /// The name as the run file and `--set` write it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Name::Layout => "layout",
+            Name::Service => "service",
+            Name::Prefix => "prefix",
+            Name::Config => "config",
+            Name::Envdir => "envdir",
+            Name::InheritEnv => "inherit_env",
+            Name::Account => "account",
+            Name::Setuidgid => "setuidgid",
+            Name::Softlimit => "softlimit",
+            Name::Umask => "umask",
+            Name::UlimitV => "ulimit_v",
+            Name::Server => "server",
+            Name::Address => "address",
+            Name::Port => "port",
+            Name::Conlimit => "conlimit",
+            Name::Rules => "rules",
+            Name::Access => "access",
+            Name::Login => "login",
+            Name::Auth => "auth",
+            Name::Authdir => "authdir",
+            Name::Imapd => "imapd",
+            Name::Maildir => "maildir",
+            Name::Banner => "banner",
+            Name::Stderr => "stderr",
+            Name::WaitAuthdaemond => "wait_authdaemond",
+        }
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Every setting's name, in [`TABLE`]'s order.
 pub fn names() -> impl Iterator<Item = &'static str> {
     TABLE.iter().map(|(n, _)| *n)
@@ -243,6 +342,8 @@ pub fn default_for(layout: Layout, service: Service, prefix: &str, name: &str) -
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub layout: Layout,
+    /// Courier's install prefix (the `prefix` setting).
+    pub prefix: String,
     pub service: Service,
     /// `service=authdaemond`: courier-authlib's daemon, not a mail service
     /// (`service` then holds imapd as a placeholder: see [`crate::authdaemond`]).
@@ -255,18 +356,21 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn get(&self, name: &str) -> &Setting {
-        &self
-            .values
+    pub fn get(&self, name: Name) -> &Setting {
+        /// A setting service=authdaemond drops (it has no front end).
+        static UNSET: Setting = Setting {
+            value: None,
+            origin: Origin::Default,
+        };
+        self.values
             .iter()
-            .find(|(n, _)| *n == name)
-            .unwrap_or_else(|| panic!("unknown setting {name} asked for"))
-            .1
+            .find(|(n, _)| *n == name.as_str())
+            .map_or(&UNSET, |(_, s)| s)
     }
 
     /// Fill in the value a config-derived setting resolved to.
-    pub fn resolve(&mut self, name: &str, value: String, origin: Origin) {
-        if let Some((_, s)) = self.values.iter_mut().find(|(n, _)| *n == name) {
+    pub fn resolve(&mut self, name: Name, value: String, origin: Origin) {
+        if let Some((_, s)) = self.values.iter_mut().find(|(n, _)| *n == name.as_str()) {
             *s = Setting {
                 value: Some(value),
                 origin,
@@ -275,7 +379,7 @@ impl Settings {
     }
 
     /// The value of a setting that always has one (not config-derived).
-    pub fn str(&self, name: &str) -> &str {
+    pub fn str(&self, name: Name) -> &str {
         self.get(name).value.as_deref().unwrap_or("")
     }
 
@@ -416,7 +520,7 @@ impl Settings {
             Some(s) => s.value.clone().unwrap_or_default(),
             None => default(layout, "", "prefix").unwrap_or_default(),
         };
-        let values = names()
+        let values: Vec<(&'static str, Setting)> = names()
             .map(|n| {
                 let s = match find(n) {
                     Some(s) => s.clone(),
@@ -434,8 +538,15 @@ impl Settings {
                 (n, s)
             })
             .collect();
+        // The prefix every default was made from, as the table holds it.
+        let prefix = values
+            .iter()
+            .find(|(n, _)| *n == Name::Prefix.as_str())
+            .and_then(|(_, s)| s.value.clone())
+            .unwrap_or_default();
         let settings = Settings {
             layout,
+            prefix,
             service,
             authdaemond,
             runfile: runfile.map(Path::to_path_buf),
@@ -447,10 +558,25 @@ impl Settings {
 
     /// Replace a setting's value (a stand-in for one whose problem is
     /// reported, so that `--check` can go on).
-    pub fn stand_in(&mut self, name: &str, value: &str) {
-        if let Some((_, s)) = self.values.iter_mut().find(|(n, _)| *n == name) {
+    pub fn stand_in(&mut self, name: Name, value: &str) {
+        if let Some((_, s)) = self.values.iter_mut().find(|(n, _)| *n == name.as_str()) {
             s.value = Some(value.to_string());
         }
+    }
+}
+
+#[cfg(test)]
+impl Settings {
+    /// Settings from a run file's text and `--set`s, read as the launch
+    /// reads a run file (unit tests; the file is removed after reading).
+    pub fn from_text(text: &str, sets: &[&str]) -> (Settings, Vec<Problem>) {
+        let dir = crate::frontend::tests_support::tempdir("runfile").expect("a temp dir");
+        let run = dir.join("run");
+        std::fs::write(&run, text).expect("the run file written");
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let loaded = Settings::load(Some(&run), &sets, &[]);
+        let _ = std::fs::remove_dir_all(&dir);
+        loaded
     }
 }
 
@@ -507,6 +633,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_name_is_the_tables_in_order() {
+        let all: Vec<&str> = Name::ALL.iter().map(|n| n.as_str()).collect();
+        assert_eq!(all, names().collect::<Vec<_>>());
+        let (s, p) = Settings::load(None, &[], &[]);
+        assert!(p.is_empty(), "{p:?}");
+        for n in Name::ALL {
+            assert_eq!(s.values[n as usize].0, n.as_str());
+        }
+    }
+
+    #[test]
+    fn prefix_and_layout_are_fields() {
+        for sets in [&[][..], &["layout=debian"], &["prefix=/opt/c", "layout=x"]] {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            let (s, _) = Settings::load(None, &sets, &[]);
+            assert_eq!(s.prefix, s.get(Name::Prefix).value.clone().unwrap());
+            assert_eq!(s.layout.name(), s.str(Name::Layout));
+        }
+    }
+
+    #[test]
     fn closest_name() {
         assert_eq!(known("softlimt").unwrap_err(), "did you mean softlimit?");
         assert_eq!(known("acount").unwrap_err(), "did you mean account?");
@@ -520,12 +667,12 @@ mod tests {
         let (s, p) = Settings::load(None, &["layout=debian".into(), "port=1143".into()], &[]);
         assert!(p.is_empty());
         assert_eq!(s.layout, Layout::Debian);
-        assert_eq!(s.str("login"), "/usr/lib/courier/courier/imaplogin");
-        assert_eq!(s.get("port").value.as_deref(), Some("1143"));
-        assert_eq!(s.get("port").origin, Origin::CommandLine);
+        assert_eq!(s.str(Name::Login), "/usr/lib/courier/courier/imaplogin");
+        assert_eq!(s.get(Name::Port).value.as_deref(), Some("1143"));
+        assert_eq!(s.get(Name::Port).origin, Origin::CommandLine);
         let (s, _) = Settings::load(None, &["prefix=/opt/c".into()], &[]);
-        assert_eq!(s.str("imapd"), "/opt/c/bin/imapd");
-        assert_eq!(s.str("config"), "/opt/c/etc/imapd");
+        assert_eq!(s.str(Name::Imapd), "/opt/c/bin/imapd");
+        assert_eq!(s.str(Name::Config), "/opt/c/etc/imapd");
         let (_, p) = Settings::load(None, &["bogus=1".into(), "layout=x".into()], &[]);
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(

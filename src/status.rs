@@ -385,7 +385,7 @@ pub fn envdir_differs(dir: &Path, run: &Running) -> Result<Vec<String>, String> 
 
 /// The report, built once and printed as text or JSON.
 #[derive(Debug, Default)]
-struct Report {
+struct StatusReport {
     state: &'static str,
     supervisor: Option<Supervisor>,
     pid: Option<u32>,
@@ -407,7 +407,7 @@ fn duration(s: u64) -> String {
     }
 }
 
-impl Report {
+impl StatusReport {
     fn text(&self, what: &str) -> String {
         let mut s = String::new();
         let sup = self.supervisor.map_or("no supervisor", Supervisor::name);
@@ -512,13 +512,13 @@ pub fn run(runfile: &Path, sets: &[String], format: Format) -> anyhow::Result<i3
     Ok(rep.code)
 }
 
-fn report(runfile: &Path, sets: &[String]) -> Report {
+fn report(runfile: &Path, sets: &[String]) -> StatusReport {
     let dir = service_dir(runfile);
     let dir = std::path::absolute(&dir).unwrap_or(dir);
-    let mut rep = Report {
+    let mut rep = StatusReport {
         state: "unknown",
         code: CANNOT_TELL,
-        ..Report::default()
+        ..StatusReport::default()
     };
     let Some(kind) = supervise::detect(&dir) else {
         rep.message = Some(format!(

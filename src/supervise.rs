@@ -29,34 +29,33 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+/// The supervisor that runs a service (`init --supervisor`, `--status`,
+/// `--restart`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Supervisor {
     Daemontools,
     Runit,
     S6,
     Systemd,
 }
 
-/// The name `--status` and `--restart` use.
-pub type Supervisor = Kind;
-
-impl Kind {
+impl Supervisor {
     pub fn name(self) -> &'static str {
         match self {
-            Kind::Daemontools => "daemontools",
-            Kind::Runit => "runit",
-            Kind::S6 => "s6",
-            Kind::Systemd => "systemd",
+            Supervisor::Daemontools => "daemontools",
+            Supervisor::Runit => "runit",
+            Supervisor::S6 => "s6",
+            Supervisor::Systemd => "systemd",
         }
     }
 
     /// The supervisor's own command for a HUP (for messages).
     pub fn hup_command(self) -> &'static str {
         match self {
-            Kind::Daemontools => "svc -h",
-            Kind::Runit => "sv hup",
-            Kind::S6 => "s6-svc -h",
-            Kind::Systemd => "systemctl kill -s HUP --kill-whom=main",
+            Supervisor::Daemontools => "svc -h",
+            Supervisor::Runit => "sv hup",
+            Supervisor::S6 => "s6-svc -h",
+            Supervisor::Systemd => "systemctl kill -s HUP --kill-whom=main",
         }
     }
 
@@ -64,10 +63,10 @@ impl Kind {
     pub fn restart_command(self, dir: &Path) -> String {
         let d = dir.display();
         match self {
-            Kind::Daemontools => format!("svc -t {d}"),
-            Kind::Runit => format!("sv restart {d}"),
-            Kind::S6 => format!("s6-svc -r {d}"),
-            Kind::Systemd => format!("systemctl restart {}", unit_name(dir)),
+            Supervisor::Daemontools => format!("svc -t {d}"),
+            Supervisor::Runit => format!("sv restart {d}"),
+            Supervisor::S6 => format!("s6-svc -r {d}"),
+            Supervisor::Systemd => format!("systemctl restart {}", unit_name(dir)),
         }
     }
 }
@@ -80,21 +79,21 @@ pub enum Signal {
 
 /// The supervisor whose files are in `service_dir`, if any: a
 /// `supervise/` directory, or the systemd unit `init` wrote there.
-pub fn detect(service_dir: &Path) -> Option<Kind> {
+pub fn detect(service_dir: &Path) -> Option<Supervisor> {
     let sup = service_dir.join("supervise");
     if !sup.is_dir() {
-        return crate::systemd::unit_in(service_dir).map(|_| Kind::Systemd);
+        return crate::systemd::unit_in(service_dir).map(|_| Supervisor::Systemd);
     }
     if sup.join("stat").is_file() && sup.join("pid").is_file() {
-        return Some(Kind::Runit);
+        return Some(Supervisor::Runit);
     }
     if service_dir.join("event").is_dir() || sup.join("death_tally").exists() {
-        return Some(Kind::S6);
+        return Some(Supervisor::S6);
     }
     match std::fs::metadata(sup.join("status")).map(|m| m.len()) {
-        Ok(35) => Some(Kind::S6),
-        Ok(20) => Some(Kind::Runit),
-        Ok(_) => Some(Kind::Daemontools),
+        Ok(35) => Some(Supervisor::S6),
+        Ok(20) => Some(Supervisor::Runit),
+        Ok(_) => Some(Supervisor::Daemontools),
         Err(_) => None,
     }
 }
@@ -115,8 +114,8 @@ pub fn unit_name(dir: &Path) -> String {
 }
 
 /// Ask the supervisor of `service_dir` to send `sig` to the service.
-pub fn signal(kind: Kind, service_dir: &Path, sig: Signal) -> anyhow::Result<()> {
-    if kind == Kind::Systemd {
+pub fn signal(kind: Supervisor, service_dir: &Path, sig: Signal) -> anyhow::Result<()> {
+    if kind == Supervisor::Systemd {
         let unit = unit_name(service_dir);
         let st = std::process::Command::new("systemctl")
             .args(["kill", "-s", "HUP", "--kill-whom=main", &unit])
@@ -160,7 +159,7 @@ pub enum State {
 
 /// The service's state, or why it cannot be told.
 pub fn status(dir: &Path, kind: Supervisor) -> Result<State, String> {
-    if kind == Kind::Systemd {
+    if kind == Supervisor::Systemd {
         return systemd_status(dir);
     }
     if !supervisor_running(dir)? {
@@ -187,20 +186,20 @@ pub fn status(dir: &Path, kind: Supervisor) -> Result<State, String> {
 /// Decode a `supervise/status` file of `kind`.
 pub fn parse_status(kind: Supervisor, b: &[u8]) -> Option<State> {
     match kind {
-        Kind::Daemontools | Kind::Runit => {
+        Supervisor::Daemontools | Supervisor::Runit => {
             if b.len() < 18 {
                 return None;
             }
             let pid = u32::from_le_bytes([b[12], b[13], b[14], b[15]]);
             // runit: byte 19 is the state; 2 (finish) runs ./finish, not run.
-            let finishing = kind == Kind::Runit && b.len() >= 20 && b[19] == 2;
+            let finishing = kind == Supervisor::Runit && b.len() >= 20 && b[19] == 2;
             Some(if pid == 0 || finishing {
                 State::Down
             } else {
                 State::Up { pid }
             })
         }
-        Kind::S6 => {
+        Supervisor::S6 => {
             if b.len() < 35 {
                 return None;
             }
@@ -213,7 +212,7 @@ pub fn parse_status(kind: Supervisor, b: &[u8]) -> Option<State> {
                 _ => State::Down,
             })
         }
-        Kind::Systemd => None,
+        Supervisor::Systemd => None,
     }
 }
 
@@ -267,10 +266,10 @@ fn systemd_status(dir: &Path) -> Result<State, String> {
 /// PATH), or `systemctl restart UNIT`.
 pub fn restart(dir: &Path, kind: Supervisor) -> anyhow::Result<()> {
     let bytes: &[u8] = match kind {
-        Kind::Daemontools => b"ut",
-        Kind::Runit => b"tcu",
-        Kind::S6 => b"ur",
-        Kind::Systemd => {
+        Supervisor::Daemontools => b"ut",
+        Supervisor::Runit => b"tcu",
+        Supervisor::S6 => b"ur",
+        Supervisor::Systemd => {
             let unit = unit_name(dir);
             let st = std::process::Command::new("systemctl")
                 .args(["restart", &unit])
@@ -312,18 +311,18 @@ mod tests {
         std::fs::create_dir(d.join("supervise")).unwrap();
         assert_eq!(detect(&d), None);
         std::fs::write(d.join("supervise/status"), [0u8; 18]).unwrap();
-        assert_eq!(detect(&d), Some(Kind::Daemontools));
+        assert_eq!(detect(&d), Some(Supervisor::Daemontools));
         std::fs::write(d.join("supervise/status"), [0u8; 20]).unwrap();
-        assert_eq!(detect(&d), Some(Kind::Runit));
+        assert_eq!(detect(&d), Some(Supervisor::Runit));
         std::fs::write(d.join("supervise/status"), [0u8; 35]).unwrap();
-        assert_eq!(detect(&d), Some(Kind::S6));
+        assert_eq!(detect(&d), Some(Supervisor::S6));
         std::fs::write(d.join("supervise/status"), [0u8; 18]).unwrap();
         std::fs::create_dir(d.join("event")).unwrap();
-        assert_eq!(detect(&d), Some(Kind::S6));
+        assert_eq!(detect(&d), Some(Supervisor::S6));
         std::fs::remove_dir(d.join("event")).unwrap();
         std::fs::write(d.join("supervise/stat"), "run\n").unwrap();
         std::fs::write(d.join("supervise/pid"), "1\n").unwrap();
-        assert_eq!(detect(&d), Some(Kind::Runit));
+        assert_eq!(detect(&d), Some(Supervisor::Runit));
         // No supervisor reading the control FIFO: an error, not a hang;
         // and "no supervisor" for --status.
         nix::unistd::mkfifo(
@@ -331,9 +330,9 @@ mod tests {
             nix::sys::stat::Mode::from_bits_truncate(0o600),
         )
         .unwrap();
-        let e = signal(Kind::Runit, &d, Signal::Hup).unwrap_err();
+        let e = signal(Supervisor::Runit, &d, Signal::Hup).unwrap_err();
         assert!(format!("{e:#}").contains("not running"), "{e:#}");
-        assert_eq!(status(&d, Kind::Runit), Ok(State::NoSupervisor));
+        assert_eq!(status(&d, Supervisor::Runit), Ok(State::NoSupervisor));
         let _ = std::fs::remove_dir_all(d);
     }
 
@@ -343,17 +342,20 @@ mod tests {
         b[12..16].copy_from_slice(&4660u32.to_le_bytes());
         b[17] = b'u';
         assert_eq!(
-            parse_status(Kind::Daemontools, &b),
+            parse_status(Supervisor::Daemontools, &b),
             Some(State::Up { pid: 4660 })
         );
         let mut r = b.clone();
         r.extend([0, 1]);
-        assert_eq!(parse_status(Kind::Runit, &r), Some(State::Up { pid: 4660 }));
+        assert_eq!(
+            parse_status(Supervisor::Runit, &r),
+            Some(State::Up { pid: 4660 })
+        );
         r[19] = 2;
-        assert_eq!(parse_status(Kind::Runit, &r), Some(State::Down));
+        assert_eq!(parse_status(Supervisor::Runit, &r), Some(State::Down));
         b[12..16].copy_from_slice(&[0; 4]);
-        assert_eq!(parse_status(Kind::Daemontools, &b), Some(State::Down));
-        assert_eq!(parse_status(Kind::Daemontools, &b[..10]), None);
+        assert_eq!(parse_status(Supervisor::Daemontools, &b), Some(State::Down));
+        assert_eq!(parse_status(Supervisor::Daemontools, &b[..10]), None);
     }
 
     #[test]
@@ -361,8 +363,11 @@ mod tests {
         let mut b = vec![0u8; 35];
         b[24..32].copy_from_slice(&77u64.to_be_bytes());
         b[34] = 4 | 8;
-        assert_eq!(parse_status(Kind::S6, &b), Some(State::Up { pid: 77 }));
+        assert_eq!(
+            parse_status(Supervisor::S6, &b),
+            Some(State::Up { pid: 77 })
+        );
         b[34] |= 2;
-        assert_eq!(parse_status(Kind::S6, &b), Some(State::Down));
+        assert_eq!(parse_status(Supervisor::S6, &b), Some(State::Down));
     }
 }

@@ -34,7 +34,7 @@ const MAX_LINE: usize = 8192;
 const MAIL: u8 = 2 << 3;
 
 #[derive(clap::Args, Debug)]
-pub struct Options {
+pub struct SyslogOptions {
     /// The tag (program name) of each message: imapd, imapd-ssl, pop3d,
     /// pop3d-ssl or authdaemond, as courierlogger's -name= in Courier's
     /// config.
@@ -106,7 +106,7 @@ fn connect(socket: &Path) -> std::io::Result<UnixDatagram> {
     Ok(s)
 }
 
-pub fn run(o: &Options) -> anyhow::Result<Exit> {
+pub fn run(o: &SyslogOptions) -> anyhow::Result<Exit> {
     if o.tag.is_empty() || o.tag.bytes().any(|c| c <= b' ' || c == b':' || c >= 0x7f) {
         return Err(bad_input(format!(
             "syslog tag {:?}: give a program name, e.g. imapd",

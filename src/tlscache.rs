@@ -34,7 +34,7 @@ use nix::sys::stat::FileStat;
 
 use crate::config::shown_path;
 use crate::error::{Exit, bad_input, coded};
-use crate::safefile::{Attrs, Dir, Kind, WalkError, write_atomic_at_with};
+use crate::safefile::{Attrs, Dir, FileKind, WalkError, write_atomic_at_with};
 
 /// Who may write a directory on the path: root, us, the account.
 struct Trusted {
@@ -167,9 +167,9 @@ pub fn check(
         .stat(&name)
         .with_context(|| format!("unable to stat TLS_CACHEFILE {shown}"))?;
     if let Some(st) = &entry {
-        match Kind::of(st) {
-            Kind::Regular => {}
-            Kind::Symlink => {
+        match FileKind::of(st) {
+            FileKind::Regular => {}
+            FileKind::Symlink => {
                 return Err(bad_input(format!(
                     "TLS_CACHEFILE {shown} is a symlink: the reset would replace it, and the cache is not where it points (point TLS_CACHEFILE at the file itself)"
                 )));
@@ -177,7 +177,7 @@ pub fn check(
             _ => {
                 return Err(bad_input(format!(
                     "TLS_CACHEFILE {shown} is {}, not a regular file: the reset cannot replace it (remove it, or set TLS_CACHEFILE to a file's path)",
-                    Kind::describe(st)
+                    FileKind::describe(st)
                 )));
             }
         }
@@ -217,11 +217,11 @@ pub fn reset(path: &Path, account: &str, uid: u32, gid: u32, mode: u32) -> anyho
     if let Some(st) = dir
         .stat(&name)
         .with_context(|| format!("unable to stat TLS_CACHEFILE {shown}"))?
-        && Kind::of(&st) != Kind::Regular
+        && FileKind::of(&st) != FileKind::Regular
     {
         return Err(bad_input(format!(
             "TLS_CACHEFILE {shown} is {}, not a regular file: not replaced",
-            Kind::describe(&st)
+            FileKind::describe(&st)
         )));
     }
     crate::safefile::remove_stale_temps(&dir, &name);

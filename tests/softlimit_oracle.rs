@@ -27,7 +27,7 @@ use std::process::{Command, Stdio};
 use common::softlimit::{CASES, pre_map};
 use common::{Ran, have_file, run_cmd, try_run};
 use courier_run::error::{Exit, exit_code};
-use courier_run::limits::{self, Limit, Resource, Setting};
+use courier_run::limits::{self, Limit, Resource, SoftLimit};
 
 const SOFTLIMIT: &str = "/usr/bin/softlimit";
 
@@ -50,7 +50,7 @@ fn real(c: &common::softlimit::SoftCase, pre: BTreeMap<Resource, Limit>) -> Ran 
 }
 
 fn ours(
-    settings: Vec<Setting>,
+    settings: Vec<SoftLimit>,
     pre: BTreeMap<Resource, Limit>,
     ulimit_v: Option<Option<u64>>,
 ) -> io::Result<Ran> {

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use super::{Identity, Report, Status};
-use crate::authdaemon::{self, State};
+use crate::authdaemon::{self, SocketState};
 use crate::authdaemond::{Daemon, compose, module_dir, module_file};
 use crate::error::printable;
 use crate::resolve::config_subject;
@@ -90,7 +90,7 @@ pub fn check(d: Daemon, r: &mut Report) {
 /// Each module of `authmodulelist`: installed or not.
 fn modules(d: &Daemon, r: &mut Report) {
     let list = d.modules();
-    let dir = module_dir(d.settings.layout, d.settings.str("prefix"));
+    let dir = module_dir(d.settings.layout, d.settings.prefix.as_str());
     let what = format!("authmodulelist ({})", d.own_rc.display());
     if list.is_empty() {
         r.fail(
@@ -152,7 +152,7 @@ fn socket(d: &Daemon, r: &mut Report) {
     let st = authdaemon::state(&sock);
     if !st.alive() {
         let note = match st {
-            State::Refused => " (a stale socket file: authdaemond replaces it)",
+            SocketState::Refused => " (a stale socket file: authdaemond replaces it)",
             _ => "",
         };
         r.ok(format!("{what}: free{note}"));

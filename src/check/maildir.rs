@@ -8,7 +8,7 @@ use super::{Ctx, Report};
 
 pub fn check(ctx: &Ctx, r: &mut Report) {
     let (dir, origin) = (&ctx.r.maildir.text, &ctx.r.maildir.origin);
-    let preauth = ctx.r.settings.str("login").is_empty();
+    let preauth = ctx.r.login.is_none();
     // The path as messages show it (src/shown.rs): escaped, cut.
     let shown = crate::shown::path(dir);
     let what = format!("maildir {shown}");

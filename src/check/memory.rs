@@ -23,10 +23,11 @@ use std::time::Duration;
 
 use nix::libc;
 
-use super::programs::Program;
+use super::programs::Probed;
 use super::{Ctx, Report};
 use crate::limits::{self, Limit, Resource, Value};
 use crate::plan::Plan;
+use crate::settings::Name;
 
 /// The largest `-m` tried (2 GiB): a program that needs more to load is
 /// not a limit problem.
@@ -36,7 +37,7 @@ const STEPS: u32 = 20;
 /// One loader run may take this long before it is killed.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-pub fn check(ctx: &Ctx, chain: &[Program], r: &mut Report) {
+pub fn check(ctx: &Ctx, chain: &[Probed], r: &mut Report) {
     let Some(plan) = &ctx.plan else {
         r.info(
             "memory",
@@ -158,7 +159,7 @@ fn diagnose(plan: &Plan, path: &Path, env: &[(OsString, OsString)], msg: &str) -
 /// The limits in words: the settings that make them.
 fn under(plan: &Plan) -> String {
     let mut parts = Vec::new();
-    let s = plan.settings.str("softlimit");
+    let s = plan.settings.str(Name::Softlimit);
     if !s.is_empty() {
         parts.push(format!("softlimit \"{s}\""));
     }

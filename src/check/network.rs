@@ -4,6 +4,7 @@
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 
 use super::{Ctx, Report, errstr};
+use crate::settings::Name;
 
 use crate::resolve::port_number;
 
@@ -87,7 +88,7 @@ pub fn check(ctx: &Ctx, r: &mut Report) {
     let low_ok =
         uid == 0 || (uid == ctx.euid && crate::caps::has(crate::caps::CAP_NET_BIND_SERVICE));
     if u32::from(number) < start && !low_ok {
-        let who = match ctx.r.settings.str("setuidgid") {
+        let who = match ctx.r.settings.str(Name::Setuidgid) {
             "" => format!("courier-run runs as uid {uid}"),
             a => format!("tcpserver would run as uid {uid} (setuidgid={a})"),
         };

@@ -6,8 +6,9 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::programs::Program;
+use super::programs::Probed;
 use super::{Ctx, Report};
+use crate::settings::Name;
 
 /// Who other than root could change a file or directory.
 enum Writer {
@@ -120,7 +121,7 @@ fn writable_by(m: &std::fs::Metadata, ancestor: bool) -> Option<Writer> {
     None
 }
 
-pub fn check(ctx: &Ctx, chain: &[Program], r: &mut Report) {
+pub fn check(ctx: &Ctx, chain: &[Probed], r: &mut Report) {
     if ctx.euid != 0 {
         r.info(
             "ownership",
@@ -131,15 +132,12 @@ pub fn check(ctx: &Ctx, chain: &[Program], r: &mut Report) {
     let s = &ctx.r.settings;
     let mut guarded: Vec<PathBuf> = Vec::new();
     guarded.extend(s.runfile.clone());
-    guarded.extend(s.str("config").split_ascii_whitespace().map(PathBuf::from));
-    match s.str("envdir") {
+    guarded.extend(ctx.r.configs.iter().cloned());
+    match s.str(Name::Envdir) {
         "" => {}
         d => guarded.push(d.into()),
     }
-    match s.str("rules") {
-        "" => {}
-        x => guarded.push(x.into()),
-    }
+    guarded.extend(ctx.r.rules.as_ref().map(PathBuf::from));
     for p in guarded {
         if std::fs::symlink_metadata(&p).is_err() && !p.parent().is_some_and(|d| d.exists()) {
             continue; // reported by the check that needs it

@@ -20,7 +20,7 @@ pub fn accounts(ctx: &Ctx, r: &mut Report) {
 
 /// One program of the chain, probed.
 #[derive(Clone, Debug)]
-pub struct Program {
+pub struct Probed {
     /// "server", "login", "auth authpwd", "imapd".
     pub role: String,
     pub path: PathBuf,
@@ -32,7 +32,7 @@ pub struct Program {
 
 /// The chain as resolve found it (server through PATH, login, auth
 /// modules, imapd): may each be executed by whoever runs it?
-pub fn programs(ctx: &Ctx, flags: &Flags, r: &mut Report) -> Vec<Program> {
+pub fn programs(ctx: &Ctx, flags: &Flags, r: &mut Report) -> Vec<Probed> {
     // tcpserver's -u/-g switch before it runs the login program.
     let child = Identity {
         uid: flags.uid.unwrap_or(ctx.exec_id.uid),
@@ -74,7 +74,7 @@ pub fn programs(ctx: &Ctx, flags: &Flags, r: &mut Report) -> Vec<Program> {
                 false
             }
         };
-        out.push(Program {
+        out.push(Probed {
             role: prog.role,
             path: prog.path,
             usable,

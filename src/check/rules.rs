@@ -75,8 +75,8 @@ pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
         r.ok(format!("rules {dir} (an ipsvd instructions directory)"));
         return;
     }
-    let rules = match ctx.r.settings.str("rules") {
-        "" => match f.value('x') {
+    let rules = match ctx.r.rules.as_deref() {
+        None => match f.value('x') {
             Some(x) => x.to_string(),
             None => {
                 r.info(
@@ -86,7 +86,7 @@ pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
                 return;
             }
         },
-        x => x.to_string(),
+        Some(x) => x.to_string(),
     };
     let what = format!("rules {rules}");
     let path = Path::new(&rules);
@@ -270,7 +270,7 @@ pub fn parse_cdb(data: &[u8]) -> Result<usize, String> {
 fn dat(ctx: &Ctx, a: &crate::access::Step, r: &mut Report) {
     let s = &ctx.r.settings;
     let what = format!("access {}", a.source.display());
-    let m = crate::makedat::program(s.layout, s.str("prefix"));
+    let m = crate::makedat::program(s.layout, s.prefix.as_str());
     let stale = crate::makedat::stale(&a.source, &a.output).unwrap_or(true);
     if !m.exists() {
         r.fail(

@@ -2,6 +2,7 @@
 //! (Courier variables that mean nothing to tcpserver).
 
 use super::{Ctx, Report};
+use crate::settings::Name;
 
 /// The `server` setting taken apart.
 #[derive(Debug, Default)]
@@ -34,10 +35,8 @@ impl Flags {
 
 /// Parse `server` as tcpserver's getopt would and report its traps.
 pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
-    let server = ctx.r.settings.str("server").to_string();
-    let mut words = server.split_ascii_whitespace();
     let mut f = Flags {
-        argv0: words.next().unwrap_or("").to_string(),
+        argv0: ctx.r.server.first().cloned().unwrap_or_default(),
         ..Flags::default()
     };
     let base = f.argv0.rsplit('/').next().unwrap_or("");
@@ -50,7 +49,7 @@ pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
         return f;
     }
     if base == "tcpsvd" {
-        tcpsvd(ctx, &server, r);
+        tcpsvd(ctx, r);
         if r.items.len() == before {
             r.ok("server options (tcpsvd)");
         }
@@ -65,12 +64,13 @@ pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
         }
         return f;
     }
-    // One getopt, one table of traps: crate::frontend's, as for tcpsvd.
-    use crate::frontend::{TCPSERVER, getopt, identity_traps};
-    let words: Vec<&str> = words.collect();
-    match getopt(&TCPSERVER, &words) {
-        Err(t) => r.fail("server", t.problem, t.fix),
-        Ok(opts) => f.opts = opts,
+    // One getopt (resolve's), one table of traps: crate::frontend's, as
+    // for tcpsvd.
+    use crate::frontend::{TCPSERVER, identity_traps};
+    match &ctx.r.front.options {
+        Some(Err(t)) => r.fail("server", t.problem.clone(), t.fix.clone()),
+        Some(Ok(opts)) => f.opts = opts.clone(),
+        None => {}
     }
     for (c, v) in &f.opts {
         match (c, v.as_deref()) {
@@ -79,7 +79,7 @@ pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
             _ => {}
         }
     }
-    let has_uid_gid = !ctx.r.settings.str("account").is_empty()
+    let has_uid_gid = !ctx.r.settings.str(Name::Account).is_empty()
         || (ctx.env("UID").is_some() && ctx.env("GID").is_some());
     for t in identity_traps(&TCPSERVER, &f.opts, has_uid_gid, &uid_of, &gid_of) {
         r.fail("server", t.problem, t.fix);
@@ -93,7 +93,7 @@ pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
             "remove -c from server and set conlimit=",
         );
     }
-    if f.value('x').is_some() && !ctx.r.settings.str("rules").is_empty() {
+    if f.value('x').is_some() && ctx.r.rules.is_some() {
         r.warn(
             "server",
             "-x is overridden by rules (courier-run adds -x after the server's options)",
@@ -122,13 +122,13 @@ pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
 
 /// tcpsvd: its getopt string and its `-u user[:group]` by name
 /// ([`crate::frontend`] holds both).
-fn tcpsvd(ctx: &Ctx, server: &str, r: &mut Report) {
-    use crate::frontend::{TCPSVD, getopt, identity_traps};
-    let words: Vec<&str> = server.split_ascii_whitespace().skip(1).collect();
-    match getopt(&TCPSVD, &words) {
-        Err(t) => r.fail("server", t.problem, t.fix),
-        Ok(opts) => {
-            let traps = identity_traps(&TCPSVD, &opts, ctx.r.account.is_some(), &uid_of, &gid_of);
+fn tcpsvd(ctx: &Ctx, r: &mut Report) {
+    use crate::frontend::{TCPSVD, identity_traps};
+    match &ctx.r.front.options {
+        None => {}
+        Some(Err(t)) => r.fail("server", t.problem.clone(), t.fix.clone()),
+        Some(Ok(opts)) => {
+            let traps = identity_traps(&TCPSVD, opts, ctx.r.account.is_some(), &uid_of, &gid_of);
             for t in traps {
                 r.fail("server", t.problem, t.fix);
             }
@@ -199,10 +199,10 @@ pub fn courier(ctx: &Ctx, f: &Flags, r: &mut Report) {
     // The variables this service's rc reads (SSLADDRESS, SSLPORT for -ssl).
     let service = ctx.r.service;
     for (setting, var) in [
-        ("address", service.address_var()),
-        ("port", service.port_var()),
-        ("conlimit", "MAXDAEMONS"),
-        ("maildir", "MAILDIRPATH"),
+        (Name::Address, service.address_var()),
+        (Name::Port, service.port_var()),
+        (Name::Conlimit, "MAXDAEMONS"),
+        (Name::Maildir, "MAILDIRPATH"),
     ] {
         let s = ctx.r.settings.get(setting);
         if let (Some(v), Some(a)) = (&s.value, ctx.var(var))

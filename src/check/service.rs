@@ -5,13 +5,13 @@
 //! supported cipher suites have been found"). Also: Courier's own scripts
 //! would not start this service at all (`IMAPDSTART=NO`).
 
-use super::programs::Program;
+use super::programs::Probed;
 use super::{Ctx, Identity, Report};
 use crate::authdaemon;
 use crate::finding::{Finding, Level};
 use crate::tls;
 
-pub fn check(ctx: &Ctx, chain: &mut Vec<Program>, r: &mut Report) {
+pub fn check(ctx: &Ctx, chain: &mut Vec<Probed>, r: &mut Report) {
     let service = ctx.r.service;
     start_var(ctx, r);
     // Courier 5 authenticates through authdaemond when no auth modules are
@@ -27,7 +27,7 @@ pub fn check(ctx: &Ctx, chain: &mut Vec<Program>, r: &mut Report) {
     });
     if ctx.r.auth.is_empty() && courier_login {
         let layout = ctx.r.settings.layout;
-        let prefix = ctx.r.settings.str("prefix");
+        let prefix = ctx.r.settings.prefix.as_str();
         let rc = authdaemon::default_rc(layout, prefix);
         match authdaemon::socket_path(&rc, layout, prefix) {
             Ok((sock, from)) => push(r, "authdaemond", authdaemon::probe(&sock, &from)),
@@ -96,7 +96,7 @@ pub fn check(ctx: &Ctx, chain: &mut Vec<Program>, r: &mut Report) {
     match super::programs::executable(&path, &reader) {
         Ok(()) => {
             r.ok(check);
-            chain.push(Program {
+            chain.push(Probed {
                 role: "couriertls".into(),
                 path,
                 usable: true,

@@ -142,7 +142,7 @@ struct At {
 
 /// Where a `~` would be expanded by sh, so that we refuse it.
 #[derive(Clone, Copy, PartialEq)]
-enum Ctx {
+enum Tilde {
     Unquoted,
     DoubleQuoted,
 }
@@ -786,7 +786,7 @@ impl<'a> Parser<'a, '_> {
                     all_bare = false;
                     self.bump();
                     let d = self.byte_before();
-                    match self.dollar(here, Ctx::Unquoted)? {
+                    match self.dollar(here, Tilde::Unquoted)? {
                         Some(p) => parts.push(Part::Param(p)),
                         None => push_lit(self.src, &mut parts, d),
                     }
@@ -913,7 +913,7 @@ impl<'a> Parser<'a, '_> {
                 Some(b'$') => {
                     self.bump();
                     let d = self.byte_before();
-                    match self.dollar(here, Ctx::DoubleQuoted)? {
+                    match self.dollar(here, Tilde::DoubleQuoted)? {
                         Some(p) => parts.push(Part::Param(p)),
                         None => push_lit(self.src, parts, d),
                     }
@@ -949,7 +949,7 @@ impl<'a> Parser<'a, '_> {
     }
 
     /// After a `$`: a parameter, or None for a literal `$`.
-    fn dollar(&mut self, at: At, ctx: Ctx) -> R<Option<Param<'a>>> {
+    fn dollar(&mut self, at: At, ctx: Tilde) -> R<Option<Param<'a>>> {
         match self.peek() {
             Some(b'{') => {
                 self.bump();
@@ -961,7 +961,7 @@ impl<'a> Parser<'a, '_> {
                     name,
                     pos: self.pos_of(at),
                     op: Op::Plain,
-                    quoted: ctx == Ctx::DoubleQuoted,
+                    quoted: ctx == Tilde::DoubleQuoted,
                 }))
             }
             Some(b'(') => {
@@ -979,11 +979,11 @@ impl<'a> Parser<'a, '_> {
                     c as char
                 ),
             ),
-            Some(b'\'') if ctx == Ctx::Unquoted => self.err_at(
+            Some(b'\'') if ctx == Tilde::Unquoted => self.err_at(
                 at,
                 "$'...' quoting is not supported (dash and bash read it differently; use '...')",
             ),
-            Some(b'"') if ctx == Ctx::Unquoted => self.err_at(
+            Some(b'"') if ctx == Tilde::Unquoted => self.err_at(
                 at,
                 "$\"...\" quoting is not supported (dash and bash read it differently; use \"...\")",
             ),
@@ -1010,7 +1010,7 @@ impl<'a> Parser<'a, '_> {
 
     /// After `${`: NAME, then `}` or an operator with a word. The one place
     /// references nest, so the one place nesting is counted.
-    fn braced(&mut self, at: At, ctx: Ctx) -> R<Param<'a>> {
+    fn braced(&mut self, at: At, ctx: Tilde) -> R<Param<'a>> {
         if self.nest >= MAX_NESTING {
             return self.err_at(
                 at,
@@ -1028,7 +1028,7 @@ impl<'a> Parser<'a, '_> {
         r
     }
 
-    fn braced_inner(&mut self, at: At, ctx: Ctx) -> R<Param<'a>> {
+    fn braced_inner(&mut self, at: At, ctx: Tilde) -> R<Param<'a>> {
         let unsupported = |p: &Self| {
             p.err_at(
                 at,
@@ -1045,7 +1045,7 @@ impl<'a> Parser<'a, '_> {
         if colon {
             self.bump();
         }
-        let quoted = ctx == Ctx::DoubleQuoted;
+        let quoted = ctx == Tilde::DoubleQuoted;
         let op = match self.peek() {
             Some(b'}') if !colon => {
                 self.bump();
@@ -1081,7 +1081,7 @@ impl<'a> Parser<'a, '_> {
     /// backslash escapes only `$`, backquote, `"`, `\` and `}`. Operators,
     /// blanks, newlines and `{` are plain bytes in both; `"..."` nests (a
     /// `}` inside does not close the braces).
-    fn op_word(&mut self, at: At, ctx: Ctx) -> R<Vec<Part<'a>>> {
+    fn op_word(&mut self, at: At, ctx: Tilde) -> R<Vec<Part<'a>>> {
         let mut parts = Vec::new();
         loop {
             self.eat_bnl();
@@ -1113,11 +1113,11 @@ impl<'a> Parser<'a, '_> {
                     self.bump();
                     self.double_quoted(here, &mut parts, true)?;
                 }
-                Some(b'\'') if ctx == Ctx::Unquoted => {
+                Some(b'\'') if ctx == Tilde::Unquoted => {
                     self.bump();
                     self.single_quoted(here, &mut parts)?;
                 }
-                Some(b'\\') if ctx == Ctx::Unquoted => {
+                Some(b'\\') if ctx == Tilde::Unquoted => {
                     self.bump();
                     self.escaped(here, &mut parts)?;
                 }
@@ -1125,7 +1125,7 @@ impl<'a> Parser<'a, '_> {
                     self.bump();
                     self.dquoted_backslash(&mut parts, true);
                 }
-                Some(b'~') if ctx == Ctx::Unquoted => {
+                Some(b'~') if ctx == Tilde::Unquoted => {
                     return self.err_at(
                         here,
                         "tilde expansion is not supported (write the home directory out)",

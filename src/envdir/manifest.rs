@@ -16,7 +16,7 @@ const HEADER: &[u8] = b"courier-run envdir 1\n";
 
 /// What the writer knew about one file right after writing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp {
+pub struct Written {
     pub ino: u64,
     pub ctime: (i64, i64),
     pub mode: u32,
@@ -24,12 +24,12 @@ pub struct Stamp {
 
 /// One record, borrowing from the manifest's bytes.
 #[derive(Debug)]
-pub struct Record<'a> {
-    pub stamp: Stamp,
+pub struct Listed<'a> {
+    pub stamp: Written,
     pub content: &'a [u8],
 }
 
-pub fn render(files: &[(&[u8], Stamp, &[u8])]) -> Vec<u8> {
+pub fn render(files: &[(&[u8], Written, &[u8])]) -> Vec<u8> {
     let size: usize = files.iter().map(|(n, _, c)| n.len() + c.len() + 64).sum();
     let mut out = Vec::with_capacity(HEADER.len() + size);
     out.extend_from_slice(HEADER);
@@ -55,12 +55,12 @@ pub fn render(files: &[(&[u8], Stamp, &[u8])]) -> Vec<u8> {
 /// files were created in, which is the cheapest order to stat them), and
 /// an index by name.
 pub struct Manifest<'a> {
-    pub records: Vec<(&'a [u8], Record<'a>)>,
+    pub records: Vec<(&'a [u8], Listed<'a>)>,
     index: HashMap<&'a [u8], usize, BuildHasherDefault<Fnv>>,
 }
 
 impl<'a> Manifest<'a> {
-    pub fn get(&self, name: &[u8]) -> Option<&Record<'a>> {
+    pub fn get(&self, name: &[u8]) -> Option<&Listed<'a>> {
         self.index.get(name).map(|&i| &self.records[i].1)
     }
 
@@ -141,11 +141,11 @@ pub fn parse(data: &[u8]) -> Option<Manifest<'_>> {
         }
         let content = &rest[nl + 1..nl + 1 + len];
         rest = &rest[nl + 1 + len..];
-        let stamp = Stamp { ino, ctime, mode };
+        let stamp = Written { ino, ctime, mode };
         if m.index.insert(name, m.records.len()).is_some() {
             return None;
         }
-        m.records.push((name, Record { stamp, content }));
+        m.records.push((name, Listed { stamp, content }));
     }
     Some(m)
 }
@@ -169,7 +169,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_refusals() {
-        let s = Stamp {
+        let s = Written {
             ino: 7,
             ctime: (1_700_000_000, 5),
             mode: 0o644,

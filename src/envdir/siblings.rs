@@ -25,19 +25,20 @@ use crate::config::is_name;
 /// component: `.` + `.new.` + a pid (10 digits) + `-` + a counter (20).
 pub const OVERHEAD: usize = 1 + 5 + 10 + 1 + 20;
 
+/// Which sibling: a directory being built, or a replaced generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum Sibling {
     New,
     Old,
 }
 
 /// A fresh sibling name of `kind` for the envdir named `base`.
-pub fn name(base: &OsStr, kind: Kind) -> OsString {
+pub fn name(base: &OsStr, kind: Sibling) -> OsString {
     static N: AtomicU64 = AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
     let tag = match kind {
-        Kind::New => "new",
-        Kind::Old => "old",
+        Sibling::New => "new",
+        Sibling::Old => "old",
     };
     let mut v = vec![b'.'];
     v.extend_from_slice(base.as_bytes());
@@ -47,12 +48,12 @@ pub fn name(base: &OsStr, kind: Kind) -> OsString {
 
 /// `name`'s kind and pid when it is a sibling of `base`. Also matches
 /// `.NAME.new.PID` without a counter, as earlier versions named it.
-fn parse(base: &[u8], name: &[u8]) -> Option<(Kind, u32)> {
+fn parse(base: &[u8], name: &[u8]) -> Option<(Sibling, u32)> {
     let rest = name.strip_prefix(b".")?.strip_prefix(base)?;
     let (kind, rest) = if let Some(r) = rest.strip_prefix(b".new.") {
-        (Kind::New, r)
+        (Sibling::New, r)
     } else {
-        (Kind::Old, rest.strip_prefix(b".old.")?)
+        (Sibling::Old, rest.strip_prefix(b".old.")?)
     };
     let (pid, n) = match rest.iter().position(|&c| c == b'-') {
         Some(i) => (&rest[..i], &rest[i + 1..]),
@@ -131,7 +132,7 @@ fn grace_over(st: &nix::sys::stat::FileStat) -> bool {
 /// that may be removed now: a `.new.` one only when its pid is dead and no
 /// one holds its lock; an `.old.` one when no one holds its lock and it
 /// was replaced at least [`GRACE`] ago or is not among the [`KEPT`] newest.
-fn removable(dir: &Path, kinds: &[Kind]) -> Vec<(PathBuf, OwnedFd, Kind)> {
+fn removable(dir: &Path, kinds: &[Sibling]) -> Vec<(PathBuf, OwnedFd, Sibling)> {
     let (parent, base) = super::split(dir);
     let Ok(entries) = fs::read_dir(&parent) else {
         return Vec::new();
@@ -147,7 +148,7 @@ fn removable(dir: &Path, kinds: &[Kind]) -> Vec<(PathBuf, OwnedFd, Kind)> {
         let Some((kind, pid)) = parse(base.as_bytes(), n.as_bytes()) else {
             continue;
         };
-        if !kinds.contains(&kind) || (kind == Kind::New && alive(pid)) {
+        if !kinds.contains(&kind) || (kind == Sibling::New && alive(pid)) {
             continue;
         }
         let path = parent.join(&n);
@@ -159,10 +160,10 @@ fn removable(dir: &Path, kinds: &[Kind]) -> Vec<(PathBuf, OwnedFd, Kind)> {
         let Ok(st) = fstat(fd.as_raw_fd()) else {
             continue;
         };
-        if st.st_dev != pdev || super::target::mount_root(&path) || !try_lock(&fd) {
+        if st.st_dev != pdev || mount_root(&path) || !try_lock(&fd) {
             continue;
         }
-        if kind == Kind::Old && !grace_over(&st) {
+        if kind == Sibling::Old && !grace_over(&st) {
             young.push(((st.st_mtime, st.st_mtime_nsec), path, fd));
             continue;
         }
@@ -175,7 +176,7 @@ fn removable(dir: &Path, kinds: &[Kind]) -> Vec<(PathBuf, OwnedFd, Kind)> {
         young
             .into_iter()
             .skip(KEPT)
-            .map(|(_, p, fd)| (p, fd, Kind::Old)),
+            .map(|(_, p, fd)| (p, fd, Sibling::Old)),
     );
     out
 }
@@ -190,7 +191,7 @@ pub const KEPT: usize = 8;
 /// by a finished run (`.old.`) are not listed: they are kept on purpose.
 pub fn leftovers(dir: &Path) -> Vec<PathBuf> {
     // The lock taken to test is released when the descriptor drops.
-    removable(dir, &[Kind::New])
+    removable(dir, &[Sibling::New])
         .into_iter()
         .map(|(p, _, _)| p)
         .collect()
@@ -207,7 +208,7 @@ pub fn remove_leftovers(dir: &Path) -> Vec<PathBuf> {
 /// this run has just replaced).
 pub fn remove_leftovers_except(dir: &Path, keep: Option<&OsStr>) -> Vec<PathBuf> {
     let mut kept = Vec::new();
-    for (path, fd, kind) in removable(dir, &[Kind::New, Kind::Old]) {
+    for (path, fd, kind) in removable(dir, &[Sibling::New, Sibling::Old]) {
         if keep.is_some_and(|k| path.file_name() == Some(k)) {
             continue;
         }
@@ -226,13 +227,13 @@ pub fn remove_leftovers_except(dir: &Path, keep: Option<&OsStr>) -> Vec<PathBuf>
 /// regular files with variable names; in a replaced generation without a
 /// manifest (an empty directory replaced), nothing. Whatever else is found
 /// stays, and so does the directory.
-pub fn remove(path: &Path, fd: &OwnedFd, kind: Kind) -> bool {
+pub fn remove(path: &Path, fd: &OwnedFd, kind: Sibling) -> bool {
     let Ok(dev) = fstat(fd.as_raw_fd()).map(|s| s.st_dev) else {
         return false;
     };
     let manifest = read_manifest(fd, dev);
     let listed = manifest.as_deref().and_then(super::manifest::parse);
-    if listed.is_none() && kind == Kind::Old {
+    if listed.is_none() && kind == Sibling::Old {
         return fs::remove_dir(path).is_ok();
     }
     let Ok(entries) = fs::read_dir(path) else {
@@ -303,19 +304,46 @@ fn read_manifest(fd: &OwnedFd, dev: u64) -> Option<Vec<u8>> {
     Some(data)
 }
 
+/// Is `p` the root of a mount (a bind mount on the same filesystem
+/// included, which `st_dev` cannot see)? False where statx cannot say.
+pub(super) fn mount_root(p: &Path) -> bool {
+    use nix::libc;
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: a valid C string and a buffer of the right type.
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            0,
+            stx.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return false;
+    }
+    // SAFETY: statx succeeded and filled the buffer.
+    let stx = unsafe { stx.assume_init() };
+    let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    stx.stx_attributes_mask & bit != 0 && stx.stx_attributes & bit != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn names_parse_back() {
-        let n = name(OsStr::new("env"), Kind::New);
+        let n = name(OsStr::new("env"), Sibling::New);
         assert_eq!(
             parse(b"env", n.as_bytes()),
-            Some((Kind::New, std::process::id()))
+            Some((Sibling::New, std::process::id()))
         );
-        assert_eq!(parse(b"env", b".env.old.12-3"), Some((Kind::Old, 12)));
-        assert_eq!(parse(b"env", b".env.new.12"), Some((Kind::New, 12)));
+        assert_eq!(parse(b"env", b".env.old.12-3"), Some((Sibling::Old, 12)));
+        assert_eq!(parse(b"env", b".env.new.12"), Some((Sibling::New, 12)));
         for other in [
             &b".env.new."[..],
             b".env.new.1x",

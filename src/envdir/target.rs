@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::manifest::MARKER;
-use super::siblings::OVERHEAD;
+use super::siblings::{OVERHEAD, mount_root};
 use crate::config::is_name;
 use crate::error::bad_input;
 
@@ -279,33 +279,6 @@ fn overlap(parent: &Path, base: &std::ffi::OsStr, protected: &[&Path]) -> Option
         return Some(format!("{what} {}, which courier-run reads", shown(p)));
     }
     None
-}
-
-/// Is `p` the root of a mount (a bind mount on the same filesystem
-/// included, which `st_dev` cannot see)? False where statx cannot say.
-pub(super) fn mount_root(p: &Path) -> bool {
-    use nix::libc;
-    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
-        return false;
-    };
-    let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
-    // SAFETY: a valid C string and a buffer of the right type.
-    let r = unsafe {
-        libc::statx(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-            0,
-            stx.as_mut_ptr(),
-        )
-    };
-    if r != 0 {
-        return false;
-    }
-    // SAFETY: statx succeeded and filled the buffer.
-    let stx = unsafe { stx.assume_init() };
-    let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
-    stx.stx_attributes_mask & bit != 0 && stx.stx_attributes & bit != 0
 }
 
 #[cfg(test)]
