@@ -262,7 +262,7 @@ done
 
 # --- report ----------------------------------------------------------------------
 {
-  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); courier-run $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?') ($bin)"
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); courier-run $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?') (${bin#"$root"/})"
   echo "- machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), Linux $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")"
   echo "- work dir on $(df -T "$work" | awk 'NR == 2 { print $2 }') ($base); $(hyperfine --version); account $acct; softlimit -m $mem; final program /bin/true"
   [ $quick = 1 ] && echo "- **--quick smoke run: a few runs per case, timings not meaningful**"

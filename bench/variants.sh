@@ -1,5 +1,5 @@
 #!/bin/bash
-# Build variants of courier-run side by side (issue 12, item 3): the release
+# Build variants of courier-run side by side: the release
 # as shipped, and one variant per start-up decision with that decision undone
 # (std's runtime start-up, libgcc_s.so, glibc malloc for small blocks, clap
 # for every launch), plus what was measured and not taken (static glibc,

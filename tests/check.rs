@@ -1,4 +1,4 @@
-//! `courier-run --check` (issue 5), through the binary: one broken service
+//! `courier-run --check`, through the binary: one broken service
 //! directory or setting per check, each asserting its exact line and the
 //! exit code; a healthy Debian 12 setup that passes; the memory check
 //! against the real /usr/bin/imapd.

@@ -1,4 +1,4 @@
-//! End to end (issues 4 and 9): real Courier services under real
+//! End to end: real Courier services under real
 //! supervise, started by courier-run, answering Python's imaplib/poplib on
 //! loopback. The steps live in tests/e2e/e2e.py (Courier-IMAP) and
 //! tests/e2e/services.py (IMAP STARTTLS, IMAPS, POP3 STLS, POP3S), one

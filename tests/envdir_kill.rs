@@ -1,4 +1,4 @@
-//! Issue 11 items 2 and 9: a rewrite killed at any moment leaves the
+//! A rewrite killed at any moment leaves the
 //! complete old or the complete new envdir, and a reader looping
 //! daemontools' `envdir` during rewrites never gets a mix. Both run the
 //! real binary (`courier-run conf2env`) and read with `/usr/bin/envdir`.

@@ -1,4 +1,4 @@
-//! Issue 11, items 1-3 and 6, and issue 12 item 6, reproduced against the
+//! The envdir's safety findings, reproduced against the
 //! binary (`courier-run conf2env`): the envdir replaces only what
 //! courier-run wrote, never follows into a mount, leaves no leftover of a
 //! killed run, and an unchanged run writes nothing (strace).
@@ -618,7 +618,7 @@ fn mounts_are_never_crossed() {
     assert_eq!(list(&precious), ["A", "data"]);
 }
 
-/// Issue 12 item 6: `conf2env` on an unchanged envdir opens nothing for
+/// `conf2env` on an unchanged envdir opens nothing for
 /// writing and renames, unlinks, makes or syncs nothing.
 #[test]
 fn an_unchanged_run_writes_nothing() {
@@ -688,7 +688,7 @@ fn an_unchanged_run_writes_nothing() {
     }
 }
 
-/// Issue 12 item 6, for the launch itself: an unchanged restart (the
+/// For the launch itself: an unchanged restart (the
 /// envdir already right, no leftovers) opens nothing for writing and
 /// renames, unlinks, makes, syncs or chmods nothing, through the execve of
 /// the program (/bin/true, which writes nothing either). A service whose

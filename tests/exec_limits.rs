@@ -1,4 +1,4 @@
-//! The plan knows the kernel's exec limits (issue 11, item 4): what execve
+//! The plan knows the kernel's exec limits: what execve
 //! would refuse with E2BIG, a variable name no file can carry, an envdir
 //! path without a name of its own: `--dry-run`, `--check` and the launch
 //! refuse it alike, with exit 100 and the same message, before anything is

@@ -1,4 +1,4 @@
-//! What may stand at the envdir's path: the refusals of issue 11, decided
+//! What may stand at the envdir's path: the refusals, decided
 //! before anything is changed, by reading only (lstat, statx, readdir).
 
 use std::fs;

@@ -6,7 +6,7 @@
 Needs root, loopback only, and the Debian 12 packages daemontools, ucspi-tcp,
 courier-imap and courier-authdaemon.  Standard library only.
 
-What it does (see issue 4): creates a throwaway Unix user with a password and
+What it does: creates a throwaway Unix user with a password and
 a Maildir of 3 messages, makes sure authdaemond runs, builds a service
 directory in a temporary folder whose `run` is a courier-run script
 (layout=debian, 127.0.0.1, a candidate port, a copy of /etc/courier/imapd) with a
@@ -32,7 +32,7 @@ svscan does), and checks, each as a named step:
                        nobody touches it
   courier2-chain       layout=courier2 with a fake prefix of recorder scripts:
                        imaplogin authpwd authcram imapd Maildir, config env seen
-  port-retry           the port rule (issue 8): tcpserver and tcpsvd on a port
+  port-retry           the port rule: tcpserver and tcpsvd on a port
                        we hold say what BIND_TAKEN matches; a service whose
                        first port is one we hold is stopped and comes up on a
                        new port (2 attempts)
@@ -139,7 +139,7 @@ def candidate_port():
     socket, and anything on the machine may take the port in between.
     Only start_with_port() makes it safe: when the front end finds the port
     taken, the service is stopped and started again on a new candidate
-    (issue 8: bind port 0 and keep the socket, or retry on EADDRINUSE)."""
+    (bind port 0 and keep the socket, or retry on EADDRINUSE)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         s.bind((HOST, 0))

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""End-to-end test of the four Courier services under daemontools (issue 9).
+"""End-to-end test of the four Courier services under daemontools.
 
     python3 tests/e2e/services.py [--courier-run PATH] [--keep] [-v] [--only NAME]
 

@@ -1,4 +1,4 @@
-//! The launcher, through the binary (issue 3's "Tests that must exist").
+//! The launcher, through the binary.
 //!
 //! `server` is pointed at a recorder (tests/recorder/recorder.rs, built with
 //! plain `rustc` on first use) that writes down what it was exec'd with:

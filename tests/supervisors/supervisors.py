@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""courier-run under runit and s6, and its front ends (issue 10).
+"""courier-run under runit and s6, and its front ends.
 
     python3 tests/supervisors/supervisors.py [--courier-run PATH] [--keep] [-v]
                                              [--only STEP,...]
@@ -240,7 +240,7 @@ def config_copy(path, extra=""):
 
 
 def run_file(port, config, server=None):
-    s = ("#!%s\n# courier-imapd (issue 10 test)\nlayout=debian\naddress=%s\nport=%d\n"
+    s = ("#!%s\n# courier-imapd (test)\nlayout=debian\naddress=%s\nport=%d\n"
          "config=%s\n" % (W.courier_run_path(), HOST, port, config))
     if server:
         s += 'server="%s"\n' % server
@@ -362,7 +362,7 @@ def access_steps(server):
     sd = os.path.join(W.tmp, "access-" + tag)
     os.makedirs(sd)
     acc = os.path.join(sd, "imapaccess")
-    write_file(acc, "# issue 10 test\n127.0.0.1\tallow,%s=%s,RELAYCLIENT\n"
+    write_file(acc, "# test\n127.0.0.1\tallow,%s=%s,RELAYCLIENT\n"
                     "127.0.0.2\tdeny\n*\tallow\n" % (ACCESS_VAR, ACCESS_VALUE))
     cfg = os.path.join(sd, "imapd")
     config_copy(cfg, "IMAPACCESSFILE=%s\nMAXPERIP=0\n" % acc)
