@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 
 use crate::account::Account;
 use crate::config::{Assignment, Scope};
-use crate::envdir::{self, Modes};
+use crate::envdir;
 use crate::environ::{self, Environ};
 use crate::error::{Exit, Problem, printable};
 use crate::limits;
@@ -523,39 +523,14 @@ fn envdir_step(d: &Daemon) -> anyhow::Result<Option<EnvdirPlan>> {
     let Some(path) = &d.envdir else {
         return Ok(None);
     };
-    let vars: Vec<(String, Vec<u8>)> = d
-        .config_vars
-        .iter()
-        .map(|a| (a.name.clone(), a.value.clone()))
-        .collect();
-    let modes = Modes::for_source(d.private);
-    let pairs: Vec<(&str, &[u8])> = vars
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_slice()))
-        .collect();
-    let protected: Vec<&Path> = d.sources.iter().map(PathBuf::as_path).collect();
-    let (_, unchanged) = envdir::probe(path, &pairs, modes, &protected).map_err(|e| {
-        if crate::error::exit_code(&e) == Exit::Usage {
-            crate::error::bad_input(
-                d.settings
-                    .get(Name::Envdir)
-                    .origin
-                    .at(&crate::error::describe(&e)),
-            )
-        } else {
-            e
-        }
-    })?;
-    if !unchanged {
-        envdir::check_writable_parent(path)?;
-    }
-    Ok(Some(EnvdirPlan {
-        path: path.clone(),
-        vars,
-        modes,
-        unchanged,
-        protected: d.sources.clone(),
-    }))
+    crate::plan::envdir_plan(
+        path,
+        &d.config_vars,
+        d.private,
+        d.sources.clone(),
+        &d.settings,
+    )
+    .map(Some)
 }
 
 /// `--dry-run` or the launch of `service=authdaemond` (cli's part).

@@ -56,6 +56,87 @@ pub fn records(data: &[u8]) -> Result<Vec<Record>, String> {
     Ok(out)
 }
 
+/// Is `data` a well-formed cdb: every hash table inside the file, every
+/// record inside the records, every slot pointing at a record whose key
+/// hashes to it, every record in a table (`--check` of the rules a front
+/// end reads)? Returns the number of records, or what is wrong.
+pub fn verify(data: &[u8]) -> Result<usize, String> {
+    let len = data.len() as u64;
+    if len < 2048 {
+        return Err(format!("{len} bytes, shorter than the 2048-byte header"));
+    }
+    if len > u64::from(u32::MAX) {
+        return Err("larger than 4 GiB".into());
+    }
+    let at = |i: u64| -> u64 {
+        let i = i as usize;
+        u64::from(u32::from_le_bytes(
+            data[i..i + 4].try_into().expect("4 bytes"),
+        ))
+    };
+    let mut tables = Vec::with_capacity(256);
+    let mut end_of_records = len;
+    for i in 0..256 {
+        let (pos, slots) = (at(i * 8), at(i * 8 + 4));
+        if pos < 2048 || pos > len {
+            return Err(format!(
+                "hash table {i} starts at {pos}, outside the file ({len} bytes)"
+            ));
+        }
+        if pos + slots * 8 > len {
+            return Err(format!(
+                "hash table {i} ({slots} slots at {pos}) runs past the end of the file"
+            ));
+        }
+        end_of_records = end_of_records.min(pos);
+        tables.push((pos, slots));
+    }
+    let mut starts = std::collections::HashSet::new();
+    let mut p = 2048;
+    while p < end_of_records {
+        if p + 8 > end_of_records {
+            return Err(format!("the record at {p} is cut short"));
+        }
+        let end = p + 8 + at(p) + at(p + 4);
+        if end > end_of_records {
+            return Err(format!(
+                "the record at {p} runs past the end of the records ({end_of_records})"
+            ));
+        }
+        starts.insert(p);
+        p = end;
+    }
+    let mut indexed = 0;
+    for (i, &(pos, slots)) in tables.iter().enumerate() {
+        for s in 0..slots {
+            let (h, rec) = (at(pos + s * 8), at(pos + s * 8 + 4));
+            if rec == 0 {
+                continue;
+            }
+            if !starts.contains(&rec) {
+                return Err(format!(
+                    "hash table {i} points at {rec}, which is not a record"
+                ));
+            }
+            let klen = at(rec);
+            let key = &data[(rec + 8) as usize..(rec + 8 + klen) as usize];
+            if u64::from(hash(key)) != h || h % 256 != i as u64 {
+                return Err(format!(
+                    "the record at {rec} is in the wrong hash table slot"
+                ));
+            }
+            indexed += 1;
+        }
+    }
+    if indexed != starts.len() {
+        return Err(format!(
+            "{} records, but {indexed} in the hash tables",
+            starts.len()
+        ));
+    }
+    Ok(starts.len())
+}
+
 /// A cdb holding `records` in the given order, laid out as cdbmake (and so
 /// tcprules and ipsvd-cdb) lays it out: the same input gives the same bytes.
 pub fn write(records: &[Record]) -> Vec<u8> {

@@ -255,26 +255,36 @@ fn envdir_step(r: &Resolved) -> anyhow::Result<Option<EnvdirPlan>> {
     let Some(path) = &r.envdir else {
         return Ok(None);
     };
-    let vars: Vec<(String, Vec<u8>)> = r
-        .config_vars
+    envdir_plan(path, &r.config_vars, r.private, read_files(r), &r.settings).map(Some)
+}
+
+/// The envdir step of any service (a mail service's or authdaemond's):
+/// `vars` as envdir files, with the modes a private config asks for. What
+/// stands at the path must be courier-run's to replace (or an empty
+/// directory), and none of the files read (`read`): refused here, so that
+/// the dry run, --check and the launch refuse alike, before anything is
+/// changed.
+pub(crate) fn envdir_plan(
+    path: &std::path::Path,
+    config_vars: &[crate::config::Assignment],
+    private: bool,
+    read: Vec<PathBuf>,
+    settings: &crate::settings::Settings,
+) -> anyhow::Result<EnvdirPlan> {
+    let vars: Vec<(String, Vec<u8>)> = config_vars
         .iter()
         .map(|a| (a.name.clone(), a.value.clone()))
         .collect();
-    let modes = Modes::for_source(r.private);
+    let modes = Modes::for_source(private);
     let pairs: Vec<(&str, &[u8])> = vars
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_slice()))
         .collect();
-    // What stands at the path must be courier-run's to replace (or an
-    // empty directory), and none of the files read: refused here, so that
-    // the dry run, --check and the launch refuse alike, before anything is
-    // changed.
-    let read = read_files(r);
     let protected: Vec<&std::path::Path> = read.iter().map(PathBuf::as_path).collect();
     let (_, unchanged) = envdir::probe(path, &pairs, modes, &protected).map_err(|e| {
         if crate::error::exit_code(&e) == crate::error::Exit::Usage {
             crate::error::bad_input(
-                r.settings
+                settings
                     .get(Name::Envdir)
                     .origin
                     .at(&crate::error::describe(&e)),
@@ -286,13 +296,13 @@ fn envdir_step(r: &Resolved) -> anyhow::Result<Option<EnvdirPlan>> {
     if !unchanged {
         envdir::check_writable_parent(path)?;
     }
-    Ok(Some(EnvdirPlan {
-        path: path.clone(),
+    Ok(EnvdirPlan {
+        path: path.to_path_buf(),
         vars,
         modes,
         unchanged,
         protected: read,
-    }))
+    })
 }
 
 /// Every file courier-run reads, or that the programs it starts read on

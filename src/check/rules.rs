@@ -1,7 +1,6 @@
 //! Check 6: the `-x` rules cdb. tcpserver does not refuse a missing or
 //! broken one at startup: it drops every connection ("unable to read").
 
-use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -124,7 +123,7 @@ pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
             return;
         }
     };
-    let records = match parse_cdb(&data) {
+    let records = match crate::cdb::verify(&data) {
         Ok(n) => n,
         Err(why) => {
             r.fail(what, format!("is not a well-formed cdb: {why}"), rebuild);
@@ -173,94 +172,6 @@ fn tcprules(cdb: &Path, src: &Path) -> String {
         crate::shown::path(&tmp),
         crate::shown::path(src)
     )
-}
-
-/// djb's cdb hash.
-fn hash(key: &[u8]) -> u32 {
-    key.iter().fold(5381u32, |h, &c| {
-        (h.wrapping_shl(5).wrapping_add(h)) ^ u32::from(c)
-    })
-}
-
-/// Check the cdb format (cdb.cr.yp.to/cdb.html): a 2048-byte header of 256
-/// (position, slots) pairs of little-endian u32, the records (key length,
-/// data length, key, data), then the 256 hash tables of (hash, record
-/// position) slots. Returns the number of records, or what is wrong.
-pub fn parse_cdb(data: &[u8]) -> Result<usize, String> {
-    let len = data.len() as u64;
-    if len < 2048 {
-        return Err(format!("{len} bytes, shorter than the 2048-byte header"));
-    }
-    if len > u64::from(u32::MAX) {
-        return Err("larger than 4 GiB".into());
-    }
-    let at = |i: u64| -> u64 {
-        let i = i as usize;
-        u64::from(u32::from_le_bytes(
-            data[i..i + 4].try_into().expect("4 bytes"),
-        ))
-    };
-    let mut tables = Vec::with_capacity(256);
-    let mut end_of_records = len;
-    for i in 0..256 {
-        let (pos, slots) = (at(i * 8), at(i * 8 + 4));
-        if pos < 2048 || pos > len {
-            return Err(format!(
-                "hash table {i} starts at {pos}, outside the file ({len} bytes)"
-            ));
-        }
-        if pos + slots * 8 > len {
-            return Err(format!(
-                "hash table {i} ({slots} slots at {pos}) runs past the end of the file"
-            ));
-        }
-        end_of_records = end_of_records.min(pos);
-        tables.push((pos, slots));
-    }
-    let mut starts = HashSet::new();
-    let mut p = 2048;
-    while p < end_of_records {
-        if p + 8 > end_of_records {
-            return Err(format!("the record at {p} is cut short"));
-        }
-        let end = p + 8 + at(p) + at(p + 4);
-        if end > end_of_records {
-            return Err(format!(
-                "the record at {p} runs past the end of the records ({end_of_records})"
-            ));
-        }
-        starts.insert(p);
-        p = end;
-    }
-    let mut indexed = 0;
-    for (i, &(pos, slots)) in tables.iter().enumerate() {
-        for s in 0..slots {
-            let (h, rec) = (at(pos + s * 8), at(pos + s * 8 + 4));
-            if rec == 0 {
-                continue;
-            }
-            if !starts.contains(&rec) {
-                return Err(format!(
-                    "hash table {i} points at {rec}, which is not a record"
-                ));
-            }
-            let klen = at(rec);
-            let key = &data[(rec + 8) as usize..(rec + 8 + klen) as usize];
-            if u64::from(hash(key)) != h || h % 256 != i as u64 {
-                return Err(format!(
-                    "the record at {rec} is in the wrong hash table slot"
-                ));
-            }
-            indexed += 1;
-        }
-    }
-    if indexed != starts.len() {
-        return Err(format!(
-            "{} records, but {indexed} in the hash tables",
-            starts.len()
-        ));
-    }
-    Ok(starts.len())
 }
 
 /// couriertcpd's `.dat`: makedat is installed, Net::CIDR is when the list
@@ -316,7 +227,7 @@ fn dat(ctx: &Ctx, a: &crate::access::Step, r: &mut Report) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::cdb::hash;
 
     /// A cdb as cdbmake writes it.
     fn make(records: &[(&[u8], &[u8])]) -> Vec<u8> {
@@ -358,20 +269,28 @@ mod tests {
             (b"", b"-"),
             (b"10.", b"+RELAYCLIENT=\"\""),
         ]);
-        assert_eq!(parse_cdb(&good), Ok(3));
-        assert_eq!(parse_cdb(&make(&[])), Ok(0));
-        assert!(parse_cdb(b"x").unwrap_err().contains("shorter than"));
+        assert_eq!(crate::cdb::verify(&good), Ok(3));
+        assert_eq!(crate::cdb::verify(&make(&[])), Ok(0));
         assert!(
-            parse_cdb(&good[..good.len() - 4])
+            crate::cdb::verify(b"x")
+                .unwrap_err()
+                .contains("shorter than")
+        );
+        assert!(
+            crate::cdb::verify(&good[..good.len() - 4])
                 .unwrap_err()
                 .contains("runs past the end")
         );
         let mut bad = good.clone();
         bad[2048] = 200; // the first key's length
-        assert!(parse_cdb(&bad).is_err());
+        assert!(crate::cdb::verify(&bad).is_err());
         let mut bad = good;
         bad[2048 + 8] ^= 1; // the first key's first byte: wrong hash
-        assert!(parse_cdb(&bad).unwrap_err().contains("wrong hash table"));
+        assert!(
+            crate::cdb::verify(&bad)
+                .unwrap_err()
+                .contains("wrong hash table")
+        );
     }
 
     /// The cdb is untrusted bytes: random mutations of a good one must give
@@ -399,7 +318,7 @@ mod tests {
                         .for_each(drop),
                 }
             }
-            if parse_cdb(&d).is_ok() {
+            if crate::cdb::verify(&d).is_ok() {
                 accepted += 1;
             }
         }
