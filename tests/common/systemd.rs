@@ -2,7 +2,7 @@
 //! namespace, when asked), for the tests that run units: see
 //! [`Systemd::boot`]. Shared by tests/systemd.rs and tests/migrate.rs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -49,10 +49,17 @@ pub fn masks() -> Vec<String> {
 /// the namespace gets a private copy of (in its /run), so that what runs
 /// there (systemctl link/enable/disable, an rc script) changes only the
 /// copy; with `$3` = net, the loopback interface of its own network
-/// namespace is brought up.
+/// namespace is brought up. `$4`: this repository (the binary, the
+/// scratch directories under target/): when it lies under /tmp or /run (a
+/// clone in /tmp, as CI may make), it is bound to `$5` (an empty directory
+/// outside both) before the private mounts hide it, then moved back to its
+/// own path, so the namespace sees it where the machine does.
 const BOOT: &str = r#"set -e
+keep=
+case "$4" in /tmp/*|/run/*) keep=$4; mount --bind "$keep" "$5" ;; esac
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
+if [ -n "$keep" ]; then mkdir -p "$keep"; mount --move "$5" "$keep"; fi
 if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi
 for d in $2; do
   mkdir -p "/run/courier-run-test-copy$d"
@@ -67,11 +74,17 @@ for u in $1; do ln -s /dev/null "/run/systemd/system/$u"; done
 exec env container=other /lib/systemd/systemd --system --unit=courier-run-test.target
 "#;
 
+/// A counter for the hold directories of one test binary.
+static HOLDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// systemd running as PID 1 of its own PID and mount namespace; killed
 /// (its PID 1, by pid: the whole namespace goes with it) on drop, also
 /// when the test fails.
 pub struct Systemd {
     unshare: Child,
+    /// The empty directory the repository is held at while the namespace
+    /// mounts its own /tmp and /run (removed on drop).
+    hold: PathBuf,
     /// The namespace's PID 1, as the machine numbers it.
     pub init: i32,
     /// It has its own network namespace (commands run in it too).
@@ -101,11 +114,19 @@ impl Systemd {
         if net {
             unshare.arg("--net");
         }
+        let hold = Path::new("/var/tmp").join(format!(
+            "courier-run-test-hold-{}-{}",
+            std::process::id(),
+            HOLDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&hold).expect("the hold directory in /var/tmp");
         let mut unshare = unshare
             .args(["sh", "-c", BOOT, "sh"])
             .arg(masks().join(" "))
             .arg(copies.join(" "))
             .arg(if net { "net" } else { "" })
+            .arg(env!("CARGO_MANIFEST_DIR"))
+            .arg(&hold)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -127,7 +148,12 @@ impl Systemd {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        let sd = Systemd { unshare, init, net };
+        let sd = Systemd {
+            unshare,
+            hold,
+            init,
+            net,
+        };
         loop {
             let state = sd.ctl(&["is-system-running"]);
             if state.starts_with("running") || state.starts_with("degraded") {
@@ -206,5 +232,6 @@ impl Drop for Systemd {
         }
         let _ = self.unshare.kill();
         let _ = self.unshare.wait();
+        let _ = std::fs::remove_dir(&self.hold);
     }
 }
