@@ -42,7 +42,12 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 /// `courier-run ARGS`: exit code, stdout then stderr.
 fn courier_run(args: &[&str]) -> (i32, String) {
-    let mut cmd = Command::new(BIN);
+    courier_run_with(Path::new(BIN), args)
+}
+
+/// The same with another copy of the binary (one a unit can see).
+fn courier_run_with(bin: &Path, args: &[&str]) -> (i32, String) {
+    let mut cmd = Command::new(bin);
     cmd.args(args);
     let r = run(cmd, Path::new("/"), LIMIT);
     (r.code.unwrap_or(-1), r.stdout_str() + &r.stderr_str())
@@ -442,7 +447,7 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(tag: &str) -> Scratch {
-        let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        let p = common::systemd::scratch_root().join(format!(
             "migrate-{tag}-{}-{}",
             std::process::id(),
             std::time::SystemTime::now()
@@ -538,8 +543,13 @@ fn systemd_switch_over_in_a_namespace() {
     }
     let started = Instant::now();
     let scratch = Scratch::new("sd");
+    // The units run the binary that ran migrate: a copy they can see.
+    let bin = common::systemd::bin_in(&scratch.0);
     let dest = scratch.0.join("dest");
-    let (code, out) = courier_run(&["migrate", dest.to_str().unwrap(), "--supervisor", "systemd"]);
+    let (code, out) = courier_run_with(
+        &bin,
+        &["migrate", dest.to_str().unwrap(), "--supervisor", "systemd"],
+    );
     assert_eq!(code, 0, "{out}");
     let over = commands(&out, OVER);
     let back = commands(&out, BACK);

@@ -47,7 +47,7 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(tag: &str) -> Scratch {
-        let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        let p = common::systemd::scratch_root().join(format!(
             "systemd-{tag}-{}-{}",
             std::process::id(),
             std::time::SystemTime::now()
@@ -68,7 +68,12 @@ impl Drop for Scratch {
 
 /// `courier-run ARGS`: exit code, stdout then stderr.
 fn courier_run(args: &[&str]) -> (i32, String) {
-    let mut cmd = Command::new(BIN);
+    courier_run_with(Path::new(BIN), args)
+}
+
+/// The same with another copy of the binary (one a unit can see).
+fn courier_run_with(bin: &Path, args: &[&str]) -> (i32, String) {
+    let mut cmd = Command::new(bin);
     cmd.args(args);
     let out = run(cmd, Path::new("/"), LIMIT);
     (out.code.unwrap_or(-1), out.stdout_str() + &out.stderr_str())
@@ -263,9 +268,11 @@ fn runs_under_systemd() {
     }
     let started = Instant::now();
     let scratch = Scratch::new("unit");
+    // The units run the binary that ran init: a copy they can see.
+    let bin = common::systemd::bin_in(&scratch.0);
     let d = scratch.0.join("imapd");
     let s = d.to_str().unwrap();
-    let (code, text) = courier_run(&["init", s, "--supervisor", "systemd"]);
+    let (code, text) = courier_run_with(&bin, &["init", s, "--supervisor", "systemd"]);
     assert_eq!(code, 0, "{text}");
     let user = MailUser::new("sd");
     let sd = Systemd::boot();
@@ -278,14 +285,17 @@ fn runs_under_systemd() {
         "/usr/lib/tmpfiles.d/courier-authdaemon.conf",
     ]);
     let authd = scratch.0.join("authdaemond");
-    let (code, text) = courier_run(&[
-        "init",
-        authd.to_str().unwrap(),
-        "--supervisor",
-        "systemd",
-        "--service",
-        "authdaemond",
-    ]);
+    let (code, text) = courier_run_with(
+        &bin,
+        &[
+            "init",
+            authd.to_str().unwrap(),
+            "--supervisor",
+            "systemd",
+            "--service",
+            "authdaemond",
+        ],
+    );
     assert_eq!(code, 0, "{text}");
     let authd_unit = "courier-run-authdaemond.service";
     sd.ok(&[
@@ -397,14 +407,17 @@ fn runs_under_systemd() {
         ("pop3d-ssl", "pop3s"),
     ] {
         let d = scratch.0.join(svc);
-        let (code, text) = courier_run(&[
-            "init",
-            d.to_str().unwrap(),
-            "--supervisor",
-            "systemd",
-            "--service",
-            svc,
-        ]);
+        let (code, text) = courier_run_with(
+            &bin,
+            &[
+                "init",
+                d.to_str().unwrap(),
+                "--supervisor",
+                "systemd",
+                "--service",
+                svc,
+            ],
+        );
         assert_eq!(code, 0, "{text}");
         let unit = format!("courier-run-{svc}.service");
         let (port, _) = start(&sd, &d, &unit);

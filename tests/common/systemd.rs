@@ -74,6 +74,32 @@ for u in $1; do ln -s /dev/null "/run/systemd/system/$u"; done
 exec env container=other /lib/systemd/systemd --system --unit=courier-run-test.target
 "#;
 
+/// Where the namespace tests keep service directories and the binary the
+/// units run: never under /tmp, /var/tmp or /run, which the namespace's own
+/// mounts and the units' PrivateTmp= hide (CI may clone into /tmp).
+pub fn scratch_root() -> PathBuf {
+    let t = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    if ["/tmp", "/var/tmp", "/run"]
+        .iter()
+        .any(|h| t.starts_with(h))
+    {
+        PathBuf::from("/var/lib/courier-run-tests")
+    } else {
+        t.to_path_buf()
+    }
+}
+
+/// A copy of the binary in `dir` (under [`scratch_root`]): `init` writes
+/// the path of the courier-run that ran it into a unit's ExecStart=, and a
+/// unit must be able to see it.
+pub fn bin_in(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("courier-run");
+    std::fs::copy(super::BIN, &bin).expect("copy the binary");
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
 /// A counter for the hold directories of one test binary.
 static HOLDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
