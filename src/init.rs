@@ -993,6 +993,13 @@ pub fn init(o: &InitOptions) -> anyhow::Result<Exit> {
     if let Some(n) = note {
         lines += &format!("note: {n}\n");
     }
+    if o.supervisor == Supervisor::Systemd
+        && let Some(n) = std::env::current_exe()
+            .ok()
+            .and_then(|exe| crate::systemd::hidden_by_private_tmp(&abs, &exe))
+    {
+        lines += &format!("note: {n}\n");
+    }
     // Two authdaemonds cannot share the socket (the second renames its own
     // over the first's): Debian's must go first.
     if o.service == InitService::Authdaemond && Path::new("/etc/init.d/courier-authdaemon").exists()

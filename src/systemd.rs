@@ -77,6 +77,19 @@ pub fn unit_word(p: &Path) -> anyhow::Result<String> {
     Ok(s.replace('%', "%%"))
 }
 
+/// A warning for a unit whose directory or binary lies under /tmp or
+/// /var/tmp: the unit has PrivateTmp=yes, so it sees a /tmp and /var/tmp of
+/// its own and would not find them when it starts.
+pub fn hidden_by_private_tmp(dir: &Path, exe: &Path) -> Option<String> {
+    let hidden = |p: &Path| ["/tmp", "/var/tmp"].iter().any(|t| p.starts_with(t));
+    [dir, exe].into_iter().find(|p| hidden(p)).map(|p| {
+        format!(
+            "{} is under /tmp or /var/tmp, which the unit cannot see (PrivateTmp=yes gives it its own): the unit will not start; use a directory elsewhere (/etc/courier-run, /srv)",
+            crate::shown::path(p)
+        )
+    })
+}
+
 /// The unit's text. `dir` and `exe` are absolute (see [`unit_word`]).
 pub fn unit_file(service: &str, dir: &Path, exe: &Path) -> anyhow::Result<String> {
     let d = unit_word(dir)?;
@@ -220,6 +233,9 @@ mod tests {
                 "{bad}"
             );
         }
+        assert!(hidden_by_private_tmp(Path::new("/tmp/svc"), Path::new("/bin/cr")).is_some());
+        assert!(hidden_by_private_tmp(Path::new("/srv/a"), Path::new("/var/tmp/cr")).is_some());
+        assert!(hidden_by_private_tmp(Path::new("/tmpx/a"), Path::new("/bin/cr")).is_none());
         assert_eq!(
             start_commands(Path::new("/srv/x$y"), "pop3d"),
             "systemctl link '/srv/x$y/courier-run-pop3d.service' && systemctl enable --now courier-run-pop3d.service"
