@@ -452,6 +452,8 @@ pub fn compose(d: &Daemon) -> anyhow::Result<Plan> {
         inherit: d.inherit.clone(),
         env,
         config_vars: d.config_vars.clone(),
+        // authdaemond's script assigns nothing after its file.
+        rc_names: Vec::new(),
         envdir,
         tls_cache: None,
         account: d.account.clone(),

@@ -65,6 +65,8 @@ pub struct Plan {
     pub env: Vec<Var>,
     /// The config's variables (what the envdir holds), in order.
     pub config_vars: Vec<Assignment>,
+    /// The names of `config_vars` the service's rc assigns after the files.
+    pub rc_names: Vec<&'static str>,
     pub envdir: Option<EnvdirPlan>,
     /// The TLS session cache to reset, as the rc script does.
     pub tls_cache: Option<CacheFile>,
@@ -149,6 +151,7 @@ impl Plan {
             inherit: r.inherit,
             env,
             config_vars: r.config_vars,
+            rc_names: r.rc_names,
             envdir,
             tls_cache,
             account: r.account,

@@ -436,7 +436,11 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
             cmd.push(format!("{n}={v}").into_bytes());
         }
         // The rc's own assignments after the files (IMAP_STARTTLS=...).
-        for a in plan.config_vars.iter().filter(|a| is_rc(a)) {
+        for a in plan
+            .config_vars
+            .iter()
+            .filter(|a| plan.rc_names.contains(&a.name.as_str()))
+        {
             cmd.push(b"--assign".to_vec());
             cmd.push([a.name.as_bytes(), b"=", &a.value].concat());
         }
@@ -608,11 +612,6 @@ fn predefined_for_sh(plan: &Plan) -> Vec<(String, String)> {
         .into_iter()
         .map(|(n, v)| (n.to_string(), v))
         .collect()
-}
-
-/// Is this one of the service rc's own assignments (not from a file)?
-fn is_rc(a: &crate::config::Assignment) -> bool {
-    a.pos.file.starts_with('<') && a.pos.file.ends_with(" rc>")
 }
 
 /// A group's name for people, or its number when it has none.

@@ -35,6 +35,8 @@ pub(super) struct Configs {
 pub(super) struct RcScope {
     pub(super) vars: Vec<Assignment>,
     pub(super) outer: Scope,
+    /// The names the rc assigns after the files (the last of `vars`).
+    pub(super) names: Vec<&'static str>,
 }
 
 /// The config files, in one scope, with the kept environment and Courier's
@@ -147,6 +149,7 @@ pub(super) fn rc_assignments(
         };
     }
     let file: std::sync::Arc<str> = std::sync::Arc::from(format!("<{} rc>", service.name()));
+    let mut names = Vec::new();
     for (i, (name, value)) in service
         .rc_values(settings.layout, &outer)
         .into_iter()
@@ -168,6 +171,7 @@ pub(super) fn rc_assignments(
             col: 1,
         };
         vars.retain(|a| a.name != name);
+        names.push(name);
         vars.push(Assignment {
             name: name.to_string(),
             value,
@@ -175,7 +179,7 @@ pub(super) fn rc_assignments(
             value_pos: pos,
         });
     }
-    RcScope { vars, outer }
+    RcScope { vars, outer, names }
 }
 
 /// The `--check` subject of a config file's problems.

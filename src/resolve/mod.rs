@@ -89,6 +89,9 @@ pub struct Resolved {
     pub configs: Vec<PathBuf>,
     /// The config's variables (what the envdir holds), in order.
     pub config_vars: Vec<Assignment>,
+    /// The names the service's rc assigns after the files
+    /// (`IMAP_STARTTLS=$IMAPDSTARTTLS`, ...), among `config_vars`.
+    pub rc_names: Vec<&'static str>,
     /// A config file is not world-readable: so is the envdir.
     pub private: bool,
     /// Every file read: the run file, the config files and the files they
@@ -220,6 +223,7 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
     let configs::RcScope {
         vars: config_vars,
         outer,
+        names: rc_names,
     } = configs::rc_assignments(
         &settings,
         &configs,
@@ -322,6 +326,7 @@ pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolv
         inherit,
         configs,
         config_vars,
+        rc_names,
         private,
         sources: input
             .runfile
