@@ -16,30 +16,31 @@ use crate::{check, environ, launch};
 const LONG_ABOUT: &str = "\
 courier-run takes the place of the shell `run` script of a supervised
 Courier service (imapd with STARTTLS, imapd-ssl, pop3d, pop3d-ssl) under
-daemontools, runit or s6. It reads Courier's config exactly as /bin/sh would
-(or refuses it with FILE:LINE:COL), adds what Courier's own rc script adds
-(IMAP_STARTTLS=..., IMAP_TLS=1, the TLS cache reset), writes the config as an
-envdir atomically, applies envuidgid, envdir and softlimit semantics as
-daemontools does, and execve()s the front end (couriertcpd as Debian's rc
-runs it, or tcpserver, or tcpsvd) with couriertls (for the -ssl services),
-the login program and the server, in the same process: the supervisor's pid
-is the front end's pid. After editing Courier's access list,
-`courier-run ./run --rebuild-access` applies it without a restart. With
-service=authdaemond it runs courier-authlib's authdaemond the same way
+daemontools, runit, s6 or systemd. It reads Courier's config exactly as
+/bin/sh would (or refuses it with FILE:LINE:COL), adds what Courier's own rc
+script adds (IMAP_STARTTLS=..., IMAP_TLS=1, the TLS cache reset), writes the
+config as an envdir atomically, applies envuidgid, envdir and softlimit
+semantics as daemontools does, and execve()s the front end (couriertcpd as
+Debian's rc runs it, or tcpserver, or tcpsvd) with couriertls (for the -ssl
+services), the login program and the server, in the same process: the
+supervisor's pid is the front end's pid. After editing Courier's access
+list, `courier-run ./run --rebuild-access` applies it without a restart.
+With service=authdaemond it runs courier-authlib's authdaemond the same way
 (authdaemonrc exported, the daemon in the foreground); a mail service with
 wait_authdaemond=yes exits 111 (the supervisor retries) while authdaemond
 does not accept.
 
 A run file is a courier-run script of lower-case settings, for example:
 
-    #!/usr/local/bin/courier-run
+    #!/usr/bin/courier-run
     service=imapd-ssl
     layout=debian
     account=courier
 
 `courier-run init DIR` writes one; `courier-run migrate DEST --supervisor S`
 writes one per service Debian's Courier runs (and authdaemond) and prints the
-commands that switch from Debian's units to them, and back. --dry-run prints what would be exec'd
+commands that switch from Debian's units to them, and back. --dry-run prints
+what would be exec'd
 (with which environment, limits and identity); --check says why a service
 would not start or would start useless (authdaemond down, a bad certificate).
 
@@ -58,7 +59,7 @@ Exit codes: 0 ok; 1 --check found a problem; 100 bad usage or bad input
 #[command(
     name = "courier-run",
     version,
-    about = "Start a Courier IMAP/POP3 service under daemontools, runit or s6: config -> envdir -> envuidgid/softlimit -> couriertcpd, tcpserver or tcpsvd, in one exec chain",
+    about = "Start a Courier IMAP/POP3 service under daemontools, runit, s6 or systemd: config -> envdir -> envuidgid/softlimit -> couriertcpd, tcpserver or tcpsvd, in one exec chain",
     long_about = LONG_ABOUT,
     args_conflicts_with_subcommands = true
 )]
