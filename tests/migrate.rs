@@ -309,13 +309,34 @@ impl Supervised {
 }
 
 impl Drop for Supervised {
+    /// Down and exit, as an admin would (`svc -dx`), waiting (bounded) for
+    /// supervise to see its service go; then whatever is left is killed:
+    /// supervise's group, and the service by its pid (couriertcpd runs in
+    /// a session of its own, out of supervise's group).
     fn drop(&mut self) {
+        let status = Command::new("svstat").arg(&self.dir).output();
+        let pid = status.ok().and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_once("(pid ")
+                .and_then(|(_, r)| r.split_once(')'))
+                .and_then(|(p, _)| p.parse::<i32>().ok())
+        });
         let _ = Command::new("svc").arg("-dx").arg(&self.dir).status();
+        let until = Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = nix::sys::signal::killpg(
             nix::unistd::Pid::from_raw(self.child.id() as i32),
             nix::sys::signal::Signal::SIGKILL,
         );
         let _ = self.child.wait();
+        if let Some(pid) = pid {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 }
 
