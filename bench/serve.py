@@ -147,6 +147,10 @@ def restart(port, runs, timeout, svcdir):
 
 
 def main(argv):
+    # A TERM (the script's trap, a kill of its group) unwinds through the
+    # finally of start(), which stops the started process: it runs in its
+    # own session, out of reach of a signal to ours.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     if argv[:1] == ["port"]:
         print(free_port())
     elif argv[:1] == ["start"] and len(argv) >= 7:

@@ -44,8 +44,16 @@ chmod 755 "$work" # imapd runs as courier and must reach its Maildir argument's 
 svpid=""
 cleanup() {
   # supervise: stop the service, then supervise itself.
+  # svc is asynchronous: wait (5 s at most) for supervise to take the service
+  # down and exit, before anything is killed by pid.
   if [ -n "$svpid" ]; then
+    local child i
+    # The child's pid from supervise's status file (bytes 12..15), readable
+    # even when supervise is gone.
+    child=$(od -An -tu4 -j12 -N4 "$work/sv/supervise/status" 2>/dev/null | tr -d ' ')
     svc -dx "$work/sv" 2>/dev/null || true
+    for i in $(seq 50); do kill -0 "$svpid" 2>/dev/null || break; sleep 0.1; done
+    if [ -n "$child" ] && [ "$child" != 0 ]; then kill "$child" 2>/dev/null || true; fi
     kill "$svpid" 2>/dev/null || true
     wait "$svpid" 2>/dev/null || true
   fi
@@ -136,7 +144,9 @@ d=$work/sv; p=$(port)
 configs "$d" "$p"
 sed -e "s#^port=.*#port=$p#" -e 's#^server=.*#server="couriertcpd"#' "$work/cr1/run" > "$d/run"
 chmod 755 "$d/run"
-supervise "$d" >>"$work/supervise.log" 2>&1 &
+# Its own session, so that a signal to this script's group leaves it to the
+# trap to take the service down in order.
+setsid supervise "$d" >>"$work/supervise.log" 2>&1 &
 svpid=$!
 measure "supervise, svc -t (courier-run, server=couriertcpd)" restart "$p" "$runs" "$timeout" "$d"
 
