@@ -161,5 +161,5 @@ t = sorted(float(x) for x in sys.argv[2:])
 print(f"| {sys.argv[1]} | {t[0]:.1f} | {statistics.median(t):.1f} | {t[-1]:.1f} |")' "${names[$i]}" ${results[$i]}
   done
   echo
-  echo "$runs runs each, loopback, greeting \`* OK\`; $(nproc) CPUs, $(uname -srm); $(date -u +%Y-%m-%d); commit $(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)."
+  echo "$runs runs each, loopback, greeting \`* OK\`; $(nproc) CPUs, $(uname -srm); $(date -u +%Y-%m-%d); commit $(git -C "$root" describe --always 2>/dev/null || echo unknown)."
 } | tee "$out"
