@@ -114,28 +114,11 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<Entry>> {
     Ok(out)
 }
 
-/// What a file is, for a refusal.
-fn kind(m: &std::fs::Metadata) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    let t = m.file_type();
-    if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_char_device() {
-        "a character device"
-    } else if t.is_block_device() {
-        "a block device"
-    } else if t.is_socket() {
-        "a socket"
-    } else {
-        "not a regular file"
-    }
-}
-
 fn refuse_special(path: &Path, m: &std::fs::Metadata) -> anyhow::Error {
     bad_input(format!(
         "access list {} is {}, not a regular file or a directory of them (a FIFO would block the start, a device would never end)",
         shown_path(path),
-        kind(m)
+        crate::config::file_kind(m)
     ))
 }
 

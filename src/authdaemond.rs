@@ -29,7 +29,6 @@
 //! The launch and `--dry-run` use the same [`Plan`] as the mail services;
 //! `--check` is [`crate::check`]'s `authdaemond` group.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::account::Account;
@@ -437,14 +436,7 @@ pub fn compose(d: &Daemon) -> anyhow::Result<Plan> {
     } else {
         Vec::new()
     };
-    let (uid, gid, groups) = match &d.setuidgid {
-        Some(a) => (a.uid, a.gid, vec![a.gid]),
-        None => (
-            nix::unistd::geteuid().as_raw(),
-            nix::unistd::getegid().as_raw(),
-            crate::plan::own_groups(),
-        ),
-    };
+    let (uid, gid, groups) = crate::plan::exec_identity(d.setuidgid.as_ref());
     Ok(Plan {
         settings: d.settings.clone(),
         configs: d.configs.clone(),
@@ -477,46 +469,9 @@ pub fn compose(d: &Daemon) -> anyhow::Result<Plan> {
 }
 
 /// The environment: the kept inherited one, envuidgid, then authdaemonrc
-/// (`set -a`), each replacing or appending as daemontools does.
+/// (`set -a`), as for a mail service.
 fn environment(d: &Daemon) -> Vec<Var> {
-    let mut env: Vec<Var> = d
-        .environ
-        .iter()
-        .filter(|(n, _)| d.inherit.keeps(n))
-        .map(|(n, v)| Var {
-            name: n.clone(),
-            value: v.clone(),
-            origin: Origin::Inherited,
-        })
-        .collect();
-    let mut index: HashMap<Vec<u8>, usize> = env
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (v.name.clone(), i))
-        .collect();
-    let mut set = |name: &[u8], value: Vec<u8>, origin: Origin| match index.get(name) {
-        Some(&i) => {
-            env[i].value = value;
-            env[i].origin = origin;
-        }
-        None => {
-            index.insert(name.to_vec(), env.len());
-            env.push(Var {
-                name: name.to_vec(),
-                value,
-                origin,
-            });
-        }
-    };
-    if let Some(a) = &d.account {
-        set(b"GID", a.gid.to_string().into_bytes(), Origin::Envuidgid);
-        set(b"UID", a.uid.to_string().into_bytes(), Origin::Envuidgid);
-    }
-    for a in &d.config_vars {
-        let value = envdir::decode(&envdir::encode(&a.value)).unwrap_or_default();
-        set(a.name.as_bytes(), value, Origin::File(a.pos.clone()));
-    }
-    env
+    crate::plan::chain_environment(&d.environ, &d.inherit, d.account.as_ref(), &d.config_vars)
 }
 
 /// The envdir step, as for a mail service: refused when what stands there

@@ -188,10 +188,33 @@ impl Plan {
 /// then the envdir, in the classic chain's order (so a config UID wins over
 /// envuidgid's, as with `envuidgid a envdir ./env`).
 fn environment(r: &Resolved, warnings: &mut Vec<String>) -> Vec<Var> {
-    let mut env: Vec<Var> = r
-        .environ
+    if let Some(a) = &r.account {
+        for n in ["UID", "GID"] {
+            if let Some(c) = r.var(n) {
+                warnings.push(format!(
+                    "{}: the config sets {n}, which overrides envuidgid's value for account {}",
+                    c.pos,
+                    crate::shown::value(&a.name)
+                ));
+            }
+        }
+    }
+    chain_environment(&r.environ, &r.inherit, r.account.as_ref(), &r.config_vars)
+}
+
+/// The classic chain's environment for any service (a mail service's or
+/// authdaemond's): the kept inherited one, envuidgid's GID and UID, then
+/// every config variable as envdir reads it back, each replacing or
+/// appending as daemontools' pathexec_env does.
+pub(crate) fn chain_environment(
+    environ: &Environ,
+    inherit: &Inherit,
+    account: Option<&Account>,
+    config_vars: &[Assignment],
+) -> Vec<Var> {
+    let mut env: Vec<Var> = environ
         .iter()
-        .filter(|(n, _)| r.inherit.keeps(n))
+        .filter(|(n, _)| inherit.keeps(n))
         .map(|(n, v)| Var {
             name: n.clone(),
             value: v.clone(),
@@ -200,9 +223,8 @@ fn environment(r: &Resolved, warnings: &mut Vec<String>) -> Vec<Var> {
         .collect();
     // Sized once: every name that can be set (no rehash on the way).
     let mut index: std::collections::HashMap<Vec<u8>, usize> =
-        std::collections::HashMap::with_capacity(env.len() + r.config_vars.len() + 2);
+        std::collections::HashMap::with_capacity(env.len() + config_vars.len() + 2);
     index.extend(env.iter().enumerate().map(|(i, v)| (v.name.clone(), i)));
-    // Set as daemontools' pathexec_env does: replace, or append.
     let mut set = |name: &[u8], value: Vec<u8>, origin: Origin| match index.get(name) {
         Some(&i) => {
             env[i].value = value;
@@ -217,20 +239,11 @@ fn environment(r: &Resolved, warnings: &mut Vec<String>) -> Vec<Var> {
             });
         }
     };
-    if let Some(a) = &r.account {
+    if let Some(a) = account {
         set(b"GID", a.gid.to_string().into_bytes(), Origin::Envuidgid);
         set(b"UID", a.uid.to_string().into_bytes(), Origin::Envuidgid);
-        for n in ["UID", "GID"] {
-            if let Some(c) = r.var(n) {
-                warnings.push(format!(
-                    "{}: the config sets {n}, which overrides envuidgid's value for account {}",
-                    c.pos,
-                    crate::shown::value(&a.name)
-                ));
-            }
-        }
     }
-    for a in &r.config_vars {
+    for a in config_vars {
         // What envdir reads back from what we write (identical for every
         // carriable value; computed, not assumed).
         let value = envdir::decode(&envdir::encode(&a.value)).unwrap_or_default();
@@ -498,7 +511,12 @@ fn banner(r: &Resolved) -> Vec<String> {
 /// setuid, as daemontools does), else courier-run's own. The one
 /// computation: the plan's and `--check`'s.
 pub fn identity(r: &Resolved) -> (u32, u32, Vec<u32>) {
-    match &r.setuidgid {
+    exec_identity(r.setuidgid.as_ref())
+}
+
+/// [`identity`] for any service: setuidgid's account, else our own.
+pub(crate) fn exec_identity(setuidgid: Option<&Account>) -> (u32, u32, Vec<u32>) {
+    match setuidgid {
         Some(a) => (a.uid, a.gid, vec![a.gid]),
         None => (
             nix::unistd::geteuid().as_raw(),

@@ -26,8 +26,9 @@ pub const MAX_FILE_SIZE: u64 = 16 << 20;
 /// `/etc/default/locale`).
 pub const MAX_SOURCE_DEPTH: usize = 16;
 
-/// What a file is when it is not a regular file, for messages.
-fn kind(m: &Metadata) -> &'static str {
+/// What a file is when it is not a regular file, for messages (also the
+/// access list's).
+pub(crate) fn kind(m: &Metadata) -> &'static str {
     let t = m.file_type();
     if t.is_dir() {
         "a directory"

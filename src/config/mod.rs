@@ -32,6 +32,7 @@ use std::cell::{OnceCell, RefCell};
 use std::fmt;
 use std::sync::Arc;
 
+pub(crate) use input::kind as file_kind;
 pub use input::{MAX_FILE_SIZE, MAX_SOURCE_DEPTH, read_bounded, read_limited, shown, shown_path};
 
 /// How deep `${...}` may nest inside `${NAME-...}` words. Real configs nest
