@@ -9,7 +9,16 @@
 //! Done by putting a directory first on the linker's search path whose
 //! libgcc_s.a is gcc's libgcc_eh.a. When cc or the file is missing, or the
 //! target is not glibc, nothing changes and the build links libgcc_s.so.
-use std::path::PathBuf;
+//!
+//! And the program's relative relocations packed (`-z pack-relative-relocs`,
+//! DT_RELR, glibc 2.36 and binutils 2.38): the ~2,900 pointers in the
+//! binary's tables are listed as bitmaps instead of 24-byte RELA entries
+//! (74 KB), so the loader reads a few hundred bytes instead of 18 pages at
+//! every start (bench/README.md, bench/variants.sh). Only when a test link
+//! with the option succeeds here, so an older toolchain builds as before.
+//! The binary then needs glibc >= 2.36 (it names GLIBC_ABI_DT_RELR, so an
+//! older glibc refuses it at load with that name, not a crash).
+use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -20,22 +29,41 @@ fn main() {
         return;
     }
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let Ok(out) = std::process::Command::new(cc)
+    let Ok(out) = std::process::Command::new(&cc)
         .arg("-print-file-name=libgcc_eh.a")
         .output()
     else {
         return;
     };
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    if links_with(&cc, &out_dir, "-Wl,-z,pack-relative-relocs") {
+        println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    }
     let eh = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     if !out.status.success() || !eh.is_absolute() || !eh.is_file() {
         return;
     }
-    let dir =
-        PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("static-libgcc");
+    let dir = out_dir.join("static-libgcc");
     let _ = std::fs::create_dir_all(&dir);
     let link = dir.join("libgcc_s.a");
     let _ = std::fs::remove_file(&link);
     if std::os::unix::fs::symlink(&eh, &link).is_ok() {
         println!("cargo:rustc-link-search=native={}", dir.display());
     }
+}
+
+/// Does `cc` link a PIE with a pointer in its data using `flag`, without a
+/// warning (an unknown `-z` option is only a warning to ld)?
+fn links_with(cc: &str, out_dir: &Path, flag: &str) -> bool {
+    let src = out_dir.join("probe.c");
+    if std::fs::write(&src, "int x; int *p = &x; int main(void) { return *p; }\n").is_err() {
+        return false;
+    }
+    std::process::Command::new(cc)
+        .args(["-pie", "-fPIE", flag, "-Wl,--fatal-warnings", "-o"])
+        .arg(out_dir.join("probe"))
+        .arg(&src)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
