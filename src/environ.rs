@@ -24,8 +24,7 @@ pub fn inherited() -> Environ {
 
 /// One entry per name: the last value (dash), at the first position.
 pub fn dedup(env: Environ) -> Environ {
-    let mut index: std::collections::HashMap<Vec<u8>, usize> =
-        std::collections::HashMap::with_capacity(env.len());
+    let mut index: crate::hash::FnvMap<Vec<u8>, usize> = crate::hash::map_with_capacity(env.len());
     let mut out: Environ = Vec::with_capacity(env.len());
     for (n, v) in env {
         match index.get(&n) {

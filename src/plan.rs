@@ -222,8 +222,8 @@ pub(crate) fn chain_environment(
         })
         .collect();
     // Sized once: every name that can be set (no rehash on the way).
-    let mut index: std::collections::HashMap<Vec<u8>, usize> =
-        std::collections::HashMap::with_capacity(env.len() + config_vars.len() + 2);
+    let mut index: crate::hash::FnvMap<Vec<u8>, usize> =
+        crate::hash::map_with_capacity(env.len() + config_vars.len() + 2);
     index.extend(env.iter().enumerate().map(|(i, v)| (v.name.clone(), i)));
     let mut set = |name: &[u8], value: Vec<u8>, origin: Origin| match index.get(name) {
         Some(&i) => {

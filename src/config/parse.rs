@@ -261,9 +261,9 @@ impl<'a> Parser<'a, '_> {
         let src: &'a [u8] = self.src;
         let run = &src[self.i..self.i + n];
         self.i += n;
-        match memchr::memrchr(b'\n', run) {
+        match crate::bytes::rfind(b'\n', run) {
             Some(last) => {
-                self.line += memchr::memchr_iter(b'\n', run).count() as u32;
+                self.line += crate::bytes::count(b'\n', run) as u32;
                 self.col = (n - last) as u32;
             }
             None => self.col += n as u32,
@@ -852,10 +852,10 @@ impl<'a> Parser<'a, '_> {
 
     /// The inside of '...', after the opening quote: raw bytes.
     fn single_quoted(&mut self, open: At, parts: &mut Vec<Part<'a>>) -> R<()> {
-        let Some(n) = memchr::memchr(b'\'', &self.src[self.i..]) else {
+        let Some(n) = crate::bytes::find(b'\'', &self.src[self.i..]) else {
             return self.err_at(open, "unterminated single quote (add the closing ')");
         };
-        if let Some(z) = memchr::memchr(0, &self.src[self.i..self.i + n]) {
+        if let Some(z) = crate::bytes::find(0, &self.src[self.i..self.i + n]) {
             self.take(z);
             return self.err_at(self.at(), NUL_MSG);
         }
@@ -1293,19 +1293,8 @@ fn command_name(word: &[u8]) -> Option<String> {
 }
 
 /// The length of the line at the start of `s`, without its newline.
-///
-/// Why not `memchr::memchr`: comment lines, most of a Courier config, are 40
-/// bytes long on average, and its run-time choice of routine costs more than
-/// such a search. SSE2 is part of x86_64, so its routine is inlined here.
-#[cfg(target_arch = "x86_64")]
 fn line_len(s: &[u8]) -> usize {
-    let nl = memchr::arch::x86_64::sse2::memchr::One::new(b'\n').expect("x86_64 has SSE2");
-    nl.find(s).unwrap_or(s.len())
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn line_len(s: &[u8]) -> usize {
-    memchr::memchr(b'\n', s).unwrap_or(s.len())
+    crate::bytes::find(b'\n', s).unwrap_or(s.len())
 }
 
 /// Append the source bytes `s` (a slice of `src`) to the literal `lit`:
