@@ -2,12 +2,14 @@
 # Build variants of courier-run side by side: the release
 # as shipped, and one variant per start-up decision with that decision undone
 # (std's runtime start-up, libgcc_s.so, glibc malloc for small blocks, clap
-# for every launch), plus what was measured and not taken (static glibc,
-# non-PIE with lazy binding); then one hyperfine run of all of them on the
+# for every launch, memchr's run-time CPU detection, SipHash with random
+# keys, RELA relocations instead of DT_RELR, lld's order of the functions
+# instead of the launch's), plus what was measured and
+# not taken (static glibc, non-PIE with lazy binding); then one hyperfine run of all of them on the
 # Debian config, envdir unchanged, final program /bin/true, with /bin/true,
 # the C floor and chpst for scale.
 #
-#   bash bench/variants.sh            # ~10-15 min on 2 cores (builds 7 variants)
+#   bash bench/variants.sh            # ~15-20 min on 2 cores (builds 11 variants)
 #   bash bench/variants.sh --quick    # 2 variants, a few runs: checks the script
 #
 # Variants are built from copies of the work tree in the work dir (sources
@@ -29,9 +31,9 @@ target=x86_64-unknown-linux-gnu
 
 # One copy of the sources per source variant.
 mkdir "$work/src-release"
-(cd "$root" && git ls-files -co --exclude-standard -z src Cargo.toml Cargo.lock build.rs .cargo 2>/dev/null |
+(cd "$root" && git ls-files -co --exclude-standard -z src Cargo.toml Cargo.lock build.rs link .cargo 2>/dev/null |
   xargs -0 cp --parents -t "$work/src-release")
-for v in stdmain libgcc_s malloc clap; do cp -r "$work/src-release" "$work/src-$v"; done
+for v in stdmain libgcc_s malloc clap memchr sip rela order; do cp -r "$work/src-release" "$work/src-$v"; done
 # std's runtime start-up: Rust's own main (the allocator kept).
 cat > "$work/src-stdmain/src/main.rs" <<'EOF2'
 #[global_allocator]
@@ -40,12 +42,25 @@ fn main() {
     std::process::exit(courier_run::cli::main());
 }
 EOF2
-# libgcc_s.so.1 loaded at start, as std links it: no build.rs.
-rm -f "$work/src-libgcc_s/build.rs"
+# libgcc_s.so.1 loaded at start, as std links it: build.rs finds no
+# libgcc_eh.a (cc prints a name it does not find as given, not absolute).
+sed -i 's/-print-file-name=libgcc_eh.a/-print-file-name=no-such-libgcc_eh.a/' "$work/src-libgcc_s/build.rs"
+grep -q no-such-libgcc_eh "$work/src-libgcc_s/build.rs" || { echo "variants.sh: the libgcc_s edit no longer applies to build.rs" >&2; exit 1; }
 # glibc malloc for every block: no global allocator.
 sed -i '/#\[global_allocator\]/,+1d' "$work/src-malloc/src/main.rs"
 # clap builds its parser for every launch.
 sed -i 's/let parsed = match shebang_launch(&args) {/let parsed = match None::<Cli> {/' "$work/src-clap/src/cli.rs"
+# memchr picks its routine at the first call (CPUID through std_detect).
+sed -i 's/cfg(target_arch = "x86_64")/cfg(any())/g; s/cfg(not(target_arch = "x86_64"))/cfg(all())/g' "$work/src-memchr/src/bytes.rs"
+# std's HashMap hasher: SipHash keyed by getrandom.
+sed -i 's/HashMap<K, V, BuildHasherDefault<Fnv>>;/HashMap<K, V, std::hash::RandomState>;/' "$work/src-sip/src/hash.rs"
+# RELA relocations: no -z pack-relative-relocs.
+sed -i '/rustc-link-arg-bins=-Wl,-z,pack-relative-relocs/d' "$work/src-rela/build.rs"
+# lld's own order of the functions: no link/launch.order.
+rm "$work/src-order/link/launch.order"
+grep -q 'cfg(all())' "$work/src-memchr/src/bytes.rs" || { echo "variants.sh: the memchr edit no longer applies to src/bytes.rs" >&2; exit 1; }
+grep -q 'RandomState' "$work/src-sip/src/hash.rs" || { echo "variants.sh: the SipHash edit no longer applies to src/hash.rs" >&2; exit 1; }
+grep -q 'rustc-link-arg-bins=-Wl,-z,pack-relative-relocs' "$work/src-rela/build.rs" && { echo "variants.sh: the RELR edit no longer applies to build.rs" >&2; exit 1; }
 grep -q 'None::<Cli>' "$work/src-clap/src/cli.rs" || { echo "variants.sh: the clap edit no longer applies to src/cli.rs" >&2; exit 1; }
 grep -q global_allocator "$work/src-malloc/src/main.rs" && { echo "variants.sh: the malloc edit no longer applies to src/main.rs" >&2; exit 1; }
 
@@ -53,9 +68,13 @@ grep -q global_allocator "$work/src-malloc/src/main.rs" && { echo "variants.sh: 
 variants=(
   "release (as shipped)|release|"
   "std's runtime start-up (fn main)|stdmain|"
-  "libgcc_s.so.1 loaded (no build.rs)|libgcc_s|"
+  "libgcc_s.so.1 loaded (build.rs finds no libgcc_eh.a)|libgcc_s|"
   "glibc malloc for small blocks (no arena)|malloc|"
   "clap parses every launch (no shebang fast path)|clap|"
+  "memchr's CPU detection (CPUID at the first search)|memchr|"
+  "std HashMap: SipHash, random keys (getrandom)|sip|"
+  "RELA relocations (no -z pack-relative-relocs)|rela|"
+  "lld's function order (no link/launch.order)|order|"
   "static glibc (+crt-static, static-pie)|release|-Ctarget-feature=+crt-static"
   "non-PIE, lazy binding (relocation-model=static, -z lazy)|release|-Crelocation-model=static -Clink-arg=-Wl,-z,lazy"
 )
@@ -63,6 +82,13 @@ variants=(
 
 cc -O2 -o "$work/floor" "$root/bench/floor.c"
 cp "$root/bench/fixtures/imapd" "$root/bench/fixtures/imapd-ssl" "$work/"
+# As bench/run.sh: the TLS cache in the work dir (Debian's /var/lib/courier
+# belongs to courier), and a certificate the account can read.
+printf 'TLS_CACHEFILE=%s/tlscache\n' "$work" >> "$work/imapd-ssl"
+chmod 711 "$work"
+cp "$root/tests/fixtures/tls/server.pem" "$work/server.pem"
+chgrp "$acct" "$work/server.pem" && chmod 640 "$work/server.pem"
+printf '\nTLS_CERTFILE=%s/server.pem\n' "$work" >> "$work/imapd-ssl"
 cat > "$work/run" <<EOR
 layout=debian
 config="./imapd ./imapd-ssl"

@@ -1,0 +1,66 @@
+#!/bin/bash
+# Write link/launch.order: the functions a launch runs, in the order
+# callgrind first meets them, for lld's --symbol-ordering-file (build.rs).
+# Placed together at the start of .text, they share a few pages instead of
+# being spread over the whole 3 MB (each page fault maps 16 pages around
+# it): ~17 fewer page faults per launch (bench/README.md, bench/variants.sh).
+#
+#   bash bench/order.sh [--bin PATH]    # needs valgrind; ~10 s
+#
+# The names are mangled with hashes that depend on the toolchain and the
+# build settings: run it again after a toolchain update (names that no
+# longer exist are ignored by the linker, so a stale file costs nothing but
+# the gain). Launches recorded: the Debian config (envdir written, then
+# unchanged), and a run file with nothing to do; final program /bin/true.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=""
+[ "${1:-}" = --bin ] && bin=$(realpath "$2")
+if [ -z "$bin" ]; then
+  cargo build --release -q --manifest-path "$root/Cargo.toml"
+  bin=$root/target/release/courier-run
+fi
+command -v valgrind >/dev/null || { echo "bench/order.sh: needs valgrind (apt-get install valgrind)" >&2; exit 1; }
+acct=${BENCH_ACCOUNT:-courierd}
+id "$acct" >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$acct"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp "$root/bench/fixtures/imapd" "$root/bench/fixtures/imapd-ssl" "$work/"
+# As bench/run.sh: the TLS cache in the work dir (Debian's /var/lib/courier
+# belongs to courier), and a certificate the account can read.
+printf 'TLS_CACHEFILE=%s/tlscache\n' "$work" >> "$work/imapd-ssl"
+chmod 711 "$work"
+cp "$root/tests/fixtures/tls/server.pem" "$work/server.pem"
+chgrp "$acct" "$work/server.pem" && chmod 640 "$work/server.pem"
+printf '\nTLS_CERTFILE=%s/server.pem\n' "$work" >> "$work/imapd-ssl"
+cat > "$work/run" <<EOR
+layout=debian
+config="./imapd ./imapd-ssl"
+envdir=./env
+account=$acct
+softlimit="-m 50000000"
+server=/bin/true
+banner=no
+wait_authdaemond=no
+EOR
+printf 'layout=debian\nconfig=""\naccount=\nsoftlimit=""\naccess=\nenvdir=\nrules=\nserver=/bin/true\nbanner=no\nwait_authdaemond=no\n' > "$work/bare"
+cd "$work"
+for f in ./run ./run ./bare; do
+  valgrind --tool=callgrind --demangle=no --dump-before=execve \
+    --callgrind-out-file="$work/cg.%p" "$bin" "$f" >/dev/null 2>&1
+done
+nm --defined-only "$bin" | awk '$2 ~ /^[tTwW]$/ {print $3}' | sort -u > "$work/text"
+# fn=(id) name lines name each function once per file; later mentions
+# give only the id. Keep the first-met order across the runs.
+cat "$work"/cg.*.1 | /usr/bin/python3 -c '
+import re, sys
+text = set(open(sys.argv[1]).read().split())
+seen, out = set(), []
+for line in sys.stdin:
+    m = re.match(r"^c?fn=\(\d+\) (.+)$", line)
+    if m and m.group(1) in text and m.group(1) not in seen:
+        seen.add(m.group(1))
+        out.append(m.group(1))
+print("\n".join(out))
+' "$work/text" > "$root/link/launch.order"
+echo "link/launch.order: $(wc -l < "$root/link/launch.order") functions" >&2
