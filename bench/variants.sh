@@ -110,10 +110,17 @@ for v in "${variants[@]}"; do
     cd "$work/src-$src"
     export CARGO_TARGET_DIR="$work/target-$i"
     [ -n "$flags" ] && export RUSTFLAGS="$flags"
-    cargo build --release -q --target $target --bin courier-run 2> "$work/build-$i.log" ||
+    # --target only where it is needed (a crt-static host build cannot
+    # compile proc-macros): it changes the hashes in the symbol names, so
+    # link/launch.order (names of a plain `cargo build`) would mostly not
+    # apply, and the variants would not be the build that ships.
+    tgt=()
+    [[ $flags == *crt-static* ]] && tgt=(--target $target)
+    cargo build --release -q "${tgt[@]}" --bin courier-run 2> "$work/build-$i.log" ||
       { cat "$work/build-$i.log" >&2; exit 1; }
   )
-  b=$work/target-$i/$target/release/courier-run
+  b=$work/target-$i/release/courier-run
+  [[ $flags == *crt-static* ]] && b=$work/target-$i/$target/release/courier-run
   cp "$b" "$work/courier-run-$i"
   printf '%s\t%s\t%s\n' "$i" "$name" "$(stat -c %s "$b")" >> "$work/sizes.tsv"
   if [[ $flags == *crt-static* ]]; then
