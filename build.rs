@@ -14,8 +14,9 @@
 //! DT_RELR, glibc 2.36 and binutils 2.38): the ~2,900 pointers in the
 //! binary's tables are listed as bitmaps instead of 24-byte RELA entries
 //! (74 KB), so the loader reads a few hundred bytes instead of 18 pages at
-//! every start (bench/README.md, bench/variants.sh). Only when a test link
-//! with the option succeeds here, so an older toolchain builds as before.
+//! every start (bench/README.md, bench/variants.sh). Only when a test
+//! program linked with the option here runs, so an older toolchain or
+//! glibc builds as before.
 //! The binary then needs glibc >= 2.36 (it names GLIBC_ABI_DT_RELR, so an
 //! older glibc refuses it at load with that name, not a crash).
 //!
@@ -56,7 +57,7 @@ fn main() {
         );
         println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
     }
-    if links_with(&cc, &out_dir, "-Wl,-z,pack-relative-relocs") {
+    if glibc_loads_relr(&cc, &out_dir) {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
     let eh = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
@@ -72,20 +73,42 @@ fn main() {
     }
 }
 
-/// Does `cc` link a PIE with a pointer in its data using `flag`, without a
-/// warning (an unknown `-z` option is only a warning to ld)?
-fn links_with(cc: &str, out_dir: &Path, flag: &str) -> bool {
+/// Does this system's glibc load a PIE with packed relative relocations?
+/// A test program linked by `cc` with the option, without a warning (an
+/// unknown `-z` option is only a warning to ld), that names the glibc
+/// version DT_RELR needs (an ld that drops the option silently would not)
+/// and runs: the loader refuses it if glibc is older than 2.36. The final
+/// link is lld's, which adds the same version unconditionally. Not when
+/// cross-compiling: the test program could not run here.
+fn glibc_loads_relr(cc: &str, out_dir: &Path) -> bool {
+    if std::env::var("HOST").ok() != std::env::var("TARGET").ok() {
+        return false;
+    }
     let src = out_dir.join("probe.c");
+    let exe = out_dir.join("probe");
     if std::fs::write(&src, "int x; int *p = &x; int main(void) { return *p; }\n").is_err() {
         return false;
     }
-    std::process::Command::new(cc)
-        .args(["-pie", "-fPIE", flag, "-Wl,--fatal-warnings", "-o"])
-        .arg(out_dir.join("probe"))
+    let linked = std::process::Command::new(cc)
+        .args([
+            "-pie",
+            "-fPIE",
+            "-Wl,-z,pack-relative-relocs",
+            "-Wl,--fatal-warnings",
+            "-o",
+        ])
+        .arg(&exe)
         .arg(&src)
         .stderr(std::process::Stdio::null())
         .status()
-        .is_ok_and(|s| s.success())
+        .is_ok_and(|s| s.success());
+    let names = |bytes: Vec<u8>| bytes.windows(17).any(|w| w == b"GLIBC_ABI_DT_RELR");
+    linked
+        && std::fs::read(&exe).is_ok_and(names)
+        && std::process::Command::new(&exe)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
 }
 
 /// Does rustc link this build's binaries with its own lld? Yes for
@@ -96,7 +119,10 @@ fn links_with_rust_lld(target: &str) -> bool {
         return false;
     }
     let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
-    if flags.contains("linker") || flags.contains("link-self-contained") {
+    if ["linker", "link-self-contained", "fuse-ld"]
+        .iter()
+        .any(|f| flags.contains(f))
+    {
         return false;
     }
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
