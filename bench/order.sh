@@ -5,7 +5,9 @@
 # being spread over the whole 3 MB (each page fault maps 16 pages around
 # it): ~17 fewer page faults per launch (bench/README.md, bench/variants.sh).
 #
-#   bash bench/order.sh [--bin PATH]    # needs valgrind; ~10 s
+#   bash bench/order.sh [--bin PATH]           # needs valgrind; ~10 s
+#   bash bench/order.sh --check [--bin PATH]   # how many of its names the
+#                                              # binary has (exit 1 under 90%)
 #
 # The names are mangled with hashes that depend on the toolchain and the
 # build settings: run it again after a toolchain update (names that no
@@ -14,11 +16,26 @@
 # unchanged), and a run file with nothing to do; final program /bin/true.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=""
-[ "${1:-}" = --bin ] && bin=$(realpath "$2")
+bin="" check=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --bin) bin=$(realpath "$2"); shift ;;
+    --check) check=1 ;;
+    *) echo "bench/order.sh: unknown option $1" >&2; exit 100 ;;
+  esac
+  shift
+done
 if [ -z "$bin" ]; then
   cargo build --release -q --manifest-path "$root/Cargo.toml"
   bin=$root/target/release/courier-run
+fi
+if [ $check = 1 ]; then
+  order=$root/link/launch.order
+  total=$(wc -l < "$order")
+  found=$(nm --defined-only "$bin" | awk '{print $3}' | sort -u | grep -cFxf - "$order" || true)
+  echo "link/launch.order: $found of $total functions are in $bin"
+  [ $((found * 10)) -ge $((total * 9)) ] || { echo "bench/order.sh: stale: run bash bench/order.sh" >&2; exit 1; }
+  exit 0
 fi
 command -v valgrind >/dev/null || { echo "bench/order.sh: needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 acct=${BENCH_ACCOUNT:-courierd}
