@@ -156,8 +156,20 @@ fn fmt_limit(v: Option<u64>) -> String {
 }
 
 /// For people: identity, limits, umask, the environment against the
-/// inherited one, argv one word per line.
+/// inherited one, argv one word per line. Each section is its own step,
+/// written in the order an admin reads a run script.
 pub fn text(plan: &Plan, explain: bool) -> String {
+    let mut s = text_identity(plan);
+    s += &text_limits(plan);
+    s += &text_files(plan);
+    s += &text_environment(plan, explain);
+    s += &text_tail(plan, explain);
+    s
+}
+
+/// The heading and who the server runs as: program, uid/gid/groups, the
+/// envuidgid account and the umask (the first lines an admin checks).
+fn text_identity(plan: &Plan) -> String {
     let mut s = String::new();
     let runfile = plan
         .settings
@@ -192,7 +204,13 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         Some((m, o)) => s += &format!("umask     {m:03o} ({o})\n"),
         None => s += "umask     unchanged\n",
     }
-    s += "limits   ";
+    s
+}
+
+/// The `limits` line: only the resources the plan changes, each with its
+/// value before, continued on indented lines; "unchanged" when none.
+fn text_limits(plan: &Plan) -> String {
+    let mut s = "limits   ".to_string();
     let mut any = false;
     for r in Resource::ALL {
         let (after, before) = (plan.limits[&r], plan.limits_before[&r]);
@@ -209,11 +227,19 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         }
     }
     if any {
+        // Drop the indentation left for a next resource that did not come.
         s.truncate(s.trim_end().len());
         s += "\n";
     } else {
         s += " unchanged\n";
     }
+    s
+}
+
+/// What the launch does on disk and to its file descriptors before exec:
+/// envdir, access list, TLS cache, stderr, the wait for authdaemond.
+fn text_files(plan: &Plan) -> String {
+    let mut s = String::new();
     match &plan.envdir {
         Some(e) => {
             s += &format!(
@@ -277,6 +303,14 @@ pub fn text(plan: &Plan, explain: bool) -> String {
             }
         );
     }
+    s
+}
+
+/// The environment against the inherited one: `+` added, `~` changed,
+/// `-` removed; unchanged ones (` `) only with `--explain`, which also
+/// names each variable's origin. The counts head the list, so the list
+/// is built first.
+fn text_environment(plan: &Plan, explain: bool) -> String {
     let (mut added, mut changed) = (0, 0);
     let mut lines = String::new();
     for v in &plan.env {
@@ -312,7 +346,7 @@ pub fn text(plan: &Plan, explain: bool) -> String {
             lines += &format!("  - {}\n", line(&lossy(n)));
         }
     }
-    s += &format!(
+    let mut s = format!(
         "\nenvironment: {} variables ({added} added, {changed} changed, {removed} removed against the inherited one{})\n",
         plan.env.len(),
         if explain {
@@ -322,7 +356,13 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         }
     );
     s += &lines;
-    s += "\nargv\n";
+    s
+}
+
+/// argv one word per line, then (with `--explain`) every setting with its
+/// origin, then the warnings: what follows the environment.
+fn text_tail(plan: &Plan, explain: bool) -> String {
+    let mut s = "\nargv\n".to_string();
     for a in &plan.argv {
         // A word of argv may hold any byte: shown escaped, whole.
         s += &format!("  {}\n", shown(a, usize::MAX));
