@@ -538,35 +538,8 @@ fn report(runfile: &Path, sets: &[String]) -> StatusReport {
         code: CANNOT_TELL,
         ..StatusReport::default()
     };
-    let Some(kind) = supervise::detect(&dir) else {
-        rep.message = Some(format!(
-            "no supervise/ directory of daemontools, runit or s6 and no systemd unit in {}: nothing tells which process is the service",
-            dir.display()
-        ));
+    let Some(pid) = service_pid(&dir, &mut rep) else {
         return rep;
-    };
-    rep.supervisor = Some(kind);
-    let pid = match supervise::status(&dir, kind) {
-        Err(e) => {
-            rep.message = Some(e);
-            return rep;
-        }
-        Ok(State::NoSupervisor) => {
-            rep.state = "down";
-            rep.code = NOT_RUNNING;
-            rep.message = Some(format!(
-                "{} is not running for {}",
-                kind.name(),
-                dir.display()
-            ));
-            return rep;
-        }
-        Ok(State::Down) => {
-            rep.state = "down";
-            rep.code = NOT_RUNNING;
-            return rep;
-        }
-        Ok(State::Up { pid }) => pid,
     };
     let run = match running(pid) {
         Ok(r) => r,
@@ -598,9 +571,59 @@ fn report(runfile: &Path, sets: &[String]) -> StatusReport {
         sets,
         environ: &sup.env,
     };
-    match Plan::new_under(resolve(&input), sup.limits.clone()) {
+    against_restart(&input, &dir, &run, &sup, &mut rep);
+    rep
+}
+
+/// The pid of the service the supervisor of `dir` runs; None (with the
+/// state, code and message set in `rep`) when there is no supervisor to
+/// ask, it is not running, or the service is down.
+fn service_pid(dir: &Path, rep: &mut StatusReport) -> Option<u32> {
+    let Some(kind) = supervise::detect(dir) else {
+        rep.message = Some(format!(
+            "no supervise/ directory of daemontools, runit or s6 and no systemd unit in {}: nothing tells which process is the service",
+            dir.display()
+        ));
+        return None;
+    };
+    rep.supervisor = Some(kind);
+    match supervise::status(dir, kind) {
+        Err(e) => {
+            rep.message = Some(e);
+            None
+        }
+        Ok(State::NoSupervisor) => {
+            rep.state = "down";
+            rep.code = NOT_RUNNING;
+            rep.message = Some(format!(
+                "{} is not running for {}",
+                kind.name(),
+                dir.display()
+            ));
+            None
+        }
+        Ok(State::Down) => {
+            rep.state = "down";
+            rep.code = NOT_RUNNING;
+            None
+        }
+        Ok(State::Up { pid }) => Some(pid),
+    }
+}
+
+/// What a restart would start (planned in the supervisor's environment
+/// and limits) against what runs: the changes and the envdir's, or why a
+/// restart would be refused. Either way the exit code says so.
+fn against_restart(
+    input: &Input,
+    dir: &Path,
+    run: &Running,
+    sup: &Running,
+    rep: &mut StatusReport,
+) {
+    match Plan::new_under(resolve(input), sup.limits.clone()) {
         Ok(plan) => {
-            rep.changes = compare(&plan, &run, &sup);
+            rep.changes = compare(&plan, run, sup);
             rep.code = if rep.changes.is_empty() {
                 RUNNING
             } else {
@@ -612,7 +635,7 @@ fn report(runfile: &Path, sets: &[String]) -> StatusReport {
                 } else {
                     dir.join(&e.path)
                 };
-                rep.envdir = Some((e.path.clone(), envdir_differs(&path, &run)));
+                rep.envdir = Some((e.path.clone(), envdir_differs(&path, run)));
             }
         }
         Err(e) => {
@@ -620,7 +643,6 @@ fn report(runfile: &Path, sets: &[String]) -> StatusReport {
             rep.code = WOULD_CHANGE;
         }
     }
-    rep
 }
 
 #[cfg(test)]
@@ -695,6 +717,43 @@ mod tests {
         assert_eq!(
             (c.running.as_deref(), c.planned.as_deref()),
             (Some("0022"), Some("0027"))
+        );
+    }
+
+    /// No supervisor to ask: cannot tell (111), and the message says why;
+    /// daemontools' supervise/ with no supervise running: down (2).
+    #[test]
+    fn service_pid_without_a_running_supervisor() {
+        let dir = std::env::temp_dir().join(format!("cr-status-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut rep = StatusReport {
+            state: "unknown",
+            code: CANNOT_TELL,
+            ..StatusReport::default()
+        };
+        assert_eq!(service_pid(&dir, &mut rep), None);
+        assert_eq!((rep.state, rep.code), ("unknown", CANNOT_TELL));
+        assert!(
+            rep.message
+                .as_deref()
+                .unwrap()
+                .starts_with("no supervise/ directory"),
+            "{:?}",
+            rep.message
+        );
+        std::fs::create_dir(dir.join("supervise")).unwrap();
+        std::fs::write(dir.join("supervise/status"), [0u8; 18]).unwrap();
+        let mut rep = StatusReport::default();
+        let pid = service_pid(&dir, &mut rep);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(pid, None);
+        assert_eq!(rep.supervisor, Some(Supervisor::Daemontools));
+        assert_eq!(
+            (rep.state, rep.code),
+            ("down", NOT_RUNNING),
+            "{:?}",
+            rep.message
         );
     }
 
