@@ -425,16 +425,7 @@ fn replace(
     target: Target,
     protected: &[&Path],
 ) -> anyhow::Result<()> {
-    // Refused before anything is created: a name the writer cannot write.
-    for (name, _) in vars {
-        if !is_name(name.as_bytes()) {
-            return Err(bad_input(format!(
-                "{} is not a valid variable name for an envdir",
-                target::shown(Path::new(name))
-            )));
-        }
-        check_name_len(name).map_err(bad_input)?;
-    }
+    refuse_names(vars)?;
     let (parent, base) = split(dir);
     // The parent is followed through symlinks, as the plan's probe does
     // (only the envdir's own name never is): `envdir=./l/env` with `l` a
@@ -444,35 +435,81 @@ fn replace(
         .map_err(sys)
         .with_context(|| format!("unable to open directory {}", parent.display()))?;
     let tmpname = siblings::name(&base, Sibling::New);
-    let tmp = parent.join(&tmpname);
+    let mut guard = build_dir(&pfd, &parent, &tmpname, modes)?;
+    fill(&guard.fd, &guard.path, vars, modes)?;
+    // One sync for all files and the directory, instead of one per file:
+    // everything is durable before the swap makes it visible.
+    nix::unistd::syncfs(guard.fd.as_raw_fd())
+        .map_err(sys)
+        .with_context(|| format!("unable to sync {}", guard.path.display()))?;
+    let retired = swap(&pfd, dir, &tmpname, target, protected, modes)?;
+    // Swapped: the directory built is now the live envdir.
+    guard.armed = false;
+    nix::unistd::fsync(pfd.as_raw_fd())
+        .map_err(sys)
+        .with_context(|| format!("unable to sync directory {}", parent.display()))?;
+    // Only now, and keeping the generation just replaced: a reader still in
+    // an older one has had the whole build of this one to finish.
+    siblings::remove_leftovers_except(dir, retired.as_deref());
+    Ok(())
+}
+
+/// Refused before anything is created: a name the writer cannot write.
+fn refuse_names(vars: &[(&str, &[u8])]) -> anyhow::Result<()> {
+    for (name, _) in vars {
+        if !is_name(name.as_bytes()) {
+            return Err(bad_input(format!(
+                "{} is not a valid variable name for an envdir",
+                target::shown(Path::new(name))
+            )));
+        }
+        check_name_len(name).map_err(bad_input)?;
+    }
+    Ok(())
+}
+
+/// The directory being built, `tmpname` in `pfd` (the directory
+/// `parent`): made with the envdir's mode, locked, and removed again on
+/// every error path until the swap disarms the guard.
+fn build_dir(
+    pfd: &OwnedFd,
+    parent: &Path,
+    tmpname: &OsStr,
+    modes: Modes,
+) -> anyhow::Result<RemoveOnDrop> {
+    let tmp = parent.join(tmpname);
     mkdirat(
         Some(pfd.as_raw_fd()),
-        tmpname.as_os_str(),
+        tmpname,
         Mode::from_bits_truncate(modes.dir),
     )
     .map_err(sys)
     .with_context(|| format!("unable to create directory {}", tmp.display()))?;
-    let dfd = match open_dir(Some(&pfd), Path::new(&tmpname)) {
+    let dfd = match open_dir(Some(pfd), Path::new(tmpname)) {
         Ok(fd) => fd,
         Err(e) => {
             let _ = fs::remove_dir(&tmp);
             return Err(sys(e)).with_context(|| format!("unable to open {}", tmp.display()));
         }
     };
-    let mut guard = RemoveOnDrop {
-        path: tmp.clone(),
+    let guard = RemoveOnDrop {
+        path: tmp,
         fd: dfd,
         armed: true,
     };
-    let d = &guard.fd;
     // Held until this process ends: the cleanup of a concurrent start
     // leaves the directory alone.
-    siblings::try_lock(d);
+    siblings::try_lock(&guard.fd);
     // The umask may have cut the mode: set it exactly.
-    fchmod(d.as_raw_fd(), Mode::from_bits_truncate(modes.dir))
+    fchmod(guard.fd.as_raw_fd(), Mode::from_bits_truncate(modes.dir))
         .map_err(sys)
-        .with_context(|| format!("unable to chmod {}", tmp.display()))?;
+        .with_context(|| format!("unable to chmod {}", guard.path.display()))?;
+    Ok(guard)
+}
 
+/// One file per variable in `d` (the directory `tmp`), then the manifest
+/// that lists them, made younger than all of them.
+fn fill(d: &OwnedFd, tmp: &Path, vars: &[(&str, &[u8])], modes: Modes) -> anyhow::Result<()> {
     let contents: Vec<Vec<u8>> = vars.iter().map(|(_, v)| encode(v)).collect();
     let mut stamps = Vec::with_capacity(vars.len());
     for ((name, _), content) in vars.iter().zip(&contents) {
@@ -493,20 +530,6 @@ fn replace(
     if let Some(newest) = stamps.iter().map(|s| s.ctime).max() {
         age_past(d, written.ctime, newest, modes.file);
     }
-    // One sync for all files and the directory, instead of one per file:
-    // everything is durable before the swap makes it visible.
-    nix::unistd::syncfs(d.as_raw_fd())
-        .map_err(sys)
-        .with_context(|| format!("unable to sync {}", tmp.display()))?;
-    let retired = swap(&pfd, dir, &tmpname, target, protected, modes)?;
-    // Swapped: the directory built is now the live envdir.
-    guard.armed = false;
-    nix::unistd::fsync(pfd.as_raw_fd())
-        .map_err(sys)
-        .with_context(|| format!("unable to sync directory {}", parent.display()))?;
-    // Only now, and keeping the generation just replaced: a reader still in
-    // an older one has had the whole build of this one to finish.
-    siblings::remove_leftovers_except(dir, retired.as_deref());
     Ok(())
 }
 
