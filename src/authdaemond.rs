@@ -79,29 +79,6 @@ pub fn module_file(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("lib{name}.so.0"))
 }
 
-/// The defaults of `service=authdaemond` (what `/usr/sbin/authdaemond`
-/// does); None for the settings that do not apply.
-pub fn default(layout: Layout, prefix: &str, name: &str) -> Option<String> {
-    let s = |v: &str| Some(v.to_string());
-    match name {
-        "service" => s("authdaemond"),
-        "prefix" => crate::settings::default(layout, prefix, "prefix"),
-        "config" => Some(
-            crate::authdaemon::default_rc(layout, prefix)
-                .to_string_lossy()
-                .into_owned(),
-        ),
-        "server" => Some(program(layout, prefix)),
-        // Started by init as root, and it stays root.
-        "account" | "setuidgid" | "softlimit" | "umask" | "ulimit_v" => s(""),
-        "envdir" => s("./env"),
-        "inherit_env" => s("all"),
-        "banner" => s("yes"),
-        "stderr" => s("merge"),
-        _ => None,
-    }
-}
-
 /// The variables the script sets before `set -a`: visible to references
 /// in authdaemonrc, not exported.
 pub fn predefined(layout: Layout, prefix: &str) -> Vec<(String, Vec<u8>)> {
@@ -702,6 +679,9 @@ mod tests {
 
     #[test]
     fn defaults_per_layout() {
+        let default = |l, p, n| {
+            crate::settings::default_of(l, crate::service::ServiceKind::Authdaemond, p, n)
+        };
         assert_eq!(
             default(Layout::Debian, "/usr", "config").as_deref(),
             Some("/etc/courier/authdaemonrc")
@@ -713,6 +693,10 @@ mod tests {
         assert_eq!(
             default(Layout::Debian, "/usr", "account").as_deref(),
             Some("")
+        );
+        assert_eq!(
+            default(Layout::Debian, "/usr", "envdir").as_deref(),
+            Some("./env")
         );
         assert_eq!(default(Layout::Debian, "/usr", "port"), None);
         assert_eq!(

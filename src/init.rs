@@ -24,6 +24,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::Context;
 use clap::ValueEnum;
+use clap::builder::PossibleValue;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
@@ -31,6 +32,7 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
 
 use crate::error::{Exit, bad_input};
 use crate::frontend::RulesFormat;
+use crate::service::{Layout, ServiceKind};
 
 /// One supervisor type for init, `--status` and `--restart`.
 pub use crate::supervise::Supervisor;
@@ -44,36 +46,34 @@ pub enum Log {
     Syslog,
 }
 
-/// The Courier service (the run file's `service=`, which picks the config
-/// files, programs and port as Courier's rc script does): the four mail
-/// services of [`crate::service::Service`], and authdaemond.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum InitService {
-    Imapd,
-    ImapdSsl,
-    Pop3d,
-    Pop3dSsl,
-    /// courier-authlib's authdaemond (every login of Courier 5 goes
-    /// through it): no front end, no access list.
-    Authdaemond,
-}
+/// `--service`: what the run file's `service=` names (the service table's
+/// names, in its order).
+impl ValueEnum for ServiceKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &ServiceKind::ALL
+    }
 
-impl InitService {
-    pub fn name(self) -> &'static str {
-        match self {
-            InitService::Imapd => "imapd",
-            InitService::ImapdSsl => "imapd-ssl",
-            InitService::Pop3d => "pop3d",
-            InitService::Pop3dSsl => "pop3d-ssl",
-            InitService::Authdaemond => "authdaemond",
-        }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let v = PossibleValue::new(self.name());
+        Some(match self {
+            ServiceKind::Authdaemond => v.help(
+                "courier-authlib's authdaemond (every login of Courier 5 goes through it): \
+                 no front end, no access list",
+            ),
+            _ => v,
+        })
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum InitLayout {
-    Debian,
-    Courier2,
+/// `--layout`: the `layout` setting's names (Debian's first, the default).
+impl ValueEnum for Layout {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Layout::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()))
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -84,11 +84,11 @@ pub struct InitOptions {
     /// allowed on the way), or when it is or holds a symlink.
     pub dir: PathBuf,
     /// Which Courier server the service runs.
-    #[arg(long, value_enum, default_value_t = InitService::Imapd)]
-    pub service: InitService,
+    #[arg(long, value_enum, default_value_t = ServiceKind::Imapd)]
+    pub service: ServiceKind,
     /// Where Courier is installed: Debian's packages or a courier2 prefix.
-    #[arg(long, value_enum, default_value_t = InitLayout::Debian)]
-    pub layout: InitLayout,
+    #[arg(long, value_enum, default_value_t = Layout::Debian)]
+    pub layout: Layout,
     /// The supervision suite that will run it (picks log/run's logger;
     /// systemd: a unit file in DIR instead of log/).
     #[arg(long, value_enum, default_value_t = Supervisor::Daemontools)]
@@ -127,14 +127,6 @@ pub enum Creation {
     },
 }
 
-/// The service account of a layout (envuidgid's, and the logger's).
-fn account(layout: InitLayout) -> &'static str {
-    match layout {
-        InitLayout::Debian => "courier",
-        InitLayout::Courier2 => "courierd",
-    }
-}
-
 /// The run file's text.
 pub fn run_file(o: &InitOptions, exe: &Path) -> String {
     let svc = o.service.name();
@@ -144,13 +136,16 @@ pub fn run_file(o: &InitOptions, exe: &Path) -> String {
         Supervisor::S6 => "s6-supervise",
         Supervisor::Systemd => "systemd",
     };
-    if o.service == InitService::Authdaemond {
+    if o.service == ServiceKind::Authdaemond {
         return authdaemond_run_file(o, exe, sup);
     }
-    let front = match o.layout {
-        InitLayout::Debian => "couriertcpd",
-        InitLayout::Courier2 => "tcpserver",
-    };
+    // The front end the layout's default `server` runs, by its name.
+    let server = default(o, "server");
+    let front = server
+        .split_ascii_whitespace()
+        .next()
+        .and_then(|w| Path::new(w).file_name())
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let mut s = format!(
         "{shebang}\n\
          # courier-{svc}: Courier's {svc} on {front} under {sup}.\n\
@@ -160,40 +155,65 @@ pub fn run_file(o: &InitOptions, exe: &Path) -> String {
          service={svc}\n",
         shebang = shebang(o, exe)
     );
-    match o.layout {
-        InitLayout::Debian => s += "layout=debian\n",
-        InitLayout::Courier2 => s += "layout=courier2\nprefix=/usr/local/courier-imap\n",
-    }
+    s += &layout_lines(o);
     s += &format!(
         "\n# envuidgid: UID and GID of this account go into the environment.\naccount={}\n",
-        account(o.layout)
+        o.layout.account()
     );
     match (o.layout, o.service) {
-        (InitLayout::Debian, InitService::Imapd | InitService::ImapdSsl) => {
+        (Layout::Debian, ServiceKind::Imapd | ServiceKind::ImapdSsl) => {
             s += "\n# The access list is the config's IMAPACCESSFILE, as Debian's rc passes it:\n\
                   # couriertcpd reads IMAPACCESSFILE.dat (built by makedat when missing or\n\
                   # older). After an edit: courier-run ./run --rebuild-access (no restart).\n";
         }
-        (InitLayout::Debian, _) => {
+        (Layout::Debian, _) => {
             s += "\n# Debian's pop3d rc scripts give couriertcpd no access list; set\n\
                   # access=FILE to give it one.\n";
         }
-        (InitLayout::Courier2, _) => {
+        (Layout::Courier2, _) => {
             s += "\n# Courier's access list (couriertcpd syntax: ADDRESS<tab>allow|deny),\n\
                   # converted on start into the front end's rules when it is newer.\n\
-                  access=./access\n\
-                  # (the access list replaces the default /etc/tcprules/imap.cdb)\nrules=\n";
+                  access=./access\n";
+            s += &format!(
+                "# (the access list replaces the default {})\nrules=\n",
+                default(o, "rules")
+            );
         }
     }
-    if o.layout == InitLayout::Debian {
-        s += "\n# Logins go through authdaemond: while its socket does not accept, the\n\
-              # launch exits 111 and the supervisor retries, so this service is never\n\
-              # up with every login failing (run authdaemond as a service too:\n\
-              # courier-run init --service authdaemond). no: start regardless.\n\
-              wait_authdaemond=yes\n";
+    // Said where the layout waits by default (Debian: its logins go
+    // through authdaemond), so the admin sees the switch.
+    let wait = default(o, "wait_authdaemond");
+    if wait == "yes" {
+        s += &format!(
+            "\n# Logins go through authdaemond: while its socket does not accept, the\n\
+             # launch exits 111 and the supervisor retries, so this service is never\n\
+             # up with every login failing (run authdaemond as a service too:\n\
+             # courier-run init --service authdaemond). no: start regardless.\n\
+             wait_authdaemond={wait}\n"
+        );
     }
     s += &set_lines(o);
     s
+}
+
+/// The layout's default of setting `name` for this service (the one
+/// table, [`crate::settings::default_of`]), made with the layout's prefix.
+fn default(o: &InitOptions, name: &str) -> String {
+    crate::settings::default_of(o.layout, o.service, o.layout.default_prefix(), name)
+        .unwrap_or_default()
+}
+
+/// `layout=`, and for courier2 the prefix its defaults are made from
+/// (written out: it is the line an install elsewhere changes).
+fn layout_lines(o: &InitOptions) -> String {
+    match o.layout {
+        Layout::Debian => format!("layout={}\n", o.layout.name()),
+        Layout::Courier2 => format!(
+            "layout={}\nprefix={}\n",
+            o.layout.name(),
+            o.layout.default_prefix()
+        ),
+    }
 }
 
 /// The --set settings as run file lines (single-quoted).
@@ -218,7 +238,7 @@ fn set_lines(o: &InitOptions) -> String {
 /// starts. Tries every 250 ms, for 30 s at most.
 fn shebang(o: &InitOptions, exe: &Path) -> String {
     match o.supervisor {
-        Supervisor::S6 if o.service != InitService::Authdaemond => format!(
+        Supervisor::S6 if o.service != ServiceKind::Authdaemond => format!(
             "#!/usr/bin/env -S {} -d -w 250 -n 120 {}",
             notifyoncheck().display(),
             exe.display()
@@ -272,21 +292,14 @@ fn check_sets(o: &InitOptions) -> anyhow::Result<()> {
 /// config's IMAPACCESSFILE and ports; courier2's access=./access
 /// overrides IMAPACCESSFILE).
 pub fn notes(o: &InitOptions) -> Vec<String> {
-    if o.service == InitService::Authdaemond {
+    if o.service == ServiceKind::Authdaemond {
         return Vec::new();
     }
     let mut sets = vec![
-        format!(
-            "layout={}",
-            if o.layout == InitLayout::Debian {
-                "debian"
-            } else {
-                "courier2"
-            }
-        ),
+        format!("layout={}", o.layout.name()),
         format!("service={}", o.service.name()),
     ];
-    if o.layout == InitLayout::Courier2 {
+    if o.layout == Layout::Courier2 {
         sets.push("access=./access".into());
         sets.push("rules=".into());
     }
@@ -322,7 +335,7 @@ pub fn notes(o: &InitOptions) -> Vec<String> {
                 out.push("access list: none (Debian's pop3d rc passes none to couriertcpd)".into())
             }
         },
-        (None, Some(l)) if o.layout == InitLayout::Courier2 => {
+        (None, Some(l)) if o.layout == Layout::Courier2 => {
             out.push(format!("access list: {l} is overridden by access=./access"))
         }
         _ => {}
@@ -342,15 +355,12 @@ fn authdaemond_run_file(o: &InitOptions, exe: &Path, sup: &str) -> String {
          service=authdaemond\n",
         exe = exe.display()
     );
-    match o.layout {
-        InitLayout::Debian => s += "layout=debian\n",
-        InitLayout::Courier2 => s += "layout=courier2\nprefix=/usr/local/courier-imap\n",
-    }
+    s += &layout_lines(o);
     s
 }
 
 fn log_run(o: &InitOptions, exe: &Path) -> String {
-    let acct = account(o.layout);
+    let acct = o.layout.account();
     let setuidgid = match o.supervisor {
         Supervisor::Runit => "chpst -u",
         Supervisor::S6 => "s6-setuidgid",
@@ -436,7 +446,7 @@ pub fn items(o: &InitOptions, exe: &Path) -> Vec<Creation> {
         if o.log != Some(Log::Syslog) {
             items.push(Creation::Dir {
                 path: d.join("log/main"),
-                owner: Some(account(o.layout).to_string()),
+                owner: Some(o.layout.account().to_string()),
             });
             if o.supervisor == Supervisor::Runit {
                 // Created O_EXCL|O_NOFOLLOW in the directory just given to
@@ -449,7 +459,7 @@ pub fn items(o: &InitOptions, exe: &Path) -> Vec<Creation> {
             }
         }
     }
-    if o.supervisor == Supervisor::S6 && o.service != InitService::Authdaemond {
+    if o.supervisor == Supervisor::S6 && o.service != ServiceKind::Authdaemond {
         // Readiness: s6-supervise gives ./run the write end of a pipe as
         // fd 3; s6-notifyoncheck writes a newline there once data/check
         // passes.
@@ -472,7 +482,7 @@ pub fn items(o: &InitOptions, exe: &Path) -> Vec<Creation> {
     }
     // layout=debian keeps the config's access list (couriertcpd's .dat):
     // no new `* allow` list.
-    if o.service == InitService::Authdaemond || o.layout == InitLayout::Debian {
+    if o.service == ServiceKind::Authdaemond || o.layout == Layout::Debian {
         return items;
     }
     items.extend([
@@ -553,7 +563,7 @@ fn sh_word(p: &Path) -> String {
 /// a note when this system has no scan directory for the supervisor.
 pub fn start_command(
     sup: Supervisor,
-    service: InitService,
+    service: ServiceKind,
     abs: &Path,
     scan: &ScanDirs,
 ) -> (String, Option<String>) {
@@ -1002,7 +1012,7 @@ pub fn init(o: &InitOptions) -> anyhow::Result<Exit> {
     }
     // Two authdaemonds cannot share the socket (the second renames its own
     // over the first's): Debian's must go first.
-    if o.service == InitService::Authdaemond && Path::new("/etc/init.d/courier-authdaemon").exists()
+    if o.service == ServiceKind::Authdaemond && Path::new("/etc/init.d/courier-authdaemon").exists()
     {
         lines += "note: first stop and disable Debian's authdaemond: /usr/sbin/authdaemond stop; update-rc.d courier-authdaemon disable (systemd: systemctl disable --now courier-authdaemon)\n";
     }
@@ -1299,11 +1309,11 @@ fn read_below(dir: &OwnedFd, root: &Path, p: &Path) -> anyhow::Result<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn opts(dir: &Path, sup: Supervisor, svc: InitService) -> InitOptions {
+    fn opts(dir: &Path, sup: Supervisor, svc: ServiceKind) -> InitOptions {
         InitOptions {
             dir: dir.to_path_buf(),
             service: svc,
-            layout: InitLayout::Debian,
+            layout: Layout::Debian,
             supervisor: sup,
             log: None,
             dry_run: false,
@@ -1315,7 +1325,7 @@ mod tests {
     fn loggers_per_supervisor() {
         let d = Path::new("/x");
         let exe = Path::new("/usr/bin/courier-run");
-        let lr = |s| log_run(&opts(d, s, InitService::Imapd), exe);
+        let lr = |s| log_run(&opts(d, s, ServiceKind::Imapd), exe);
         assert!(
             lr(Supervisor::Daemontools)
                 .contains("exec setuidgid courier multilog t s1000000 n20 ./main")
@@ -1324,7 +1334,7 @@ mod tests {
         assert!(
             lr(Supervisor::S6).contains("exec s6-setuidgid courier s6-log t s1000000 n20 ./main")
         );
-        let mut o = opts(d, Supervisor::Runit, InitService::Pop3dSsl);
+        let mut o = opts(d, Supervisor::Runit, ServiceKind::Pop3dSsl);
         o.log = Some(Log::Syslog);
         assert!(
             log_run(&o, exe)
@@ -1341,11 +1351,11 @@ mod tests {
         o.log = None;
         assert!(paths(&o).contains(&d.join("log/main/config")));
         // systemd: the unit, no log/; for authdaemond no access list either.
-        let o = opts(d, Supervisor::Systemd, InitService::Imapd);
+        let o = opts(d, Supervisor::Systemd, ServiceKind::Imapd);
         let p = paths(&o);
         assert!(p.contains(&d.join("courier-run-imapd.service")), "{p:?}");
         assert!(!p.iter().any(|p| p.starts_with(d.join("log"))), "{p:?}");
-        let o = opts(d, Supervisor::Systemd, InitService::Authdaemond);
+        let o = opts(d, Supervisor::Systemd, ServiceKind::Authdaemond);
         assert_eq!(
             paths(&o),
             [
@@ -1355,7 +1365,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            start_command(Supervisor::Systemd, InitService::Imapd, d, &ScanDirs::detect()),
+            start_command(Supervisor::Systemd, ServiceKind::Imapd, d, &ScanDirs::detect()),
             (
                 "systemctl link /x/courier-run-imapd.service && systemctl enable --now courier-run-imapd.service"
                     .into(),
@@ -1363,7 +1373,7 @@ mod tests {
             )
         );
         let r = run_file(
-            &opts(d, Supervisor::S6, InitService::Pop3d),
+            &opts(d, Supervisor::S6, ServiceKind::Pop3d),
             Path::new("/usr/bin/courier-run"),
         );
         // s6: readiness through s6-notifyoncheck, which execs courier-run.
@@ -1374,7 +1384,7 @@ mod tests {
             "{first}"
         );
         let r = run_file(
-            &opts(d, Supervisor::Runit, InitService::Pop3d),
+            &opts(d, Supervisor::Runit, ServiceKind::Pop3d),
             Path::new("/usr/bin/courier-run"),
         );
         assert!(r.starts_with("#!/usr/bin/courier-run\n"));
@@ -1384,8 +1394,8 @@ mod tests {
         assert!(r.contains("on couriertcpd"), "{r}");
         assert!(r.contains("\nwait_authdaemond=yes\n"));
         // courier2 keeps its own list (the recipe had no IMAPACCESSFILE).
-        let mut o = opts(d, Supervisor::Daemontools, InitService::Imapd);
-        o.layout = InitLayout::Courier2;
+        let mut o = opts(d, Supervisor::Daemontools, ServiceKind::Imapd);
+        o.layout = Layout::Courier2;
         assert!(run_file(&o, Path::new("/x")).contains("\naccess=./access\n"));
         assert_eq!(items(&o, Path::new("/x")).len(), 7);
     }
@@ -1393,7 +1403,7 @@ mod tests {
     #[test]
     fn authdaemond_service_dir() {
         let d = Path::new("/x");
-        let o = opts(d, Supervisor::Daemontools, InitService::Authdaemond);
+        let o = opts(d, Supervisor::Daemontools, ServiceKind::Authdaemond);
         let r = run_file(&o, Path::new("/usr/bin/courier-run"));
         assert!(r.contains("\nservice=authdaemond\nlayout=debian\n"), "{r}");
         assert!(!r.contains("access="), "{r}");
@@ -1431,7 +1441,7 @@ mod tests {
             etc_service_is_runit: true,
             ..none.clone()
         };
-        let hint = |sup, scan: &ScanDirs| start_command(sup, InitService::Imapd, abs, scan);
+        let hint = |sup, scan: &ScanDirs| start_command(sup, ServiceKind::Imapd, abs, scan);
         assert_eq!(
             hint(Supervisor::Runit, &debian_runit),
             (
@@ -1467,7 +1477,7 @@ mod tests {
             return;
         };
         let d = dir.join("svc");
-        let mut o = opts(&d, Supervisor::Runit, InitService::Imapd);
+        let mut o = opts(&d, Supervisor::Runit, ServiceKind::Imapd);
         o.dry_run = true;
         init(&o).unwrap();
         assert!(!d.exists(), "--dry-run created something");

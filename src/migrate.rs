@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::error::{Exit, bad_input};
-use crate::init::{InitLayout, InitService, Log, ScanDirs, Supervisor};
+use crate::init::{Log, ScanDirs, Supervisor};
+use crate::service::{Layout as InitLayout, ServiceKind as InitService};
 
 /// Debian's config directory, the default of `--config-dir`.
 pub const CONFIG_DIR: &str = "/etc/courier";
