@@ -757,97 +757,91 @@ fn locate(dir: &Path) -> anyhow::Result<Place> {
             .join(dir)
     };
     let parent = abs.parent().unwrap_or(Path::new("/"));
-    let root = || -> anyhow::Result<OwnedFd> {
-        openat(None, "/", WALK, Mode::empty())
-            .map(own)
-            .map_err(|e| sys("unable to open /", e))
-    };
-    let mut at = root()?;
-    let mut at_path = PathBuf::from("/");
-    check_dir(
-        &fstat(at.as_raw_fd()).map_err(|e| sys("unable to stat /", e))?,
-        &at_path,
-        true,
-    )?;
-    let mut todo: std::collections::VecDeque<OsString> = parent
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_os_string()),
-            Component::ParentDir => Some("..".into()),
-            _ => None,
+    let mut walk = Walk::from_root(shown)?;
+    walk.todo = names_of(parent).collect();
+    // The parent's names one by one, from / (a link's target replaces
+    // the link's name in `todo`), then DIR itself.
+    while let Some(c) = walk.todo.pop_front() {
+        walk.step(c)?;
+    }
+    walk.last(name, dir)
+}
+
+/// A path's names as a walk takes them: `..` kept (it is walked, through
+/// the descriptor), `/` and `.` dropped.
+fn names_of(p: &Path) -> impl Iterator<Item = OsString> + '_ {
+    p.components().filter_map(|c| match c {
+        Component::Normal(n) => Some(n.to_os_string()),
+        Component::ParentDir => Some("..".into()),
+        _ => None,
+    })
+}
+
+/// The walk to DIR's parent, one name at a time, holding a descriptor of
+/// the deepest directory reached (checked by `check_dir`): nothing on the
+/// way is looked up by path, so nothing can be swapped under it.
+struct Walk {
+    at: OwnedFd,
+    /// `at`'s physical path.
+    at_path: PathBuf,
+    /// The names still to walk.
+    todo: std::collections::VecDeque<OsString>,
+    /// The names that do not exist (init creates them), from the first.
+    missing: Vec<OsString>,
+    /// Symlinks followed so far (a loop ends at 40, as the kernel's).
+    links: u32,
+    /// DIR as given, for messages.
+    shown: String,
+}
+
+impl Walk {
+    /// A walk starting at /, itself checked (sticky allowed, as on the way).
+    fn from_root(shown: String) -> anyhow::Result<Walk> {
+        let at = open_root()?;
+        let at_path = PathBuf::from("/");
+        check_dir(
+            &fstat(at.as_raw_fd()).map_err(|e| sys("unable to stat /", e))?,
+            &at_path,
+            true,
+        )?;
+        Ok(Walk {
+            at,
+            at_path,
+            todo: Default::default(),
+            missing: Vec::new(),
+            links: 0,
+            shown,
         })
-        .collect();
-    let mut missing: Vec<OsString> = Vec::new();
-    let mut links = 0;
-    while let Some(c) = todo.pop_front() {
-        if !missing.is_empty() {
+    }
+
+    /// One name of the way: below a missing one it is missing too (`..`
+    /// there cannot be resolved); else `..`, a symlink, a directory, or
+    /// nothing yet.
+    fn step(&mut self, c: OsString) -> anyhow::Result<()> {
+        if !self.missing.is_empty() {
             if c == ".." {
                 return Err(bad_input(format!(
-                    "{shown}: `..` after {}, which does not exist",
-                    at_path.join(&missing[0]).display()
+                    "{}: `..` after {}, which does not exist",
+                    self.shown,
+                    self.at_path.join(&self.missing[0]).display()
                 )));
             }
-            missing.push(c);
-            continue;
+            self.missing.push(c);
+            return Ok(());
         }
         if c == ".." {
-            at = open_at(&at, OsStr::new(".."), WALK)
-                .map_err(|e| sys(format!("unable to open {}/..", at_path.display()), e))?;
-            at_path.pop();
-            let st = fstat(at.as_raw_fd()).map_err(|e| sys("unable to stat ..", e))?;
-            check_dir(&st, &at_path, true)?;
-            continue;
+            return self.up();
         }
-        let here = at_path.join(&c);
+        let here = self.at_path.join(&c);
         match fstatat(
-            Some(at.as_raw_fd()),
+            Some(self.at.as_raw_fd()),
             c.as_os_str(),
             AtFlags::AT_SYMLINK_NOFOLLOW,
         ) {
-            Err(Errno::ENOENT) => missing.push(c),
+            Err(Errno::ENOENT) => self.missing.push(c),
             Err(e) => return Err(sys(format!("unable to stat {}", here.display()), e)),
-            Ok(st) if is_symlink(&st) => {
-                // In a directory that passed check_dir; in a sticky one
-                // anybody may have made it: its owner says who.
-                if !trusted(st.st_uid) {
-                    return Err(bad_input(format!(
-                        "{} is a symlink owned by {}: init follows no link another account made \
-                         (name the real directory)",
-                        crate::error::printable(&here.to_string_lossy()),
-                        user_name(st.st_uid)
-                    )));
-                }
-                links += 1;
-                if links > 40 {
-                    return Err(bad_input(format!("{shown}: too many symlinks on the way")));
-                }
-                let target = readlinkat(Some(at.as_raw_fd()), c.as_os_str())
-                    .map_err(|e| sys(format!("unable to read the link {}", here.display()), e))?;
-                let target = PathBuf::from(target);
-                for (i, t) in target
-                    .components()
-                    .filter_map(|t| match t {
-                        Component::Normal(n) => Some(n.to_os_string()),
-                        Component::ParentDir => Some("..".into()),
-                        _ => None,
-                    })
-                    .enumerate()
-                {
-                    todo.insert(i, t);
-                }
-                if target.is_absolute() {
-                    at = root()?;
-                    at_path = PathBuf::from("/");
-                }
-            }
-            Ok(st) if is_dir(&st) => {
-                at = open_at(&at, &c, WALK)
-                    .map_err(|e| sys(format!("unable to open {}", here.display()), e))?;
-                at_path = here;
-                let st = fstat(at.as_raw_fd())
-                    .map_err(|e| sys(format!("unable to stat {}", at_path.display()), e))?;
-                check_dir(&st, &at_path, true)?;
-            }
+            Ok(st) if is_symlink(&st) => self.follow(&c, &here, &st)?,
+            Ok(st) if is_dir(&st) => self.enter(&c, here)?,
             Ok(_) => {
                 return Err(bad_input(format!(
                     "{} is not a directory",
@@ -855,38 +849,108 @@ fn locate(dir: &Path) -> anyhow::Result<Place> {
                 )));
             }
         }
+        Ok(())
     }
-    let mut dir_fd = None;
-    if missing.is_empty() {
-        let here = at_path.join(name);
-        match fstatat(Some(at.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Err(Errno::ENOENT) => missing.push(name.to_os_string()),
-            Err(e) => return Err(sys(format!("unable to stat {}", here.display()), e)),
-            Ok(st) if is_symlink(&st) => {
-                return Err(bad_input(format!(
-                    "{shown} is a symlink: init creates nothing through one (name the real \
-                     directory, or remove the link)"
-                )));
-            }
-            Ok(st) if is_dir(&st) => {
-                let fd = open_at(&at, name, DIR_OPEN)
-                    .map_err(|e| sys(format!("unable to open {shown}"), e))?;
-                let st =
-                    fstat(fd.as_raw_fd()).map_err(|e| sys(format!("unable to stat {shown}"), e))?;
-                check_dir(&st, dir, false)?;
-                dir_fd = Some(fd);
-            }
-            Ok(_) => return Err(bad_input(format!("{shown} exists and is not a directory"))),
+
+    /// `..`: through the descriptor, so the parent checked is the real one.
+    fn up(&mut self) -> anyhow::Result<()> {
+        self.at = open_at(&self.at, OsStr::new(".."), WALK)
+            .map_err(|e| sys(format!("unable to open {}/..", self.at_path.display()), e))?;
+        self.at_path.pop();
+        let st = fstat(self.at.as_raw_fd()).map_err(|e| sys("unable to stat ..", e))?;
+        check_dir(&st, &self.at_path, true)
+    }
+
+    /// A symlink on the way: followed only when a trusted account made it
+    /// (it sits in a directory that passed check_dir; in a sticky one
+    /// anybody may have made it: its owner says who). Its target's names
+    /// are walked next, from / when it is absolute.
+    fn follow(&mut self, c: &OsStr, here: &Path, st: &FileStat) -> anyhow::Result<()> {
+        if !trusted(st.st_uid) {
+            return Err(bad_input(format!(
+                "{} is a symlink owned by {}: init follows no link another account made \
+                 (name the real directory)",
+                crate::error::printable(&here.to_string_lossy()),
+                user_name(st.st_uid)
+            )));
         }
-    } else {
-        missing.push(name.to_os_string());
+        self.links += 1;
+        if self.links > 40 {
+            return Err(bad_input(format!(
+                "{}: too many symlinks on the way",
+                self.shown
+            )));
+        }
+        let target = readlinkat(Some(self.at.as_raw_fd()), c)
+            .map_err(|e| sys(format!("unable to read the link {}", here.display()), e))?;
+        let target = PathBuf::from(target);
+        for (i, t) in names_of(&target).enumerate() {
+            self.todo.insert(i, t);
+        }
+        if target.is_absolute() {
+            self.at = open_root()?;
+            self.at_path = PathBuf::from("/");
+        }
+        Ok(())
     }
-    Ok(Place {
-        at,
-        at_path,
-        missing,
-        dir: dir_fd,
-    })
+
+    /// A directory on the way: opened (no link followed) and checked.
+    fn enter(&mut self, c: &OsStr, here: PathBuf) -> anyhow::Result<()> {
+        self.at = open_at(&self.at, c, WALK)
+            .map_err(|e| sys(format!("unable to open {}", here.display()), e))?;
+        self.at_path = here;
+        let st = fstat(self.at.as_raw_fd())
+            .map_err(|e| sys(format!("unable to stat {}", self.at_path.display()), e))?;
+        check_dir(&st, &self.at_path, true)
+    }
+
+    /// DIR itself, in the parent reached: missing, or a directory that
+    /// passes check_dir without the sticky exception (init writes in it);
+    /// a symlink or anything else is refused.
+    fn last(mut self, name: &OsStr, dir: &Path) -> anyhow::Result<Place> {
+        let shown = &self.shown;
+        let mut dir_fd = None;
+        if !self.missing.is_empty() {
+            self.missing.push(name.to_os_string());
+        } else {
+            let here = self.at_path.join(name);
+            match fstatat(
+                Some(self.at.as_raw_fd()),
+                name,
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            ) {
+                Err(Errno::ENOENT) => self.missing.push(name.to_os_string()),
+                Err(e) => return Err(sys(format!("unable to stat {}", here.display()), e)),
+                Ok(st) if is_symlink(&st) => {
+                    return Err(bad_input(format!(
+                        "{shown} is a symlink: init creates nothing through one (name the real \
+                         directory, or remove the link)"
+                    )));
+                }
+                Ok(st) if is_dir(&st) => {
+                    let fd = open_at(&self.at, name, DIR_OPEN)
+                        .map_err(|e| sys(format!("unable to open {shown}"), e))?;
+                    let st = fstat(fd.as_raw_fd())
+                        .map_err(|e| sys(format!("unable to stat {shown}"), e))?;
+                    check_dir(&st, dir, false)?;
+                    dir_fd = Some(fd);
+                }
+                Ok(_) => return Err(bad_input(format!("{shown} exists and is not a directory"))),
+            }
+        }
+        Ok(Place {
+            at: self.at,
+            at_path: self.at_path,
+            missing: self.missing,
+            dir: dir_fd,
+        })
+    }
+}
+
+fn open_root() -> anyhow::Result<OwnedFd> {
+    openat(None, "/", WALK, Mode::empty())
+        .map(own)
+        .map_err(|e| sys("unable to open /", e))
 }
 
 /// Refuse a symlink anywhere under an existing DIR (init would write
@@ -1025,6 +1089,37 @@ pub fn init(o: &InitOptions) -> anyhow::Result<Exit> {
 /// `migrate` calls this for each service directory. On a failure after
 /// something was created, the lines so far are printed before the error.
 pub fn create(o: &InitOptions) -> anyhow::Result<(String, PathBuf)> {
+    let exe = std::env::current_exe().context("unable to find courier-run's own path")?;
+    check_options(o, &exe)?;
+    let items = items(o, &exe);
+    // Everything is checked before anything is created.
+    let place = locate(&o.dir)?;
+    let exists = match &place.dir {
+        Some(dir) => existing(dir, o, &items)?,
+        None => vec![false; items.len()],
+    };
+    let owners = owners(&items, &exists)?;
+    let mut lines = String::new();
+    let result = if o.dry_run {
+        lines = dry_run_lines(&place, &items, &exists);
+        Ok(())
+    } else {
+        create_all(&place, o, &items, &exists, &owners, &mut lines)
+    };
+    if let Err(e) = result {
+        // What was created before the failure is said (ignoring a failed
+        // write: the error is the news).
+        let _ = crate::report::output(lines.as_bytes());
+        return Err(e);
+    }
+    for n in notes(o) {
+        lines += &format!("{n}\n");
+    }
+    Ok((lines, place.abs()))
+}
+
+/// The options' own refusals, before the file system is looked at.
+fn check_options(o: &InitOptions, exe: &Path) -> anyhow::Result<()> {
     // The start hint is a command to paste: a name holding a control
     // character (a newline, an escape) can be neither pasted nor shown as
     // it is, so it is refused rather than printed raw (docs/messages.md).
@@ -1035,7 +1130,6 @@ pub fn create(o: &InitOptions) -> anyhow::Result<(String, PathBuf)> {
         )));
     }
     check_sets(o)?;
-    let exe = std::env::current_exe().context("unable to find courier-run's own path")?;
     if o.supervisor == Supervisor::Systemd {
         if o.log == Some(Log::File) {
             return Err(bad_input(
@@ -1043,53 +1137,63 @@ pub fn create(o: &InitOptions) -> anyhow::Result<(String, PathBuf)> {
                  forwarded to syslog); --log file is for daemontools, runit and s6",
             ));
         }
+        // The unit names DIR and courier-run: a path it cannot hold is
+        // refused now, not after DIR was made.
         let abs = std::path::absolute(&o.dir)
             .with_context(|| format!("unable to make {} absolute", o.dir.display()))?;
-        crate::systemd::unit_file(o.service.name(), &abs, &exe)?;
+        crate::systemd::unit_file(o.service.name(), &abs, exe)?;
     }
-    let items = items(o, &exe);
-    // Everything is checked before anything is created.
-    let place = locate(&o.dir)?;
+    Ok(())
+}
+
+/// Which items an existing DIR already has (found through its descriptor,
+/// no link followed). A directory is used as it is, but one init creates
+/// files in must pass check_dir; an existing file is an error: init never
+/// overwrites.
+fn existing(dir: &OwnedFd, o: &InitOptions, items: &[Creation]) -> anyhow::Result<Vec<bool>> {
+    no_symlinks(dir, &o.dir, 0, &mut 0)?;
     let mut exists: Vec<bool> = vec![false; items.len()];
-    if let Some(dir) = &place.dir {
-        no_symlinks(dir, &o.dir, 0, &mut 0)?;
-        for (i, it) in items.iter().enumerate() {
-            let p = item_path(it);
-            if p == o.dir {
-                exists[i] = true;
-                continue;
-            }
-            let names = below(&o.dir, p)?;
-            let shown = crate::error::printable(&p.to_string_lossy());
-            let Some(st) =
-                stat_below(dir, &names).map_err(|e| sys(format!("unable to stat {shown}"), e))?
-            else {
-                continue;
-            };
+    for (i, it) in items.iter().enumerate() {
+        let p = item_path(it);
+        if p == o.dir {
             exists[i] = true;
-            match it {
-                Creation::Dir { .. } if !is_dir(&st) => {
-                    return Err(bad_input(format!(
-                        "{shown} exists and is not a directory (remove it, or pick another directory)"
-                    )));
+            continue;
+        }
+        let names = below(&o.dir, p)?;
+        let shown = crate::error::printable(&p.to_string_lossy());
+        let Some(st) =
+            stat_below(dir, &names).map_err(|e| sys(format!("unable to stat {shown}"), e))?
+        else {
+            continue;
+        };
+        exists[i] = true;
+        match it {
+            Creation::Dir { .. } if !is_dir(&st) => {
+                return Err(bad_input(format!(
+                    "{shown} exists and is not a directory (remove it, or pick another directory)"
+                )));
+            }
+            Creation::Dir { path, .. } => {
+                // init creates files in it: nobody else may change it.
+                if items.iter().any(|x| item_path(x).parent() == Some(path)) {
+                    check_dir(&st, p, false)?;
                 }
-                Creation::Dir { path, .. } => {
-                    // init creates files in it: nobody else may change it.
-                    if items.iter().any(|x| item_path(x).parent() == Some(path)) {
-                        check_dir(&st, p, false)?;
-                    }
-                }
-                _ => {
-                    return Err(bad_input(format!(
-                        "{shown} exists: init never overwrites (remove it, or pick another directory)"
-                    )));
-                }
+            }
+            _ => {
+                return Err(bad_input(format!(
+                    "{shown} exists: init never overwrites (remove it, or pick another directory)"
+                )));
             }
         }
     }
-    // The accounts that get a directory: known, and init may give it.
+    Ok(exists)
+}
+
+/// The accounts that get a directory init creates (log/main): known, and
+/// init may give it (root, or the account itself).
+fn owners(items: &[Creation], exists: &[bool]) -> anyhow::Result<Vec<crate::account::Account>> {
     let mut owners = Vec::new();
-    for (it, &there) in items.iter().zip(&exists) {
+    for (it, &there) in items.iter().zip(exists) {
         if let Creation::Dir {
             owner: Some(name), ..
         } = it
@@ -1105,38 +1209,26 @@ pub fn create(o: &InitOptions) -> anyhow::Result<(String, PathBuf)> {
             owners.push(a);
         }
     }
+    Ok(owners)
+}
+
+/// `--dry-run`'s lines: the directories on the way that would be made,
+/// then each item as the creation would say it.
+fn dry_run_lines(place: &Place, items: &[Creation], exists: &[bool]) -> String {
     let mut lines = String::new();
-    let result = if o.dry_run {
-        let mut on_way = place.at_path.clone();
-        for n in place.missing.iter().rev().skip(1).rev() {
-            on_way.push(n);
-            lines += &format!(
-                "would create {}/\n",
-                crate::error::printable(&on_way.to_string_lossy())
-            );
-        }
-        for (i, it) in items.iter().enumerate() {
-            let done = if exists[i] {
-                Done::Exists
-            } else {
-                Done::Created
-            };
-            lines += &line(it, done, true);
-        }
-        Ok(())
-    } else {
-        create_all(&place, o, &items, &exists, &owners, &mut lines)
-    };
-    if let Err(e) = result {
-        // What was created before the failure is said (ignoring a failed
-        // write: the error is the news).
-        let _ = crate::report::output(lines.as_bytes());
-        return Err(e);
+    let mut on_way = place.at_path.clone();
+    for n in place.missing.iter().rev().skip(1).rev() {
+        on_way.push(n);
+        lines += &format!(
+            "would create {}/\n",
+            crate::error::printable(&on_way.to_string_lossy())
+        );
     }
-    for n in notes(o) {
-        lines += &format!("{n}\n");
+    for (it, &there) in items.iter().zip(exists) {
+        let done = if there { Done::Exists } else { Done::Created };
+        lines += &line(it, done, true);
     }
-    Ok((lines, place.abs()))
+    lines
 }
 
 fn line(it: &Creation, done: Done, dry: bool) -> String {
