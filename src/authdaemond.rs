@@ -432,7 +432,7 @@ pub fn compose(d: &Daemon) -> anyhow::Result<Plan> {
         groups,
         umask: d.umask.clone(),
         ulimit_v: d.ulimit_v.clone(),
-        softlimit: d.softlimit.clone(),
+        softlimit: resolve::Softlimit::new(d.settings.str(Name::Softlimit), d.softlimit.clone()),
         limits: planned,
         limits_before,
         merge_stderr: d.merge_stderr,

@@ -11,7 +11,7 @@ use crate::check;
 use crate::limits::Resource;
 use crate::plan::Plan;
 use crate::resolve::Inherit;
-use crate::settings::{Name, Origin};
+use crate::settings::Origin;
 use crate::shown::{line, shown, shown_path};
 
 /// Output formats of `--dry-run` (all three) and `--check` (text, json).
@@ -531,15 +531,15 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
         }
         None => {}
     }
-    let soft = plan.settings.str(Name::Softlimit);
+    let soft = &plan.softlimit.words;
     // Whether the next word is read by a program that parses options
     // (softlimit, env); envuidgid, envdir and setuidgid take theirs as
     // plain arguments (daemontools reads argv[1] and argv[2] as they are,
     // so `--` would be a name there).
     let mut parsed_next = false;
-    if !soft.trim().is_empty() {
+    if !soft.is_empty() {
         chain.push(b"softlimit".to_vec());
-        chain.extend(soft.split_ascii_whitespace().map(|w| w.as_bytes().to_vec()));
+        chain.extend(soft.iter().map(|w| w.as_bytes().to_vec()));
         parsed_next = true;
     }
     if let Some(a) = &plan.setuidgid {
@@ -553,7 +553,7 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
     // `envdir ./env softlimit ... tcpserver` did, softlimit doing the
     // lookup): when envdir would exec a bare name itself and the config
     // sets PATH, let env(1) do the lookup in the final environment.
-    let envdir_execs = plan.envdir.is_some() && soft.trim().is_empty() && plan.setuidgid.is_none();
+    let envdir_execs = plan.envdir.is_some() && soft.is_empty() && plan.setuidgid.is_none();
     if envdir_execs
         && !plan.argv[0].contains(&b'/')
         && plan.config_vars.iter().any(|a| a.name == "PATH")

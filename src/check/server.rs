@@ -79,8 +79,8 @@ pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
             _ => {}
         }
     }
-    let has_uid_gid = !ctx.r.settings.str(Name::Account).is_empty()
-        || (ctx.env("UID").is_some() && ctx.env("GID").is_some());
+    let has_uid_gid =
+        ctx.r.given.account.is_some() || (ctx.env("UID").is_some() && ctx.env("GID").is_some());
     for t in identity_traps(&TCPSERVER, &f.opts, has_uid_gid, &uid_of, &gid_of) {
         r.fail("server", t.problem, t.fix);
     }

@@ -9,7 +9,7 @@ use crate::error::{Exit, Position, Problem, exit_code};
 use crate::frontend::{self, RulesFormat};
 use crate::settings::{Name, Origin, Settings};
 
-use super::values::{SettingSources, SettingText};
+use super::values::{Checked, Family, SettingSources};
 
 /// The front end and the values that become its own arguments.
 #[derive(Clone, Debug)]
@@ -210,7 +210,7 @@ pub(super) fn front(
     outer: &Scope,
     server: &[String],
     program: &Path,
-    address: &SettingText,
+    address: &Checked<Family>,
     problems: &mut Vec<Problem>,
     warnings: &mut Vec<String>,
 ) -> Front {
@@ -247,10 +247,10 @@ pub(super) fn front(
     }
     // tcpserver is run once to learn whether it binds IPv6: the answer
     // serves both the address check and the access list's IPv6 lines.
-    let v6_capable = frontend::is_ipv6(&address.text)
-        && kind.is_some()
-        && frontend::probe_ipv6(spec.kind, program).unwrap_or(false);
-    if frontend::is_ipv6(&address.text) && !v6_capable {
+    let v6 = address.value == Family::Ipv6;
+    let v6_capable =
+        v6 && kind.is_some() && frontend::probe_ipv6(spec.kind, program).unwrap_or(false);
+    if v6 && !v6_capable {
         problems.push(Problem::bad(
             "settings",
             address.origin.position(),
@@ -347,10 +347,15 @@ pub(super) mod tests {
             .split_ascii_whitespace()
             .map(str::to_string)
             .collect();
-        let address = SettingText {
+        let address = Checked {
             text: address.into(),
             origin: Origin::CommandLine,
             stand_in: false,
+            value: if frontend::is_ipv6(address) {
+                Family::Ipv6
+            } else {
+                Family::Ipv4
+            },
         };
         let (mut problems, mut warnings) = (Vec::new(), Vec::new());
         let front = front(
