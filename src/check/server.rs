@@ -198,15 +198,37 @@ pub fn courier(ctx: &Ctx, f: &Flags, r: &mut Report) {
     }
     // The variables this service's rc reads (SSLADDRESS, SSLPORT for -ssl).
     let service = ctx.r.service;
-    for (setting, var) in [
-        (Name::Address, service.address_var()),
-        (Name::Port, service.port_var()),
-        (Name::Conlimit, "MAXDAEMONS"),
-        (Name::Maildir, "MAILDIRPATH"),
+    let got = &ctx.r;
+    for (setting, var, text, origin) in [
+        (
+            Name::Address,
+            service.address_var(),
+            &got.address.text,
+            &got.address.origin,
+        ),
+        (
+            Name::Port,
+            service.port_var(),
+            &got.port.text,
+            &got.port.origin,
+        ),
+        (
+            Name::Conlimit,
+            "MAXDAEMONS",
+            &got.conlimit.text,
+            &got.conlimit.origin,
+        ),
+        (
+            Name::Maildir,
+            "MAILDIRPATH",
+            &got.maildir.text,
+            &got.maildir.origin,
+        ),
     ] {
-        let s = ctx.r.settings.get(setting);
-        if let (Some(v), Some(a)) = (&s.value, ctx.var(var))
-            && v.as_bytes() != a.value
+        // Only a value that is not the variable's own (a setting, or a
+        // stand-in for a refused one) overrides it.
+        if let Some(a) = ctx.var(var)
+            && text.as_bytes() != a.value
         {
             r.info(
                 var,
@@ -215,8 +237,8 @@ pub fn courier(ctx: &Ctx, f: &Flags, r: &mut Report) {
                     var,
                     crate::shown::value(&a.value),
                     a.pos,
-                    crate::shown::value(v),
-                    s.origin,
+                    crate::shown::value(text),
+                    origin,
                     service.server_name(),
                     var,
                     crate::shown::value(&a.value)
