@@ -35,7 +35,7 @@ use crate::account::Account;
 use crate::config::{Assignment, Scope};
 use crate::envdir;
 use crate::environ::{self, Environ};
-use crate::error::{Exit, Problem, printable};
+use crate::error::{Exit, Problem, Subject, printable};
 use crate::limits;
 use crate::plan::{EnvdirPlan, Plan, Var};
 use crate::report::{self, Format};
@@ -186,7 +186,7 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
         let s = settings.get(*name);
         if s.value.is_some() && !matches!(s.origin, Origin::Default) {
             problems.push(Problem::bad(
-                "settings",
+                Subject::Settings,
                 s.origin.position(),
                 format!("{name} does not apply to service=authdaemond (it has no front end, login or maildir)"),
                 format!("remove {name} from the run file"),
@@ -260,7 +260,7 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
         .filter(|a| resolve::can_switch(a).map_err(|p| problems.push(p)).is_ok());
     let softlimit = limits::parse_softlimit(settings.str(Name::Softlimit)).unwrap_or_else(|e| {
         problems.push(Problem::bad(
-            "settings",
+            Subject::Settings,
             settings.get(Name::Softlimit).origin.position(),
             format!("{e:#}"),
             "",
@@ -286,7 +286,7 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
                 Ok(b) => Some((b, s.origin.clone())),
                 Err(e) => {
                     problems.push(Problem::bad(
-                        "settings",
+                        Subject::Settings,
                         s.origin.position(),
                         format!("{e:#}"),
                         "",
@@ -318,7 +318,7 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
     let program = match server.first() {
         None => {
             problems.push(Problem::bad(
-                "server",
+                Subject::Server,
                 settings.get(Name::Server).origin.position(),
                 "server is empty",
                 format!("set it to the authdaemond program, e.g. {fallback}"),
@@ -333,7 +333,7 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
     // courier-authlib's authdaemond refuses any argument (exit 1).
     if server.len() > 1 && program.file_name().is_some_and(|n| n == "authdaemond") {
         problems.push(Problem::bad(
-            "server",
+            Subject::Server,
             settings.get(Name::Server).origin.position(),
             format!(
                 "server \"{}\": authdaemond takes no arguments (with one it exits 1: \"authdaemond no longer handles its own daemonizing\")",
@@ -342,7 +342,7 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
             format!("set server={}", server[0]),
         ));
     }
-    let server = if problems.iter().any(|p| p.subject == "server") {
+    let server = if problems.iter().any(|p| p.subject == Subject::Server) {
         vec![program.to_string_lossy().into_owned()]
     } else {
         server
@@ -482,7 +482,7 @@ pub fn run(
         return Ok(Exit::Ok);
     }
     // As for a mail service: stderr to the log first (see cli).
-    let keep = !d.merge_stderr && !d.problems.iter().any(|p| p.subject == "run file");
+    let keep = !d.merge_stderr && !d.problems.iter().any(|p| p.subject == Subject::RunFile);
     if !keep {
         use anyhow::Context;
         nix::unistd::dup2(1, 2).context("unable to merge stderr into stdout")?;

@@ -109,7 +109,7 @@ fn enabled(config_dir: &Path) -> anyhow::Result<Vec<(InitService, bool, String)>
             environ: &environ,
         });
         // A config the shell could not source: Debian's rc fails on it too.
-        let subjects: Vec<String> = files
+        let subjects: Vec<crate::error::Subject> = files
             .iter()
             .map(|f| crate::resolve::config_subject(&f.to_string_lossy()))
             .collect();
@@ -377,7 +377,8 @@ fn check(dir: &Path) -> anyhow::Result<(String, Vec<String>, bool)> {
     // switch-over stops it (held, or missing while it is down): said, not
     // counted against the migration.
     let socket = |i: &crate::check::Item| {
-        i.problem.subject == "authdaemond" || i.problem.subject.starts_with("socket ")
+        use crate::error::Subject;
+        matches!(i.problem.subject, Subject::Authdaemond | Subject::Socket(_))
     };
     let lines = items
         .iter()

@@ -50,7 +50,7 @@ pub fn print_check(report: &check::Report, format: Format) -> anyhow::Result<()>
                         crate::error::Position::From(w) => Value::from(*w),
                         crate::error::Position::Nowhere => Value::Null,
                     };
-                    json!({"status": i.status.word(), "check": p.subject, "position": position, "message": p.message, "fix": p.fix})
+                    json!({"status": i.status.word(), "check": p.subject.to_string(), "position": position, "message": p.message, "fix": p.fix})
                 })
                 .collect();
             let mut s = serde_json::to_string_pretty(&list)?;

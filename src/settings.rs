@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::config::{Pos, Scope};
-use crate::error::{Position, Problem};
+use crate::error::{Position, Problem, Subject};
 use crate::service::{Protocol, Service, ServiceKind};
 
 /// Where a value came from (for `--explain` and for error positions).
@@ -484,7 +484,7 @@ impl Given {
     fn read_runfile(&mut self, path: &Path, inherited: &[(String, Vec<u8>)]) {
         let mut scope = Scope::new(inherited.iter().cloned());
         if let Err(e) = crate::config::read_named(&mut scope, path, "run file") {
-            let mut p = Problem::from_error("run file", &e);
+            let mut p = Problem::from_error(Subject::RunFile, &e);
             if not_found(&e) {
                 p.fix = "give the service's run file, e.g. ./run".into();
             }
@@ -497,7 +497,7 @@ impl Given {
                 Ok(n) => n,
                 Err(hint) => {
                     self.problems.push(Problem::bad(
-                        "run file",
+                        Subject::RunFile,
                         Position::At(a.pos.to_string()),
                         format!(
                             "unknown setting {}",
@@ -510,7 +510,7 @@ impl Given {
             };
             let Ok(value) = String::from_utf8(a.value.clone()) else {
                 self.problems.push(Problem::bad(
-                    "run file",
+                    Subject::RunFile,
                     Position::At(a.pos.to_string()),
                     format!("the value of {} is not UTF-8", a.name),
                     "settings are text: write the value in UTF-8",
@@ -533,7 +533,7 @@ impl Given {
         for s in sets {
             let Some((n, v)) = s.split_once('=') else {
                 self.problems.push(Problem::bad(
-                    "settings",
+                    Subject::Settings,
                     Position::CommandLine,
                     format!("{}: expected NAME=VALUE", crate::shown::value(s)),
                     "e.g. --set port=1143",
@@ -544,7 +544,7 @@ impl Given {
                 Ok(name) => name,
                 Err(hint) => {
                     self.problems.push(Problem::bad(
-                        "settings",
+                        Subject::Settings,
                         Position::CommandLine,
                         format!(
                             "{}: unknown setting {}",
@@ -579,7 +579,7 @@ impl Given {
             return l;
         }
         self.problems.push(Problem::bad(
-            "settings",
+            Subject::Settings,
             s.origin.position(),
             format!("layout \"{}\" is not a layout", crate::shown::value(text)),
             Layout::Courier2.name().to_string() + " or " + Layout::Debian.name(),
@@ -600,7 +600,7 @@ impl Given {
             return k;
         }
         self.problems.push(Problem::bad(
-            "settings",
+            Subject::Settings,
             s.origin.position(),
             format!("service \"{}\" is not a service", crate::shown::value(text)),
             ServiceKind::choices(),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::server::Flags;
 use super::{Ctx, Report, errstr};
+use crate::error::Subject;
 
 pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
     let front = &ctx.r.front;
@@ -31,7 +32,7 @@ pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
                 "does not exist: couriertcpd logs that and accepts every client",
                 "create the access list (IMAPACCESSFILE) and run courier-run ./run --rebuild-access",
             ),
-            None => r.info("rules", "none: couriertcpd accepts every client"),
+            None => r.info(Subject::Rules, "none: couriertcpd accepts every client"),
         }
         return;
     }
@@ -65,7 +66,7 @@ pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
     }
     // An access list that failed (its FAIL is above) replaces the rules:
     // nothing more to say about them.
-    if ctx.r.problems.iter().any(|p| p.subject == "access") {
+    if ctx.reported(&Subject::Access) {
         return;
     }
     // The front end's format (resolve FAILs a mismatch); an instructions
@@ -79,7 +80,7 @@ pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
             Some(x) => x.to_string(),
             None => {
                 r.info(
-                    "rules",
+                    Subject::Rules,
                     format!("none: {} accepts every client", ctx.r.front.spec.name),
                 );
                 return;

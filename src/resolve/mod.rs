@@ -14,7 +14,7 @@ use crate::access;
 use crate::account::Account;
 use crate::config::Assignment;
 use crate::environ::{self, Environ};
-use crate::error::{Position, Problem, exit_code};
+use crate::error::{Position, Problem, Subject, exit_code};
 use crate::service::{CacheReset, Service};
 use crate::settings::{Name, Origin, Settings};
 
@@ -520,7 +520,7 @@ fn check_cache_reset(c: &CacheReset, a: &Account, protected: &[PathBuf]) -> Resu
     crate::tlscache::check(&c.path, &a.name, a.uid, a.gid, protected).map_err(|e| {
         Problem::new(
             exit_code(&e),
-            "TLS_CACHEFILE",
+            Subject::TlsCachefile,
             Position::Nowhere,
             crate::error::describe(&e),
             "",

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::account::{self, Account};
 use crate::config::Assignment;
 use crate::envdir;
-use crate::error::{Exit, Position, Problem, exit_code};
+use crate::error::{Exit, Position, Problem, Subject, exit_code};
 use crate::frontend;
 use crate::limits;
 use crate::settings::{Name, Origin, Settings};
@@ -185,7 +185,12 @@ pub(super) fn checked<T>(
             value,
         },
         Err((message, fix)) => {
-            problems.push(Problem::bad("settings", v.origin.position(), message, fix));
+            problems.push(Problem::bad(
+                Subject::Settings,
+                v.origin.position(),
+                message,
+                fix,
+            ));
             Checked {
                 text: stand_in.to_string(),
                 origin: v.origin,
@@ -207,7 +212,7 @@ pub(crate) fn inherit(settings: &Settings, problems: &mut Vec<Problem>) -> Inher
                 .collect();
             if let Some(bad) = names.iter().find(|n| !crate::config::is_name(n)) {
                 problems.push(Problem::bad(
-                    "settings",
+                    Subject::Settings,
                     settings.get(Name::InheritEnv).origin.position(),
                     format!(
                         "inherit_env: {} is not a variable name",
@@ -241,7 +246,7 @@ pub(super) fn ulimit_v(
         Ok(b) => Some((b, v.origin)),
         Err(e) => {
             problems.push(Problem::bad(
-                "settings",
+                Subject::Settings,
                 v.origin.position(),
                 format!("{e:#}"),
                 "",
@@ -256,7 +261,7 @@ pub(super) fn softlimit(settings: &Settings, problems: &mut Vec<Problem>) -> Sof
     let text = settings.str(Name::Softlimit);
     let limits = limits::parse_softlimit(text).unwrap_or_else(|e| {
         problems.push(Problem::bad(
-            "settings",
+            Subject::Settings,
             settings.get(Name::Softlimit).origin.position(),
             format!("{e:#}"),
             "",
@@ -271,7 +276,7 @@ pub(crate) fn umask(v: &SettingText, problems: &mut Vec<Problem>) -> Option<u32>
         Ok(m) if m <= 0o777 && !v.text.starts_with('+') => Some(m),
         _ => {
             problems.push(Problem::bad(
-                "settings",
+                Subject::Settings,
                 v.origin.position(),
                 format!(
                     "umask \"{}\" is not an octal mode",
@@ -404,7 +409,7 @@ pub(crate) fn lookup(
             let shown = crate::shown::value(acct);
             let p = if code == Exit::Usage {
                 Problem::bad(
-                    format!("{name} {shown}"),
+                    Subject::account(name, shown.clone()),
                     position,
                     format!("{name}: unknown account {shown}"),
                     format!("create it, or set {name} to an existing account; {name}= for none"),
@@ -412,7 +417,7 @@ pub(crate) fn lookup(
             } else {
                 Problem::new(
                     code,
-                    format!("{name} {shown}"),
+                    Subject::account(name, shown.clone()),
                     position,
                     crate::error::describe(&e),
                     "",
@@ -437,7 +442,7 @@ pub(crate) fn can_switch(a: &Account) -> Result<(), Problem> {
     }
     Err(Problem::new(
         Exit::System,
-        format!("setuidgid {}", a.name),
+        Subject::Setuidgid(a.name.clone()),
         Position::Nowhere,
         format!(
             "setuidgid {}: unable to switch to uid {} gid {}: courier-run runs as uid {euid} without the privilege to",
@@ -454,10 +459,10 @@ pub(crate) fn envdir_path(settings: &Settings, problems: &mut Vec<Problem>) -> O
         return None;
     }
     let path = PathBuf::from(dir);
-    let subject = format!("envdir {}", crate::shown::path(dir));
+    let subject = Subject::Envdir(crate::shown::path(dir));
     // On a problem the stand-in is no envdir: --check goes on without it.
     if let Err(e) = envdir::check_component(&path) {
-        let mut p = Problem::from_error(subject, &e);
+        let mut p = Problem::from_error(subject.clone(), &e);
         p.position = settings.get(Name::Envdir).origin.position();
         problems.push(p);
         return None;
@@ -486,7 +491,7 @@ pub(crate) fn choice(
         v if v == no => false,
         other => {
             problems.push(Problem::bad(
-                "settings",
+                Subject::Settings,
                 settings.get(name).origin.position(),
                 format!(
                     "{name} \"{}\" is neither {yes} nor {no}",
@@ -599,7 +604,7 @@ mod tests {
         let v = checked(Some(val("0")), conlimit, ("40", 40), &mut p);
         assert_eq!((v.text.as_str(), v.stand_in, v.value), ("40", true, 40));
         assert_eq!(v.origin, Origin::CommandLine);
-        assert_eq!(one(&p).subject, "settings");
+        assert_eq!(one(&p).subject, Subject::Settings);
         let mut p = Vec::new();
         let v = checked(Some(val("7")), conlimit, ("40", 40), &mut p);
         assert_eq!((v.text.as_str(), v.stand_in, v.value), ("7", false, 7));
