@@ -412,7 +412,6 @@ const ACCESS: &str = "\
 /// Everything `init` would create, in order.
 pub fn items(o: &InitOptions, exe: &Path) -> Vec<Creation> {
     let d = &o.dir;
-    let fmt = RulesFormat::Tcprules;
     let mut items = vec![
         Creation::Dir {
             path: d.clone(),
@@ -434,30 +433,7 @@ pub fn items(o: &InitOptions, exe: &Path) -> Vec<Creation> {
             text: crate::systemd::unit_file(svc, &abs, exe).unwrap_or_default(),
         });
     } else {
-        items.push(Creation::Dir {
-            path: d.join("log"),
-            owner: None,
-        });
-        items.push(Creation::File {
-            path: d.join("log/run"),
-            mode: 0o755,
-            text: log_run(o, exe),
-        });
-        if o.log != Some(Log::Syslog) {
-            items.push(Creation::Dir {
-                path: d.join("log/main"),
-                owner: Some(o.layout.account().to_string()),
-            });
-            if o.supervisor == Supervisor::Runit {
-                // Created O_EXCL|O_NOFOLLOW in the directory just given to
-                // the account: it can make init fail, not write elsewhere.
-                items.push(Creation::File {
-                    path: d.join("log/main/config"),
-                    mode: 0o644,
-                    text: SVLOGD_CONFIG.to_string(),
-                });
-            }
-        }
+        items.extend(log_items(o, exe));
     }
     if o.supervisor == Supervisor::S6 && o.service != ServiceKind::Authdaemond {
         // Readiness: s6-supervise gives ./run the write end of a pipe as
@@ -493,9 +469,42 @@ pub fn items(o: &InitOptions, exe: &Path) -> Vec<Creation> {
         },
         Creation::Rules {
             source: d.join("access"),
-            output: crate::access::output_path(d, Path::new("access"), fmt),
+            output: crate::access::output_path(d, Path::new("access"), RulesFormat::Tcprules),
         },
     ]);
+    items
+}
+
+/// log/ for a supervisor's logger: log/run, and unless the log goes to
+/// syslog, log/main owned by the account the logger drops to.
+fn log_items(o: &InitOptions, exe: &Path) -> Vec<Creation> {
+    let d = &o.dir;
+    let mut items = vec![
+        Creation::Dir {
+            path: d.join("log"),
+            owner: None,
+        },
+        Creation::File {
+            path: d.join("log/run"),
+            mode: 0o755,
+            text: log_run(o, exe),
+        },
+    ];
+    if o.log != Some(Log::Syslog) {
+        items.push(Creation::Dir {
+            path: d.join("log/main"),
+            owner: Some(o.layout.account().to_string()),
+        });
+        if o.supervisor == Supervisor::Runit {
+            // Created O_EXCL|O_NOFOLLOW in the directory just given to
+            // the account: it can make init fail, not write elsewhere.
+            items.push(Creation::File {
+                path: d.join("log/main/config"),
+                mode: 0o644,
+                text: SVLOGD_CONFIG.to_string(),
+            });
+        }
+    }
     items
 }
 

@@ -66,7 +66,7 @@ fn config_files(s: InitService, config_dir: &Path) -> Vec<PathBuf> {
     if s == InitService::Authdaemond {
         return vec![config_dir.join("authdaemonrc")];
     }
-    let sv = crate::service::Service::parse(s.name()).expect("a mail service");
+    let sv = s.mail().expect("a mail service");
     sv.inner_order(crate::settings::Layout::Debian)
         .iter()
         .map(|n| config_dir.join(n))
@@ -148,9 +148,7 @@ fn enabled(config_dir: &Path) -> anyhow::Result<Vec<(InitService, bool, String)>
 }
 
 fn s_start_var(s: InitService) -> &'static str {
-    crate::service::Service::parse(s.name())
-        .expect("a mail service")
-        .start_var()
+    s.mail().expect("a mail service").start_var()
 }
 
 /// One word for a shell: quoted when it needs to be.
