@@ -258,14 +258,12 @@ fn planned_limits(
     r: &Resolved,
     before: &BTreeMap<Resource, Limit>,
 ) -> anyhow::Result<BTreeMap<Resource, Limit>> {
-    limits::plan(
-        before,
-        r.ulimit_v.as_ref().map(|(v, _)| *v),
-        &r.softlimit.limits,
-    )
-    .map_err(|e| match &r.ulimit_v {
-        Some((_, o)) => e.context(o.at("ulimit_v")),
-        None => e,
+    let soft = &r.softlimit.limits;
+    limits::plan(before, r.ulimit_v.as_ref().map(|(v, _)| *v), soft).map_err(|e| {
+        match &r.ulimit_v {
+            Some((_, o)) => e.context(o.at("ulimit_v")),
+            None => e,
+        }
     })
 }
 
