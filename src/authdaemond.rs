@@ -35,7 +35,7 @@ use crate::account::Account;
 use crate::config::{Assignment, Scope};
 use crate::envdir;
 use crate::environ::{self, Environ};
-use crate::error::{Exit, Problem, printable};
+use crate::error::{Exit, Problem, Subject, printable};
 use crate::limits;
 use crate::plan::{EnvdirPlan, Plan, Var};
 use crate::report::{self, Format};
@@ -77,29 +77,6 @@ pub fn module_dir(layout: Layout, prefix: &str) -> PathBuf {
 /// The file of module `name` of `authmodulelist`.
 pub fn module_file(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("lib{name}.so.0"))
-}
-
-/// The defaults of `service=authdaemond` (what `/usr/sbin/authdaemond`
-/// does); None for the settings that do not apply.
-pub fn default(layout: Layout, prefix: &str, name: &str) -> Option<String> {
-    let s = |v: &str| Some(v.to_string());
-    match name {
-        "service" => s("authdaemond"),
-        "prefix" => crate::settings::default(layout, prefix, "prefix"),
-        "config" => Some(
-            crate::authdaemon::default_rc(layout, prefix)
-                .to_string_lossy()
-                .into_owned(),
-        ),
-        "server" => Some(program(layout, prefix)),
-        // Started by init as root, and it stays root.
-        "account" | "setuidgid" | "softlimit" | "umask" | "ulimit_v" => s(""),
-        "envdir" => s("./env"),
-        "inherit_env" => s("all"),
-        "banner" => s("yes"),
-        "stderr" => s("merge"),
-        _ => None,
-    }
 }
 
 /// The variables the script sets before `set -a`: visible to references
@@ -219,7 +196,7 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
         .filter(|a| resolve::can_switch(a).map_err(|p| problems.push(p)).is_ok());
     let softlimit = limits::parse_softlimit(settings.str(Name::Softlimit)).unwrap_or_else(|e| {
         problems.push(Problem::bad(
-            "settings",
+            Subject::Settings,
             settings.get(Name::Softlimit).origin.position(),
             format!("{e:#}"),
             "",
@@ -270,7 +247,7 @@ fn refuse_mail_only(settings: &mut Settings, problems: &mut Vec<Problem>) {
         let s = settings.get(*name);
         if s.value.is_some() && !matches!(s.origin, Origin::Default) {
             problems.push(Problem::bad(
-                "settings",
+                Subject::Settings,
                 s.origin.position(),
                 format!("{name} does not apply to service=authdaemond (it has no front end, login or maildir)"),
                 format!("remove {name} from the run file"),
@@ -392,7 +369,7 @@ fn ulimit_v(settings: &Settings, problems: &mut Vec<Problem>) -> Option<(Option<
             Ok(b) => Some((b, s.origin.clone())),
             Err(e) => {
                 problems.push(Problem::bad(
-                    "settings",
+                    Subject::Settings,
                     s.origin.position(),
                     format!("{e:#}"),
                     "",
@@ -438,7 +415,7 @@ fn command(
     let program = match server.first() {
         None => {
             problems.push(Problem::bad(
-                "server",
+                Subject::Server,
                 settings.get(Name::Server).origin.position(),
                 "server is empty",
                 format!("set it to the authdaemond program, e.g. {fallback}"),
@@ -453,7 +430,7 @@ fn command(
     // courier-authlib's authdaemond refuses any argument (exit 1).
     if server.len() > 1 && program.file_name().is_some_and(|n| n == "authdaemond") {
         problems.push(Problem::bad(
-            "server",
+            Subject::Server,
             settings.get(Name::Server).origin.position(),
             format!(
                 "server \"{}\": authdaemond takes no arguments (with one it exits 1: \"authdaemond no longer handles its own daemonizing\")",
@@ -462,7 +439,7 @@ fn command(
             format!("set server={}", server[0]),
         ));
     }
-    let server = if problems.iter().any(|p| p.subject == "server") {
+    let server = if problems.iter().any(|p| p.subject == Subject::Server) {
         vec![program.to_string_lossy().into_owned()]
     } else {
         server
@@ -525,7 +502,7 @@ pub fn compose(d: &Daemon) -> anyhow::Result<Plan> {
         groups,
         umask: d.umask.clone(),
         ulimit_v: d.ulimit_v.clone(),
-        softlimit: d.softlimit.clone(),
+        softlimit: resolve::Softlimit::new(d.settings.str(Name::Softlimit), d.softlimit.clone()),
         limits: planned,
         limits_before,
         merge_stderr: d.merge_stderr,
@@ -575,7 +552,7 @@ pub fn run(
         return Ok(Exit::Ok);
     }
     // As for a mail service: stderr to the log first (see cli).
-    let keep = !d.merge_stderr && !d.problems.iter().any(|p| p.subject == "run file");
+    let keep = !d.merge_stderr && !d.problems.iter().any(|p| p.subject == Subject::RunFile);
     if !keep {
         use anyhow::Context;
         nix::unistd::dup2(1, 2).context("unable to merge stderr into stdout")?;
@@ -842,6 +819,9 @@ mod tests {
 
     #[test]
     fn defaults_per_layout() {
+        let default = |l, p, n| {
+            crate::settings::default_of(l, crate::service::ServiceKind::Authdaemond, p, n)
+        };
         assert_eq!(
             default(Layout::Debian, "/usr", "config").as_deref(),
             Some("/etc/courier/authdaemonrc")
@@ -853,6 +833,10 @@ mod tests {
         assert_eq!(
             default(Layout::Debian, "/usr", "account").as_deref(),
             Some("")
+        );
+        assert_eq!(
+            default(Layout::Debian, "/usr", "envdir").as_deref(),
+            Some("./env")
         );
         assert_eq!(default(Layout::Debian, "/usr", "port"), None);
         assert_eq!(

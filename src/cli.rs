@@ -478,7 +478,11 @@ fn run_command(cli: Cli) -> anyhow::Result<Exit> {
     // that every error, a config syntax error included, reaches the log
     // (supervise gives run's stdout to log/run). Only stderr=keep in a run
     // file read without problems turns it off.
-    let keep = !resolved.merge_stderr && !resolved.problems.iter().any(|p| p.subject == "run file");
+    let keep = !resolved.merge_stderr
+        && !resolved
+            .problems
+            .iter()
+            .any(|p| p.subject == crate::error::Subject::RunFile);
     if !keep {
         nix::unistd::dup2(1, 2).context("unable to merge stderr into stdout")?;
     }

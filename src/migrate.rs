@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::error::{Exit, bad_input};
-use crate::init::{InitLayout, InitService, Log, ScanDirs, Supervisor};
+use crate::init::{Log, ScanDirs, Supervisor};
+use crate::service::{Layout as InitLayout, ServiceKind as InitService};
 
 /// Debian's config directory, the default of `--config-dir`.
 pub const CONFIG_DIR: &str = "/etc/courier";
@@ -65,7 +66,7 @@ fn config_files(s: InitService, config_dir: &Path) -> Vec<PathBuf> {
     if s == InitService::Authdaemond {
         return vec![config_dir.join("authdaemonrc")];
     }
-    let sv = crate::service::Service::parse(s.name()).expect("a mail service");
+    let sv = s.mail().expect("a mail service");
     sv.inner_order(crate::settings::Layout::Debian)
         .iter()
         .map(|n| config_dir.join(n))
@@ -108,7 +109,7 @@ fn enabled(config_dir: &Path) -> anyhow::Result<Vec<(InitService, bool, String)>
             environ: &environ,
         });
         // A config the shell could not source: Debian's rc fails on it too.
-        let subjects: Vec<String> = files
+        let subjects: Vec<crate::error::Subject> = files
             .iter()
             .map(|f| crate::resolve::config_subject(&f.to_string_lossy()))
             .collect();
@@ -147,9 +148,7 @@ fn enabled(config_dir: &Path) -> anyhow::Result<Vec<(InitService, bool, String)>
 }
 
 fn s_start_var(s: InitService) -> &'static str {
-    crate::service::Service::parse(s.name())
-        .expect("a mail service")
-        .start_var()
+    s.mail().expect("a mail service").start_var()
 }
 
 /// One word for a shell: quoted when it needs to be.
@@ -406,7 +405,8 @@ fn check(dir: &Path) -> anyhow::Result<(String, Vec<String>, bool)> {
     // switch-over stops it (held, or missing while it is down): said, not
     // counted against the migration.
     let socket = |i: &crate::check::Item| {
-        i.problem.subject == "authdaemond" || i.problem.subject.starts_with("socket ")
+        use crate::error::Subject;
+        matches!(i.problem.subject, Subject::Authdaemond | Subject::Socket(_))
     };
     let lines = items
         .iter()

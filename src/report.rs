@@ -11,7 +11,7 @@ use crate::check;
 use crate::limits::Resource;
 use crate::plan::Plan;
 use crate::resolve::Inherit;
-use crate::settings::{Name, Origin};
+use crate::settings::Origin;
 use crate::shown::{line, shown, shown_path};
 
 /// Output formats of `--dry-run` (all three) and `--check` (text, json).
@@ -50,7 +50,7 @@ pub fn print_check(report: &check::Report, format: Format) -> anyhow::Result<()>
                         crate::error::Position::From(w) => Value::from(*w),
                         crate::error::Position::Nowhere => Value::Null,
                     };
-                    json!({"status": i.status.word(), "check": p.subject, "position": position, "message": p.message, "fix": p.fix})
+                    json!({"status": i.status.word(), "check": p.subject.to_string(), "position": position, "message": p.message, "fix": p.fix})
                 })
                 .collect();
             let mut s = serde_json::to_string_pretty(&list)?;
@@ -653,11 +653,15 @@ fn sh_chain(plan: &Plan) -> (Vec<Vec<u8>>, bool) {
         }
         None => {}
     }
-    let soft = plan.settings.str(Name::Softlimit);
+    let soft = &plan.softlimit.words;
+    // Whether the next word is read by a program that parses options
+    // (softlimit, env); envuidgid, envdir and setuidgid take theirs as
+    // plain arguments (daemontools reads argv[1] and argv[2] as they are,
+    // so `--` would be a name there).
     let mut parsed_next = false;
-    if !soft.trim().is_empty() {
+    if !soft.is_empty() {
         chain.push(b"softlimit".to_vec());
-        chain.extend(soft.split_ascii_whitespace().map(|w| w.as_bytes().to_vec()));
+        chain.extend(soft.iter().map(|w| w.as_bytes().to_vec()));
         parsed_next = true;
     }
     if let Some(a) = &plan.setuidgid {
@@ -675,8 +679,8 @@ fn sh_chain(plan: &Plan) -> (Vec<Vec<u8>>, bool) {
 /// lookup): true when envdir would exec a bare name itself and the config
 /// sets PATH, so env(1) must do the lookup in the final environment.
 fn envdir_would_search_old_path(plan: &Plan) -> bool {
-    let soft = plan.settings.str(Name::Softlimit);
-    let envdir_execs = plan.envdir.is_some() && soft.trim().is_empty() && plan.setuidgid.is_none();
+    let envdir_execs =
+        plan.envdir.is_some() && plan.softlimit.words.is_empty() && plan.setuidgid.is_none();
     envdir_execs
         && !plan.argv[0].contains(&b'/')
         && plan.config_vars.iter().any(|a| a.name == "PATH")

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::server::Flags;
 use super::{Ctx, Report, errstr};
+use crate::error::Subject;
 
 /// Which rules the front end reads decides what is checked: Courier's
 /// access list (as couriertcpd's .dat or compiled for tcpserver/tcpsvd),
@@ -31,7 +32,7 @@ pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
     }
     // An access list that failed (its FAIL is above) replaces the rules:
     // nothing more to say about them.
-    if ctx.r.problems.iter().any(|p| p.subject == "access") {
+    if ctx.reported(&Subject::Access) {
         return;
     }
     // The front end's format (resolve FAILs a mismatch); an instructions
@@ -45,7 +46,7 @@ pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
             Some(x) => x.to_string(),
             None => {
                 r.info(
-                    "rules",
+                    Subject::Rules,
                     format!("none: {} accepts every client", ctx.r.front.spec.name),
                 );
                 return;
@@ -70,7 +71,7 @@ fn couriertcpd_access(rules: &Option<(String, crate::frontend::RulesFormat)>, r:
             "does not exist: couriertcpd logs that and accepts every client",
             "create the access list (IMAPACCESSFILE) and run courier-run ./run --rebuild-access",
         ),
-        None => r.info("rules", "none: couriertcpd accepts every client"),
+        None => r.info(Subject::Rules, "none: couriertcpd accepts every client"),
     }
 }
 
