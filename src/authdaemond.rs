@@ -485,6 +485,7 @@ pub fn compose(d: &Daemon) -> anyhow::Result<Plan> {
     };
     let (uid, gid, groups) = crate::plan::exec_identity(d.setuidgid.as_ref());
     Ok(Plan {
+        inputs: Vec::new(),
         settings: d.settings.clone(),
         configs: d.configs.clone(),
         inherited: d.environ.clone(),
@@ -558,7 +559,7 @@ pub fn run(
         nix::unistd::dup2(1, 2).context("unable to merge stderr into stdout")?;
     }
     let plan = plan(&d)?;
-    match crate::launch::launch(&plan)? {}
+    match crate::launch::launch(&plan, None)? {}
 }
 
 #[cfg(test)]

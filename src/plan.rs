@@ -99,6 +99,9 @@ pub struct Plan {
     /// authdaemond does not accept).
     pub wait_authdaemond: Option<crate::authdaemon::Wait>,
     pub warnings: Vec<String>,
+    /// Every file the plan was computed from or names ([`read_files`]):
+    /// the kept plan's inputs (src/keep.rs).
+    pub inputs: Vec<PathBuf>,
 }
 
 impl Plan {
@@ -146,7 +149,9 @@ impl Plan {
         exec_space(&r.program, &argv, &env, &planned)?;
         let banner = banner(&r);
         let (uid, gid, groups) = identity(&r);
+        let inputs = read_files(&r);
         Ok(Plan {
+            inputs,
             configs: r.configs,
             inherited: r.environ,
             inherit: r.inherit,

@@ -64,7 +64,11 @@ pub fn print_check(report: &check::Report, format: Format) -> anyhow::Result<()>
 
 pub fn print(plan: &Plan, format: Format, explain: bool) -> anyhow::Result<()> {
     let out = match format {
-        Format::Text => text(plan, explain).into_bytes(),
+        Format::Text => {
+            let mut t = text(plan, explain);
+            t += &format!("\nkept plan: {}\n", crate::keep::verdict(plan));
+            t.into_bytes()
+        }
         Format::Json => {
             let mut s = serde_json::to_string_pretty(&json_value(plan, explain))?;
             s.push('\n');
@@ -127,6 +131,7 @@ pub fn json_value(plan: &Plan, explain: bool) -> Value {
         // Escaped as the text's are (JSON would carry control bytes, but a
         // reader may print the strings as they are).
         "warnings": plan.warnings.iter().map(|w| line(w)).collect::<Vec<_>>(),
+        "kept_plan": crate::keep::verdict(plan),
     });
     if explain {
         let origins: Map<String, Value> = plan

@@ -120,7 +120,8 @@ fn quick_run_writes_both_tables_and_the_chart() {
         "| daemontools: envuidgid envdir softlimit |",
         "| s6: s6-envuidgid s6-envdir s6-softlimit |",
         "| classic script (sed/awk conf2env + daemontools chain) |",
-        "| courier-run, envdir unchanged |",
+        "| courier-run, envdir unchanged (kept plan) |",
+        "| courier-run, envdir unchanged, plan computed and kept |",
         "| courier-run, envdir rewritten |",
         "| courier-run --dry-run |",
     ] {

@@ -287,6 +287,7 @@ fn plan(ctx: &Ctx, r: &mut Report) -> Option<Plan> {
                 (Some(_), Some(w)) if !ctx.reported(w) => r.ok(format!("{w} (would be written)")),
                 _ => {}
             }
+            r.ok(format!("kept plan: {}", crate::keep::verdict(&p)));
             Some(p)
         }
         Err(first) => {
