@@ -766,10 +766,16 @@ pub fn store(plan: &Plan, runfile: &Path, started_ns: i128) {
         return;
     };
     if let Ok(d) = crate::safefile::Dir::open(dir) {
+        // No fsync: after a crash the plan is lost (the next start
+        // computes) or whole (its key says whether it holds); a torn file
+        // fails the format check.
         let attrs = crate::safefile::Attrs {
             mode: 0o600,
             owner: None,
+            durable: false,
         };
+        // Temporaries of starts killed while keeping their plan.
+        crate::safefile::remove_stale_temps(&d, name);
         // Best effort: a read-only service directory only means every
         // start computes.
         let _ = crate::safefile::write_atomic_at_with(&d, name, &bytes, attrs);

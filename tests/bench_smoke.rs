@@ -140,7 +140,8 @@ fn quick_run_writes_both_tables_and_the_chart() {
         "| courier-run --version (start-up, no launch) |",
         "| launch: no config, account, softlimit, access list or envdir |",
         "| + the config files (read, parsed, the rc variables) |",
-        "| + envdir, unchanged (the full launch, as in (a)) |",
+        "| + envdir, unchanged (the full launch computed, as (a)'s \"plan computed\") |",
+        "| + the plan kept by the start before (a supervised restart, as (a)) |",
     ] {
         assert!(md.contains(row), "step row {row} missing:\n{md}");
     }
@@ -148,7 +149,7 @@ fn quick_run_writes_both_tables_and_the_chart() {
         .lines()
         .filter(|l| l.starts_with("| + ") && l.contains(" µs |"))
         .count();
-    assert_eq!(steps, 5, "five steps, each with its cost:\n{md}");
+    assert_eq!(steps, 6, "six steps, each with its cost:\n{md}");
 
     let png = std::fs::read(out.join("scaling.png")).expect("scaling.png written");
     assert!(
