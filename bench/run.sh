@@ -132,9 +132,11 @@ EOR
 # --- (a) side by side on the Debian config -------------------------------------
 runfile run ./env ./imapd ./imapd-ssl
 runfile run-rw ./env-rw ./imapd ./imapd-ssl
+runfile run-computed ./env-computed ./imapd ./imapd-ssl
 classic classic ./env-classic ./imapd ./imapd-ssl
 "$bin" ./run >/dev/null 2>&1 # writes ./env; the measured launches find it unchanged
 "$bin" ./run-rw >/dev/null 2>&1
+"$bin" ./run-computed >/dev/null 2>&1
 sh ./classic >/dev/null
 say "(a) side by side: one hyperfine run, $a_runs runs each after $a_warm warmup runs"
 names=(); cmds=(); preps=()
@@ -145,7 +147,11 @@ row "chpst -U $acct -e ./env -m $mem" "chpst -U $acct -e ./env -m $mem /bin/true
 row "daemontools: envuidgid envdir softlimit" "envuidgid $acct envdir ./env softlimit -m $mem /bin/true"
 row "s6: s6-envuidgid s6-envdir s6-softlimit" "s6-envuidgid $acct s6-envdir ./env s6-softlimit -m $mem /bin/true"
 row 'classic script (sed/awk conf2env + daemontools chain)' 'sh ./classic'
-row 'courier-run, envdir unchanged' "$bin ./run"
+# A supervised restart: the plan the previous start kept is used
+# (src/keep.rs; the first warmup run keeps it).
+row 'courier-run, envdir unchanged (kept plan)' "$bin ./run"
+# The plan computed: the first start after a change (then kept).
+row 'courier-run, envdir unchanged, plan computed and kept' "$bin ./run-computed" 'rm -f ./.run-computed.plan'
 row 'courier-run, envdir rewritten' "$bin ./run-rw" 'sh ./perturb ./env-rw'
 row 'courier-run --dry-run' "$bin ./run --dry-run"
 args=()
@@ -156,7 +162,7 @@ hyperfine -N --style basic --warmup $a_warm --runs $a_runs --export-json side.js
 # --- (c) where a launch's time goes ----------------------------------------------
 # The same launch built up one setting at a time, in one hyperfine run: each
 # row adds one step to the one above it, so the differences are the steps'
-# costs (the last row is (a)'s "envdir unchanged").
+# costs.
 stage() { # stage FILE CONFIG ACCOUNT SOFTLIMIT ACCESS ENVDIR
   cat > "$1" <<EOR
 layout=debian
@@ -183,17 +189,22 @@ sed -i '/^access=$/d; /^rules=$/d' stage5
 for f in stage0 stage1 stage2 stage3 stage4 stage5; do "$bin" "./$f" >/dev/null 2>&1 ||
   { echo "bench/run.sh: $f does not launch: $("$bin" "./$f" 2>&1 | head -n 1)" >&2; exit 1; }; done
 say "(c) cost by step: one hyperfine run, $a_runs runs each after $a_warm warmup runs"
+# Each stage is computed (its kept plan removed before each run, so the
+# row includes keeping it again); the last row is the next start, with the
+# plan kept: what a supervised restart costs, as (a)'s first courier-run row.
+keep_none=/bin/true
 hyperfine -N --style basic --warmup $a_warm --runs $a_runs --export-json stages.json \
-  --command-name '/bin/true' '/bin/true' \
-  --command-name 'C launcher floor (execv /bin/true)' './floor /bin/true' \
-  --command-name "chpst -U $acct -e ./env -m $mem" "chpst -U $acct -e ./env -m $mem /bin/true" \
-  --command-name 'courier-run --version (start-up, no launch)' "$bin --version" \
-  --command-name 'launch: no config, account, softlimit, access list or envdir' "$bin ./stage0" \
-  --command-name '+ the config files (read, parsed, the rc variables)' "$bin ./stage1" \
-  --command-name "+ account=$acct (getpwnam; and the rc's TLS cache reset, which needs the account)" "$bin ./stage2" \
-  --command-name "+ softlimit -m $mem" "$bin ./stage3" \
-  --command-name '+ the access list (IMAPACCESSFILE, its cdb up to date)' "$bin ./stage4" \
-  --command-name '+ envdir, unchanged (the full launch, as in (a))' "$bin ./stage5" >&2
+  --command-name '/bin/true' '/bin/true' --prepare $keep_none \
+  --command-name 'C launcher floor (execv /bin/true)' './floor /bin/true' --prepare $keep_none \
+  --command-name "chpst -U $acct -e ./env -m $mem" "chpst -U $acct -e ./env -m $mem /bin/true" --prepare $keep_none \
+  --command-name 'courier-run --version (start-up, no launch)' "$bin --version" --prepare $keep_none \
+  --command-name 'launch: no config, account, softlimit, access list or envdir' "$bin ./stage0" --prepare 'rm -f ./.stage0.plan' \
+  --command-name '+ the config files (read, parsed, the rc variables)' "$bin ./stage1" --prepare 'rm -f ./.stage1.plan' \
+  --command-name "+ account=$acct (getpwnam; and the rc's TLS cache reset, which needs the account)" "$bin ./stage2" --prepare 'rm -f ./.stage2.plan' \
+  --command-name "+ softlimit -m $mem" "$bin ./stage3" --prepare 'rm -f ./.stage3.plan' \
+  --command-name '+ the access list (IMAPACCESSFILE, its cdb up to date)' "$bin ./stage4" --prepare 'rm -f ./.stage4.plan' \
+  --command-name '+ envdir, unchanged (the full launch computed, as (a)'"'"'s "plan computed")' "$bin ./stage5" --prepare 'rm -f ./.stage5.plan' \
+  --command-name '+ the plan kept by the start before (a supervised restart, as (a))' "$bin ./stage5" --prepare $keep_none >&2
 
 # --- (b) scaling -----------------------------------------------------------------
 # cells.tsv: case, variables, result (a hyperfine JSON, or "skip:why"), peak RSS KiB

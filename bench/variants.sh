@@ -1,15 +1,15 @@
 #!/bin/bash
 # Build variants of courier-run side by side: the release
 # as shipped, and one variant per start-up decision with that decision undone
-# (std's runtime start-up, libgcc_s.so, glibc malloc for small blocks, clap
-# for every launch, memchr's run-time CPU detection, SipHash with random
-# keys, RELA relocations instead of DT_RELR, lld's order of the functions
-# instead of the launch's), plus what was measured and
-# not taken (static glibc, non-PIE with lazy binding); then one hyperfine run of all of them on the
+# (the kept plan, std's runtime start-up, libgcc_s.so, glibc malloc for small
+# blocks, clap for every launch, memchr's run-time CPU detection, SipHash
+# with random keys, RELA relocations instead of DT_RELR, lld's order of the
+# functions instead of the launch's), plus what was measured and not taken
+# (static glibc, non-PIE with lazy binding); then one hyperfine run of all of them on the
 # Debian config, envdir unchanged, final program /bin/true, with /bin/true,
 # the C floor and chpst for scale.
 #
-#   bash bench/variants.sh            # ~15-20 min on 2 cores (builds 11 variants)
+#   bash bench/variants.sh            # ~15-20 min on 2 cores (builds 12 variants)
 #   bash bench/variants.sh --quick    # 2 variants, a few runs: checks the script
 #
 # Variants are built from copies of the work tree in the work dir (sources
@@ -33,7 +33,7 @@ target=x86_64-unknown-linux-gnu
 mkdir "$work/src-release"
 (cd "$root" && git ls-files -co --exclude-standard -z src Cargo.toml Cargo.lock build.rs link .cargo 2>/dev/null |
   xargs -0 cp --parents -t "$work/src-release")
-for v in stdmain libgcc_s malloc clap memchr sip rela order; do cp -r "$work/src-release" "$work/src-$v"; done
+for v in stdmain libgcc_s malloc clap kept memchr sip rela order; do cp -r "$work/src-release" "$work/src-$v"; done
 # std's runtime start-up: Rust's own main (the allocator kept).
 cat > "$work/src-stdmain/src/main.rs" <<'EOF2'
 #[global_allocator]
@@ -50,6 +50,11 @@ grep -q no-such-libgcc_eh "$work/src-libgcc_s/build.rs" || { echo "variants.sh: 
 sed -i '/#\[global_allocator\]/,+1d' "$work/src-malloc/src/main.rs"
 # clap builds its parser for every launch.
 sed -i 's/let parsed = match shebang_launch(&args) {/let parsed = match None::<Cli> {/' "$work/src-clap/src/cli.rs"
+# Every start computes its plan: no kept plan used or written.
+sed -i 's/&& let Some(r) = crate::keep::launch(runfile)/\&\& let Some(r) = None::<anyhow::Result<std::convert::Infallible>>/' "$work/src-kept/src/cli.rs"
+sed -i 's/crate::keep::store(plan, runfile, started);/let _ = (runfile, started);/' "$work/src-kept/src/launch.rs"
+grep -q 'None::<anyhow::Result' "$work/src-kept/src/cli.rs" && ! grep -q 'keep::store' "$work/src-kept/src/launch.rs" ||
+  { echo "variants.sh: the kept-plan edit no longer applies to src/cli.rs, src/launch.rs" >&2; exit 1; }
 # memchr picks its routine at the first call (CPUID through std_detect).
 sed -i 's/cfg(target_arch = "x86_64")/cfg(any())/g; s/cfg(not(target_arch = "x86_64"))/cfg(all())/g' "$work/src-memchr/src/bytes.rs"
 # std's HashMap hasher: SipHash keyed by getrandom.
@@ -67,6 +72,7 @@ grep -q global_allocator "$work/src-malloc/src/main.rs" && { echo "variants.sh: 
 # name | source | RUSTFLAGS
 variants=(
   "release (as shipped)|release|"
+  "no kept plan: every start computes (src/keep.rs undone)|kept|"
   "std's runtime start-up (fn main)|stdmain|"
   "libgcc_s.so.1 loaded (build.rs finds no libgcc_eh.a)|libgcc_s|"
   "glibc malloc for small blocks (no arena)|malloc|"
@@ -78,7 +84,7 @@ variants=(
   "static glibc (+crt-static, static-pie)|release|-Ctarget-feature=+crt-static"
   "non-PIE, lazy binding (relocation-model=static, -z lazy)|release|-Crelocation-model=static -Clink-arg=-Wl,-z,lazy"
 )
-[ $quick = 1 ] && variants=("${variants[0]}" "${variants[3]}")
+[ $quick = 1 ] && variants=("${variants[0]}" "${variants[1]}")
 
 cc -O2 -o "$work/floor" "$root/bench/floor.c"
 cp "$root/bench/fixtures/imapd" "$root/bench/fixtures/imapd-ssl" "$work/"

@@ -35,7 +35,7 @@ use crate::account::Account;
 use crate::config::{Assignment, Scope};
 use crate::envdir;
 use crate::environ::{self, Environ};
-use crate::error::{Exit, Problem, printable};
+use crate::error::{Exit, Problem, Subject, printable};
 use crate::limits;
 use crate::plan::{EnvdirPlan, Plan, Var};
 use crate::report::{self, Format};
@@ -77,29 +77,6 @@ pub fn module_dir(layout: Layout, prefix: &str) -> PathBuf {
 /// The file of module `name` of `authmodulelist`.
 pub fn module_file(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("lib{name}.so.0"))
-}
-
-/// The defaults of `service=authdaemond` (what `/usr/sbin/authdaemond`
-/// does); None for the settings that do not apply.
-pub fn default(layout: Layout, prefix: &str, name: &str) -> Option<String> {
-    let s = |v: &str| Some(v.to_string());
-    match name {
-        "service" => s("authdaemond"),
-        "prefix" => crate::settings::default(layout, prefix, "prefix"),
-        "config" => Some(
-            crate::authdaemon::default_rc(layout, prefix)
-                .to_string_lossy()
-                .into_owned(),
-        ),
-        "server" => Some(program(layout, prefix)),
-        // Started by init as root, and it stays root.
-        "account" | "setuidgid" | "softlimit" | "umask" | "ulimit_v" => s(""),
-        "envdir" => s("./env"),
-        "inherit_env" => s("all"),
-        "banner" => s("yes"),
-        "stderr" => s("merge"),
-        _ => None,
-    }
 }
 
 /// The variables the script sets before `set -a`: visible to references
@@ -205,24 +182,104 @@ impl Daemon {
 pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
     let (mut settings, mut problems) = loaded;
     let mut warnings = settings.warnings.clone();
+    refuse_mail_only(&mut settings, &mut problems);
+    let (layout, prefix) = (settings.layout, settings.prefix.as_str().to_string());
+
+    let inherit = resolve::inherit(&settings, &mut problems);
+    let rc = read_rc(input, &settings, &inherit, &mut problems);
+    warnings.extend(rc.scope.warnings.iter().map(|w| w.to_string()));
+    let own_rc = crate::authdaemon::default_rc(layout, &prefix);
+    warnings.extend(unused_rc_values(&settings, &rc, &own_rc));
+
+    let account = resolve::lookup(&settings, Name::Account, &mut problems);
+    let setuidgid = resolve::lookup(&settings, Name::Setuidgid, &mut problems)
+        .filter(|a| resolve::can_switch(a).map_err(|p| problems.push(p)).is_ok());
+    let softlimit = limits::parse_softlimit(settings.str(Name::Softlimit)).unwrap_or_else(|e| {
+        problems.push(Problem::bad(
+            Subject::Settings,
+            settings.get(Name::Softlimit).origin.position(),
+            format!("{e:#}"),
+            "",
+        ));
+        Vec::new()
+    });
+    let umask = umask(&settings, &mut problems);
+    let ulimit_v = ulimit_v(&settings, &mut problems);
+    let envdir = resolve::envdir_path(&settings, &mut problems);
+    let merge_stderr = resolve::choice(&settings, Name::Stderr, ["merge", "keep"], &mut problems);
+    let banner = resolve::choice(&settings, Name::Banner, ["yes", "no"], &mut problems);
+    let cmd = command(input, &settings, &inherit, &rc.config_vars, &mut problems);
+
+    Daemon {
+        sources: input
+            .runfile
+            .map(Path::to_path_buf)
+            .into_iter()
+            .chain(rc.scope.files().iter().cloned())
+            .collect(),
+        settings,
+        environ: input.environ.clone(),
+        inherit,
+        configs: rc.configs,
+        config_vars: rc.config_vars,
+        private: rc.private,
+        account,
+        setuidgid,
+        softlimit,
+        umask,
+        ulimit_v,
+        envdir,
+        merge_stderr,
+        banner,
+        server: cmd.server,
+        program: cmd.program,
+        own_rc,
+        warnings,
+        problems,
+    }
+}
+
+/// A mail service's setting in a run file of `service=authdaemond` is an
+/// error, not silently unused; and `--explain` shows only the settings
+/// that mean something here.
+fn refuse_mail_only(settings: &mut Settings, problems: &mut Vec<Problem>) {
     for name in MAIL_ONLY {
         let s = settings.get(*name);
         if s.value.is_some() && !matches!(s.origin, Origin::Default) {
             problems.push(Problem::bad(
-                "settings",
+                Subject::Settings,
                 s.origin.position(),
                 format!("{name} does not apply to service=authdaemond (it has no front end, login or maildir)"),
                 format!("remove {name} from the run file"),
             ));
         }
     }
-    // Shown by --explain: only the settings that mean something here.
     settings
         .values
         .retain(|(n, _)| !MAIL_ONLY.iter().any(|m| m.as_str() == *n));
-    let (layout, prefix) = (settings.layout, settings.prefix.as_str().to_string());
+}
 
-    let inherit = resolve::inherit(&settings, &mut problems);
+/// authdaemonrc as read by `set -a; . authdaemonrc`.
+struct DaemonRc {
+    /// The files of `config=`, in order.
+    configs: Vec<PathBuf>,
+    /// The scope after reading them (its warnings and the files sourced).
+    scope: Scope,
+    /// Every assignment (all exported), in order.
+    config_vars: Vec<Assignment>,
+    /// Some file is not world-readable (the envdir is written private).
+    private: bool,
+}
+
+/// Read the config files as the script does: the kept environment and the
+/// script's own variables visible, every assignment exported. A file that
+/// cannot be read, or a value an envdir cannot carry, is a problem.
+fn read_rc(
+    input: &Input,
+    settings: &Settings,
+    inherit: &Inherit,
+    problems: &mut Vec<Problem>,
+) -> DaemonRc {
     let configs: Vec<PathBuf> = settings
         .str(Name::Config)
         .split_ascii_whitespace()
@@ -235,7 +292,7 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
         .cloned()
         .collect();
     let mut visible = environ::visible(&kept);
-    visible.extend(predefined(layout, &prefix));
+    visible.extend(predefined(settings.layout, settings.prefix.as_str()));
     let mut scope = Scope::new(visible);
     let mut private = false;
     for path in &configs {
@@ -252,7 +309,6 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
             }
         }
     }
-    warnings.extend(scope.warnings.iter().map(|w| w.to_string()));
     let config_vars: Vec<Assignment> = scope.vars().into_iter().cloned().collect();
     for a in &config_vars {
         if let Err(e) = envdir::check_carriable(a) {
@@ -262,67 +318,85 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
             ));
         }
     }
-    let own_rc = crate::authdaemon::default_rc(layout, &prefix);
-    if !configs.contains(&own_rc) {
-        let set: Vec<&str> = ["authmodulelist", "daemons"]
-            .into_iter()
-            .filter(|n| config_vars.iter().any(|a| a.name == *n))
-            .collect();
-        if !set.is_empty() {
-            warnings.push(format!(
-                "authdaemond reads {} from {} itself (compiled in), not from its environment: the value in {} is not used",
-                set.join(" and "),
-                own_rc.display(),
-                settings.str(Name::Config)
-            ));
-        }
+    DaemonRc {
+        configs,
+        scope,
+        config_vars,
+        private,
     }
+}
 
-    let account = resolve::lookup(&settings, Name::Account, &mut problems);
-    let setuidgid = resolve::lookup(&settings, Name::Setuidgid, &mut problems)
-        .filter(|a| resolve::can_switch(a).map_err(|p| problems.push(p)).is_ok());
-    let softlimit = limits::parse_softlimit(settings.str(Name::Softlimit)).unwrap_or_else(|e| {
-        problems.push(Problem::bad(
-            "settings",
-            settings.get(Name::Softlimit).origin.position(),
-            format!("{e:#}"),
-            "",
-        ));
-        Vec::new()
-    });
-    let umask = {
-        let s = settings.get(Name::Umask);
-        let v = resolve::SettingText {
-            text: s.value.clone().unwrap_or_default(),
-            origin: s.origin.clone(),
-            stand_in: false,
-        };
-        (!v.text.is_empty())
-            .then(|| resolve::umask(&v, &mut problems).map(|m| (m, v.origin)))
-            .flatten()
-    };
-    let ulimit_v = {
-        let s = settings.get(Name::UlimitV);
-        match s.value.as_deref().unwrap_or("") {
-            "" => None,
-            t => match limits::parse_ulimit_v(t) {
-                Ok(b) => Some((b, s.origin.clone())),
-                Err(e) => {
-                    problems.push(Problem::bad(
-                        "settings",
-                        s.origin.position(),
-                        format!("{e:#}"),
-                        "",
-                    ));
-                    None
-                }
-            },
-        }
-    };
-    let envdir = resolve::envdir_path(&settings, &mut problems);
-    let merge_stderr = resolve::choice(&settings, Name::Stderr, ["merge", "keep"], &mut problems);
-    let banner = resolve::choice(&settings, Name::Banner, ["yes", "no"], &mut problems);
+/// authdaemond reads `authmodulelist` and `daemons` from its compiled-in
+/// authdaemonrc, not from its environment: set in another file, they are
+/// not used, and the admin is told so.
+fn unused_rc_values(settings: &Settings, rc: &DaemonRc, own_rc: &Path) -> Option<String> {
+    if rc.configs.iter().any(|c| c == own_rc) {
+        return None;
+    }
+    let set: Vec<&str> = ["authmodulelist", "daemons"]
+        .into_iter()
+        .filter(|n| rc.config_vars.iter().any(|a| a.name == *n))
+        .collect();
+    (!set.is_empty()).then(|| {
+        format!(
+            "authdaemond reads {} from {} itself (compiled in), not from its environment: the value in {} is not used",
+            set.join(" and "),
+            own_rc.display(),
+            settings.str(Name::Config)
+        )
+    })
+}
 
+/// `umask`, as Courier's rc applies it: octal; empty means unchanged.
+fn umask(settings: &Settings, problems: &mut Vec<Problem>) -> Option<(u32, Origin)> {
+    let s = settings.get(Name::Umask);
+    let v = resolve::SettingText {
+        text: s.value.clone().unwrap_or_default(),
+        origin: s.origin.clone(),
+        stand_in: false,
+    };
+    (!v.text.is_empty())
+        .then(|| resolve::umask(&v, problems).map(|m| (m, v.origin)))
+        .flatten()
+}
+
+/// `ulimit_v` in KiB as sh's `ulimit -v` takes it; empty means unchanged.
+fn ulimit_v(settings: &Settings, problems: &mut Vec<Problem>) -> Option<(Option<u64>, Origin)> {
+    let s = settings.get(Name::UlimitV);
+    match s.value.as_deref().unwrap_or("") {
+        "" => None,
+        t => match limits::parse_ulimit_v(t) {
+            Ok(b) => Some((b, s.origin.clone())),
+            Err(e) => {
+                problems.push(Problem::bad(
+                    Subject::Settings,
+                    s.origin.position(),
+                    format!("{e:#}"),
+                    "",
+                ));
+                None
+            }
+        },
+    }
+}
+
+/// What is exec'd: `server`'s words and its program.
+struct DaemonCommand {
+    server: Vec<String>,
+    program: PathBuf,
+}
+
+/// `server` split into words, its program looked up in the PATH the
+/// program gets (the config's, else the kept one). courier-authlib's
+/// authdaemond refuses any argument, so arguments to it are a problem;
+/// after a problem the argv is the program alone (a harmless stand-in).
+fn command(
+    input: &Input,
+    settings: &Settings,
+    inherit: &Inherit,
+    config_vars: &[Assignment],
+    problems: &mut Vec<Problem>,
+) -> DaemonCommand {
     let server: Vec<String> = settings
         .str(Name::Server)
         .split_ascii_whitespace()
@@ -337,11 +411,11 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
             .map(|(_, v)| v.clone()),
         None => None,
     };
-    let fallback = program(layout, &prefix);
+    let fallback = program(settings.layout, settings.prefix.as_str());
     let program = match server.first() {
         None => {
             problems.push(Problem::bad(
-                "server",
+                Subject::Server,
                 settings.get(Name::Server).origin.position(),
                 "server is empty",
                 format!("set it to the authdaemond program, e.g. {fallback}"),
@@ -356,7 +430,7 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
     // courier-authlib's authdaemond refuses any argument (exit 1).
     if server.len() > 1 && program.file_name().is_some_and(|n| n == "authdaemond") {
         problems.push(Problem::bad(
-            "server",
+            Subject::Server,
             settings.get(Name::Server).origin.position(),
             format!(
                 "server \"{}\": authdaemond takes no arguments (with one it exits 1: \"authdaemond no longer handles its own daemonizing\")",
@@ -365,39 +439,12 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
             format!("set server={}", server[0]),
         ));
     }
-    let server = if problems.iter().any(|p| p.subject == "server") {
+    let server = if problems.iter().any(|p| p.subject == Subject::Server) {
         vec![program.to_string_lossy().into_owned()]
     } else {
         server
     };
-
-    Daemon {
-        sources: input
-            .runfile
-            .map(Path::to_path_buf)
-            .into_iter()
-            .chain(scope.files().iter().cloned())
-            .collect(),
-        settings,
-        environ: input.environ.clone(),
-        inherit,
-        configs,
-        config_vars,
-        private,
-        account,
-        setuidgid,
-        softlimit,
-        umask,
-        ulimit_v,
-        envdir,
-        merge_stderr,
-        banner,
-        server,
-        program,
-        own_rc,
-        warnings,
-        problems,
-    }
+    DaemonCommand { server, program }
 }
 
 /// The plan of a launch: refused at the first problem.
@@ -438,6 +485,7 @@ pub fn compose(d: &Daemon) -> anyhow::Result<Plan> {
     };
     let (uid, gid, groups) = crate::plan::exec_identity(d.setuidgid.as_ref());
     Ok(Plan {
+        inputs: Vec::new(),
         settings: d.settings.clone(),
         configs: d.configs.clone(),
         inherited: d.environ.clone(),
@@ -455,7 +503,7 @@ pub fn compose(d: &Daemon) -> anyhow::Result<Plan> {
         groups,
         umask: d.umask.clone(),
         ulimit_v: d.ulimit_v.clone(),
-        softlimit: d.softlimit.clone(),
+        softlimit: resolve::Softlimit::new(d.settings.str(Name::Softlimit), d.softlimit.clone()),
         limits: planned,
         limits_before,
         merge_stderr: d.merge_stderr,
@@ -505,13 +553,13 @@ pub fn run(
         return Ok(Exit::Ok);
     }
     // As for a mail service: stderr to the log first (see cli).
-    let keep = !d.merge_stderr && !d.problems.iter().any(|p| p.subject == "run file");
+    let keep = !d.merge_stderr && !d.problems.iter().any(|p| p.subject == Subject::RunFile);
     if !keep {
         use anyhow::Context;
         nix::unistd::dup2(1, 2).context("unable to merge stderr into stdout")?;
     }
     let plan = plan(&d)?;
-    match crate::launch::launch(&plan)? {}
+    match crate::launch::launch(&plan, None)? {}
 }
 
 #[cfg(test)]
@@ -700,8 +748,81 @@ mod tests {
         assert!(wait(&["layout=debian", &cfg, "wait_authdaemond=maybe"]).1);
     }
 
+    /// An empty `server` is refused with the layout's program as the fix,
+    /// and the stand-in argv is that program alone.
+    #[test]
+    fn empty_server_is_refused_with_the_layouts_program() {
+        let d = resolved(
+            &["layout=debian", "service=authdaemond", "server=", "envdir="],
+            &Vec::new(),
+        );
+        let p = d
+            .problems
+            .iter()
+            .find(|p| p.message == "server is empty")
+            .unwrap_or_else(|| panic!("{:?}", d.problems));
+        assert!(
+            p.fix
+                .contains("/usr/lib/courier/courier-authlib/authdaemond")
+        );
+        assert_eq!(
+            d.server,
+            ["/usr/lib/courier/courier-authlib/authdaemond".to_string()]
+        );
+    }
+
+    /// authmodulelist/daemons set in a file other than authdaemond's own
+    /// are named as unused; in its own file, or unset, nothing is said.
+    #[test]
+    fn unused_rc_values_only_outside_the_compiled_in_file() {
+        let own = Path::new("/etc/courier/authdaemonrc");
+        let rc = |file: &str, names: &[&str]| {
+            let text: String = names.iter().map(|n| format!("{n}=x\n")).collect();
+            let scope = crate::config::read_str(file, text.as_bytes()).unwrap();
+            DaemonRc {
+                configs: vec![PathBuf::from(file)],
+                config_vars: scope.vars().into_iter().cloned().collect(),
+                scope,
+                private: false,
+            }
+        };
+        let settings = resolve::load(&Input {
+            runfile: None,
+            sets: &["layout=debian".into(), "service=authdaemond".into()],
+            environ: &Vec::new(),
+        })
+        .0;
+        let w = unused_rc_values(&settings, &rc("/tmp/rc", &["daemons", "X"]), own);
+        assert!(
+            w.as_deref().is_some_and(|w| w
+                .starts_with("authdaemond reads daemons from /etc/courier/authdaemonrc itself")),
+            "{w:?}"
+        );
+        let w = unused_rc_values(
+            &settings,
+            &rc("/tmp/rc", &["authmodulelist", "daemons"]),
+            own,
+        );
+        assert!(w.unwrap().contains("reads authmodulelist and daemons from"));
+        assert_eq!(
+            unused_rc_values(&settings, &rc("/tmp/rc", &["X"]), own),
+            None
+        );
+        assert_eq!(
+            unused_rc_values(
+                &settings,
+                &rc("/etc/courier/authdaemonrc", &["daemons"]),
+                own
+            ),
+            None
+        );
+    }
+
     #[test]
     fn defaults_per_layout() {
+        let default = |l, p, n| {
+            crate::settings::default_of(l, crate::service::ServiceKind::Authdaemond, p, n)
+        };
         assert_eq!(
             default(Layout::Debian, "/usr", "config").as_deref(),
             Some("/etc/courier/authdaemonrc")
@@ -713,6 +834,10 @@ mod tests {
         assert_eq!(
             default(Layout::Debian, "/usr", "account").as_deref(),
             Some("")
+        );
+        assert_eq!(
+            default(Layout::Debian, "/usr", "envdir").as_deref(),
+            Some("./env")
         );
         assert_eq!(default(Layout::Debian, "/usr", "port"), None);
         assert_eq!(

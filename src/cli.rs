@@ -189,7 +189,16 @@ pub fn main() -> i32 {
         return man(&args[1..]);
     }
     let parsed = match shebang_launch(&args) {
-        Some(cli) => Ok(cli),
+        Some(cli) => {
+            // A supervised start with a kept plan that still holds: no
+            // computing (src/keep.rs).
+            if let Some(runfile) = &cli.runfile
+                && let Some(r) = crate::keep::launch(runfile)
+            {
+                return fatal(r.map(|n| match n {}));
+            }
+            Ok(cli)
+        }
         None => Cli::command()
             .try_get_matches()
             .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m)),
@@ -246,7 +255,12 @@ pub fn main() -> i32 {
             };
         }
     };
-    match run(cli) {
+    fatal(run(cli))
+}
+
+/// The exit code of a command, its error printed as the fatal line.
+fn fatal(r: anyhow::Result<i32>) -> i32 {
+    match r {
         Ok(code) => code,
         Err(e) => {
             // Not eprintln!: it panics when stderr cannot be written (a
@@ -427,6 +441,9 @@ fn run_command(cli: Cli) -> anyhow::Result<Exit> {
         }
         None => {}
     }
+    // Before anything is read: a file changed after this instant is not
+    // trusted by the kept plan (src/keep.rs).
+    let started = crate::keep::start_clock();
     let environ = environ::inherited();
     let input = Input {
         runfile: cli.runfile.as_deref(),
@@ -478,12 +495,19 @@ fn run_command(cli: Cli) -> anyhow::Result<Exit> {
     // that every error, a config syntax error included, reaches the log
     // (supervise gives run's stdout to log/run). Only stderr=keep in a run
     // file read without problems turns it off.
-    let keep = !resolved.merge_stderr && !resolved.problems.iter().any(|p| p.subject == "run file");
+    let keep = !resolved.merge_stderr
+        && !resolved
+            .problems
+            .iter()
+            .any(|p| p.subject == crate::error::Subject::RunFile);
     if !keep {
         nix::unistd::dup2(1, 2).context("unable to merge stderr into stdout")?;
     }
     let plan = Plan::new(resolved)?;
-    match launch::launch(&plan)? {}
+    // Kept for the next start only when nothing but the run file decided
+    // it (a --set launch is a one-off; src/keep.rs).
+    let keep = cli.runfile.as_deref().filter(|_| cli.set.is_empty());
+    match launch::launch(&plan, keep.map(|r| (r, started)))? {}
 }
 
 #[cfg(test)]

@@ -69,6 +69,10 @@ const FILES: &[(&str, &str)] = &[
         "the envdir courier-run writes from the config (envdir=)",
     ),
     (
+        "./.run.plan",
+        "the plan the last start computed, reused while its inputs are unchanged (0600; safe to delete)",
+    ),
+    (
         "./log/run",
         "the service's logger (multilog, svlogd or s6-log)",
     ),

@@ -425,16 +425,7 @@ fn replace(
     target: Target,
     protected: &[&Path],
 ) -> anyhow::Result<()> {
-    // Refused before anything is created: a name the writer cannot write.
-    for (name, _) in vars {
-        if !is_name(name.as_bytes()) {
-            return Err(bad_input(format!(
-                "{} is not a valid variable name for an envdir",
-                target::shown(Path::new(name))
-            )));
-        }
-        check_name_len(name).map_err(bad_input)?;
-    }
+    refuse_names(vars)?;
     let (parent, base) = split(dir);
     // The parent is followed through symlinks, as the plan's probe does
     // (only the envdir's own name never is): `envdir=./l/env` with `l` a
@@ -444,35 +435,81 @@ fn replace(
         .map_err(sys)
         .with_context(|| format!("unable to open directory {}", parent.display()))?;
     let tmpname = siblings::name(&base, Sibling::New);
-    let tmp = parent.join(&tmpname);
+    let mut guard = build_dir(&pfd, &parent, &tmpname, modes)?;
+    fill(&guard.fd, &guard.path, vars, modes)?;
+    // One sync for all files and the directory, instead of one per file:
+    // everything is durable before the swap makes it visible.
+    nix::unistd::syncfs(guard.fd.as_raw_fd())
+        .map_err(sys)
+        .with_context(|| format!("unable to sync {}", guard.path.display()))?;
+    let retired = swap(&pfd, dir, &tmpname, target, protected, modes)?;
+    // Swapped: the directory built is now the live envdir.
+    guard.armed = false;
+    nix::unistd::fsync(pfd.as_raw_fd())
+        .map_err(sys)
+        .with_context(|| format!("unable to sync directory {}", parent.display()))?;
+    // Only now, and keeping the generation just replaced: a reader still in
+    // an older one has had the whole build of this one to finish.
+    siblings::remove_leftovers_except(dir, retired.as_deref());
+    Ok(())
+}
+
+/// Refused before anything is created: a name the writer cannot write.
+fn refuse_names(vars: &[(&str, &[u8])]) -> anyhow::Result<()> {
+    for (name, _) in vars {
+        if !is_name(name.as_bytes()) {
+            return Err(bad_input(format!(
+                "{} is not a valid variable name for an envdir",
+                target::shown(Path::new(name))
+            )));
+        }
+        check_name_len(name).map_err(bad_input)?;
+    }
+    Ok(())
+}
+
+/// The directory being built, `tmpname` in `pfd` (the directory
+/// `parent`): made with the envdir's mode, locked, and removed again on
+/// every error path until the swap disarms the guard.
+fn build_dir(
+    pfd: &OwnedFd,
+    parent: &Path,
+    tmpname: &OsStr,
+    modes: Modes,
+) -> anyhow::Result<RemoveOnDrop> {
+    let tmp = parent.join(tmpname);
     mkdirat(
         Some(pfd.as_raw_fd()),
-        tmpname.as_os_str(),
+        tmpname,
         Mode::from_bits_truncate(modes.dir),
     )
     .map_err(sys)
     .with_context(|| format!("unable to create directory {}", tmp.display()))?;
-    let dfd = match open_dir(Some(&pfd), Path::new(&tmpname)) {
+    let dfd = match open_dir(Some(pfd), Path::new(tmpname)) {
         Ok(fd) => fd,
         Err(e) => {
             let _ = fs::remove_dir(&tmp);
             return Err(sys(e)).with_context(|| format!("unable to open {}", tmp.display()));
         }
     };
-    let mut guard = RemoveOnDrop {
-        path: tmp.clone(),
+    let guard = RemoveOnDrop {
+        path: tmp,
         fd: dfd,
         armed: true,
     };
-    let d = &guard.fd;
     // Held until this process ends: the cleanup of a concurrent start
     // leaves the directory alone.
-    siblings::try_lock(d);
+    siblings::try_lock(&guard.fd);
     // The umask may have cut the mode: set it exactly.
-    fchmod(d.as_raw_fd(), Mode::from_bits_truncate(modes.dir))
+    fchmod(guard.fd.as_raw_fd(), Mode::from_bits_truncate(modes.dir))
         .map_err(sys)
-        .with_context(|| format!("unable to chmod {}", tmp.display()))?;
+        .with_context(|| format!("unable to chmod {}", guard.path.display()))?;
+    Ok(guard)
+}
 
+/// One file per variable in `d` (the directory `tmp`), then the manifest
+/// that lists them, made younger than all of them.
+fn fill(d: &OwnedFd, tmp: &Path, vars: &[(&str, &[u8])], modes: Modes) -> anyhow::Result<()> {
     let contents: Vec<Vec<u8>> = vars.iter().map(|(_, v)| encode(v)).collect();
     let mut stamps = Vec::with_capacity(vars.len());
     for ((name, _), content) in vars.iter().zip(&contents) {
@@ -493,20 +530,6 @@ fn replace(
     if let Some(newest) = stamps.iter().map(|s| s.ctime).max() {
         age_past(d, written.ctime, newest, modes.file);
     }
-    // One sync for all files and the directory, instead of one per file:
-    // everything is durable before the swap makes it visible.
-    nix::unistd::syncfs(d.as_raw_fd())
-        .map_err(sys)
-        .with_context(|| format!("unable to sync {}", tmp.display()))?;
-    let retired = swap(&pfd, dir, &tmpname, target, protected, modes)?;
-    // Swapped: the directory built is now the live envdir.
-    guard.armed = false;
-    nix::unistd::fsync(pfd.as_raw_fd())
-        .map_err(sys)
-        .with_context(|| format!("unable to sync directory {}", parent.display()))?;
-    // Only now, and keeping the generation just replaced: a reader still in
-    // an older one has had the whole build of this one to finish.
-    siblings::remove_leftovers_except(dir, retired.as_deref());
     Ok(())
 }
 
@@ -581,121 +604,153 @@ fn swap(
     modes: Modes,
 ) -> anyhow::Result<Option<OsString>> {
     let (parent, base) = split(dir);
-    let p = Some(pfd.as_raw_fd());
-    let shown = parent.join(&base);
-    let what = || {
-        format!(
-            "unable to rename {} to {}",
-            parent.join(tmpname).display(),
-            shown.display()
-        )
+    let s = Swap {
+        pfd,
+        parent,
+        base,
+        tmpname,
+        modes,
     };
     for _ in 0..8 {
-        if target == Target::Absent {
-            match renameat2(
-                p,
-                tmpname,
-                p,
-                base.as_os_str(),
-                RenameFlags::RENAME_NOREPLACE,
-            ) {
-                // Without RENAME_NOREPLACE: a plain rename, which fails on
-                // a directory another start has filled meanwhile (and
-                // replaces an empty one: nothing lost).
-                Err(Errno::EINVAL | Errno::ENOSYS) => {
-                    match renameat(p, tmpname, p, base.as_os_str()) {
-                        Ok(()) => return Ok(None),
-                        Err(Errno::EEXIST | Errno::ENOTEMPTY) => {
-                            target = check_target(dir, protected)?;
-                            continue;
-                        }
-                        Err(e) => return Err(sys(e)).with_context(what),
-                    }
-                }
-                Ok(()) => return Ok(None),
-                Err(Errno::EEXIST) => {
-                    target = check_target(dir, protected)?;
-                    continue;
-                }
-                Err(e) => return Err(sys(e)).with_context(what),
-            }
-        }
-        let oldname = siblings::name(&base, Sibling::Old);
-        match renameat2(
-            p,
-            tmpname,
-            p,
-            base.as_os_str(),
-            RenameFlags::RENAME_EXCHANGE,
-        ) {
-            Ok(()) => {
-                // Best effort: under its `.new.` name it is removed all the
-                // same once this process is gone.
-                let name = match renameat(p, tmpname, p, oldname.as_os_str()) {
-                    Ok(()) => oldname,
-                    Err(_) => tmpname.to_os_string(),
-                };
-                retire(pfd, &name, modes);
-                return Ok(Some(name));
-            }
-            Err(Errno::ENOENT) => {
-                target = check_target(dir, protected)?;
-                continue;
-            }
-            Err(Errno::EINVAL | Errno::ENOSYS) => {
-                let old = match open_dir(Some(pfd), Path::new(&base)) {
-                    Ok(fd) => fd,
-                    Err(Errno::ENOENT) => {
-                        target = check_target(dir, protected)?;
-                        continue;
-                    }
-                    Err(e) => {
-                        return Err(sys(e))
-                            .with_context(|| format!("unable to open {}", shown.display()));
-                    }
-                };
-                siblings::try_lock(&old);
-                match renameat(p, base.as_os_str(), p, oldname.as_os_str()) {
-                    Ok(()) => {}
-                    Err(Errno::ENOENT) => {
-                        target = check_target(dir, protected)?;
-                        continue;
-                    }
-                    Err(e) => {
-                        return Err(sys(e)).with_context(|| {
-                            format!(
-                                "unable to rename {} to {}",
-                                shown.display(),
-                                parent.join(&oldname).display()
-                            )
-                        });
-                    }
-                }
-                retire(pfd, &oldname, modes);
-                match renameat(p, tmpname, p, base.as_os_str()) {
-                    Ok(()) => return Ok(Some(oldname)),
-                    // Another start put its directory there meanwhile: ours
-                    // goes in place of it on the next round.
-                    Err(Errno::EEXIST | Errno::ENOTEMPTY) => {
-                        target = check_target(dir, protected)?;
-                        continue;
-                    }
-                    Err(e) => {
-                        let _ = renameat(p, oldname.as_os_str(), p, base.as_os_str());
-                        return Err(sys(e)).with_context(what);
-                    }
-                }
-            }
-            Err(e) => {
-                return Err(sys(e))
-                    .with_context(|| format!("unable to replace {}", shown.display()));
-            }
+        let attempt = if target == Target::Absent {
+            s.put_new()?
+        } else {
+            s.exchange()?
+        };
+        match attempt {
+            Attempt::Done(retired) => return Ok(retired),
+            // The path changed under us: what stands there now is
+            // inspected again, with the same refusals, and the swap
+            // retried.
+            Attempt::Changed => target = check_target(dir, protected)?,
         }
     }
     Err(anyhow::anyhow!(
         "unable to replace {}: it kept changing under concurrent starts",
-        shown.display()
+        s.shown().display()
     ))
+}
+
+/// The names of one [`swap`]: the envdir `base` and the directory built
+/// for it, `tmpname`, both in `pfd` (the directory `parent`).
+struct Swap<'a> {
+    pfd: &'a OwnedFd,
+    parent: PathBuf,
+    base: OsString,
+    tmpname: &'a OsStr,
+    modes: Modes,
+}
+
+/// One attempt of [`swap`]: done (with the name the old directory now
+/// has, if there was one), or the path changed under it (another start).
+enum Attempt {
+    Done(Option<OsString>),
+    Changed,
+}
+
+impl Swap<'_> {
+    fn at(&self) -> Option<RawFd> {
+        Some(self.pfd.as_raw_fd())
+    }
+
+    /// The envdir's path, for messages.
+    fn shown(&self) -> PathBuf {
+        self.parent.join(&self.base)
+    }
+
+    fn rename_failed(&self) -> String {
+        format!(
+            "unable to rename {} to {}",
+            self.parent.join(self.tmpname).display(),
+            self.shown().display()
+        )
+    }
+
+    /// No envdir yet: renamed into place, but never over a directory
+    /// another start has put there meanwhile (that is a change: inspect
+    /// and exchange).
+    fn put_new(&self) -> anyhow::Result<Attempt> {
+        let (p, base) = (self.at(), self.base.as_os_str());
+        match renameat2(p, self.tmpname, p, base, RenameFlags::RENAME_NOREPLACE) {
+            // Without RENAME_NOREPLACE: a plain rename, which fails on
+            // a directory another start has filled meanwhile (and
+            // replaces an empty one: nothing lost).
+            Err(Errno::EINVAL | Errno::ENOSYS) => match renameat(p, self.tmpname, p, base) {
+                Ok(()) => Ok(Attempt::Done(None)),
+                Err(Errno::EEXIST | Errno::ENOTEMPTY) => Ok(Attempt::Changed),
+                Err(e) => Err(sys(e)).with_context(|| self.rename_failed()),
+            },
+            Ok(()) => Ok(Attempt::Done(None)),
+            Err(Errno::EEXIST) => Ok(Attempt::Changed),
+            Err(e) => Err(sys(e)).with_context(|| self.rename_failed()),
+        }
+    }
+
+    /// An envdir is there: swapped with ours in one step
+    /// (RENAME_EXCHANGE), then renamed away whole and retired; where the
+    /// filesystem lacks the exchange, [`Swap::two_renames`].
+    fn exchange(&self) -> anyhow::Result<Attempt> {
+        let (p, base) = (self.at(), self.base.as_os_str());
+        let oldname = siblings::name(&self.base, Sibling::Old);
+        match renameat2(p, self.tmpname, p, base, RenameFlags::RENAME_EXCHANGE) {
+            Ok(()) => {
+                // Best effort: under its `.new.` name it is removed all the
+                // same once this process is gone.
+                let name = match renameat(p, self.tmpname, p, oldname.as_os_str()) {
+                    Ok(()) => oldname,
+                    Err(_) => self.tmpname.to_os_string(),
+                };
+                retire(self.pfd, &name, self.modes);
+                Ok(Attempt::Done(Some(name)))
+            }
+            Err(Errno::ENOENT) => Ok(Attempt::Changed),
+            Err(Errno::EINVAL | Errno::ENOSYS) => self.two_renames(oldname),
+            Err(e) => {
+                Err(sys(e)).with_context(|| format!("unable to replace {}", self.shown().display()))
+            }
+        }
+    }
+
+    /// Without RENAME_EXCHANGE: the old directory renamed away (locked
+    /// while it moves, so another start's cleanup does not remove it
+    /// between the two renames), then ours into its place. If that fails for another reason than a change, the old
+    /// one is put back: the envdir is never left missing by us.
+    fn two_renames(&self, oldname: OsString) -> anyhow::Result<Attempt> {
+        let (p, base) = (self.at(), self.base.as_os_str());
+        let old = match open_dir(Some(self.pfd), Path::new(&self.base)) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(Attempt::Changed),
+            Err(e) => {
+                return Err(sys(e))
+                    .with_context(|| format!("unable to open {}", self.shown().display()));
+            }
+        };
+        siblings::try_lock(&old);
+        match renameat(p, base, p, oldname.as_os_str()) {
+            Ok(()) => {}
+            Err(Errno::ENOENT) => return Ok(Attempt::Changed),
+            Err(e) => {
+                return Err(sys(e)).with_context(|| {
+                    format!(
+                        "unable to rename {} to {}",
+                        self.shown().display(),
+                        self.parent.join(&oldname).display()
+                    )
+                });
+            }
+        }
+        retire(self.pfd, &oldname, self.modes);
+        match renameat(p, self.tmpname, p, base) {
+            Ok(()) => Ok(Attempt::Done(Some(oldname))),
+            // Another start put its directory there meanwhile: ours
+            // goes in place of it on the next round.
+            Err(Errno::EEXIST | Errno::ENOTEMPTY) => Ok(Attempt::Changed),
+            Err(e) => {
+                let _ = renameat(p, oldname.as_os_str(), p, base);
+                Err(sys(e)).with_context(|| self.rename_failed())
+            }
+        }
+    }
 }
 
 /// A generation just replaced, `name` in `pfd`: stamped with the time it
@@ -805,6 +860,72 @@ pub fn check_writable_parent(dir: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    /// One attempt of the swap on a scratch parent: an envdir that
+    /// appeared meanwhile is a change for `put_new` (never renamed over);
+    /// one that vanished is a change for `exchange`; both exchanges (one
+    /// step, two renames) leave ours in place and the old one beside it,
+    /// retired private when the config is.
+    #[test]
+    fn swap_attempts() {
+        let dir = std::env::temp_dir().join(format!("cr-swap-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join(".env.new.x")).unwrap();
+        fs::write(dir.join(".env.new.x/A"), "new\n").unwrap();
+        let pfd = open_parent(&dir).unwrap();
+        let s = Swap {
+            pfd: &pfd,
+            parent: dir.clone(),
+            base: "env".into(),
+            tmpname: OsStr::new(".env.new.x"),
+            modes: Modes::PRIVATE,
+        };
+        let a = |f: &str| fs::read_to_string(dir.join(f)).ok();
+        // Gone under exchange: a change, nothing moved.
+        assert!(matches!(s.exchange().unwrap(), Attempt::Changed));
+        assert!(matches!(
+            s.two_renames("x".into()).unwrap(),
+            Attempt::Changed
+        ));
+        // There under put_new: a change, and it is not replaced.
+        fs::create_dir(dir.join("env")).unwrap();
+        fs::write(dir.join("env/A"), "other\n").unwrap();
+        assert!(matches!(s.put_new().unwrap(), Attempt::Changed));
+        assert_eq!(a("env/A").as_deref(), Some("other\n"));
+        // The exchange: ours in place, the old one renamed away, mode 700.
+        let Attempt::Done(Some(old)) = s.exchange().unwrap() else {
+            panic!("not swapped")
+        };
+        assert_eq!(a("env/A").as_deref(), Some("new\n"));
+        let old = Path::new(&old);
+        assert_eq!(
+            a(&old.join("A").to_string_lossy()).as_deref(),
+            Some("other\n")
+        );
+        let mode = fs::metadata(dir.join(old)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert!(!dir.join(".env.new.x").exists());
+        // The two renames, as on a filesystem without RENAME_EXCHANGE.
+        fs::create_dir(dir.join(".env.new.x")).unwrap();
+        fs::write(dir.join(".env.new.x/A"), "third\n").unwrap();
+        let Attempt::Done(Some(old2)) = s
+            .two_renames(siblings::name(&s.base, Sibling::Old))
+            .unwrap()
+        else {
+            panic!("not swapped")
+        };
+        assert_eq!(a("env/A").as_deref(), Some("third\n"));
+        assert_eq!(
+            a(&Path::new(&old2).join("A").to_string_lossy()).as_deref(),
+            Some("new\n")
+        );
+        // Nothing there: put_new renames ours into place.
+        fs::remove_dir_all(dir.join("env")).unwrap();
+        fs::create_dir(dir.join(".env.new.x")).unwrap();
+        assert!(matches!(s.put_new().unwrap(), Attempt::Done(None)));
+        assert!(dir.join("env").is_dir());
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn encode_decode_round_trip() {

@@ -103,6 +103,104 @@ pub enum Position {
     From(&'static str),
 }
 
+/// What a problem (or a `--check` line) is about: `--check`'s first
+/// column and the JSON report's "check", as [`fmt::Display`] prints it.
+/// Typed, so that code asks "is this about the run file?" by variant, never
+/// by comparing text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// `run file`: reading the run file, or a line in it.
+    RunFile,
+    /// `settings`: a setting's value (the position says whose).
+    Settings,
+    /// `config`: the config as a whole (a refusal of the config reader, a
+    /// Courier variable such as TCPDOPTS or MAXPERIP).
+    Config,
+    /// `config FILE`: one config file (shown as [`crate::shown::path`]).
+    ConfigFile(String),
+    /// `server`: the `server` setting's words.
+    Server,
+    /// `rules`: the front end's rules.
+    Rules,
+    /// `access`: Courier's access list.
+    Access,
+    /// `auth MODULE`: an auth module of the chain.
+    Auth(String),
+    /// `program PATH (server)`: the front end's program, as resolve looks
+    /// it up (the probes' lines about the other programs are [`Subject::Line`]s).
+    ServerProgram(String),
+    /// `account NAME`: envuidgid's account.
+    Account(String),
+    /// `setuidgid NAME`: the account switched to.
+    Setuidgid(String),
+    /// `envdir PATH`.
+    Envdir(String),
+    /// `TLS_CACHEFILE`: the rc's reset of the TLS session cache.
+    TlsCachefile,
+    /// `authdaemond`: its socket, probed for a mail service.
+    Authdaemond,
+    /// `socket PATH (authdaemonvar: FROM)`: the socket of
+    /// `service=authdaemond`, and what gave its path.
+    Socket(String),
+    /// `plan`: composing the plan failed.
+    Plan,
+    /// Any other `--check` line's first column: said, never asked about.
+    Line(String),
+}
+
+impl Subject {
+    /// The subject of a config file's problems (`config FILE`).
+    pub fn config_file(file: &str) -> Subject {
+        Subject::ConfigFile(crate::shown::path(file))
+    }
+
+    /// The subject of an account setting's problems: `account NAME` or
+    /// `setuidgid NAME` by the setting.
+    pub fn account(setting: crate::settings::Name, name: String) -> Subject {
+        match setting {
+            crate::settings::Name::Setuidgid => Subject::Setuidgid(name),
+            _ => Subject::Account(name),
+        }
+    }
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::RunFile => f.write_str("run file"),
+            Subject::Settings => f.write_str("settings"),
+            Subject::Config => f.write_str("config"),
+            Subject::ConfigFile(p) => write!(f, "config {p}"),
+            Subject::Server => f.write_str("server"),
+            Subject::Rules => f.write_str("rules"),
+            Subject::Access => f.write_str("access"),
+            Subject::Auth(m) => write!(f, "auth {m}"),
+            Subject::ServerProgram(p) => write!(f, "program {p} (server)"),
+            Subject::Account(a) => write!(f, "account {a}"),
+            Subject::Setuidgid(a) => write!(f, "setuidgid {a}"),
+            Subject::Envdir(p) => write!(f, "envdir {p}"),
+            Subject::TlsCachefile => f.write_str("TLS_CACHEFILE"),
+            Subject::Authdaemond => f.write_str("authdaemond"),
+            Subject::Socket(s) => write!(f, "socket {s}"),
+            Subject::Plan => f.write_str("plan"),
+            Subject::Line(l) => f.write_str(l),
+        }
+    }
+}
+
+/// A `--check` line's own words (the probes' lines no code asks about).
+impl From<String> for Subject {
+    fn from(l: String) -> Subject {
+        Subject::Line(l)
+    }
+}
+
+impl From<&str> for Subject {
+    fn from(l: &str) -> Subject {
+        Subject::Line(l.to_string())
+    }
+}
+
 /// A problem found while resolving the settings or probing the system:
 /// data, so that the launch's fatal line and a `--check` line are two
 /// renderings of the same fields.
@@ -112,7 +210,7 @@ pub struct Problem {
     pub code: Exit,
     /// What it is about: `--check`'s first column ("settings", "config",
     /// "account courier", "program /usr/bin/imapd (imapd)").
-    pub subject: String,
+    pub subject: Subject,
     pub position: Position,
     /// What is wrong.
     pub message: String,
@@ -123,14 +221,14 @@ pub struct Problem {
 impl Problem {
     pub fn new(
         code: Exit,
-        subject: impl Into<String>,
+        subject: Subject,
         position: Position,
         message: impl Into<String>,
         fix: impl Into<String>,
     ) -> Problem {
         Problem {
             code,
-            subject: subject.into(),
+            subject,
             position,
             message: message.into(),
             fix: fix.into(),
@@ -139,7 +237,7 @@ impl Problem {
 
     /// Bad input (exit 100).
     pub fn bad(
-        subject: impl Into<String>,
+        subject: Subject,
         position: Position,
         message: impl Into<String>,
         fix: impl Into<String>,
@@ -152,14 +250,14 @@ impl Problem {
     /// raises its refusals as Problems, with their position as a field)
     /// keeps its fields; otherwise the message is the error chain and the
     /// code the error's.
-    pub fn from_error(subject: impl Into<String>, e: &anyhow::Error) -> Problem {
+    pub fn from_error(subject: Subject, e: &anyhow::Error) -> Problem {
         // Only when nothing was added around it: context is part of the text.
         if let Some(p) = e
             .downcast_ref::<Problem>()
             .filter(|_| e.chain().count() == 1)
         {
             return Problem {
-                subject: subject.into(),
+                subject,
                 ..p.clone()
             };
         }
@@ -199,3 +297,53 @@ impl std::error::Error for Problem {}
 /// Text safe to put in a log line: one line, control bytes escaped (the
 /// crate's one escaping, [`crate::shown::line`]).
 pub use crate::shown::line as printable;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each subject prints `--check`'s first column as the text subjects
+    /// printed before they were typed (the JSON "check" is the same text).
+    #[test]
+    fn subjects_print_their_column() {
+        let cases = [
+            (Subject::RunFile, "run file"),
+            (Subject::Settings, "settings"),
+            (Subject::Config, "config"),
+            (
+                Subject::config_file("/etc/courier/imapd"),
+                "config /etc/courier/imapd",
+            ),
+            (Subject::Server, "server"),
+            (Subject::Rules, "rules"),
+            (Subject::Access, "access"),
+            (Subject::Auth("authpwd".into()), "auth authpwd"),
+            (
+                Subject::ServerProgram("tcpserver".into()),
+                "program tcpserver (server)",
+            ),
+            (
+                Subject::account(crate::settings::Name::Account, "courier".into()),
+                "account courier",
+            ),
+            (
+                Subject::account(crate::settings::Name::Setuidgid, "x".into()),
+                "setuidgid x",
+            ),
+            (Subject::Envdir("./env".into()), "envdir ./env"),
+            (Subject::TlsCachefile, "TLS_CACHEFILE"),
+            (Subject::Authdaemond, "authdaemond"),
+            (
+                Subject::Socket("/s (authdaemonvar: rc:3:1)".into()),
+                "socket /s (authdaemonvar: rc:3:1)",
+            ),
+            (Subject::Plan, "plan"),
+            (Subject::from("port 143"), "port 143"),
+        ];
+        for (s, text) in cases {
+            assert_eq!(s.to_string(), text);
+        }
+        // A line's words are not the typed subject they spell.
+        assert_ne!(Subject::from("run file"), Subject::RunFile);
+    }
+}

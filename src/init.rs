@@ -24,6 +24,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::Context;
 use clap::ValueEnum;
+use clap::builder::PossibleValue;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
@@ -31,6 +32,7 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
 
 use crate::error::{Exit, bad_input};
 use crate::frontend::RulesFormat;
+use crate::service::{Layout, ServiceKind};
 
 /// One supervisor type for init, `--status` and `--restart`.
 pub use crate::supervise::Supervisor;
@@ -44,36 +46,34 @@ pub enum Log {
     Syslog,
 }
 
-/// The Courier service (the run file's `service=`, which picks the config
-/// files, programs and port as Courier's rc script does): the four mail
-/// services of [`crate::service::Service`], and authdaemond.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum InitService {
-    Imapd,
-    ImapdSsl,
-    Pop3d,
-    Pop3dSsl,
-    /// courier-authlib's authdaemond (every login of Courier 5 goes
-    /// through it): no front end, no access list.
-    Authdaemond,
-}
+/// `--service`: what the run file's `service=` names (the service table's
+/// names, in its order).
+impl ValueEnum for ServiceKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &ServiceKind::ALL
+    }
 
-impl InitService {
-    pub fn name(self) -> &'static str {
-        match self {
-            InitService::Imapd => "imapd",
-            InitService::ImapdSsl => "imapd-ssl",
-            InitService::Pop3d => "pop3d",
-            InitService::Pop3dSsl => "pop3d-ssl",
-            InitService::Authdaemond => "authdaemond",
-        }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let v = PossibleValue::new(self.name());
+        Some(match self {
+            ServiceKind::Authdaemond => v.help(
+                "courier-authlib's authdaemond (every login of Courier 5 goes through it): \
+                 no front end, no access list",
+            ),
+            _ => v,
+        })
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum InitLayout {
-    Debian,
-    Courier2,
+/// `--layout`: the `layout` setting's names (Debian's first, the default).
+impl ValueEnum for Layout {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Layout::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()))
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -84,11 +84,11 @@ pub struct InitOptions {
     /// allowed on the way), or when it is or holds a symlink.
     pub dir: PathBuf,
     /// Which Courier server the service runs.
-    #[arg(long, value_enum, default_value_t = InitService::Imapd)]
-    pub service: InitService,
+    #[arg(long, value_enum, default_value_t = ServiceKind::Imapd)]
+    pub service: ServiceKind,
     /// Where Courier is installed: Debian's packages or a courier2 prefix.
-    #[arg(long, value_enum, default_value_t = InitLayout::Debian)]
-    pub layout: InitLayout,
+    #[arg(long, value_enum, default_value_t = Layout::Debian)]
+    pub layout: Layout,
     /// The supervision suite that will run it (picks log/run's logger;
     /// systemd: a unit file in DIR instead of log/).
     #[arg(long, value_enum, default_value_t = Supervisor::Daemontools)]
@@ -127,14 +127,6 @@ pub enum Creation {
     },
 }
 
-/// The service account of a layout (envuidgid's, and the logger's).
-fn account(layout: InitLayout) -> &'static str {
-    match layout {
-        InitLayout::Debian => "courier",
-        InitLayout::Courier2 => "courierd",
-    }
-}
-
 /// The run file's text.
 pub fn run_file(o: &InitOptions, exe: &Path) -> String {
     let svc = o.service.name();
@@ -144,13 +136,16 @@ pub fn run_file(o: &InitOptions, exe: &Path) -> String {
         Supervisor::S6 => "s6-supervise",
         Supervisor::Systemd => "systemd",
     };
-    if o.service == InitService::Authdaemond {
+    if o.service == ServiceKind::Authdaemond {
         return authdaemond_run_file(o, exe, sup);
     }
-    let front = match o.layout {
-        InitLayout::Debian => "couriertcpd",
-        InitLayout::Courier2 => "tcpserver",
-    };
+    // The front end the layout's default `server` runs, by its name.
+    let server = default(o, "server");
+    let front = server
+        .split_ascii_whitespace()
+        .next()
+        .and_then(|w| Path::new(w).file_name())
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let mut s = format!(
         "{shebang}\n\
          # courier-{svc}: Courier's {svc} on {front} under {sup}.\n\
@@ -160,40 +155,65 @@ pub fn run_file(o: &InitOptions, exe: &Path) -> String {
          service={svc}\n",
         shebang = shebang(o, exe)
     );
-    match o.layout {
-        InitLayout::Debian => s += "layout=debian\n",
-        InitLayout::Courier2 => s += "layout=courier2\nprefix=/usr/local/courier-imap\n",
-    }
+    s += &layout_lines(o);
     s += &format!(
         "\n# envuidgid: UID and GID of this account go into the environment.\naccount={}\n",
-        account(o.layout)
+        o.layout.account()
     );
     match (o.layout, o.service) {
-        (InitLayout::Debian, InitService::Imapd | InitService::ImapdSsl) => {
+        (Layout::Debian, ServiceKind::Imapd | ServiceKind::ImapdSsl) => {
             s += "\n# The access list is the config's IMAPACCESSFILE, as Debian's rc passes it:\n\
                   # couriertcpd reads IMAPACCESSFILE.dat (built by makedat when missing or\n\
                   # older). After an edit: courier-run ./run --rebuild-access (no restart).\n";
         }
-        (InitLayout::Debian, _) => {
+        (Layout::Debian, _) => {
             s += "\n# Debian's pop3d rc scripts give couriertcpd no access list; set\n\
                   # access=FILE to give it one.\n";
         }
-        (InitLayout::Courier2, _) => {
+        (Layout::Courier2, _) => {
             s += "\n# Courier's access list (couriertcpd syntax: ADDRESS<tab>allow|deny),\n\
                   # converted on start into the front end's rules when it is newer.\n\
-                  access=./access\n\
-                  # (the access list replaces the default /etc/tcprules/imap.cdb)\nrules=\n";
+                  access=./access\n";
+            s += &format!(
+                "# (the access list replaces the default {})\nrules=\n",
+                default(o, "rules")
+            );
         }
     }
-    if o.layout == InitLayout::Debian {
-        s += "\n# Logins go through authdaemond: while its socket does not accept, the\n\
-              # launch exits 111 and the supervisor retries, so this service is never\n\
-              # up with every login failing (run authdaemond as a service too:\n\
-              # courier-run init --service authdaemond). no: start regardless.\n\
-              wait_authdaemond=yes\n";
+    // Said where the layout waits by default (Debian: its logins go
+    // through authdaemond), so the admin sees the switch.
+    let wait = default(o, "wait_authdaemond");
+    if wait == "yes" {
+        s += &format!(
+            "\n# Logins go through authdaemond: while its socket does not accept, the\n\
+             # launch exits 111 and the supervisor retries, so this service is never\n\
+             # up with every login failing (run authdaemond as a service too:\n\
+             # courier-run init --service authdaemond). no: start regardless.\n\
+             wait_authdaemond={wait}\n"
+        );
     }
     s += &set_lines(o);
     s
+}
+
+/// The layout's default of setting `name` for this service (the one
+/// table, [`crate::settings::default_of`]), made with the layout's prefix.
+fn default(o: &InitOptions, name: &str) -> String {
+    crate::settings::default_of(o.layout, o.service, o.layout.default_prefix(), name)
+        .unwrap_or_default()
+}
+
+/// `layout=`, and for courier2 the prefix its defaults are made from
+/// (written out: it is the line an install elsewhere changes).
+fn layout_lines(o: &InitOptions) -> String {
+    match o.layout {
+        Layout::Debian => format!("layout={}\n", o.layout.name()),
+        Layout::Courier2 => format!(
+            "layout={}\nprefix={}\n",
+            o.layout.name(),
+            o.layout.default_prefix()
+        ),
+    }
 }
 
 /// The --set settings as run file lines (single-quoted).
@@ -218,7 +238,7 @@ fn set_lines(o: &InitOptions) -> String {
 /// starts. Tries every 250 ms, for 30 s at most.
 fn shebang(o: &InitOptions, exe: &Path) -> String {
     match o.supervisor {
-        Supervisor::S6 if o.service != InitService::Authdaemond => format!(
+        Supervisor::S6 if o.service != ServiceKind::Authdaemond => format!(
             "#!/usr/bin/env -S {} -d -w 250 -n 120 {}",
             notifyoncheck().display(),
             exe.display()
@@ -272,21 +292,14 @@ fn check_sets(o: &InitOptions) -> anyhow::Result<()> {
 /// config's IMAPACCESSFILE and ports; courier2's access=./access
 /// overrides IMAPACCESSFILE).
 pub fn notes(o: &InitOptions) -> Vec<String> {
-    if o.service == InitService::Authdaemond {
+    if o.service == ServiceKind::Authdaemond {
         return Vec::new();
     }
     let mut sets = vec![
-        format!(
-            "layout={}",
-            if o.layout == InitLayout::Debian {
-                "debian"
-            } else {
-                "courier2"
-            }
-        ),
+        format!("layout={}", o.layout.name()),
         format!("service={}", o.service.name()),
     ];
-    if o.layout == InitLayout::Courier2 {
+    if o.layout == Layout::Courier2 {
         sets.push("access=./access".into());
         sets.push("rules=".into());
     }
@@ -322,7 +335,7 @@ pub fn notes(o: &InitOptions) -> Vec<String> {
                 out.push("access list: none (Debian's pop3d rc passes none to couriertcpd)".into())
             }
         },
-        (None, Some(l)) if o.layout == InitLayout::Courier2 => {
+        (None, Some(l)) if o.layout == Layout::Courier2 => {
             out.push(format!("access list: {l} is overridden by access=./access"))
         }
         _ => {}
@@ -342,15 +355,12 @@ fn authdaemond_run_file(o: &InitOptions, exe: &Path, sup: &str) -> String {
          service=authdaemond\n",
         exe = exe.display()
     );
-    match o.layout {
-        InitLayout::Debian => s += "layout=debian\n",
-        InitLayout::Courier2 => s += "layout=courier2\nprefix=/usr/local/courier-imap\n",
-    }
+    s += &layout_lines(o);
     s
 }
 
 fn log_run(o: &InitOptions, exe: &Path) -> String {
-    let acct = account(o.layout);
+    let acct = o.layout.account();
     let setuidgid = match o.supervisor {
         Supervisor::Runit => "chpst -u",
         Supervisor::S6 => "s6-setuidgid",
@@ -402,7 +412,6 @@ const ACCESS: &str = "\
 /// Everything `init` would create, in order.
 pub fn items(o: &InitOptions, exe: &Path) -> Vec<Creation> {
     let d = &o.dir;
-    let fmt = RulesFormat::Tcprules;
     let mut items = vec![
         Creation::Dir {
             path: d.clone(),
@@ -424,32 +433,9 @@ pub fn items(o: &InitOptions, exe: &Path) -> Vec<Creation> {
             text: crate::systemd::unit_file(svc, &abs, exe).unwrap_or_default(),
         });
     } else {
-        items.push(Creation::Dir {
-            path: d.join("log"),
-            owner: None,
-        });
-        items.push(Creation::File {
-            path: d.join("log/run"),
-            mode: 0o755,
-            text: log_run(o, exe),
-        });
-        if o.log != Some(Log::Syslog) {
-            items.push(Creation::Dir {
-                path: d.join("log/main"),
-                owner: Some(account(o.layout).to_string()),
-            });
-            if o.supervisor == Supervisor::Runit {
-                // Created O_EXCL|O_NOFOLLOW in the directory just given to
-                // the account: it can make init fail, not write elsewhere.
-                items.push(Creation::File {
-                    path: d.join("log/main/config"),
-                    mode: 0o644,
-                    text: SVLOGD_CONFIG.to_string(),
-                });
-            }
-        }
+        items.extend(log_items(o, exe));
     }
-    if o.supervisor == Supervisor::S6 && o.service != InitService::Authdaemond {
+    if o.supervisor == Supervisor::S6 && o.service != ServiceKind::Authdaemond {
         // Readiness: s6-supervise gives ./run the write end of a pipe as
         // fd 3; s6-notifyoncheck writes a newline there once data/check
         // passes.
@@ -472,7 +458,7 @@ pub fn items(o: &InitOptions, exe: &Path) -> Vec<Creation> {
     }
     // layout=debian keeps the config's access list (couriertcpd's .dat):
     // no new `* allow` list.
-    if o.service == InitService::Authdaemond || o.layout == InitLayout::Debian {
+    if o.service == ServiceKind::Authdaemond || o.layout == Layout::Debian {
         return items;
     }
     items.extend([
@@ -483,9 +469,42 @@ pub fn items(o: &InitOptions, exe: &Path) -> Vec<Creation> {
         },
         Creation::Rules {
             source: d.join("access"),
-            output: crate::access::output_path(d, Path::new("access"), fmt),
+            output: crate::access::output_path(d, Path::new("access"), RulesFormat::Tcprules),
         },
     ]);
+    items
+}
+
+/// log/ for a supervisor's logger: log/run, and unless the log goes to
+/// syslog, log/main owned by the account the logger drops to.
+fn log_items(o: &InitOptions, exe: &Path) -> Vec<Creation> {
+    let d = &o.dir;
+    let mut items = vec![
+        Creation::Dir {
+            path: d.join("log"),
+            owner: None,
+        },
+        Creation::File {
+            path: d.join("log/run"),
+            mode: 0o755,
+            text: log_run(o, exe),
+        },
+    ];
+    if o.log != Some(Log::Syslog) {
+        items.push(Creation::Dir {
+            path: d.join("log/main"),
+            owner: Some(o.layout.account().to_string()),
+        });
+        if o.supervisor == Supervisor::Runit {
+            // Created O_EXCL|O_NOFOLLOW in the directory just given to
+            // the account: it can make init fail, not write elsewhere.
+            items.push(Creation::File {
+                path: d.join("log/main/config"),
+                mode: 0o644,
+                text: SVLOGD_CONFIG.to_string(),
+            });
+        }
+    }
     items
 }
 
@@ -553,7 +572,7 @@ fn sh_word(p: &Path) -> String {
 /// a note when this system has no scan directory for the supervisor.
 pub fn start_command(
     sup: Supervisor,
-    service: InitService,
+    service: ServiceKind,
     abs: &Path,
     scan: &ScanDirs,
 ) -> (String, Option<String>) {
@@ -747,97 +766,91 @@ fn locate(dir: &Path) -> anyhow::Result<Place> {
             .join(dir)
     };
     let parent = abs.parent().unwrap_or(Path::new("/"));
-    let root = || -> anyhow::Result<OwnedFd> {
-        openat(None, "/", WALK, Mode::empty())
-            .map(own)
-            .map_err(|e| sys("unable to open /", e))
-    };
-    let mut at = root()?;
-    let mut at_path = PathBuf::from("/");
-    check_dir(
-        &fstat(at.as_raw_fd()).map_err(|e| sys("unable to stat /", e))?,
-        &at_path,
-        true,
-    )?;
-    let mut todo: std::collections::VecDeque<OsString> = parent
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_os_string()),
-            Component::ParentDir => Some("..".into()),
-            _ => None,
+    let mut walk = Walk::from_root(shown)?;
+    walk.todo = names_of(parent).collect();
+    // The parent's names one by one, from / (a link's target replaces
+    // the link's name in `todo`), then DIR itself.
+    while let Some(c) = walk.todo.pop_front() {
+        walk.step(c)?;
+    }
+    walk.last(name, dir)
+}
+
+/// A path's names as a walk takes them: `..` kept (it is walked, through
+/// the descriptor), `/` and `.` dropped.
+fn names_of(p: &Path) -> impl Iterator<Item = OsString> + '_ {
+    p.components().filter_map(|c| match c {
+        Component::Normal(n) => Some(n.to_os_string()),
+        Component::ParentDir => Some("..".into()),
+        _ => None,
+    })
+}
+
+/// The walk to DIR's parent, one name at a time, holding a descriptor of
+/// the deepest directory reached (checked by `check_dir`): nothing on the
+/// way is looked up by path, so nothing can be swapped under it.
+struct Walk {
+    at: OwnedFd,
+    /// `at`'s physical path.
+    at_path: PathBuf,
+    /// The names still to walk.
+    todo: std::collections::VecDeque<OsString>,
+    /// The names that do not exist (init creates them), from the first.
+    missing: Vec<OsString>,
+    /// Symlinks followed so far (a loop ends at 40, as the kernel's).
+    links: u32,
+    /// DIR as given, for messages.
+    shown: String,
+}
+
+impl Walk {
+    /// A walk starting at /, itself checked (sticky allowed, as on the way).
+    fn from_root(shown: String) -> anyhow::Result<Walk> {
+        let at = open_root()?;
+        let at_path = PathBuf::from("/");
+        check_dir(
+            &fstat(at.as_raw_fd()).map_err(|e| sys("unable to stat /", e))?,
+            &at_path,
+            true,
+        )?;
+        Ok(Walk {
+            at,
+            at_path,
+            todo: Default::default(),
+            missing: Vec::new(),
+            links: 0,
+            shown,
         })
-        .collect();
-    let mut missing: Vec<OsString> = Vec::new();
-    let mut links = 0;
-    while let Some(c) = todo.pop_front() {
-        if !missing.is_empty() {
+    }
+
+    /// One name of the way: below a missing one it is missing too (`..`
+    /// there cannot be resolved); else `..`, a symlink, a directory, or
+    /// nothing yet.
+    fn step(&mut self, c: OsString) -> anyhow::Result<()> {
+        if !self.missing.is_empty() {
             if c == ".." {
                 return Err(bad_input(format!(
-                    "{shown}: `..` after {}, which does not exist",
-                    at_path.join(&missing[0]).display()
+                    "{}: `..` after {}, which does not exist",
+                    self.shown,
+                    self.at_path.join(&self.missing[0]).display()
                 )));
             }
-            missing.push(c);
-            continue;
+            self.missing.push(c);
+            return Ok(());
         }
         if c == ".." {
-            at = open_at(&at, OsStr::new(".."), WALK)
-                .map_err(|e| sys(format!("unable to open {}/..", at_path.display()), e))?;
-            at_path.pop();
-            let st = fstat(at.as_raw_fd()).map_err(|e| sys("unable to stat ..", e))?;
-            check_dir(&st, &at_path, true)?;
-            continue;
+            return self.up();
         }
-        let here = at_path.join(&c);
+        let here = self.at_path.join(&c);
         match fstatat(
-            Some(at.as_raw_fd()),
+            Some(self.at.as_raw_fd()),
             c.as_os_str(),
             AtFlags::AT_SYMLINK_NOFOLLOW,
         ) {
-            Err(Errno::ENOENT) => missing.push(c),
+            Err(Errno::ENOENT) => self.missing.push(c),
             Err(e) => return Err(sys(format!("unable to stat {}", here.display()), e)),
-            Ok(st) if is_symlink(&st) => {
-                // In a directory that passed check_dir; in a sticky one
-                // anybody may have made it: its owner says who.
-                if !trusted(st.st_uid) {
-                    return Err(bad_input(format!(
-                        "{} is a symlink owned by {}: init follows no link another account made \
-                         (name the real directory)",
-                        crate::error::printable(&here.to_string_lossy()),
-                        user_name(st.st_uid)
-                    )));
-                }
-                links += 1;
-                if links > 40 {
-                    return Err(bad_input(format!("{shown}: too many symlinks on the way")));
-                }
-                let target = readlinkat(Some(at.as_raw_fd()), c.as_os_str())
-                    .map_err(|e| sys(format!("unable to read the link {}", here.display()), e))?;
-                let target = PathBuf::from(target);
-                for (i, t) in target
-                    .components()
-                    .filter_map(|t| match t {
-                        Component::Normal(n) => Some(n.to_os_string()),
-                        Component::ParentDir => Some("..".into()),
-                        _ => None,
-                    })
-                    .enumerate()
-                {
-                    todo.insert(i, t);
-                }
-                if target.is_absolute() {
-                    at = root()?;
-                    at_path = PathBuf::from("/");
-                }
-            }
-            Ok(st) if is_dir(&st) => {
-                at = open_at(&at, &c, WALK)
-                    .map_err(|e| sys(format!("unable to open {}", here.display()), e))?;
-                at_path = here;
-                let st = fstat(at.as_raw_fd())
-                    .map_err(|e| sys(format!("unable to stat {}", at_path.display()), e))?;
-                check_dir(&st, &at_path, true)?;
-            }
+            Ok(st) if is_symlink(&st) => self.follow(&c, &here, &st)?,
+            Ok(st) if is_dir(&st) => self.enter(&c, here)?,
             Ok(_) => {
                 return Err(bad_input(format!(
                     "{} is not a directory",
@@ -845,38 +858,108 @@ fn locate(dir: &Path) -> anyhow::Result<Place> {
                 )));
             }
         }
+        Ok(())
     }
-    let mut dir_fd = None;
-    if missing.is_empty() {
-        let here = at_path.join(name);
-        match fstatat(Some(at.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Err(Errno::ENOENT) => missing.push(name.to_os_string()),
-            Err(e) => return Err(sys(format!("unable to stat {}", here.display()), e)),
-            Ok(st) if is_symlink(&st) => {
-                return Err(bad_input(format!(
-                    "{shown} is a symlink: init creates nothing through one (name the real \
-                     directory, or remove the link)"
-                )));
-            }
-            Ok(st) if is_dir(&st) => {
-                let fd = open_at(&at, name, DIR_OPEN)
-                    .map_err(|e| sys(format!("unable to open {shown}"), e))?;
-                let st =
-                    fstat(fd.as_raw_fd()).map_err(|e| sys(format!("unable to stat {shown}"), e))?;
-                check_dir(&st, dir, false)?;
-                dir_fd = Some(fd);
-            }
-            Ok(_) => return Err(bad_input(format!("{shown} exists and is not a directory"))),
+
+    /// `..`: through the descriptor, so the parent checked is the real one.
+    fn up(&mut self) -> anyhow::Result<()> {
+        self.at = open_at(&self.at, OsStr::new(".."), WALK)
+            .map_err(|e| sys(format!("unable to open {}/..", self.at_path.display()), e))?;
+        self.at_path.pop();
+        let st = fstat(self.at.as_raw_fd()).map_err(|e| sys("unable to stat ..", e))?;
+        check_dir(&st, &self.at_path, true)
+    }
+
+    /// A symlink on the way: followed only when a trusted account made it
+    /// (it sits in a directory that passed check_dir; in a sticky one
+    /// anybody may have made it: its owner says who). Its target's names
+    /// are walked next, from / when it is absolute.
+    fn follow(&mut self, c: &OsStr, here: &Path, st: &FileStat) -> anyhow::Result<()> {
+        if !trusted(st.st_uid) {
+            return Err(bad_input(format!(
+                "{} is a symlink owned by {}: init follows no link another account made \
+                 (name the real directory)",
+                crate::error::printable(&here.to_string_lossy()),
+                user_name(st.st_uid)
+            )));
         }
-    } else {
-        missing.push(name.to_os_string());
+        self.links += 1;
+        if self.links > 40 {
+            return Err(bad_input(format!(
+                "{}: too many symlinks on the way",
+                self.shown
+            )));
+        }
+        let target = readlinkat(Some(self.at.as_raw_fd()), c)
+            .map_err(|e| sys(format!("unable to read the link {}", here.display()), e))?;
+        let target = PathBuf::from(target);
+        for (i, t) in names_of(&target).enumerate() {
+            self.todo.insert(i, t);
+        }
+        if target.is_absolute() {
+            self.at = open_root()?;
+            self.at_path = PathBuf::from("/");
+        }
+        Ok(())
     }
-    Ok(Place {
-        at,
-        at_path,
-        missing,
-        dir: dir_fd,
-    })
+
+    /// A directory on the way: opened (no link followed) and checked.
+    fn enter(&mut self, c: &OsStr, here: PathBuf) -> anyhow::Result<()> {
+        self.at = open_at(&self.at, c, WALK)
+            .map_err(|e| sys(format!("unable to open {}", here.display()), e))?;
+        self.at_path = here;
+        let st = fstat(self.at.as_raw_fd())
+            .map_err(|e| sys(format!("unable to stat {}", self.at_path.display()), e))?;
+        check_dir(&st, &self.at_path, true)
+    }
+
+    /// DIR itself, in the parent reached: missing, or a directory that
+    /// passes check_dir without the sticky exception (init writes in it);
+    /// a symlink or anything else is refused.
+    fn last(mut self, name: &OsStr, dir: &Path) -> anyhow::Result<Place> {
+        let shown = &self.shown;
+        let mut dir_fd = None;
+        if !self.missing.is_empty() {
+            self.missing.push(name.to_os_string());
+        } else {
+            let here = self.at_path.join(name);
+            match fstatat(
+                Some(self.at.as_raw_fd()),
+                name,
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            ) {
+                Err(Errno::ENOENT) => self.missing.push(name.to_os_string()),
+                Err(e) => return Err(sys(format!("unable to stat {}", here.display()), e)),
+                Ok(st) if is_symlink(&st) => {
+                    return Err(bad_input(format!(
+                        "{shown} is a symlink: init creates nothing through one (name the real \
+                         directory, or remove the link)"
+                    )));
+                }
+                Ok(st) if is_dir(&st) => {
+                    let fd = open_at(&self.at, name, DIR_OPEN)
+                        .map_err(|e| sys(format!("unable to open {shown}"), e))?;
+                    let st = fstat(fd.as_raw_fd())
+                        .map_err(|e| sys(format!("unable to stat {shown}"), e))?;
+                    check_dir(&st, dir, false)?;
+                    dir_fd = Some(fd);
+                }
+                Ok(_) => return Err(bad_input(format!("{shown} exists and is not a directory"))),
+            }
+        }
+        Ok(Place {
+            at: self.at,
+            at_path: self.at_path,
+            missing: self.missing,
+            dir: dir_fd,
+        })
+    }
+}
+
+fn open_root() -> anyhow::Result<OwnedFd> {
+    openat(None, "/", WALK, Mode::empty())
+        .map(own)
+        .map_err(|e| sys("unable to open /", e))
 }
 
 /// Refuse a symlink anywhere under an existing DIR (init would write
@@ -1002,7 +1085,7 @@ pub fn init(o: &InitOptions) -> anyhow::Result<Exit> {
     }
     // Two authdaemonds cannot share the socket (the second renames its own
     // over the first's): Debian's must go first.
-    if o.service == InitService::Authdaemond && Path::new("/etc/init.d/courier-authdaemon").exists()
+    if o.service == ServiceKind::Authdaemond && Path::new("/etc/init.d/courier-authdaemon").exists()
     {
         lines += "note: first stop and disable Debian's authdaemond: /usr/sbin/authdaemond stop; update-rc.d courier-authdaemon disable (systemd: systemctl disable --now courier-authdaemon)\n";
     }
@@ -1015,6 +1098,37 @@ pub fn init(o: &InitOptions) -> anyhow::Result<Exit> {
 /// `migrate` calls this for each service directory. On a failure after
 /// something was created, the lines so far are printed before the error.
 pub fn create(o: &InitOptions) -> anyhow::Result<(String, PathBuf)> {
+    let exe = std::env::current_exe().context("unable to find courier-run's own path")?;
+    check_options(o, &exe)?;
+    let items = items(o, &exe);
+    // Everything is checked before anything is created.
+    let place = locate(&o.dir)?;
+    let exists = match &place.dir {
+        Some(dir) => existing(dir, o, &items)?,
+        None => vec![false; items.len()],
+    };
+    let owners = owners(&items, &exists)?;
+    let mut lines = String::new();
+    let result = if o.dry_run {
+        lines = dry_run_lines(&place, &items, &exists);
+        Ok(())
+    } else {
+        create_all(&place, o, &items, &exists, &owners, &mut lines)
+    };
+    if let Err(e) = result {
+        // What was created before the failure is said (ignoring a failed
+        // write: the error is the news).
+        let _ = crate::report::output(lines.as_bytes());
+        return Err(e);
+    }
+    for n in notes(o) {
+        lines += &format!("{n}\n");
+    }
+    Ok((lines, place.abs()))
+}
+
+/// The options' own refusals, before the file system is looked at.
+fn check_options(o: &InitOptions, exe: &Path) -> anyhow::Result<()> {
     // The start hint is a command to paste: a name holding a control
     // character (a newline, an escape) can be neither pasted nor shown as
     // it is, so it is refused rather than printed raw (docs/messages.md).
@@ -1025,7 +1139,6 @@ pub fn create(o: &InitOptions) -> anyhow::Result<(String, PathBuf)> {
         )));
     }
     check_sets(o)?;
-    let exe = std::env::current_exe().context("unable to find courier-run's own path")?;
     if o.supervisor == Supervisor::Systemd {
         if o.log == Some(Log::File) {
             return Err(bad_input(
@@ -1033,53 +1146,63 @@ pub fn create(o: &InitOptions) -> anyhow::Result<(String, PathBuf)> {
                  forwarded to syslog); --log file is for daemontools, runit and s6",
             ));
         }
+        // The unit names DIR and courier-run: a path it cannot hold is
+        // refused now, not after DIR was made.
         let abs = std::path::absolute(&o.dir)
             .with_context(|| format!("unable to make {} absolute", o.dir.display()))?;
-        crate::systemd::unit_file(o.service.name(), &abs, &exe)?;
+        crate::systemd::unit_file(o.service.name(), &abs, exe)?;
     }
-    let items = items(o, &exe);
-    // Everything is checked before anything is created.
-    let place = locate(&o.dir)?;
+    Ok(())
+}
+
+/// Which items an existing DIR already has (found through its descriptor,
+/// no link followed). A directory is used as it is, but one init creates
+/// files in must pass check_dir; an existing file is an error: init never
+/// overwrites.
+fn existing(dir: &OwnedFd, o: &InitOptions, items: &[Creation]) -> anyhow::Result<Vec<bool>> {
+    no_symlinks(dir, &o.dir, 0, &mut 0)?;
     let mut exists: Vec<bool> = vec![false; items.len()];
-    if let Some(dir) = &place.dir {
-        no_symlinks(dir, &o.dir, 0, &mut 0)?;
-        for (i, it) in items.iter().enumerate() {
-            let p = item_path(it);
-            if p == o.dir {
-                exists[i] = true;
-                continue;
-            }
-            let names = below(&o.dir, p)?;
-            let shown = crate::error::printable(&p.to_string_lossy());
-            let Some(st) =
-                stat_below(dir, &names).map_err(|e| sys(format!("unable to stat {shown}"), e))?
-            else {
-                continue;
-            };
+    for (i, it) in items.iter().enumerate() {
+        let p = item_path(it);
+        if p == o.dir {
             exists[i] = true;
-            match it {
-                Creation::Dir { .. } if !is_dir(&st) => {
-                    return Err(bad_input(format!(
-                        "{shown} exists and is not a directory (remove it, or pick another directory)"
-                    )));
+            continue;
+        }
+        let names = below(&o.dir, p)?;
+        let shown = crate::error::printable(&p.to_string_lossy());
+        let Some(st) =
+            stat_below(dir, &names).map_err(|e| sys(format!("unable to stat {shown}"), e))?
+        else {
+            continue;
+        };
+        exists[i] = true;
+        match it {
+            Creation::Dir { .. } if !is_dir(&st) => {
+                return Err(bad_input(format!(
+                    "{shown} exists and is not a directory (remove it, or pick another directory)"
+                )));
+            }
+            Creation::Dir { path, .. } => {
+                // init creates files in it: nobody else may change it.
+                if items.iter().any(|x| item_path(x).parent() == Some(path)) {
+                    check_dir(&st, p, false)?;
                 }
-                Creation::Dir { path, .. } => {
-                    // init creates files in it: nobody else may change it.
-                    if items.iter().any(|x| item_path(x).parent() == Some(path)) {
-                        check_dir(&st, p, false)?;
-                    }
-                }
-                _ => {
-                    return Err(bad_input(format!(
-                        "{shown} exists: init never overwrites (remove it, or pick another directory)"
-                    )));
-                }
+            }
+            _ => {
+                return Err(bad_input(format!(
+                    "{shown} exists: init never overwrites (remove it, or pick another directory)"
+                )));
             }
         }
     }
-    // The accounts that get a directory: known, and init may give it.
+    Ok(exists)
+}
+
+/// The accounts that get a directory init creates (log/main): known, and
+/// init may give it (root, or the account itself).
+fn owners(items: &[Creation], exists: &[bool]) -> anyhow::Result<Vec<crate::account::Account>> {
     let mut owners = Vec::new();
-    for (it, &there) in items.iter().zip(&exists) {
+    for (it, &there) in items.iter().zip(exists) {
         if let Creation::Dir {
             owner: Some(name), ..
         } = it
@@ -1095,38 +1218,26 @@ pub fn create(o: &InitOptions) -> anyhow::Result<(String, PathBuf)> {
             owners.push(a);
         }
     }
+    Ok(owners)
+}
+
+/// `--dry-run`'s lines: the directories on the way that would be made,
+/// then each item as the creation would say it.
+fn dry_run_lines(place: &Place, items: &[Creation], exists: &[bool]) -> String {
     let mut lines = String::new();
-    let result = if o.dry_run {
-        let mut on_way = place.at_path.clone();
-        for n in place.missing.iter().rev().skip(1).rev() {
-            on_way.push(n);
-            lines += &format!(
-                "would create {}/\n",
-                crate::error::printable(&on_way.to_string_lossy())
-            );
-        }
-        for (i, it) in items.iter().enumerate() {
-            let done = if exists[i] {
-                Done::Exists
-            } else {
-                Done::Created
-            };
-            lines += &line(it, done, true);
-        }
-        Ok(())
-    } else {
-        create_all(&place, o, &items, &exists, &owners, &mut lines)
-    };
-    if let Err(e) = result {
-        // What was created before the failure is said (ignoring a failed
-        // write: the error is the news).
-        let _ = crate::report::output(lines.as_bytes());
-        return Err(e);
+    let mut on_way = place.at_path.clone();
+    for n in place.missing.iter().rev().skip(1).rev() {
+        on_way.push(n);
+        lines += &format!(
+            "would create {}/\n",
+            crate::error::printable(&on_way.to_string_lossy())
+        );
     }
-    for n in notes(o) {
-        lines += &format!("{n}\n");
+    for (it, &there) in items.iter().zip(exists) {
+        let done = if there { Done::Exists } else { Done::Created };
+        lines += &line(it, done, true);
     }
-    Ok((lines, place.abs()))
+    lines
 }
 
 fn line(it: &Creation, done: Done, dry: bool) -> String {
@@ -1299,11 +1410,11 @@ fn read_below(dir: &OwnedFd, root: &Path, p: &Path) -> anyhow::Result<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn opts(dir: &Path, sup: Supervisor, svc: InitService) -> InitOptions {
+    fn opts(dir: &Path, sup: Supervisor, svc: ServiceKind) -> InitOptions {
         InitOptions {
             dir: dir.to_path_buf(),
             service: svc,
-            layout: InitLayout::Debian,
+            layout: Layout::Debian,
             supervisor: sup,
             log: None,
             dry_run: false,
@@ -1315,7 +1426,7 @@ mod tests {
     fn loggers_per_supervisor() {
         let d = Path::new("/x");
         let exe = Path::new("/usr/bin/courier-run");
-        let lr = |s| log_run(&opts(d, s, InitService::Imapd), exe);
+        let lr = |s| log_run(&opts(d, s, ServiceKind::Imapd), exe);
         assert!(
             lr(Supervisor::Daemontools)
                 .contains("exec setuidgid courier multilog t s1000000 n20 ./main")
@@ -1324,7 +1435,7 @@ mod tests {
         assert!(
             lr(Supervisor::S6).contains("exec s6-setuidgid courier s6-log t s1000000 n20 ./main")
         );
-        let mut o = opts(d, Supervisor::Runit, InitService::Pop3dSsl);
+        let mut o = opts(d, Supervisor::Runit, ServiceKind::Pop3dSsl);
         o.log = Some(Log::Syslog);
         assert!(
             log_run(&o, exe)
@@ -1341,11 +1452,11 @@ mod tests {
         o.log = None;
         assert!(paths(&o).contains(&d.join("log/main/config")));
         // systemd: the unit, no log/; for authdaemond no access list either.
-        let o = opts(d, Supervisor::Systemd, InitService::Imapd);
+        let o = opts(d, Supervisor::Systemd, ServiceKind::Imapd);
         let p = paths(&o);
         assert!(p.contains(&d.join("courier-run-imapd.service")), "{p:?}");
         assert!(!p.iter().any(|p| p.starts_with(d.join("log"))), "{p:?}");
-        let o = opts(d, Supervisor::Systemd, InitService::Authdaemond);
+        let o = opts(d, Supervisor::Systemd, ServiceKind::Authdaemond);
         assert_eq!(
             paths(&o),
             [
@@ -1355,7 +1466,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            start_command(Supervisor::Systemd, InitService::Imapd, d, &ScanDirs::detect()),
+            start_command(Supervisor::Systemd, ServiceKind::Imapd, d, &ScanDirs::detect()),
             (
                 "systemctl link /x/courier-run-imapd.service && systemctl enable --now courier-run-imapd.service"
                     .into(),
@@ -1363,7 +1474,7 @@ mod tests {
             )
         );
         let r = run_file(
-            &opts(d, Supervisor::S6, InitService::Pop3d),
+            &opts(d, Supervisor::S6, ServiceKind::Pop3d),
             Path::new("/usr/bin/courier-run"),
         );
         // s6: readiness through s6-notifyoncheck, which execs courier-run.
@@ -1374,7 +1485,7 @@ mod tests {
             "{first}"
         );
         let r = run_file(
-            &opts(d, Supervisor::Runit, InitService::Pop3d),
+            &opts(d, Supervisor::Runit, ServiceKind::Pop3d),
             Path::new("/usr/bin/courier-run"),
         );
         assert!(r.starts_with("#!/usr/bin/courier-run\n"));
@@ -1384,8 +1495,8 @@ mod tests {
         assert!(r.contains("on couriertcpd"), "{r}");
         assert!(r.contains("\nwait_authdaemond=yes\n"));
         // courier2 keeps its own list (the recipe had no IMAPACCESSFILE).
-        let mut o = opts(d, Supervisor::Daemontools, InitService::Imapd);
-        o.layout = InitLayout::Courier2;
+        let mut o = opts(d, Supervisor::Daemontools, ServiceKind::Imapd);
+        o.layout = Layout::Courier2;
         assert!(run_file(&o, Path::new("/x")).contains("\naccess=./access\n"));
         assert_eq!(items(&o, Path::new("/x")).len(), 7);
     }
@@ -1393,7 +1504,7 @@ mod tests {
     #[test]
     fn authdaemond_service_dir() {
         let d = Path::new("/x");
-        let o = opts(d, Supervisor::Daemontools, InitService::Authdaemond);
+        let o = opts(d, Supervisor::Daemontools, ServiceKind::Authdaemond);
         let r = run_file(&o, Path::new("/usr/bin/courier-run"));
         assert!(r.contains("\nservice=authdaemond\nlayout=debian\n"), "{r}");
         assert!(!r.contains("access="), "{r}");
@@ -1431,7 +1542,7 @@ mod tests {
             etc_service_is_runit: true,
             ..none.clone()
         };
-        let hint = |sup, scan: &ScanDirs| start_command(sup, InitService::Imapd, abs, scan);
+        let hint = |sup, scan: &ScanDirs| start_command(sup, ServiceKind::Imapd, abs, scan);
         assert_eq!(
             hint(Supervisor::Runit, &debian_runit),
             (
@@ -1467,7 +1578,7 @@ mod tests {
             return;
         };
         let d = dir.join("svc");
-        let mut o = opts(&d, Supervisor::Runit, InitService::Imapd);
+        let mut o = opts(&d, Supervisor::Runit, ServiceKind::Imapd);
         o.dry_run = true;
         init(&o).unwrap();
         assert!(!d.exists(), "--dry-run created something");

@@ -12,8 +12,12 @@ use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::sys::stat::{Mode, umask};
 use nix::unistd::{Gid, Uid, execve, setgid, setgroups, setuid};
 
+use std::collections::BTreeMap;
+
+use crate::account::Account;
 use crate::envdir;
 use crate::error::{Exit, coded};
+use crate::limits::{Limit, Resource};
 use crate::plan::Plan;
 
 /// `b` as a C string (its buffer reused), or the usage error of a NUL in it.
@@ -29,31 +33,76 @@ fn cstring(b: Vec<u8>) -> anyhow::Result<CString> {
     })
 }
 
+/// What the exec needs once the start's side effects are done: the same
+/// whether the plan was computed now or kept from an earlier start
+/// (src/keep.rs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exec {
+    pub program: std::path::PathBuf,
+    pub argv: Vec<Vec<u8>>,
+    /// `NAME=VALUE`, in envp order.
+    pub envp: Vec<Vec<u8>>,
+    pub umask: Option<u32>,
+    /// Every resource's limits at exec.
+    pub limits: BTreeMap<Resource, Limit>,
+    /// setuidgid's account.
+    pub setuidgid: Option<Account>,
+}
+
+impl Exec {
+    pub fn of(plan: &Plan) -> Exec {
+        Exec {
+            program: plan.program.clone(),
+            argv: plan.argv.clone(),
+            envp: plan
+                .env
+                .iter()
+                .map(|v| {
+                    let mut b = Vec::with_capacity(v.name.len() + v.value.len() + 1);
+                    b.extend_from_slice(&v.name);
+                    b.push(b'=');
+                    b.extend_from_slice(&v.value);
+                    b
+                })
+                .collect(),
+            umask: plan.umask.as_ref().map(|(m, _)| *m),
+            limits: plan.limits.clone(),
+            setuidgid: plan.setuidgid.clone(),
+        }
+    }
+}
+
+/// What the launch prints to the log before the exec: the warnings
+/// (unset references, CRLF), as conf2env prints them, only when the
+/// envdir is (re)written, i.e. once per config change, not on every
+/// restart of a flapping service (a stock imapd-ssl warns about
+/// $TLS_PROTOCOL; --dry-run and --check always show them); then the
+/// banner, on every start.
+pub fn messages(plan: &Plan) -> String {
+    let mut text = String::new();
+    let fresh = plan.envdir.as_ref().is_none_or(|e| !e.unchanged);
+    for w in plan.warnings.iter().filter(|_| fresh) {
+        text.push_str("courier-run: warning: ");
+        text.push_str(&crate::error::printable(w));
+        text.push('\n');
+    }
+    for line in &plan.banner {
+        text.push_str(line);
+        text.push('\n');
+    }
+    text
+}
+
 /// Apply the plan in the classic chain's order (envdir written, stderr
 /// merged, banner, umask, ulimit -v and softlimit, setuidgid) and exec.
+/// `keep`: the run file and the time this start began, to keep the plan
+/// for the next start once its side effects are done (src/keep.rs).
 /// Returns only on failure.
-pub fn launch(plan: &Plan) -> anyhow::Result<Infallible> {
-    // Build everything execve needs before changing the process: a NUL
-    // inside an argument is refused while nothing has happened yet.
-    let cstr = |b: &[u8]| cstring(b.to_vec());
-    let path = cstr(plan.program.as_os_str().as_bytes())?;
-    let argv = plan
-        .argv
-        .iter()
-        .map(|a| cstr(a))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let envp = plan
-        .env
-        .iter()
-        .map(|v| {
-            // NAME=VALUE and its NUL in one allocation.
-            let mut b = Vec::with_capacity(v.name.len() + v.value.len() + 2);
-            b.extend_from_slice(&v.name);
-            b.push(b'=');
-            b.extend_from_slice(&v.value);
-            cstring(b)
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+pub fn launch(plan: &Plan, keep: Option<(&std::path::Path, i128)>) -> anyhow::Result<Infallible> {
+    let exec = Exec::of(plan);
+    // Everything execve needs, checked before changing the process: a
+    // NUL inside an argument is refused while nothing has happened yet.
+    prepare(&exec)?;
 
     // authdaemond not accepting: nothing done, exit 111, the supervisor
     // starts us again (a service that sat up would fail every login).
@@ -86,33 +135,43 @@ pub fn launch(plan: &Plan) -> anyhow::Result<Infallible> {
         reset_cache(c)?;
     }
     // stderr was merged (plan.merge_stderr) before the plan was computed.
-    {
-        // Warnings (unset references, CRLF) go to the log before the
-        // banner, as conf2env prints them: one write(2) for all lines.
-        let mut text = String::new();
-        // Printed when the envdir is (re)written, i.e. once per config
-        // change, not on every restart of a flapping service (a stock
-        // imapd-ssl warns about $TLS_PROTOCOL); --dry-run and --check
-        // always show them.
-        let fresh = plan.envdir.as_ref().is_none_or(|e| !e.unchanged);
-        for w in plan.warnings.iter().filter(|_| fresh) {
-            text.push_str("courier-run: warning: ");
-            text.push_str(&crate::error::printable(w));
-            text.push('\n');
-        }
-        for line in &plan.banner {
-            text.push_str(line);
-            text.push('\n');
-        }
-        if !text.is_empty() {
-            let _ = std::io::stderr().write_all(text.as_bytes());
-        }
+    // One write(2) for all lines.
+    let text = messages(plan);
+    if !text.is_empty() {
+        let _ = std::io::stderr().write_all(text.as_bytes());
     }
-    if let Some((m, _)) = plan.umask {
+    if let Some((runfile, started)) = keep {
+        crate::keep::store(plan, runfile, started);
+    }
+    finish(&exec, &plan.limits_before)
+}
+
+/// The C strings of the exec, or the usage error of a NUL in one.
+fn prepare(e: &Exec) -> anyhow::Result<(CString, Vec<CString>, Vec<CString>)> {
+    let cstr = |b: &[u8]| cstring(b.to_vec());
+    let path = cstr(e.program.as_os_str().as_bytes())?;
+    let argv = e
+        .argv
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let envp = e
+        .envp
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((path, argv, envp))
+}
+
+/// The end of every launch, computed or kept: umask, limits (from
+/// `before`, the limits the process has), setuidgid, SIGPIPE, execve.
+pub fn finish(e: &Exec, before: &BTreeMap<Resource, Limit>) -> anyhow::Result<Infallible> {
+    let (path, argv, envp) = prepare(e)?;
+    if let Some(m) = e.umask {
         umask(Mode::from_bits_truncate(m));
     }
-    crate::limits::apply_from(&plan.limits_before, &plan.limits)?;
-    if let Some(a) = &plan.setuidgid {
+    crate::limits::apply_from(before, &e.limits)?;
+    if let Some(a) = &e.setuidgid {
         // daemontools setuidgid: supplementary groups dropped first, then
         // the group, then the user (after which nothing else could be set).
         let gid = Gid::from_raw(a.gid);
@@ -134,7 +193,7 @@ pub fn launch(plan: &Plan) -> anyhow::Result<Infallible> {
     };
     Err(coded(
         code,
-        format!("unable to run {}: {}", plan.program.display(), err.desc()),
+        format!("unable to run {}: {}", e.program.display(), err.desc()),
     ))
 }
 

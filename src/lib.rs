@@ -6,6 +6,7 @@
 //! main -> cli                 parse, dispatch, print the one fatal line, exit code
 //!          |-> report         print a Plan (text, json, sh) or a check report
 //!          |-> check/         preflight probes of the system; reads Resolved + Plan
+//!          |-> keep           a launch's Plan kept for the next start while its inputs hold
 //!          |-> launch         apply a Plan: envdir, umask, limits, ids, execve
 //!          `-> conf2env       config files -> envdir, and exit
 //!                 |
@@ -45,6 +46,7 @@ pub mod finding;
 pub mod frontend;
 pub mod hash;
 pub mod init;
+pub mod keep;
 pub mod launch;
 pub mod limits;
 pub mod makedat;

@@ -57,7 +57,7 @@ impl Resource {
         self.info().1
     }
 
-    fn nix(self) -> NixRes {
+    pub(crate) fn nix(self) -> NixRes {
         self.info().2
     }
 

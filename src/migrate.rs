@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::error::{Exit, bad_input};
-use crate::init::{InitLayout, InitService, Log, ScanDirs, Supervisor};
+use crate::init::{Log, ScanDirs, Supervisor};
+use crate::service::{Layout as InitLayout, ServiceKind as InitService};
 
 /// Debian's config directory, the default of `--config-dir`.
 pub const CONFIG_DIR: &str = "/etc/courier";
@@ -65,7 +66,7 @@ fn config_files(s: InitService, config_dir: &Path) -> Vec<PathBuf> {
     if s == InitService::Authdaemond {
         return vec![config_dir.join("authdaemonrc")];
     }
-    let sv = crate::service::Service::parse(s.name()).expect("a mail service");
+    let sv = s.mail().expect("a mail service");
     sv.inner_order(crate::settings::Layout::Debian)
         .iter()
         .map(|n| config_dir.join(n))
@@ -108,7 +109,7 @@ fn enabled(config_dir: &Path) -> anyhow::Result<Vec<(InitService, bool, String)>
             environ: &environ,
         });
         // A config the shell could not source: Debian's rc fails on it too.
-        let subjects: Vec<String> = files
+        let subjects: Vec<crate::error::Subject> = files
             .iter()
             .map(|f| crate::resolve::config_subject(&f.to_string_lossy()))
             .collect();
@@ -147,9 +148,7 @@ fn enabled(config_dir: &Path) -> anyhow::Result<Vec<(InitService, bool, String)>
 }
 
 fn s_start_var(s: InitService) -> &'static str {
-    crate::service::Service::parse(s.name())
-        .expect("a mail service")
-        .start_var()
+    s.mail().expect("a mail service").start_var()
 }
 
 /// One word for a shell: quoted when it needs to be.
@@ -193,77 +192,11 @@ pub fn commands(
     dirs: &[(InitService, PathBuf)],
     scan: &ScanDirs,
 ) -> (Vec<String>, Vec<String>) {
-    let mut over = Vec::new();
-    let mut back = Vec::new();
-    // 1. A scan directory that runs at boot.
+    // 1. A scan directory that runs at boot (what the later steps link
+    // into, so the scan directories are the ones after this step).
     let mut scan = scan.clone();
-    over.push("# 1. the supervisor at boot".to_string());
-    let mut boot_made: Option<String> = None;
-    match sup {
-        Supervisor::Systemd => over.push("# systemd itself: nothing to do".into()),
-        Supervisor::Runit => match &scan.runit {
-            Some(s) => over.push(format!(
-                "# runsvdir already scans {} at boot (runit-run's runit.service)",
-                sh(s)
-            )),
-            None => {
-                over.push("apt-get install runit-run".into());
-                over.push("systemctl enable --now runit.service".into());
-                scan.runit = Some("/etc/service".into());
-            }
-        },
-        Supervisor::Daemontools => match &scan.daemontools {
-            Some(s) => over.push(format!("# svscan already scans {} at boot", sh(s))),
-            None if scan.etc_service_is_runit => {
-                // daemontools-run would take /etc/service and conflicts
-                // with runit-run: a unit of its own on djb's /service.
-                over.push(
-                    "# /etc/service is runit's (daemontools-run conflicts with runit-run): svscan gets /service and a unit of its own"
-                        .into(),
-                );
-                over.push("mkdir -p /service".into());
-                let (name, cmd) = boot_unit(
-                    "courier-run-svscan.service",
-                    "daemontools' svscan on /service",
-                    "/usr/bin/svscan /service",
-                );
-                over.push(cmd);
-                over.push(format!(
-                    "systemctl daemon-reload && systemctl enable --now {name}"
-                ));
-                boot_made = Some(name);
-                scan.daemontools = Some("/service".into());
-            }
-            None => {
-                over.push(
-                    "apt-get install daemontools-run   # runs svscanboot on /etc/service at boot"
-                        .into(),
-                );
-                scan.daemontools = Some("/etc/service".into());
-            }
-        },
-        Supervisor::S6 => match &scan.s6 {
-            Some(s) => over.push(format!("# s6-svscan already scans {}", sh(s))),
-            None => {
-                over.push(
-                    "# Debian's s6 starts no s6-svscan at boot: a unit for one on /etc/s6/service (or use s6-linux-init, whose scan directory is /run/service)"
-                        .into(),
-                );
-                over.push("mkdir -p /etc/s6/service".into());
-                let (name, cmd) = boot_unit(
-                    "courier-run-s6-svscan.service",
-                    "s6-svscan on /etc/s6/service",
-                    "/usr/bin/s6-svscan /etc/s6/service",
-                );
-                over.push(cmd);
-                over.push(format!(
-                    "systemctl daemon-reload && systemctl enable --now {name}"
-                ));
-                boot_made = Some(name);
-                scan.s6 = Some("/etc/s6/service".into());
-            }
-        },
-    }
+    let boot = at_boot(sup, &mut scan);
+    let mut over = boot.lines;
     // 2. Debian's units: stopped (they hold the ports and the socket) and
     // kept from starting at boot.
     let debian: Vec<&str> = dirs.iter().rev().map(|(s, _)| debian_unit(*s)).collect();
@@ -274,8 +207,104 @@ pub fn commands(
     for (s, d) in dirs {
         over.push(crate::init::start_command(sup, *s, d, &scan).0);
     }
-    // Back: ours stopped (mail services first), Debian's enabled again.
-    back.push("# 1. stop ours, authdaemond last".into());
+    let back = switch_back(sup, dirs, &scan, boot.unit.as_deref());
+    (over, back)
+}
+
+/// Step 1 of the switch-over: its lines, and the boot unit it writes (if
+/// any: switching back offers to disable it).
+struct AtBoot {
+    lines: Vec<String>,
+    unit: Option<String>,
+}
+
+/// A scan directory that runs at boot for `sup`: the one found, or the
+/// package or unit that makes one (recorded in `scan` for the next steps).
+fn at_boot(sup: Supervisor, scan: &mut ScanDirs) -> AtBoot {
+    let mut lines = vec!["# 1. the supervisor at boot".to_string()];
+    let mut unit = None;
+    match sup {
+        Supervisor::Systemd => lines.push("# systemd itself: nothing to do".into()),
+        Supervisor::Runit => match &scan.runit {
+            Some(s) => lines.push(format!(
+                "# runsvdir already scans {} at boot (runit-run's runit.service)",
+                sh(s)
+            )),
+            None => {
+                lines.push("apt-get install runit-run".into());
+                lines.push("systemctl enable --now runit.service".into());
+                scan.runit = Some("/etc/service".into());
+            }
+        },
+        Supervisor::Daemontools => match &scan.daemontools {
+            Some(s) => lines.push(format!("# svscan already scans {} at boot", sh(s))),
+            None if scan.etc_service_is_runit => {
+                // daemontools-run would take /etc/service and conflicts
+                // with runit-run: a unit of its own on djb's /service.
+                lines.push(
+                    "# /etc/service is runit's (daemontools-run conflicts with runit-run): svscan gets /service and a unit of its own"
+                        .into(),
+                );
+                unit = Some(own_boot_unit(
+                    &mut lines,
+                    "/service",
+                    "courier-run-svscan.service",
+                    "daemontools' svscan on /service",
+                    "/usr/bin/svscan /service",
+                ));
+                scan.daemontools = Some("/service".into());
+            }
+            None => {
+                lines.push(
+                    "apt-get install daemontools-run   # runs svscanboot on /etc/service at boot"
+                        .into(),
+                );
+                scan.daemontools = Some("/etc/service".into());
+            }
+        },
+        Supervisor::S6 => match &scan.s6 {
+            Some(s) => lines.push(format!("# s6-svscan already scans {}", sh(s))),
+            None => {
+                lines.push(
+                    "# Debian's s6 starts no s6-svscan at boot: a unit for one on /etc/s6/service (or use s6-linux-init, whose scan directory is /run/service)"
+                        .into(),
+                );
+                unit = Some(own_boot_unit(
+                    &mut lines,
+                    "/etc/s6/service",
+                    "courier-run-s6-svscan.service",
+                    "s6-svscan on /etc/s6/service",
+                    "/usr/bin/s6-svscan /etc/s6/service",
+                ));
+                scan.s6 = Some("/etc/s6/service".into());
+            }
+        },
+    }
+    AtBoot { lines, unit }
+}
+
+/// A scan directory and a systemd unit of migrate's own that runs the
+/// scanner on it at boot (no Debian package does it without a conflict):
+/// its lines pushed to `lines`, its unit's name returned.
+fn own_boot_unit(lines: &mut Vec<String>, dir: &str, name: &str, what: &str, exec: &str) -> String {
+    lines.push(format!("mkdir -p {dir}"));
+    let (name, cmd) = boot_unit(name, what, exec);
+    lines.push(cmd);
+    lines.push(format!(
+        "systemctl daemon-reload && systemctl enable --now {name}"
+    ));
+    name
+}
+
+/// Back: ours stopped (mail services first, authdaemond last), Debian's
+/// units enabled again, and the boot unit step 1 made named.
+fn switch_back(
+    sup: Supervisor,
+    dirs: &[(InitService, PathBuf)],
+    scan: &ScanDirs,
+    boot_unit: Option<&str>,
+) -> Vec<String> {
+    let mut back = vec!["# 1. stop ours, authdaemond last".to_string()];
     let scan_dir = |sup: Supervisor| -> String {
         let d = match sup {
             Supervisor::Runit => scan.runit.clone(),
@@ -306,12 +335,12 @@ pub fn commands(
     back.push("# 2. Debian's units again".into());
     let debian: Vec<&str> = dirs.iter().map(|(s, _)| debian_unit(*s)).collect();
     back.push(format!("systemctl enable --now {}", debian.join(" ")));
-    if let Some(name) = boot_made {
+    if let Some(name) = boot_unit {
         back.push(format!(
             "# optional: the scan directory's boot unit: systemctl disable --now {name}"
         ));
     }
-    (over, back)
+    back
 }
 
 /// DEST may exist only holding migrate's own service directories.
@@ -376,7 +405,8 @@ fn check(dir: &Path) -> anyhow::Result<(String, Vec<String>, bool)> {
     // switch-over stops it (held, or missing while it is down): said, not
     // counted against the migration.
     let socket = |i: &crate::check::Item| {
-        i.problem.subject == "authdaemond" || i.problem.subject.starts_with("socket ")
+        use crate::error::Subject;
+        matches!(i.problem.subject, Subject::Authdaemond | Subject::Socket(_))
     };
     let lines = items
         .iter()
@@ -393,7 +423,63 @@ fn check(dir: &Path) -> anyhow::Result<(String, Vec<String>, bool)> {
     Ok((summary, lines, failed))
 }
 
+/// `courier-run migrate`: refuse what cannot work before touching
+/// anything, say what the config enables, check every directory before
+/// creating any, then create and check each, and print the commands.
 pub fn migrate(o: &MigrateOptions) -> anyhow::Result<Exit> {
+    refuse_paths(o)?;
+    check_dest(&o.dest)?;
+    let found = enabled(&o.config_dir)?;
+    let mut out = String::new();
+    out += &format!(
+        "Courier's config in {}:\n",
+        crate::shown::path(&o.config_dir)
+    );
+    for (s, _, why) in &found {
+        out += &format!("  {}: {why}\n", s.name());
+    }
+    out += "  authdaemond: always (every login goes through it)\n";
+    let services: Vec<InitService> = std::iter::once(InitService::Authdaemond)
+        .chain(found.iter().filter(|f| f.1).map(|f| f.0))
+        .collect();
+    let abs_dest = std::path::absolute(&o.dest)
+        .with_context(|| format!("unable to make {} absolute", o.dest.display()))?;
+    // Every directory checked (init's rules) before any is created.
+    let mut planned = Vec::new();
+    for &s in &services {
+        let (lines, abs) = crate::init::create(&init_options(o, &abs_dest, s, true))?;
+        planned.push((s, abs, lines));
+    }
+    let failed = if o.dry_run {
+        out += &dry_run_lines(&planned);
+        false
+    } else {
+        create_and_check(o, &abs_dest, &planned, &mut out)?
+    };
+    let dirs: Vec<(InitService, PathBuf)> =
+        planned.iter().map(|(s, a, _)| (*s, a.clone())).collect();
+    let (over, back) = commands(o.supervisor, &dirs, &ScanDirs::detect());
+    out += "\nTo switch over, run as root, in this order:\n";
+    for l in &over {
+        out += &format!("{l}\n");
+    }
+    out += "\nTo switch back:\n";
+    for l in &back {
+        out += &format!("{l}\n");
+    }
+    if o.dry_run {
+        out +=
+            "\n--dry-run: nothing was created; `--check` runs on each directory once it is made.\n";
+    } else if failed {
+        out += "\nA check FAILed above: fix it before switching over (courier-run DIR/run --check again).\n";
+    }
+    crate::report::output(out.as_bytes())?;
+    Ok(if failed { Exit::CheckFailed } else { Exit::Ok })
+}
+
+/// DEST and --config-dir end up in printed commands and in run files:
+/// names that cannot be shown, pasted or written there are refused first.
+fn refuse_paths(o: &MigrateOptions) -> anyhow::Result<()> {
     let dest_shown = o.dest.to_string_lossy();
     if dest_shown.chars().any(char::is_control) {
         return Err(bad_input(format!(
@@ -414,23 +500,19 @@ pub fn migrate(o: &MigrateOptions) -> anyhow::Result<Exit> {
             crate::shown::path(&o.config_dir)
         )));
     }
-    check_dest(&o.dest)?;
-    let found = enabled(&o.config_dir)?;
-    let mut out = String::new();
-    out += &format!(
-        "Courier's config in {}:\n",
-        crate::shown::path(&o.config_dir)
-    );
-    for (s, _, why) in &found {
-        out += &format!("  {}: {why}\n", s.name());
-    }
-    out += "  authdaemond: always (every login goes through it)\n";
-    let services: Vec<InitService> = std::iter::once(InitService::Authdaemond)
-        .chain(found.iter().filter(|f| f.1).map(|f| f.0))
-        .collect();
-    let abs_dest = std::path::absolute(&o.dest)
-        .with_context(|| format!("unable to make {} absolute", o.dest.display()))?;
-    let opts = |s: InitService, dry_run: bool| crate::init::InitOptions {
+    Ok(())
+}
+
+/// init's options for service `s` under DEST: Debian's layout, the
+/// config directory when it is not Debian's, and `--set` for the mail
+/// services only (authdaemond's settings are not theirs).
+fn init_options(
+    o: &MigrateOptions,
+    abs_dest: &Path,
+    s: InitService,
+    dry_run: bool,
+) -> crate::init::InitOptions {
+    crate::init::InitOptions {
         dir: abs_dest.join(dir_name(s)),
         service: s,
         layout: InitLayout::Debian,
@@ -446,60 +528,52 @@ pub fn migrate(o: &MigrateOptions) -> anyhow::Result<Exit> {
                     .cloned(),
             )
             .collect(),
-    };
-    // Every directory checked (init's rules) before any is created.
-    let mut planned = Vec::new();
-    for &s in &services {
-        let (lines, abs) = crate::init::create(&opts(s, true))?;
-        planned.push((s, abs, lines));
     }
-    let mut failed = false;
+}
+
+/// --dry-run: what init would create for each directory. DEST itself is
+/// on the way of each: said once.
+fn dry_run_lines(planned: &[(InitService, PathBuf, String)]) -> String {
+    let mut out = String::new();
     let mut seen: Vec<String> = Vec::new();
-    for (s, abs, lines) in &planned {
+    for (_, abs, lines) in planned {
         out += &format!("\n{}:\n", crate::shown::path(abs));
-        if o.dry_run {
-            // DEST itself is on the way of each: said once.
-            for l in lines.lines() {
-                let dir = l.starts_with("would create ") && l.ends_with('/');
-                if dir && seen.iter().any(|x| x == l) {
-                    continue;
-                }
-                out += &format!("{l}\n");
-                seen.push(l.to_string());
+        for l in lines.lines() {
+            let dir = l.starts_with("would create ") && l.ends_with('/');
+            if dir && seen.iter().any(|x| x == l) {
+                continue;
             }
-            continue;
+            out += &format!("{l}\n");
+            seen.push(l.to_string());
         }
-        // Said as it goes: a later failure leaves these on the screen.
+    }
+    out
+}
+
+/// Create each directory with init, then `--check` it; true when a check
+/// FAILed. What is in `out` is printed before each creation, so a later
+/// failure leaves what was done on the screen.
+fn create_and_check(
+    o: &MigrateOptions,
+    abs_dest: &Path,
+    planned: &[(InitService, PathBuf, String)],
+    out: &mut String,
+) -> anyhow::Result<bool> {
+    let mut failed = false;
+    for (s, abs, _) in planned {
+        *out += &format!("\n{}:\n", crate::shown::path(abs));
         crate::report::output(out.as_bytes())?;
         out.clear();
-        let (lines, _) = crate::init::create(&opts(*s, false))?;
-        out += &lines;
+        let (lines, _) = crate::init::create(&init_options(o, abs_dest, *s, false))?;
+        *out += &lines;
         let (summary, lines, bad) = check(abs)?;
-        out += &format!("check: {summary}\n");
+        *out += &format!("check: {summary}\n");
         for l in lines {
-            out += &format!("  {l}\n");
+            *out += &format!("  {l}\n");
         }
         failed |= bad;
     }
-    let dirs: Vec<(InitService, PathBuf)> =
-        planned.iter().map(|(s, a, _)| (*s, a.clone())).collect();
-    let (over, back) = commands(o.supervisor, &dirs, &ScanDirs::detect());
-    out += "\nTo switch over, run as root, in this order:\n";
-    for l in &over {
-        out += &format!("{l}\n");
-    }
-    out += "\nTo switch back:\n";
-    for l in &back {
-        out += &format!("{l}\n");
-    }
-    if o.dry_run {
-        out +=
-            "\n--dry-run: nothing was created; `--check` runs on each directory once it is made.\n";
-    } else if failed {
-        out += "\nA check FAILed above: fix it before switching over (courier-run DIR/run --check again).\n";
-    }
-    crate::report::output(out.as_bytes())?;
-    Ok(if failed { Exit::CheckFailed } else { Exit::Ok })
+    Ok(failed)
 }
 
 #[cfg(test)]
@@ -524,6 +598,56 @@ mod tests {
             s6: None,
             etc_service_is_runit: false,
         }
+    }
+
+    fn options(dest: &str, config_dir: &str) -> MigrateOptions {
+        MigrateOptions {
+            dest: PathBuf::from(dest),
+            supervisor: Supervisor::Runit,
+            log: None,
+            dry_run: true,
+            config_dir: PathBuf::from(config_dir),
+            set: Vec::new(),
+        }
+    }
+
+    /// DEST with a control character, a config directory with a blank
+    /// (config= splits on blanks) or that is not a directory: refused as
+    /// bad input before anything is read or made.
+    #[test]
+    fn refused_paths() {
+        let refused = |dest: &str, cd: &str| {
+            let e = refuse_paths(&options(dest, cd)).unwrap_err();
+            assert_eq!(crate::error::exit_code(&e) as i32, 100, "{e:#}");
+            format!("{e:#}")
+        };
+        assert!(refused("/srv/a\nb", "/").contains("control character"));
+        assert!(refused("/srv/s", "/etc/my courier").contains("separated by blanks"));
+        assert!(refused("/srv/s", "/nonexistent-courier").contains("not a directory"));
+        assert!(refuse_paths(&options("/srv/s", "/")).is_ok());
+    }
+
+    /// --dry-run names each directory, and a directory on the way of
+    /// several (DEST itself) once.
+    #[test]
+    fn dry_run_says_a_shared_directory_once() {
+        let planned = [
+            (
+                InitService::Authdaemond,
+                PathBuf::from("/srv/s/courier-authdaemond"),
+                "would create /srv/s/\nwould create /srv/s/courier-authdaemond/\n".to_string(),
+            ),
+            (
+                InitService::Imapd,
+                PathBuf::from("/srv/s/courier-imapd"),
+                "would create /srv/s/\nwould create /srv/s/courier-imapd/\n".to_string(),
+            ),
+        ];
+        assert_eq!(
+            dry_run_lines(&planned),
+            "\n/srv/s/courier-authdaemond:\nwould create /srv/s/\nwould create /srv/s/courier-authdaemond/\n\
+             \n/srv/s/courier-imapd:\nwould create /srv/s/courier-imapd/\n"
+        );
     }
 
     #[test]

@@ -81,7 +81,8 @@ pub struct Plan {
     pub umask: Option<(u32, Origin)>,
     /// ulimit_v in bytes (None inside: unlimited) and where it came from.
     pub ulimit_v: Option<(Option<u64>, Origin)>,
-    pub softlimit: Vec<limits::SoftLimit>,
+    /// softlimit's text, words and limits.
+    pub softlimit: crate::resolve::Softlimit,
     /// Every resource's limits at exec.
     pub limits: BTreeMap<Resource, Limit>,
     /// The limits courier-run started with (to tell what changed).
@@ -98,6 +99,9 @@ pub struct Plan {
     /// authdaemond does not accept).
     pub wait_authdaemond: Option<crate::authdaemon::Wait>,
     pub warnings: Vec<String>,
+    /// Every file the plan was computed from or names ([`read_files`]):
+    /// the kept plan's inputs (src/keep.rs).
+    pub inputs: Vec<PathBuf>,
 }
 
 impl Plan {
@@ -145,7 +149,9 @@ impl Plan {
         exec_space(&r.program, &argv, &env, &planned)?;
         let banner = banner(&r);
         let (uid, gid, groups) = identity(&r);
+        let inputs = read_files(&r);
         Ok(Plan {
+            inputs,
             configs: r.configs,
             inherited: r.environ,
             inherit: r.inherit,
@@ -257,7 +263,8 @@ fn planned_limits(
     r: &Resolved,
     before: &BTreeMap<Resource, Limit>,
 ) -> anyhow::Result<BTreeMap<Resource, Limit>> {
-    limits::plan(before, r.ulimit_v.as_ref().map(|(v, _)| *v), &r.softlimit).map_err(|e| {
+    let soft = &r.softlimit.limits;
+    limits::plan(before, r.ulimit_v.as_ref().map(|(v, _)| *v), soft).map_err(|e| {
         match &r.ulimit_v {
             Some((_, o)) => e.context(o.at("ulimit_v")),
             None => e,

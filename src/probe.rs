@@ -22,7 +22,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
 
-use crate::resolve::{Input, Resolved, port_number, resolve};
+use crate::resolve::{Input, Resolved, resolve};
 use crate::service::{Protocol, Service};
 
 /// Monitoring-plugin states.
@@ -85,8 +85,10 @@ fn target(r: &Resolved) -> Result<SocketAddr, String> {
     if r.port.stand_in || r.address.stand_in {
         return Err("the run file or config has a problem: see --check".into());
     }
-    let port =
-        port_number(&r.port.text).ok_or_else(|| format!("port {}: not a port", r.port.text))?;
+    let port = r
+        .port
+        .value
+        .ok_or_else(|| format!("port {}: not a port", r.port.text))?;
     let host = match r.address.text.as_str() {
         "0" | "" | "0.0.0.0" => "127.0.0.1",
         "::" => "::1",

@@ -11,7 +11,7 @@ use crate::check;
 use crate::limits::Resource;
 use crate::plan::Plan;
 use crate::resolve::Inherit;
-use crate::settings::{Name, Origin};
+use crate::settings::Origin;
 use crate::shown::{line, shown, shown_path};
 
 /// Output formats of `--dry-run` (all three) and `--check` (text, json).
@@ -50,7 +50,7 @@ pub fn print_check(report: &check::Report, format: Format) -> anyhow::Result<()>
                         crate::error::Position::From(w) => Value::from(*w),
                         crate::error::Position::Nowhere => Value::Null,
                     };
-                    json!({"status": i.status.word(), "check": p.subject, "position": position, "message": p.message, "fix": p.fix})
+                    json!({"status": i.status.word(), "check": p.subject.to_string(), "position": position, "message": p.message, "fix": p.fix})
                 })
                 .collect();
             let mut s = serde_json::to_string_pretty(&list)?;
@@ -64,7 +64,11 @@ pub fn print_check(report: &check::Report, format: Format) -> anyhow::Result<()>
 
 pub fn print(plan: &Plan, format: Format, explain: bool) -> anyhow::Result<()> {
     let out = match format {
-        Format::Text => text(plan, explain).into_bytes(),
+        Format::Text => {
+            let mut t = text(plan, explain);
+            t += &format!("\nkept plan: {}\n", crate::keep::verdict(plan));
+            t.into_bytes()
+        }
         Format::Json => {
             let mut s = serde_json::to_string_pretty(&json_value(plan, explain))?;
             s.push('\n');
@@ -127,6 +131,7 @@ pub fn json_value(plan: &Plan, explain: bool) -> Value {
         // Escaped as the text's are (JSON would carry control bytes, but a
         // reader may print the strings as they are).
         "warnings": plan.warnings.iter().map(|w| line(w)).collect::<Vec<_>>(),
+        "kept_plan": crate::keep::verdict(plan),
     });
     if explain {
         let origins: Map<String, Value> = plan
@@ -156,8 +161,20 @@ fn fmt_limit(v: Option<u64>) -> String {
 }
 
 /// For people: identity, limits, umask, the environment against the
-/// inherited one, argv one word per line.
+/// inherited one, argv one word per line. Each section is its own step,
+/// written in the order an admin reads a run script.
 pub fn text(plan: &Plan, explain: bool) -> String {
+    let mut s = text_identity(plan);
+    s += &text_limits(plan);
+    s += &text_files(plan);
+    s += &text_environment(plan, explain);
+    s += &text_tail(plan, explain);
+    s
+}
+
+/// The heading and who the server runs as: program, uid/gid/groups, the
+/// envuidgid account and the umask (the first lines an admin checks).
+fn text_identity(plan: &Plan) -> String {
     let mut s = String::new();
     let runfile = plan
         .settings
@@ -192,7 +209,13 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         Some((m, o)) => s += &format!("umask     {m:03o} ({o})\n"),
         None => s += "umask     unchanged\n",
     }
-    s += "limits   ";
+    s
+}
+
+/// The `limits` line: only the resources the plan changes, each with its
+/// value before, continued on indented lines; "unchanged" when none.
+fn text_limits(plan: &Plan) -> String {
+    let mut s = "limits   ".to_string();
     let mut any = false;
     for r in Resource::ALL {
         let (after, before) = (plan.limits[&r], plan.limits_before[&r]);
@@ -209,11 +232,19 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         }
     }
     if any {
+        // Drop the indentation left for a next resource that did not come.
         s.truncate(s.trim_end().len());
         s += "\n";
     } else {
         s += " unchanged\n";
     }
+    s
+}
+
+/// What the launch does on disk and to its file descriptors before exec:
+/// envdir, access list, TLS cache, stderr, the wait for authdaemond.
+fn text_files(plan: &Plan) -> String {
+    let mut s = String::new();
     match &plan.envdir {
         Some(e) => {
             s += &format!(
@@ -277,6 +308,14 @@ pub fn text(plan: &Plan, explain: bool) -> String {
             }
         );
     }
+    s
+}
+
+/// The environment against the inherited one: `+` added, `~` changed,
+/// `-` removed; unchanged ones (` `) only with `--explain`, which also
+/// names each variable's origin. The counts head the list, so the list
+/// is built first.
+fn text_environment(plan: &Plan, explain: bool) -> String {
     let (mut added, mut changed) = (0, 0);
     let mut lines = String::new();
     for v in &plan.env {
@@ -312,7 +351,7 @@ pub fn text(plan: &Plan, explain: bool) -> String {
             lines += &format!("  - {}\n", line(&lossy(n)));
         }
     }
-    s += &format!(
+    let mut s = format!(
         "\nenvironment: {} variables ({added} added, {changed} changed, {removed} removed against the inherited one{})\n",
         plan.env.len(),
         if explain {
@@ -322,7 +361,13 @@ pub fn text(plan: &Plan, explain: bool) -> String {
         }
     );
     s += &lines;
-    s += "\nargv\n";
+    s
+}
+
+/// argv one word per line, then (with `--explain`) every setting with its
+/// origin, then the warnings: what follows the environment.
+fn text_tail(plan: &Plan, explain: bool) -> String {
+    let mut s = "\nargv\n".to_string();
     for a in &plan.argv {
         // A word of argv may hold any byte: shown escaped, whole.
         s += &format!("  {}\n", shown(a, usize::MAX));
@@ -381,8 +426,33 @@ fn words(ws: &[&[u8]]) -> Vec<u8> {
 }
 
 /// The equivalent classic run script, pasteable: the same environment,
-/// limits, identity and argv through daemontools' programs.
+/// limits, identity and argv through daemontools' programs. One step per
+/// line the launch's own order: header, envdir, access list, TLS cache,
+/// banner and sh's own limits, then the exec chain.
 pub fn sh(plan: &Plan) -> Vec<u8> {
+    let env_i = sh_env_i(&plan.inherit);
+    let mut s = sh_header(plan);
+    if let Some(e) = &plan.envdir {
+        s.extend(sh_conf2env(plan, e, &env_i));
+    }
+    // couriertcpd's .dat, built as the launch builds it: by makedat, when
+    // missing or not newer than the list.
+    if let Some(a) = &plan.access
+        && a.format == crate::frontend::RulesFormat::CourierDat
+    {
+        s.extend(sh_makedat(plan, a));
+    }
+    if let Some(c) = &plan.tls_cache {
+        s.extend(sh_tls_cache(c));
+    }
+    s.extend(sh_before_exec(plan));
+    s.extend(sh_exec(plan, &env_i));
+    s
+}
+
+/// The shebang and comment, `exec 2>&1`, and the authdaemond gate: what
+/// comes before the script touches anything.
+fn sh_header(plan: &Plan) -> Vec<u8> {
     let mut s: Vec<u8> = Vec::new();
     let runfile = plan
         .settings
@@ -410,8 +480,14 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
             .bytes(),
         );
     }
-    // `env -i` with the kept names, for inherit_env=none or a list.
-    let env_i: Vec<u8> = match &plan.inherit {
+    s
+}
+
+/// `env -i` with the kept names, for inherit_env=none or a list; empty
+/// for inherit_env=all. Written before conf2env and before the exec chain,
+/// so both see the environment the launch gives them.
+fn sh_env_i(inherit: &Inherit) -> Vec<u8> {
+    match inherit {
         Inherit::All => Vec::new(),
         Inherit::Nothing => b"env -i ".to_vec(),
         Inherit::Names(names) => {
@@ -424,78 +500,86 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
             v.push(b' ');
             v
         }
-    };
-    if let Some(e) = &plan.envdir {
-        let exe = std::env::current_exe()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "courier-run".to_string());
-        s.extend(&env_i);
-        let mut cmd: Vec<Vec<u8>> = vec![exe.into_bytes(), b"conf2env".to_vec()];
-        for (n, v) in predefined_for_sh(plan) {
-            cmd.push(b"--define".to_vec());
-            cmd.push(format!("{n}={v}").into_bytes());
-        }
-        // The rc's own assignments after the files (IMAP_STARTTLS=...).
-        for a in plan
-            .config_vars
-            .iter()
-            .filter(|a| plan.rc_names.contains(&a.name.as_str()))
-        {
-            cmd.push(b"--assign".to_vec());
-            cmd.push([a.name.as_bytes(), b"=", &a.value].concat());
-        }
-        // The operands after `--`: an envdir or config named `--help`
-        // (or any word starting with `-`) is a path, not an option.
-        cmd.push(b"--".to_vec());
-        cmd.push(e.path.to_string_lossy().as_bytes().to_vec());
-        cmd.extend(
-            plan.configs
-                .iter()
-                .map(|p| p.to_string_lossy().as_bytes().to_vec()),
-        );
-        let refs: Vec<&[u8]> = cmd.iter().map(|c| c.as_slice()).collect();
-        s.extend(words(&refs));
-        s.extend(b" || exit 111\n");
     }
-    // couriertcpd's .dat, built as the launch builds it: by makedat, when
-    // missing or not newer than the list.
-    if let Some(a) = &plan.access
-        && a.format == crate::frontend::RulesFormat::CourierDat
+}
+
+/// The envdir written as the launch writes it: courier-run's own conf2env,
+/// given the rc's predefined names and its assignments after the files.
+fn sh_conf2env(plan: &Plan, e: &crate::plan::EnvdirPlan, env_i: &[u8]) -> Vec<u8> {
+    let exe = std::env::current_exe()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "courier-run".to_string());
+    let mut s = env_i.to_vec();
+    let mut cmd: Vec<Vec<u8>> = vec![exe.into_bytes(), b"conf2env".to_vec()];
+    for (n, v) in predefined_for_sh(plan) {
+        cmd.push(b"--define".to_vec());
+        cmd.push(format!("{n}={v}").into_bytes());
+    }
+    // The rc's own assignments after the files (IMAP_STARTTLS=...).
+    for a in plan
+        .config_vars
+        .iter()
+        .filter(|a| plan.rc_names.contains(&a.name.as_str()))
     {
-        let q = |p: &std::path::Path| {
-            String::from_utf8_lossy(&quote(p.as_os_str().as_encoded_bytes())).into_owned()
-        };
-        let (src, dat) = (q(&a.source), q(&a.output));
-        let m = crate::makedat::program(plan.settings.layout, plan.settings.prefix.as_str());
-        let arg = |k: &str, p: &std::path::Path| {
-            let mut v = k.as_bytes().to_vec();
-            v.extend_from_slice(p.as_os_str().as_encoded_bytes());
-            String::from_utf8_lossy(&quote(&v)).into_owned()
-        };
-        s.extend(
-            format!(
-                "[ {dat} -nt {src} ] || {} {} {} {} -cidr || exit 111\n",
-                q(&m),
-                arg("-src=", &a.source),
-                arg("-file=", &a.output),
-                arg("-tmp=", &a.output.with_extension("dat.tmp")),
-            )
-            .bytes(),
-        );
+        cmd.push(b"--assign".to_vec());
+        cmd.push([a.name.as_bytes(), b"=", &a.value].concat());
     }
-    if let Some(c) = &plan.tls_cache {
-        let f = quote(c.path.to_string_lossy().as_bytes());
-        let f = String::from_utf8_lossy(&f);
-        s.extend(
-            format!(
-                "rm -f -- {f} && touch -- {f} && chown -- {} {f} && chgrp -- {} {f} && chmod -- {:o} {f} || exit 111\n",
-                String::from_utf8_lossy(&quote(c.owner.as_bytes())),
-                String::from_utf8_lossy(&quote(group_name(c.gid).as_bytes())),
-                c.mode
-            )
-            .bytes(),
-        );
-    }
+    // The operands after `--`: an envdir or config named `--help`
+    // (or any word starting with `-`) is a path, not an option.
+    cmd.push(b"--".to_vec());
+    cmd.push(e.path.to_string_lossy().as_bytes().to_vec());
+    cmd.extend(
+        plan.configs
+            .iter()
+            .map(|p| p.to_string_lossy().as_bytes().to_vec()),
+    );
+    let refs: Vec<&[u8]> = cmd.iter().map(|c| c.as_slice()).collect();
+    s.extend(words(&refs));
+    s.extend(b" || exit 111\n");
+    s
+}
+
+/// couriertcpd's access list compiled by Courier's makedat when the .dat
+/// is not newer than the list (the launch's own test).
+fn sh_makedat(plan: &Plan, a: &crate::access::Step) -> Vec<u8> {
+    let q = |p: &std::path::Path| {
+        String::from_utf8_lossy(&quote(p.as_os_str().as_encoded_bytes())).into_owned()
+    };
+    let (src, dat) = (q(&a.source), q(&a.output));
+    let m = crate::makedat::program(plan.settings.layout, plan.settings.prefix.as_str());
+    let arg = |k: &str, p: &std::path::Path| {
+        let mut v = k.as_bytes().to_vec();
+        v.extend_from_slice(p.as_os_str().as_encoded_bytes());
+        String::from_utf8_lossy(&quote(&v)).into_owned()
+    };
+    format!(
+        "[ {dat} -nt {src} ] || {} {} {} {} -cidr || exit 111\n",
+        q(&m),
+        arg("-src=", &a.source),
+        arg("-file=", &a.output),
+        arg("-tmp=", &a.output.with_extension("dat.tmp")),
+    )
+    .into_bytes()
+}
+
+/// The TLS session cache reset as Courier's rc does it: removed, then
+/// created empty with its owner, group and mode.
+fn sh_tls_cache(c: &crate::plan::CacheFile) -> Vec<u8> {
+    let f = quote(c.path.to_string_lossy().as_bytes());
+    let f = String::from_utf8_lossy(&f);
+    format!(
+        "rm -f -- {f} && touch -- {f} && chown -- {} {f} && chgrp -- {} {f} && chmod -- {:o} {f} || exit 111\n",
+        String::from_utf8_lossy(&quote(c.owner.as_bytes())),
+        String::from_utf8_lossy(&quote(group_name(c.gid).as_bytes())),
+        c.mode
+    )
+    .into_bytes()
+}
+
+/// The banner lines, then what sh itself applies before exec (umask,
+/// `ulimit -v`), as Courier's rc does.
+fn sh_before_exec(plan: &Plan) -> Vec<u8> {
+    let mut s = Vec::new();
     for line in &plan.banner {
         s.extend(b"printf '%s\\n' ");
         s.extend(quote(line.as_bytes()));
@@ -510,9 +594,52 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
             None => s.extend(b"ulimit -v unlimited\n"),
         }
     }
-    let exec_at = s.len();
+    s
+}
+
+/// The exec line: `env -i`, the chain of daemontools programs, argv; with
+/// the two fixes a bare chain would get wrong (the PATH envdir searches,
+/// a server named `-x`).
+fn sh_exec(plan: &Plan, env_i: &[u8]) -> Vec<u8> {
+    let (mut chain, mut parsed_next) = sh_chain(plan);
+    let mut s = Vec::new();
+    if envdir_would_search_old_path(plan) {
+        chain.push(b"env".to_vec());
+        parsed_next = true;
+        s.extend(
+            b"# env: looks the server up in the PATH of the envdir (envdir itself would not)\n",
+        );
+    }
     s.extend(b"exec ");
+    let mut env_i = env_i.to_vec();
+    if plan.argv[0].first() == Some(&b'-') {
+        // A program named `-x` (found in PATH): ended options before it.
+        if parsed_next {
+            chain.push(b"--".to_vec());
+        } else if chain.is_empty() {
+            // `env -i` parses it next, or `exec` (bash's takes options).
+            if env_i.is_empty() {
+                chain.extend([b"env".to_vec(), b"--".to_vec()]);
+            } else {
+                env_i = [&b"env -i -- "[..], &env_i[b"env -i ".len()..]].concat();
+            }
+        }
+    }
     s.extend(&env_i);
+    chain.extend(plan.argv.iter().cloned());
+    let refs: Vec<&[u8]> = chain.iter().map(|c| c.as_slice()).collect();
+    s.extend(words(&refs));
+    s.push(b'\n');
+    s
+}
+
+/// envuidgid, envdir (or env with the config's variables), softlimit,
+/// setuidgid: the chain in the launch's order, and whether the word after
+/// it is read by a program that parses options (softlimit, env);
+/// envuidgid, envdir and setuidgid take theirs as plain arguments
+/// (daemontools reads argv[1] and argv[2] as they are, so `--` would be a
+/// name there).
+fn sh_chain(plan: &Plan) -> (Vec<Vec<u8>>, bool) {
     let mut chain: Vec<Vec<u8>> = Vec::new();
     if let Some(a) = &plan.account {
         chain.push(b"envuidgid".to_vec());
@@ -531,15 +658,15 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
         }
         None => {}
     }
-    let soft = plan.settings.str(Name::Softlimit);
+    let soft = &plan.softlimit.words;
     // Whether the next word is read by a program that parses options
     // (softlimit, env); envuidgid, envdir and setuidgid take theirs as
     // plain arguments (daemontools reads argv[1] and argv[2] as they are,
     // so `--` would be a name there).
     let mut parsed_next = false;
-    if !soft.trim().is_empty() {
+    if !soft.is_empty() {
         chain.push(b"softlimit".to_vec());
-        chain.extend(soft.split_ascii_whitespace().map(|w| w.as_bytes().to_vec()));
+        chain.extend(soft.iter().map(|w| w.as_bytes().to_vec()));
         parsed_next = true;
     }
     if let Some(a) = &plan.setuidgid {
@@ -547,46 +674,21 @@ pub fn sh(plan: &Plan) -> Vec<u8> {
         chain.push(a.name.clone().into_bytes());
         parsed_next = false;
     }
-    // daemontools' envdir looks its program up in the PATH it was started
-    // with (pathexec_run reads its own environ), not in the one it passes
-    // on. The plan resolves argv[0] in the final PATH (as the recipe's
-    // `envdir ./env softlimit ... tcpserver` did, softlimit doing the
-    // lookup): when envdir would exec a bare name itself and the config
-    // sets PATH, let env(1) do the lookup in the final environment.
-    let envdir_execs = plan.envdir.is_some() && soft.trim().is_empty() && plan.setuidgid.is_none();
-    if envdir_execs
+    (chain, parsed_next)
+}
+
+/// daemontools' envdir looks its program up in the PATH it was started
+/// with (pathexec_run reads its own environ), not in the one it passes
+/// on. The plan resolves argv[0] in the final PATH (as the recipe's
+/// `envdir ./env softlimit ... tcpserver` did, softlimit doing the
+/// lookup): true when envdir would exec a bare name itself and the config
+/// sets PATH, so env(1) must do the lookup in the final environment.
+fn envdir_would_search_old_path(plan: &Plan) -> bool {
+    let envdir_execs =
+        plan.envdir.is_some() && plan.softlimit.words.is_empty() && plan.setuidgid.is_none();
+    envdir_execs
         && !plan.argv[0].contains(&b'/')
         && plan.config_vars.iter().any(|a| a.name == "PATH")
-    {
-        chain.push(b"env".to_vec());
-        parsed_next = true;
-        s.splice(
-            exec_at..exec_at,
-            b"# env: looks the server up in the PATH of the envdir (envdir itself would not)\n"
-                .iter()
-                .copied(),
-        );
-    }
-    if plan.argv[0].first() == Some(&b'-') {
-        // A program named `-x` (found in PATH): ended options before it.
-        if parsed_next {
-            chain.push(b"--".to_vec());
-        } else if chain.is_empty() {
-            // `env -i` parses it next, or `exec` (bash's takes options).
-            if env_i.is_empty() {
-                chain.extend([b"env".to_vec(), b"--".to_vec()]);
-            } else {
-                s.truncate(s.len() - env_i.len());
-                s.extend(b"env -i -- ");
-                s.extend(&env_i[b"env -i ".len()..]);
-            }
-        }
-    }
-    chain.extend(plan.argv.iter().cloned());
-    let refs: Vec<&[u8]> = chain.iter().map(|c| c.as_slice()).collect();
-    s.extend(words(&refs));
-    s.push(b'\n');
-    s
 }
 
 /// A path as a word no program takes for an option: `-x` as `./-x`.
@@ -620,4 +722,35 @@ fn group_name(gid: u32) -> String {
         .ok()
         .flatten()
         .map_or_else(|| gid.to_string(), |g| g.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// inherit_env's three forms as sh writes them: nothing for `all`; a
+    /// kept name survives `env -i` only when it was set (`${X+...}`), as
+    /// the launch keeps only what it inherited.
+    #[test]
+    fn env_i_prefix_per_inherit_env() {
+        assert_eq!(sh_env_i(&Inherit::All), b"");
+        assert_eq!(sh_env_i(&Inherit::Nothing), b"env -i ");
+        let names = Inherit::Names(vec![b"PATH".to_vec(), b"TZ".to_vec()]);
+        assert_eq!(
+            String::from_utf8(sh_env_i(&names)).unwrap(),
+            "env -i ${PATH+\"PATH=$PATH\"} ${TZ+\"TZ=$TZ\"} "
+        );
+    }
+
+    /// A word is bare only when every byte is safe for sh; `'` inside
+    /// single quotes is closed, escaped and reopened.
+    #[test]
+    fn quote_bare_or_single_quoted() {
+        assert_eq!(quote(b"/usr/bin/imapd"), b"/usr/bin/imapd");
+        assert_eq!(quote(b""), b"''");
+        assert_eq!(quote(b"a b"), b"'a b'");
+        assert_eq!(quote(b"it's"), b"'it'\\''s'");
+        assert_eq!(not_an_option(b"-x"), b"./-x");
+        assert_eq!(not_an_option(b"./env"), b"./env");
+    }
 }

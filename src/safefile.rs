@@ -264,6 +264,10 @@ pub struct Attrs {
     pub mode: u32,
     /// (uid, gid) to chown to; None: ours.
     pub owner: Option<(u32, u32)>,
+    /// fsync the file and the directory: a file whose loss after a crash
+    /// would matter. A cache that is checked before use (the kept plan)
+    /// is not worth two journal commits.
+    pub durable: bool,
 }
 
 impl Default for Attrs {
@@ -271,6 +275,7 @@ impl Default for Attrs {
         Attrs {
             mode: 0o644,
             owner: None,
+            durable: true,
         }
     }
 }
@@ -319,7 +324,9 @@ pub fn write_atomic_at_with(dir: &Dir, name: &str, bytes: &[u8], attrs: Attrs) -
             )?;
         }
         nix::sys::stat::fchmod(f.as_raw_fd(), Mode::from_bits_truncate(attrs.mode))?;
-        f.sync_all()?;
+        if attrs.durable {
+            f.sync_all()?;
+        }
         let n = cname(name)?;
         nix::fcntl::renameat(
             Some(dir.raw()),
@@ -329,7 +336,9 @@ pub fn write_atomic_at_with(dir: &Dir, name: &str, bytes: &[u8], attrs: Attrs) -
         )?;
         // The rename itself on disk (best effort: some filesystems refuse
         // fsync on a directory).
-        let _ = nix::unistd::fsync(dir.raw());
+        if attrs.durable {
+            let _ = nix::unistd::fsync(dir.raw());
+        }
         Ok(())
     })();
     if result.is_err() {

@@ -38,11 +38,37 @@ pub enum Layout {
 }
 
 impl Layout {
+    /// Both layouts; the first is `init`'s default (Courier 5 as Debian
+    /// ships it is what a new install has).
+    pub const ALL: [Layout; 2] = [Layout::Debian, Layout::Courier2];
+
     /// The name the `layout` setting takes.
     pub fn name(self) -> &'static str {
         match self {
             Layout::Courier2 => "courier2",
             Layout::Debian => "debian",
+        }
+    }
+
+    /// The value of the `layout` setting, or None.
+    pub fn parse(s: &str) -> Option<Layout> {
+        Layout::ALL.into_iter().find(|l| l.name() == s)
+    }
+
+    /// Where the layout installs Courier: the `prefix` setting's default.
+    pub fn default_prefix(self) -> &'static str {
+        match self {
+            Layout::Courier2 => "/usr/local/courier-imap",
+            Layout::Debian => "/usr",
+        }
+    }
+
+    /// The account Courier's programs run as: envuidgid's (the `account`
+    /// setting's default) and the one `init` gives the log to.
+    pub fn account(self) -> &'static str {
+        match self {
+            Layout::Courier2 => "courierd",
+            Layout::Debian => "courier",
         }
     }
 }
@@ -54,6 +80,74 @@ pub enum Service {
     ImapdSsl,
     Pop3d,
     Pop3dSsl,
+}
+
+/// What the `service` setting (and `init --service`) names: one of the
+/// four mail services, or courier-authlib's authdaemond, which has no
+/// front end and none of the rc facts above. The one list of the names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ServiceKind {
+    Imapd,
+    ImapdSsl,
+    Pop3d,
+    Pop3dSsl,
+    Authdaemond,
+}
+
+impl ServiceKind {
+    pub const ALL: [ServiceKind; 5] = [
+        ServiceKind::Imapd,
+        ServiceKind::ImapdSsl,
+        ServiceKind::Pop3d,
+        ServiceKind::Pop3dSsl,
+        ServiceKind::Authdaemond,
+    ];
+
+    /// The setting's word: the rc script's name, and for authdaemond the
+    /// program's.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceKind::Imapd => "imapd",
+            ServiceKind::ImapdSsl => "imapd-ssl",
+            ServiceKind::Pop3d => "pop3d",
+            ServiceKind::Pop3dSsl => "pop3d-ssl",
+            ServiceKind::Authdaemond => "authdaemond",
+        }
+    }
+
+    /// The value of the `service` setting, or None.
+    pub fn parse(s: &str) -> Option<ServiceKind> {
+        ServiceKind::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// The mail service, or None for authdaemond.
+    pub fn mail(self) -> Option<Service> {
+        match self {
+            ServiceKind::Imapd => Some(Service::Imapd),
+            ServiceKind::ImapdSsl => Some(Service::ImapdSsl),
+            ServiceKind::Pop3d => Some(Service::Pop3d),
+            ServiceKind::Pop3dSsl => Some(Service::Pop3dSsl),
+            ServiceKind::Authdaemond => None,
+        }
+    }
+
+    /// Every name, as an error's fix lists them ("a, b or c").
+    pub fn choices() -> String {
+        let names: Vec<&str> = ServiceKind::ALL.iter().map(|k| k.name()).collect();
+        let (last, rest) = names.split_last().expect("not empty");
+        format!("{} or {last}", rest.join(", "))
+    }
+}
+
+impl From<Service> for ServiceKind {
+    fn from(s: Service) -> ServiceKind {
+        match s {
+            Service::Imapd => ServiceKind::Imapd,
+            Service::ImapdSsl => ServiceKind::ImapdSsl,
+            Service::Pop3d => ServiceKind::Pop3d,
+            Service::Pop3dSsl => ServiceKind::Pop3dSsl,
+        }
+    }
 }
 
 /// The protocol a service speaks.
@@ -97,20 +191,16 @@ impl Service {
         Service::Pop3dSsl,
     ];
 
-    /// The value of the `service` setting, or None.
+    /// The value of the `service` setting, or None (authdaemond too: it
+    /// is no mail service).
     pub fn parse(s: &str) -> Option<Service> {
-        Service::ALL.into_iter().find(|x| x.name() == s)
+        ServiceKind::parse(s)?.mail()
     }
 
     /// The setting's word, also the name of the rc script and of its config
     /// file (`/etc/courier/imapd-ssl`).
     pub fn name(self) -> &'static str {
-        match self {
-            Service::Imapd => "imapd",
-            Service::ImapdSsl => "imapd-ssl",
-            Service::Pop3d => "pop3d",
-            Service::Pop3dSsl => "pop3d-ssl",
-        }
+        ServiceKind::from(self).name()
     }
 
     pub fn protocol(self) -> Protocol {
@@ -414,7 +504,20 @@ mod tests {
             assert_eq!(Service::parse(s.name()), Some(s));
         }
         assert_eq!(Service::parse("imap"), None);
+        assert_eq!(Service::parse("authdaemond"), None);
         assert_eq!(Service::Pop3dSsl.to_string(), "pop3d-ssl");
+        for k in ServiceKind::ALL {
+            assert_eq!(ServiceKind::parse(k.name()), Some(k));
+            assert_eq!(k.mail().map(ServiceKind::from), k.mail().map(|_| k));
+        }
+        assert_eq!(
+            ServiceKind::choices(),
+            "imapd, imapd-ssl, pop3d, pop3d-ssl or authdaemond"
+        );
+        for l in Layout::ALL {
+            assert_eq!(Layout::parse(l.name()), Some(l));
+        }
+        assert_eq!(Layout::parse("Debian"), None);
     }
 
     #[test]

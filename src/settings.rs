@@ -6,8 +6,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::config::{Pos, Scope};
-use crate::error::{Position, Problem};
-use crate::service::{Protocol, Service};
+use crate::error::{Position, Problem, Subject};
+use crate::service::{Protocol, Service, ServiceKind};
 
 /// Where a value came from (for `--explain` and for error positions).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -288,6 +288,15 @@ pub fn default(layout: Layout, prefix: &str, name: &str) -> Option<String> {
     default_for(layout, Service::Imapd, prefix, name)
 }
 
+/// The default for `name` of what `service=` names, in `layout`: the one
+/// table of layout defaults (the run file's, `init`'s and `--help`'s).
+pub fn default_of(layout: Layout, kind: ServiceKind, prefix: &str, name: &str) -> Option<String> {
+    match kind.mail() {
+        Some(service) => default_for(layout, service, prefix, name),
+        None => authdaemond_default(layout, prefix, name),
+    }
+}
+
 /// The default for `name` of `service` in `layout`: what Courier's rc
 /// script for that service does (see [`crate::service`]).
 pub fn default_for(layout: Layout, service: Service, prefix: &str, name: &str) -> Option<String> {
@@ -308,12 +317,10 @@ pub fn default_for(layout: Layout, service: Service, prefix: &str, name: &str) -
         _ => {}
     }
     match (name, layout) {
-        ("prefix", Courier2) => s("/usr/local/courier-imap"),
-        ("prefix", Debian) => s("/usr"),
+        ("prefix", _) => s(layout.default_prefix()),
         ("envdir", _) => s("./env"),
         ("inherit_env", _) => s("all"),
-        ("account", Courier2) => s("courierd"),
-        ("account", Debian) => s("courier"),
+        ("account", _) => s(layout.account()),
         ("setuidgid", _) => s(""),
         ("softlimit", Courier2) => s("-m 5000000"),
         ("softlimit", Debian) => s(""),
@@ -334,6 +341,27 @@ pub fn default_for(layout: Layout, service: Service, prefix: &str, name: &str) -
         ("wait_authdaemond", Courier2) => s("no"),
         ("wait_authdaemond", Debian) => s("yes"),
         // umask, ulimit_v, address, port, conlimit, maildir: from the config.
+        _ => None,
+    }
+}
+
+/// The defaults of `service=authdaemond` (what `/usr/sbin/authdaemond`
+/// does); None for the settings that do not apply. The rows every service
+/// shares are the mail services'.
+fn authdaemond_default(layout: Layout, prefix: &str, name: &str) -> Option<String> {
+    match name {
+        "service" => Some(ServiceKind::Authdaemond.name().to_string()),
+        "config" => Some(
+            crate::authdaemon::default_rc(layout, prefix)
+                .to_string_lossy()
+                .into_owned(),
+        ),
+        "server" => Some(crate::authdaemond::program(layout, prefix)),
+        // Started by init as root, and it stays root.
+        "account" | "setuidgid" | "softlimit" | "umask" | "ulimit_v" => Some(String::new()),
+        "prefix" | "envdir" | "inherit_env" | "banner" | "stderr" => {
+            default_for(layout, Service::Imapd, prefix, name)
+        }
         _ => None,
     }
 }
@@ -393,57 +421,119 @@ impl Settings {
         sets: &[String],
         inherited: &[(String, Vec<u8>)],
     ) -> (Settings, Vec<Problem>) {
-        let mut explicit: Vec<(&'static str, Setting)> = Vec::new();
-        let mut warnings = Vec::new();
-        let mut problems = Vec::new();
+        let mut given = Given::default();
         if let Some(path) = runfile {
-            let mut scope = Scope::new(inherited.iter().cloned());
-            if let Err(e) = crate::config::read_named(&mut scope, path, "run file") {
-                let mut p = Problem::from_error("run file", &e);
-                if not_found(&e) {
-                    p.fix = "give the service's run file, e.g. ./run".into();
-                }
-                problems.push(p);
+            given.read_runfile(path, inherited);
+        }
+        given.apply_sets(sets);
+        // layout and service pick every other default: taken first.
+        let layout = given.layout();
+        let kind = given.service();
+        let values = given.with_defaults(layout, kind);
+        // The prefix every default was made from, as the table holds it.
+        let prefix = values[Name::Prefix as usize]
+            .1
+            .value
+            .clone()
+            .unwrap_or_default();
+        let settings = Settings {
+            layout,
+            prefix,
+            // authdaemond has no rc facts: imapd's stand in (see the field).
+            service: kind.mail().unwrap_or(Service::Imapd),
+            authdaemond: kind == ServiceKind::Authdaemond,
+            runfile: runfile.map(Path::to_path_buf),
+            values,
+            warnings: given.warnings,
+        };
+        (settings, given.problems)
+    }
+
+    /// Replace a setting's value (a stand-in for one whose problem is
+    /// reported, so that `--check` can go on).
+    pub fn stand_in(&mut self, name: Name, value: &str) {
+        if let Some((_, s)) = self.values.iter_mut().find(|(n, _)| *n == name.as_str()) {
+            s.value = Some(value.to_string());
+        }
+    }
+}
+
+/// The settings a run file and `--set` give, on the way to [`Settings`]:
+/// each step of [`Settings::load`] adds to them or reports a problem.
+#[derive(Default)]
+struct Given {
+    /// The settings given, the last of a name winning (a `--set` over the
+    /// run file's line).
+    explicit: Vec<(&'static str, Setting)>,
+    warnings: Vec<String>,
+    problems: Vec<Problem>,
+}
+
+impl Given {
+    fn find(&self, name: &str) -> Option<&Setting> {
+        self.explicit
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| s)
+    }
+
+    /// The run file's assignments, read as Courier's config is (same
+    /// syntax), `inherited` visible to its references. An unknown name or
+    /// a value that is not text is reported and skipped, so the rest is
+    /// still read.
+    fn read_runfile(&mut self, path: &Path, inherited: &[(String, Vec<u8>)]) {
+        let mut scope = Scope::new(inherited.iter().cloned());
+        if let Err(e) = crate::config::read_named(&mut scope, path, "run file") {
+            let mut p = Problem::from_error(Subject::RunFile, &e);
+            if not_found(&e) {
+                p.fix = "give the service's run file, e.g. ./run".into();
             }
-            warnings.extend(scope.warnings.iter().map(|w| w.to_string()));
-            for a in scope.vars() {
-                let name = match known(&a.name) {
-                    Ok(n) => n,
-                    Err(hint) => {
-                        problems.push(Problem::bad(
-                            "run file",
-                            Position::At(a.pos.to_string()),
-                            format!(
-                                "unknown setting {}",
-                                crate::config::shown(a.name.as_bytes(), crate::config::MAX_SHOWN)
-                            ),
-                            hint,
-                        ));
-                        continue;
-                    }
-                };
-                let Ok(value) = String::from_utf8(a.value.clone()) else {
-                    problems.push(Problem::bad(
-                        "run file",
+            self.problems.push(p);
+        }
+        self.warnings
+            .extend(scope.warnings.iter().map(|w| w.to_string()));
+        for a in scope.vars() {
+            let name = match known(&a.name) {
+                Ok(n) => n,
+                Err(hint) => {
+                    self.problems.push(Problem::bad(
+                        Subject::RunFile,
                         Position::At(a.pos.to_string()),
-                        format!("the value of {} is not UTF-8", a.name),
-                        "settings are text: write the value in UTF-8",
+                        format!(
+                            "unknown setting {}",
+                            crate::config::shown(a.name.as_bytes(), crate::config::MAX_SHOWN)
+                        ),
+                        hint,
                     ));
                     continue;
-                };
-                explicit.push((
-                    name,
-                    Setting {
-                        value: Some(value),
-                        origin: Origin::File(a.value_pos.clone()),
-                    },
+                }
+            };
+            let Ok(value) = String::from_utf8(a.value.clone()) else {
+                self.problems.push(Problem::bad(
+                    Subject::RunFile,
+                    Position::At(a.pos.to_string()),
+                    format!("the value of {} is not UTF-8", a.name),
+                    "settings are text: write the value in UTF-8",
                 ));
-            }
+                continue;
+            };
+            self.explicit.push((
+                name,
+                Setting {
+                    value: Some(value),
+                    origin: Origin::File(a.value_pos.clone()),
+                },
+            ));
         }
+    }
+
+    /// `--set NAME=VALUE`s on top of the run file: each replaces the run
+    /// file's value (the command line is the admin's last word).
+    fn apply_sets(&mut self, sets: &[String]) {
         for s in sets {
             let Some((n, v)) = s.split_once('=') else {
-                problems.push(Problem::bad(
-                    "settings",
+                self.problems.push(Problem::bad(
+                    Subject::Settings,
                     Position::CommandLine,
                     format!("{}: expected NAME=VALUE", crate::shown::value(s)),
                     "e.g. --set port=1143",
@@ -453,8 +543,8 @@ impl Settings {
             let name = match known(n) {
                 Ok(name) => name,
                 Err(hint) => {
-                    problems.push(Problem::bad(
-                        "settings",
+                    self.problems.push(Problem::bad(
+                        Subject::Settings,
                         Position::CommandLine,
                         format!(
                             "{}: unknown setting {}",
@@ -466,8 +556,8 @@ impl Settings {
                     continue;
                 }
             };
-            explicit.retain(|(x, _)| *x != name);
-            explicit.push((
+            self.explicit.retain(|(x, _)| *x != name);
+            self.explicit.push((
                 name,
                 Setting {
                     value: Some(v.to_string()),
@@ -475,93 +565,75 @@ impl Settings {
                 },
             ));
         }
-        // A bad layout would change every default: reported, courier2's used.
-        let mut layout = Layout::Courier2;
-        if let Some(i) = explicit.iter().position(|(n, _)| *n == "layout") {
-            let s = &explicit[i].1;
-            match s.value.as_deref().unwrap_or("") {
-                "courier2" => layout = Layout::Courier2,
-                "debian" => layout = Layout::Debian,
-                other => {
-                    problems.push(Problem::bad(
-                        "settings",
-                        s.origin.position(),
-                        format!("layout \"{}\" is not a layout", crate::shown::value(other)),
-                        "courier2 or debian",
-                    ));
-                    explicit.remove(i);
-                }
-            }
-        }
-        // A bad service would change every default too: reported, imapd's used.
-        let mut service = Service::Imapd;
-        let mut authdaemond = false;
-        if let Some(i) = explicit.iter().position(|(n, _)| *n == "service") {
-            let s = &explicit[i].1;
-            match Service::parse(s.value.as_deref().unwrap_or("")) {
-                Some(x) => service = x,
-                None if s.value.as_deref() == Some("authdaemond") => authdaemond = true,
-                None => {
-                    problems.push(Problem::bad(
-                        "settings",
-                        s.origin.position(),
-                        format!(
-                            "service \"{}\" is not a service",
-                            crate::shown::value(s.value.as_deref().unwrap_or(""))
-                        ),
-                        "imapd, imapd-ssl, pop3d, pop3d-ssl or authdaemond",
-                    ));
-                    explicit.remove(i);
-                }
-            }
-        }
-        let find = |n: &str| explicit.iter().find(|(x, _)| *x == n).map(|(_, s)| s);
-        let prefix = match find("prefix") {
-            Some(s) => s.value.clone().unwrap_or_default(),
-            None => default(layout, "", "prefix").unwrap_or_default(),
+    }
+
+    /// The layout given. A bad one would change every default: reported,
+    /// dropped, courier2's used.
+    fn layout(&mut self) -> Layout {
+        let Some(i) = self.explicit.iter().position(|(n, _)| *n == "layout") else {
+            return Layout::Courier2;
         };
-        let values: Vec<(&'static str, Setting)> = names()
+        let s = &self.explicit[i].1;
+        let text = s.value.as_deref().unwrap_or("");
+        if let Some(l) = Layout::parse(text) {
+            return l;
+        }
+        self.problems.push(Problem::bad(
+            Subject::Settings,
+            s.origin.position(),
+            format!("layout \"{}\" is not a layout", crate::shown::value(text)),
+            Layout::Courier2.name().to_string() + " or " + Layout::Debian.name(),
+        ));
+        self.explicit.remove(i);
+        Layout::Courier2
+    }
+
+    /// The service given. A bad one would change every default too:
+    /// reported, dropped, imapd's used.
+    fn service(&mut self) -> ServiceKind {
+        let Some(i) = self.explicit.iter().position(|(n, _)| *n == "service") else {
+            return ServiceKind::Imapd;
+        };
+        let s = &self.explicit[i].1;
+        let text = s.value.as_deref().unwrap_or("");
+        if let Some(k) = ServiceKind::parse(text) {
+            return k;
+        }
+        self.problems.push(Problem::bad(
+            Subject::Settings,
+            s.origin.position(),
+            format!("service \"{}\" is not a service", crate::shown::value(text)),
+            ServiceKind::choices(),
+        ));
+        self.explicit.remove(i);
+        ServiceKind::Imapd
+    }
+
+    /// One entry per setting of [`TABLE`], in its order: the given value,
+    /// else the default of `kind` in `layout` (made with the prefix given,
+    /// else the layout's).
+    fn with_defaults(&self, layout: Layout, kind: ServiceKind) -> Vec<(&'static str, Setting)> {
+        let prefix = match self.find("prefix") {
+            Some(s) => s.value.clone().unwrap_or_default(),
+            None => layout.default_prefix().to_string(),
+        };
+        names()
             .map(|n| {
-                let s = match find(n) {
+                let s = match self.find(n) {
                     Some(s) => s.clone(),
                     None => Setting {
                         value: if n == "layout" {
-                            Some("courier2".into())
-                        } else if authdaemond {
-                            crate::authdaemond::default(layout, &prefix, n)
+                            // Only reached when none was given.
+                            Some(layout.name().into())
                         } else {
-                            default_for(layout, service, &prefix, n)
+                            default_of(layout, kind, &prefix, n)
                         },
                         origin: Origin::Default,
                     },
                 };
                 (n, s)
             })
-            .collect();
-        // The prefix every default was made from, as the table holds it.
-        let prefix = values
-            .iter()
-            .find(|(n, _)| *n == Name::Prefix.as_str())
-            .and_then(|(_, s)| s.value.clone())
-            .unwrap_or_default();
-        let settings = Settings {
-            layout,
-            prefix,
-            service,
-            authdaemond,
-            runfile: runfile.map(Path::to_path_buf),
-            values,
-            warnings,
-        };
-        (settings, problems)
-    }
-
-    /// Replace a setting's value (a stand-in for one whose problem is
-    /// reported, so that `--check` can go on).
-    pub fn stand_in(&mut self, name: Name, value: &str) {
-        if let Some((_, s)) = self.values.iter_mut().find(|(n, _)| *n == name.as_str()) {
-            s.value = Some(value.to_string());
-        }
+            .collect()
     }
 }
 

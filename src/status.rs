@@ -259,14 +259,38 @@ fn argv_text(argv: &[Vec<u8>]) -> String {
 /// supervisor itself runs with (an unset umask or identity of the plan is
 /// inherited from it).
 pub fn compare(plan: &Plan, run: &Running, supervisor: &Running) -> Vec<Change> {
+    let mut out = env_changes(&plan.env, &run.env);
+    if plan.argv != run.argv {
+        out.push(Change {
+            kind: "argv",
+            name: "argv".into(),
+            change: "changed",
+            running: Some(argv_text(&run.argv)),
+            planned: Some(argv_text(&plan.argv)),
+        });
+    }
+    out.extend(limit_changes(plan, run));
+    // Without setuidgid the server keeps the supervisor's identity.
+    let (uid, gid, groups) = if plan.setuidgid.is_some() {
+        (plan.uid, plan.gid, &plan.groups)
+    } else {
+        (supervisor.uid, supervisor.gid, &supervisor.groups)
+    };
+    out.extend(identity_change(uid, gid, groups, run));
+    let umask = plan.umask.as_ref().map(|(m, _)| *m).or(supervisor.umask);
+    out.extend(umask_change(umask, run.umask));
+    out
+}
+
+/// The variables the plan adds or changes (in name order), then those it
+/// would no longer set; values as [`shown`] shows them (secrets hidden).
+fn env_changes(planned: &[crate::plan::Var], running: &Environ) -> Vec<Change> {
     let mut out = Vec::new();
-    let running: BTreeMap<&[u8], &[u8]> = run
-        .env
+    let running: BTreeMap<&[u8], &[u8]> = running
         .iter()
         .map(|(n, v)| (n.as_slice(), v.as_slice()))
         .collect();
-    let planned: BTreeMap<&[u8], &[u8]> = plan
-        .env
+    let planned: BTreeMap<&[u8], &[u8]> = planned
         .iter()
         .map(|v| (v.name.as_slice(), v.value.as_slice()))
         .collect();
@@ -304,15 +328,13 @@ pub fn compare(plan: &Plan, run: &Running, supervisor: &Running) -> Vec<Change> 
             });
         }
     }
-    if plan.argv != run.argv {
-        out.push(Change {
-            kind: "argv",
-            name: "argv".into(),
-            change: "changed",
-            running: Some(argv_text(&run.argv)),
-            planned: Some(argv_text(&plan.argv)),
-        });
-    }
+    out
+}
+
+/// Each resource whose limits differ; one /proc does not show is not a
+/// difference (nothing to compare with).
+fn limit_changes(plan: &Plan, run: &Running) -> Vec<Change> {
+    let mut out = Vec::new();
     for r in Resource::ALL {
         let (p, g) = (plan.limits.get(&r), run.limits.get(&r));
         if g.is_some() && p != g {
@@ -325,46 +347,42 @@ pub fn compare(plan: &Plan, run: &Running, supervisor: &Running) -> Vec<Change> 
             });
         }
     }
-    let groups = if plan.setuidgid.is_some() {
-        plan.groups.clone()
-    } else {
-        supervisor.groups.clone()
-    };
-    let (uid, gid) = if plan.setuidgid.is_some() {
-        (plan.uid, plan.gid)
-    } else {
-        (supervisor.uid, supervisor.gid)
-    };
+    out
+}
+
+/// uid, gid and the supplementary groups (in any order) against what
+/// runs.
+fn identity_change(uid: u32, gid: u32, groups: &[u32], run: &Running) -> Option<Change> {
     let id = |u: u32, g: u32, gs: &[u32]| {
         let gs: Vec<String> = gs.iter().map(u32::to_string).collect();
         format!("uid {u} gid {g} groups {}", gs.join(","))
     };
-    let sorted = |mut v: Vec<u32>| {
+    let sorted = |v: &[u32]| {
+        let mut v = v.to_vec();
         v.sort_unstable();
         v
     };
-    if (uid, gid) != (run.uid, run.gid) || sorted(groups.clone()) != sorted(run.groups.clone()) {
-        out.push(Change {
-            kind: "identity",
-            name: "identity".into(),
-            change: "changed",
-            running: Some(id(run.uid, run.gid, &run.groups)),
-            planned: Some(id(uid, gid, &groups)),
-        });
-    }
-    let umask = plan.umask.as_ref().map(|(m, _)| *m).or(supervisor.umask);
-    if let (Some(p), Some(r)) = (umask, run.umask)
-        && p != r
-    {
-        out.push(Change {
+    ((uid, gid) != (run.uid, run.gid) || sorted(groups) != sorted(&run.groups)).then(|| Change {
+        kind: "identity",
+        name: "identity".into(),
+        change: "changed",
+        running: Some(id(run.uid, run.gid, &run.groups)),
+        planned: Some(id(uid, gid, groups)),
+    })
+}
+
+/// The umask, when both are known and differ (shown as `0027`).
+fn umask_change(planned: Option<u32>, running: Option<u32>) -> Option<Change> {
+    match (planned, running) {
+        (Some(p), Some(r)) if p != r => Some(Change {
             kind: "umask",
             name: "umask".into(),
             change: "changed",
             running: Some(format!("{r:04o}")),
             planned: Some(format!("{p:04o}")),
-        });
+        }),
+        _ => None,
     }
-    out
 }
 
 /// The variables of the envdir on disk whose value is not what the
@@ -520,35 +538,8 @@ fn report(runfile: &Path, sets: &[String]) -> StatusReport {
         code: CANNOT_TELL,
         ..StatusReport::default()
     };
-    let Some(kind) = supervise::detect(&dir) else {
-        rep.message = Some(format!(
-            "no supervise/ directory of daemontools, runit or s6 and no systemd unit in {}: nothing tells which process is the service",
-            dir.display()
-        ));
+    let Some(pid) = service_pid(&dir, &mut rep) else {
         return rep;
-    };
-    rep.supervisor = Some(kind);
-    let pid = match supervise::status(&dir, kind) {
-        Err(e) => {
-            rep.message = Some(e);
-            return rep;
-        }
-        Ok(State::NoSupervisor) => {
-            rep.state = "down";
-            rep.code = NOT_RUNNING;
-            rep.message = Some(format!(
-                "{} is not running for {}",
-                kind.name(),
-                dir.display()
-            ));
-            return rep;
-        }
-        Ok(State::Down) => {
-            rep.state = "down";
-            rep.code = NOT_RUNNING;
-            return rep;
-        }
-        Ok(State::Up { pid }) => pid,
     };
     let run = match running(pid) {
         Ok(r) => r,
@@ -580,9 +571,59 @@ fn report(runfile: &Path, sets: &[String]) -> StatusReport {
         sets,
         environ: &sup.env,
     };
-    match Plan::new_under(resolve(&input), sup.limits.clone()) {
+    against_restart(&input, &dir, &run, &sup, &mut rep);
+    rep
+}
+
+/// The pid of the service the supervisor of `dir` runs; None (with the
+/// state, code and message set in `rep`) when there is no supervisor to
+/// ask, it is not running, or the service is down.
+fn service_pid(dir: &Path, rep: &mut StatusReport) -> Option<u32> {
+    let Some(kind) = supervise::detect(dir) else {
+        rep.message = Some(format!(
+            "no supervise/ directory of daemontools, runit or s6 and no systemd unit in {}: nothing tells which process is the service",
+            dir.display()
+        ));
+        return None;
+    };
+    rep.supervisor = Some(kind);
+    match supervise::status(dir, kind) {
+        Err(e) => {
+            rep.message = Some(e);
+            None
+        }
+        Ok(State::NoSupervisor) => {
+            rep.state = "down";
+            rep.code = NOT_RUNNING;
+            rep.message = Some(format!(
+                "{} is not running for {}",
+                kind.name(),
+                dir.display()
+            ));
+            None
+        }
+        Ok(State::Down) => {
+            rep.state = "down";
+            rep.code = NOT_RUNNING;
+            None
+        }
+        Ok(State::Up { pid }) => Some(pid),
+    }
+}
+
+/// What a restart would start (planned in the supervisor's environment
+/// and limits) against what runs: the changes and the envdir's, or why a
+/// restart would be refused. Either way the exit code says so.
+fn against_restart(
+    input: &Input,
+    dir: &Path,
+    run: &Running,
+    sup: &Running,
+    rep: &mut StatusReport,
+) {
+    match Plan::new_under(resolve(input), sup.limits.clone()) {
         Ok(plan) => {
-            rep.changes = compare(&plan, &run, &sup);
+            rep.changes = compare(&plan, run, sup);
             rep.code = if rep.changes.is_empty() {
                 RUNNING
             } else {
@@ -594,7 +635,7 @@ fn report(runfile: &Path, sets: &[String]) -> StatusReport {
                 } else {
                     dir.join(&e.path)
                 };
-                rep.envdir = Some((e.path.clone(), envdir_differs(&path, &run)));
+                rep.envdir = Some((e.path.clone(), envdir_differs(&path, run)));
             }
         }
         Err(e) => {
@@ -602,7 +643,6 @@ fn report(runfile: &Path, sets: &[String]) -> StatusReport {
             rep.code = WOULD_CHANGE;
         }
     }
-    rep
 }
 
 #[cfg(test)]
@@ -619,6 +659,102 @@ mod tests {
         assert_eq!(shown(b"X", b"a\nb"), "\"a\\nb\"");
         let long = vec![b'x'; 200];
         assert!(shown(b"X", &long).ends_with("... (200 bytes)"));
+    }
+
+    /// Added and changed variables in name order, then removed ones;
+    /// equal ones are not changes, and a secret's values stay hidden.
+    #[test]
+    fn env_changes_in_order() {
+        let var = |n: &str, v: &str| crate::plan::Var {
+            name: n.into(),
+            value: v.into(),
+            origin: crate::settings::Origin::Default,
+        };
+        let planned = [
+            var("B", "2"),
+            var("A", "1"),
+            var("DB_PASS", "new"),
+            var("SAME", "x"),
+        ];
+        let running: Environ = [("SAME", "x"), ("DB_PASS", "old"), ("B", "9"), ("GONE", "g")]
+            .iter()
+            .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect();
+        let c = env_changes(&planned, &running);
+        let seen: Vec<(&str, &str)> = c.iter().map(|c| (c.name.as_str(), c.change)).collect();
+        assert_eq!(
+            seen,
+            [
+                ("A", "added"),
+                ("B", "changed"),
+                ("DB_PASS", "changed"),
+                ("GONE", "removed")
+            ]
+        );
+        assert_eq!(c[1].running.as_deref(), Some("\"9\""));
+        assert!(!format!("{:?}", c[2]).contains("old"), "{:?}", c[2]);
+    }
+
+    /// Groups compare as sets; uid or gid alone is a change; an umask
+    /// one side does not know is not.
+    #[test]
+    fn identity_and_umask_changes() {
+        let run = Running {
+            uid: 100,
+            gid: 101,
+            groups: vec![5, 3],
+            ..Running::default()
+        };
+        assert_eq!(identity_change(100, 101, &[3, 5], &run), None);
+        let c = identity_change(100, 102, &[3, 5], &run).unwrap();
+        assert_eq!(c.running.as_deref(), Some("uid 100 gid 101 groups 5,3"));
+        assert_eq!(c.planned.as_deref(), Some("uid 100 gid 102 groups 3,5"));
+        assert!(identity_change(100, 101, &[3], &run).is_some());
+        assert_eq!(umask_change(Some(0o27), Some(0o27)), None);
+        assert_eq!(umask_change(None, Some(0o22)), None);
+        assert_eq!(umask_change(Some(0o27), None), None);
+        let c = umask_change(Some(0o27), Some(0o22)).unwrap();
+        assert_eq!(
+            (c.running.as_deref(), c.planned.as_deref()),
+            (Some("0022"), Some("0027"))
+        );
+    }
+
+    /// No supervisor to ask: cannot tell (111), and the message says why;
+    /// daemontools' supervise/ with no supervise running: down (2).
+    #[test]
+    fn service_pid_without_a_running_supervisor() {
+        let dir = std::env::temp_dir().join(format!("cr-status-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut rep = StatusReport {
+            state: "unknown",
+            code: CANNOT_TELL,
+            ..StatusReport::default()
+        };
+        assert_eq!(service_pid(&dir, &mut rep), None);
+        assert_eq!((rep.state, rep.code), ("unknown", CANNOT_TELL));
+        assert!(
+            rep.message
+                .as_deref()
+                .unwrap()
+                .starts_with("no supervise/ directory"),
+            "{:?}",
+            rep.message
+        );
+        std::fs::create_dir(dir.join("supervise")).unwrap();
+        std::fs::write(dir.join("supervise/status"), [0u8; 18]).unwrap();
+        let mut rep = StatusReport::default();
+        let pid = service_pid(&dir, &mut rep);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(pid, None);
+        assert_eq!(rep.supervisor, Some(Supervisor::Daemontools));
+        assert_eq!(
+            (rep.state, rep.code),
+            ("down", NOT_RUNNING),
+            "{:?}",
+            rep.message
+        );
     }
 
     #[test]

@@ -91,26 +91,55 @@ pub fn check_certfile(
     let name = certfile.display();
     let make = "make one: mkimapdcert (Debian: /usr/sbin/mkimapdcert), or point TLS_CERTFILE at a PEM file holding your certificate and its private key";
     let mut out = Vec::new();
-    let pem = match std::fs::read(certfile) {
+    // Each step below needs the one before: no file, no certificate in
+    // it, no key to compare: the first FAIL ends the checks.
+    let pem = match read_certfile(certfile, make) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            out.push(Finding::fail(
-                format!("TLS_CERTFILE {name} does not exist: every TLS client fails (the log says only \"No supported cipher suites have been found\")"),
-                make,
-            ));
-            return out;
-        }
-        Err(e) => {
-            out.push(Finding::fail(
-                format!("TLS_CERTFILE {name}: unable to read: {e}"),
-                "make the file readable by root",
-            ));
-            return out;
-        }
+        Err(f) => return vec![f],
     };
+    out.extend(not_readable_by(certfile, who, make));
+    let Some(cert) = first_certificate(&pem) else {
+        out.push(Finding::fail(
+            format!("TLS_CERTFILE {name} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
+            make,
+        ));
+        return out;
+    };
+    match key_finding(certfile, keyfile, &pem, &cert) {
+        Ok(f) => out.push(f),
+        Err(f) => {
+            out.push(f);
+            return out;
+        }
+    }
+    out.extend(world_readable(certfile, keyfile));
+    out.push(validity(certfile, &cert, now));
+    out
+}
+
+/// TLS_CERTFILE's bytes; a missing file is the FAIL that explains the
+/// log's only words ("No supported cipher suites have been found").
+fn read_certfile(certfile: &Path, make: &str) -> Result<Vec<u8>, Finding> {
+    let name = certfile.display();
+    std::fs::read(certfile).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Finding::fail(
+            format!("TLS_CERTFILE {name} does not exist: every TLS client fails (the log says only \"No supported cipher suites have been found\")"),
+            make,
+        ),
+        _ => Finding::fail(
+            format!("TLS_CERTFILE {name}: unable to read: {e}"),
+            "make the file readable by root",
+        ),
+    })
+}
+
+/// A FAIL when `who` (the identity couriertls runs as) cannot read the
+/// file: root read it above, the server would not.
+fn not_readable_by(certfile: &Path, who: &Reader, make: &str) -> Option<Finding> {
+    let name = certfile.display();
     match can_read(certfile, who) {
-        Ok(Ok(())) => {}
-        Ok(Err(why)) => out.push(Finding::fail(
+        Ok(Ok(())) => None,
+        Ok(Err(why)) => Some(Finding::fail(
             format!(
                 "TLS_CERTFILE {name} is not readable by {}: {why}",
                 who_text(who)
@@ -120,51 +149,62 @@ pub fn check_certfile(
                 who.uid
             ),
         )),
-        Err(e) => out.push(Finding::fail(format!("TLS_CERTFILE {name}: {e}"), make)),
+        Err(e) => Some(Finding::fail(format!("TLS_CERTFILE {name}: {e}"), make)),
     }
+}
 
-    let cert = match first_certificate(&pem) {
-        Some(c) => c,
-        None => {
-            out.push(Finding::fail(
-                format!(
-                    "TLS_CERTFILE {name} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
-                ),
-                make,
-            ));
-            return out;
-        }
-    };
+/// Whether the private key (in `keyfile`, else in TLS_CERTFILE) belongs
+/// to the certificate. Err: the key file cannot be read, and nothing
+/// more can be said.
+fn key_finding(
+    certfile: &Path,
+    keyfile: Option<&Path>,
+    pem: &[u8],
+    cert: &Cert,
+) -> Result<Finding, Finding> {
+    let name = certfile.display();
     let (key_path, key_pem) = match keyfile {
         Some(k) => match std::fs::read(k) {
             Ok(b) => (k.display().to_string(), b),
             Err(e) => {
-                out.push(Finding::fail(
+                return Err(Finding::fail(
                     format!("TLS_PRIVATE_KEYFILE {}: unable to read: {e}", k.display()),
                     "point TLS_PRIVATE_KEYFILE at the certificate's private key, or unset it and put the key in TLS_CERTFILE",
                 ));
-                return out;
             }
         },
-        None => (name.to_string(), pem.clone()),
+        None => (name.to_string(), pem.to_vec()),
     };
-    match key_belongs(&key_pem, &cert.spki) {
-        KeyMatch::NoKey => out.push(Finding::fail(
-            format!("{key_path} holds no unencrypted private key (-----BEGIN ... PRIVATE KEY-----)"),
+    Ok(match key_belongs(&key_pem, &cert.spki) {
+        KeyMatch::NoKey => Finding::fail(
+            format!(
+                "{key_path} holds no unencrypted private key (-----BEGIN ... PRIVATE KEY-----)"
+            ),
             "append the certificate's private key, without a passphrase, to the file (cat cert.pem key.pem > TLS_CERTFILE)",
+        ),
+        KeyMatch::Yes => Finding::ok(format!(
+            "{key_path}: the private key belongs to the certificate"
         )),
-        KeyMatch::Yes => {
-            out.push(Finding::ok(format!("{key_path}: the private key belongs to the certificate")))
-        }
-        KeyMatch::No => out.push(Finding::fail(
-            format!("{key_path}: the private key does not belong to the certificate in {name} (couriertls cannot start a TLS session)"),
+        KeyMatch::No => Finding::fail(
+            format!(
+                "{key_path}: the private key does not belong to the certificate in {name} (couriertls cannot start a TLS session)"
+            ),
             "put the certificate together with the key it was made for",
-        )),
-        KeyMatch::Unknown(what) => out.push(Finding::warn(
-            format!("{key_path}: cannot tell whether the private key ({what}) belongs to the certificate: courier-run compares RSA keys, and EC and Ed25519 keys saved with their public key"),
-            format!("compare the output of: openssl pkey -in {key_path} -pubout; openssl x509 -in {name} -noout -pubkey"),
-        )),
-    }
+        ),
+        KeyMatch::Unknown(what) => Finding::warn(
+            format!(
+                "{key_path}: cannot tell whether the private key ({what}) belongs to the certificate: courier-run compares RSA keys, and EC and Ed25519 keys saved with their public key"
+            ),
+            format!(
+                "compare the output of: openssl pkey -in {key_path} -pubout; openssl x509 -in {name} -noout -pubkey"
+            ),
+        ),
+    })
+}
+
+/// A WARN for each file holding the private key that every user can read.
+fn world_readable(certfile: &Path, keyfile: Option<&Path>) -> Vec<Finding> {
+    let mut out = Vec::new();
     for p in std::iter::once(certfile).chain(keyfile) {
         if let Ok(m) = std::fs::metadata(p)
             && m.permissions().mode() & 0o004 != 0
@@ -179,50 +219,54 @@ pub fn check_certfile(
             ));
         }
     }
+    out
+}
 
+/// The certificate's dates at `now`: expired or not yet valid (FAIL),
+/// expiring within [`EXPIRY_WARN_DAYS`] (WARN), else the days left.
+fn validity(certfile: &Path, cert: &Cert, now: i64) -> Finding {
+    let name = certfile.display();
     let subject = cert.subject.join(", ");
     let renew =
         "renew the certificate (for a self-signed one: mkimapdcert after moving the old file away)";
     let (Some(not_before), Some(not_after)) = (&cert.not_before, &cert.not_after) else {
-        out.push(Finding::fail(
+        return Finding::fail(
             format!("TLS_CERTFILE {name}: unreadable validity dates"),
             renew,
-        ));
-        return out;
+        );
     };
     // As OpenSSL's ASN1_TIME_diff: whole days toward zero.
     let left = not_after.unix - now;
     let days = left / 86400;
     if left <= 0 {
-        out.push(Finding::fail(
+        Finding::fail(
             format!(
                 "the certificate in {name} ({subject}) expired on {}: clients refuse it",
                 not_after.text
             ),
             renew,
-        ));
+        )
     } else if days < i64::from(EXPIRY_WARN_DAYS) {
-        out.push(Finding::warn(
+        Finding::warn(
             format!(
                 "the certificate in {name} ({subject}) expires in {days} days, on {}",
                 not_after.text
             ),
             renew,
-        ));
+        )
     } else if not_before.unix > now {
-        out.push(Finding::fail(
+        Finding::fail(
             format!(
                 "the certificate in {name} ({subject}) is not valid before {}",
                 not_before.text
             ),
             "check the clock, or the certificate's dates",
-        ));
+        )
     } else {
-        out.push(Finding::ok(format!(
+        Finding::ok(format!(
             "the certificate in {name} ({subject}) is valid for {days} more days"
-        )));
+        ))
     }
-    out
 }
 
 // ---------------------------------------------------------------------------
@@ -1123,6 +1167,30 @@ mod tests {
         )
         .unwrap();
         assert_no_key(&d, "a.crt", "bad.key");
+    }
+
+    /// An unreadable TLS_PRIVATE_KEYFILE is the last word: one FAIL that
+    /// names it, and no judgement of a key or of dates that were not read.
+    #[test]
+    fn unreadable_keyfile_ends_the_checks() {
+        let cert = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls/server.pem");
+        let key = Path::new("/nonexistent/courier-run-test.key");
+        let f = check_certfile(&cert, Some(key), &ROOT, now());
+        assert_eq!(levels(&f), [Level::Fail], "{f:?}");
+        assert!(
+            f[0].message.starts_with(
+                "TLS_PRIVATE_KEYFILE /nonexistent/courier-run-test.key: unable to read"
+            ),
+            "{f:?}"
+        );
+        // The same certificate with its own key: the key and the dates.
+        let f = check_certfile(&cert, None, &ROOT, now());
+        assert!(
+            f.iter()
+                .any(|f| f.message.contains("the private key belongs")),
+            "{f:?}"
+        );
+        assert!(f.last().unwrap().message.contains("is valid for"), "{f:?}");
     }
 
     #[test]

@@ -21,10 +21,17 @@
 //! - what is at the name must be absent or a regular file, and not one of
 //!   the files courier-run reads (run file, configs, access list and its
 //!   compiled rules, TLS files), by inode and by name;
-//! - the new empty file is made by [`write_atomic_at_with`]: created
-//!   O_EXCL|O_NOFOLLOW under a temporary name, given its owner and mode
-//!   on the descriptor, renamed over the name. Two starts racing both
-//!   succeed (the rc's `rm; touch` had one fail with EEXIST).
+//! - the reset is the rc's, through the directory's descriptor: the name
+//!   unlinked (a symlink planted there is removed, never followed), an
+//!   empty file created O_CREAT|O_EXCL|O_NOFOLLOW mode 0600, then given
+//!   its owner and mode on the descriptor, so nobody else can open it
+//!   before it is the account's. Two starts racing both succeed: one that
+//!   finds the name taken again between its unlink and its create starts
+//!   over (the rc's `rm; touch` had one fail with EEXIST). No temporary
+//!   name and no fsync: the file is empty, and a crash between unlink and
+//!   create leaves no file, which the next start creates (before, a
+//!   temporary, a rename and two fsyncs per start: two journal commits on
+//!   a disk, for an empty file).
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -34,7 +41,7 @@ use nix::sys::stat::FileStat;
 
 use crate::config::shown_path;
 use crate::error::{Exit, bad_input, coded};
-use crate::safefile::{Attrs, Dir, FileKind, WalkError, write_atomic_at_with};
+use crate::safefile::{Dir, FileKind, WalkError};
 
 /// Who may write a directory on the path: root, us, the account.
 struct Trusted {
@@ -202,6 +209,41 @@ pub fn check(
     Ok(())
 }
 
+/// `rm -f NAME; touch NAME; chown; chmod` in `dir`, safely (see the
+/// module comment).
+fn replace_empty(dir: &Dir, name: &str, uid: u32, gid: u32, mode: u32) -> std::io::Result<()> {
+    use nix::errno::Errno;
+    use nix::fcntl::{OFlag, openat};
+    use nix::sys::stat::{Mode, fchmod};
+    use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
+    let at = Some(dir.raw());
+    let flags =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    // A racing start can take the name between our unlink and create;
+    // starting over is enough (each start leaves one empty file).
+    for _ in 0..16 {
+        match unlinkat(at, name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let fd = match openat(at, name, flags, Mode::from_bits_truncate(0o600)) {
+            // SAFETY: openat just returned this descriptor; nothing else owns it.
+            Ok(fd) => unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) },
+            Err(Errno::EEXIST) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        use std::os::fd::AsRawFd;
+        fchown(
+            fd.as_raw_fd(),
+            Some(Uid::from_raw(uid)),
+            Some(Gid::from_raw(gid)),
+        )?;
+        fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(mode))?;
+        return Ok(());
+    }
+    Err(std::io::Error::other("other starts kept taking the name"))
+}
+
 /// The launch's reset: walk and check the directories again (they may
 /// have changed since resolve), then put an empty file of the account's,
 /// mode `mode`, at the name.
@@ -224,15 +266,6 @@ pub fn reset(path: &Path, account: &str, uid: u32, gid: u32, mode: u32) -> anyho
             FileKind::describe(&st)
         )));
     }
-    crate::safefile::remove_stale_temps(&dir, &name);
-    write_atomic_at_with(
-        &dir,
-        &name,
-        b"",
-        Attrs {
-            mode,
-            owner: Some((uid, gid)),
-        },
-    )
-    .with_context(|| format!("unable to reset TLS_CACHEFILE {shown}"))
+    replace_empty(&dir, &name, uid, gid, mode)
+        .with_context(|| format!("unable to reset TLS_CACHEFILE {shown}"))
 }

@@ -120,7 +120,8 @@ fn quick_run_writes_both_tables_and_the_chart() {
         "| daemontools: envuidgid envdir softlimit |",
         "| s6: s6-envuidgid s6-envdir s6-softlimit |",
         "| classic script (sed/awk conf2env + daemontools chain) |",
-        "| courier-run, envdir unchanged |",
+        "| courier-run, envdir unchanged (kept plan) |",
+        "| courier-run, envdir unchanged, plan computed and kept |",
         "| courier-run, envdir rewritten |",
         "| courier-run --dry-run |",
     ] {
@@ -139,7 +140,8 @@ fn quick_run_writes_both_tables_and_the_chart() {
         "| courier-run --version (start-up, no launch) |",
         "| launch: no config, account, softlimit, access list or envdir |",
         "| + the config files (read, parsed, the rc variables) |",
-        "| + envdir, unchanged (the full launch, as in (a)) |",
+        "| + envdir, unchanged (the full launch computed, as (a)'s \"plan computed\") |",
+        "| + the plan kept by the start before (a supervised restart, as (a)) |",
     ] {
         assert!(md.contains(row), "step row {row} missing:\n{md}");
     }
@@ -147,7 +149,7 @@ fn quick_run_writes_both_tables_and_the_chart() {
         .lines()
         .filter(|l| l.starts_with("| + ") && l.contains(" µs |"))
         .count();
-    assert_eq!(steps, 5, "five steps, each with its cost:\n{md}");
+    assert_eq!(steps, 6, "six steps, each with its cost:\n{md}");
 
     let png = std::fs::read(out.join("scaling.png")).expect("scaling.png written");
     assert!(

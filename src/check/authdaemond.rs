@@ -9,7 +9,7 @@ use std::path::Path;
 use super::{Identity, Report, Status};
 use crate::authdaemon::{self, SocketState};
 use crate::authdaemond::{Daemon, compose, module_dir, module_file};
-use crate::error::printable;
+use crate::error::{Problem, Subject, printable};
 use crate::resolve::config_subject;
 
 pub fn check(d: Daemon, r: &mut Report) {
@@ -17,9 +17,9 @@ pub fn check(d: Daemon, r: &mut Report) {
     for p in &d.problems {
         r.push_problem(Status::Fail, p.clone());
     }
-    let reported = |s: &str| d.problems.iter().any(|p| p.subject == s);
+    let reported = |s: &Subject| d.problems.iter().any(|p| p.subject == *s);
     if let Some(path) = &d.settings.runfile
-        && !reported("run file")
+        && !reported(&Subject::RunFile)
     {
         r.ok(format!("run file {}", printable(&path.to_string_lossy())));
     }
@@ -30,7 +30,7 @@ pub fn check(d: Daemon, r: &mut Report) {
         }
     }
     for w in &d.warnings {
-        r.warn("config", printable(w), "");
+        r.warn(Subject::Config, printable(w), "");
     }
     match compose(&d) {
         Ok(p) => {
@@ -43,7 +43,7 @@ pub fn check(d: Daemon, r: &mut Report) {
                 });
             }
         }
-        Err(e) => r.fail_error("plan", &e),
+        Err(e) => r.fail_error(Subject::Plan, &e),
     }
 
     r.group(3);
@@ -53,7 +53,8 @@ pub fn check(d: Daemon, r: &mut Report) {
         }
     }
     r.group(4);
-    if !reported("server") && !d.problems.iter().any(|p| p.subject.starts_with("program ")) {
+    let program = |p: &Problem| matches!(p.subject, Subject::ServerProgram(_));
+    if !reported(&Subject::Server) && !d.problems.iter().any(program) {
         let id = match &d.setuidgid {
             Some(a) => Identity {
                 uid: a.uid,
@@ -136,7 +137,7 @@ fn modules(d: &Daemon, r: &mut Report) {
 /// other live authdaemond may hold it.
 fn socket(d: &Daemon, r: &mut Report) {
     let (sock, from) = d.socket();
-    let what = format!("socket {} (authdaemonvar: {from})", sock.display());
+    let what = Subject::Socket(format!("{} (authdaemonvar: {from})", sock.display()));
     let dir = sock.parent().unwrap_or(Path::new("/"));
     if !dir.is_dir() {
         r.fail(

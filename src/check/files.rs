@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::{Ctx, Report};
-use crate::error::printable;
+use crate::error::{Subject, printable};
 use crate::resolve::config_subject;
 
 /// CRLF line ends: sh keeps the `\r` in every value, and the kernel looks
@@ -26,11 +26,11 @@ pub fn check(ctx: &Ctx, r: &mut Report) {
         if crlf(path) {
             any_crlf = true;
             r.fail(
-                "run file",
+                Subject::RunFile,
                 format!("{shown}: CRLF line ends: the kernel would look for the interpreter with a \\r at its end"),
                 DOS2UNIX,
             );
-        } else if !ctx.reported("run file") {
+        } else if !ctx.reported(&Subject::RunFile) {
             r.ok(format!("run file {shown}"));
         }
     }
@@ -53,8 +53,8 @@ pub fn check(ctx: &Ctx, r: &mut Report) {
             continue;
         }
         let subject = match &runfile {
-            Some(f) if w.starts_with(&format!("{f}:")) => "run file",
-            _ => "config",
+            Some(f) if w.starts_with(&format!("{f}:")) => Subject::RunFile,
+            _ => Subject::Config,
         };
         r.warn(subject, printable(w), "");
     }
@@ -70,7 +70,7 @@ fn envdir(ctx: &Ctx, r: &mut Report) {
     // Siblings a killed run left behind: the next start removes them.
     for p in crate::envdir::leftovers(path) {
         r.warn(
-            format!("envdir {}", crate::shown::path(path)),
+            Subject::Envdir(crate::shown::path(path)),
             format!("{} was left by a killed run", crate::shown::path(p)),
             "nothing to do: the next start removes it",
         );

@@ -27,7 +27,6 @@ use super::programs::Probed;
 use super::{Ctx, Report};
 use crate::limits::{self, Limit, Resource, Value};
 use crate::plan::Plan;
-use crate::settings::Name;
 
 /// The largest `-m` tried (2 GiB): a program that needs more to load is
 /// not a limit problem.
@@ -94,7 +93,7 @@ fn diagnose(plan: &Plan, path: &Path, env: &[(OsString, OsString)], msg: &str) -
     // The plan's settings with `-m m` appended: applied as softlimit
     // applies -m (DATA, STACK, MEMLOCK, AS; clamped by the hard limits).
     let with_m = |m: u64| {
-        let mut s = plan.softlimit.clone();
+        let mut s = plan.softlimit.limits.clone();
         s.extend(
             [
                 Resource::Data,
@@ -159,7 +158,7 @@ fn diagnose(plan: &Plan, path: &Path, env: &[(OsString, OsString)], msg: &str) -
 /// The limits in words: the settings that make them.
 fn under(plan: &Plan) -> String {
     let mut parts = Vec::new();
-    let s = plan.settings.str(Name::Softlimit);
+    let s = &plan.softlimit.text;
     if !s.is_empty() {
         parts.push(format!("softlimit \"{s}\""));
     }

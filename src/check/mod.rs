@@ -38,7 +38,7 @@ mod server;
 mod service;
 
 use crate::config::Assignment;
-use crate::error::{Exit, Position, Problem};
+use crate::error::{Exit, Position, Problem, Subject};
 use crate::plan::Plan;
 use crate::resolve::{Input, Resolved};
 
@@ -110,22 +110,28 @@ impl Report {
         });
     }
 
-    fn push(&mut self, status: Status, check: impl Into<String>, message: String, fix: String) {
-        let p = Problem::new(Exit::CheckFailed, check, Position::Nowhere, message, fix);
+    fn push(&mut self, status: Status, check: impl Into<Subject>, message: String, fix: String) {
+        let p = Problem::new(
+            Exit::CheckFailed,
+            check.into(),
+            Position::Nowhere,
+            message,
+            fix,
+        );
         self.push_problem(status, p);
     }
 
-    fn ok(&mut self, check: impl Into<String>) {
+    fn ok(&mut self, check: impl Into<Subject>) {
         self.push(Status::Ok, check, String::new(), String::new());
     }
 
-    fn info(&mut self, check: impl Into<String>, message: impl Into<String>) {
+    fn info(&mut self, check: impl Into<Subject>, message: impl Into<String>) {
         self.push(Status::Info, check, message.into(), String::new());
     }
 
     fn warn(
         &mut self,
-        check: impl Into<String>,
+        check: impl Into<Subject>,
         message: impl Into<String>,
         fix: impl Into<String>,
     ) {
@@ -134,7 +140,7 @@ impl Report {
 
     fn fail(
         &mut self,
-        check: impl Into<String>,
+        check: impl Into<Subject>,
         message: impl Into<String>,
         fix: impl Into<String>,
     ) {
@@ -143,7 +149,7 @@ impl Report {
 
     /// A FAIL from an error (a failed system call, a plan that cannot be
     /// computed): its message is the error chain.
-    fn fail_error(&mut self, check: impl Into<String>, e: &anyhow::Error) {
+    fn fail_error(&mut self, check: Subject, e: &anyhow::Error) {
         self.push_problem(Status::Fail, Problem::from_error(check, e));
     }
 
@@ -196,8 +202,8 @@ impl Ctx {
     }
 
     /// Was a problem about `subject` found by resolve?
-    pub fn reported(&self, subject: &str) -> bool {
-        self.r.problems.iter().any(|p| p.subject == subject)
+    pub fn reported(&self, subject: &Subject) -> bool {
+        self.r.problems.iter().any(|p| p.subject == *subject)
     }
 }
 
@@ -256,11 +262,10 @@ pub fn run(input: &Input, bind: bool) -> Report {
 }
 
 /// The group a resolve problem is listed in.
-fn group_of(subject: &str) -> u8 {
-    let first = subject.split(' ').next().unwrap_or("");
-    match first {
-        "account" | "setuidgid" => 3,
-        "program" | "auth" => 4,
+fn group_of(subject: &Subject) -> u8 {
+    match subject {
+        Subject::Account(_) | Subject::Setuidgid(_) => 3,
+        Subject::ServerProgram(_) | Subject::Auth(_) => 4,
         _ => 1,
     }
 }
@@ -274,7 +279,7 @@ fn plan(ctx: &Ctx, r: &mut Report) -> Option<Plan> {
         .r
         .envdir
         .as_ref()
-        .map(|d| format!("envdir {}", crate::shown::path(d)));
+        .map(|d| Subject::Envdir(crate::shown::path(d)));
     match Plan::compose(ctx.r.clone()) {
         Ok(p) => {
             match (&p.envdir, &what) {
@@ -282,6 +287,7 @@ fn plan(ctx: &Ctx, r: &mut Report) -> Option<Plan> {
                 (Some(_), Some(w)) if !ctx.reported(w) => r.ok(format!("{w} (would be written)")),
                 _ => {}
             }
+            r.ok(format!("kept plan: {}", crate::keep::verdict(&p)));
             Some(p)
         }
         Err(first) => {
@@ -293,7 +299,7 @@ fn plan(ctx: &Ctx, r: &mut Report) -> Option<Plan> {
                     Some(p)
                 }
                 _ => {
-                    r.fail_error("plan", &first);
+                    r.fail_error(Subject::Plan, &first);
                     None
                 }
             }
@@ -307,7 +313,7 @@ mod tests {
 
     #[test]
     fn line_format() {
-        let p = Problem::bad("run file", Position::At("./run:1:1".into()), "x", "y");
+        let p = Problem::bad(Subject::RunFile, Position::At("./run:1:1".into()), "x", "y");
         let i = Item {
             group: 1,
             status: Status::Fail,
@@ -316,7 +322,7 @@ mod tests {
         assert_eq!(i.line(), "FAIL run file: ./run:1:1: x (y)");
         let i = Item {
             status: Status::Ok,
-            problem: Problem::new(Exit::Ok, "run file", Position::Nowhere, "", ""),
+            problem: Problem::new(Exit::Ok, Subject::RunFile, Position::Nowhere, "", ""),
             ..i
         };
         assert_eq!(i.line(), "ok   run file");

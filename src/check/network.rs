@@ -4,9 +4,8 @@
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 
 use super::{Ctx, Report, errstr};
-use crate::settings::Name;
 
-use crate::resolve::port_number;
+use crate::resolve::Family;
 
 /// Which installed front end can bind an IPv6 address (tcpsvd never;
 /// tcpserver when it is ucspi-tcp-ipv6's build).
@@ -63,7 +62,7 @@ pub fn check(ctx: &Ctx, r: &mut Report) {
     // A bad address or port is a FAIL of resolve's already.
     if !addr.stand_in {
         let tcpd = ctx.r.front.spec.kind == crate::frontend::Kind::Couriertcpd;
-        if tcpd && crate::frontend::is_ipv6(&addr.text) {
+        if tcpd && addr.value == Family::Ipv6 {
             r.ok(format!(
                 "address {} (IPv6: couriertcpd binds it)",
                 crate::shown::value(&addr.text)
@@ -76,7 +75,7 @@ pub fn check(ctx: &Ctx, r: &mut Report) {
     if port.stand_in {
         return;
     }
-    let Some(number) = port_number(&port.text) else {
+    let Some(number) = port.value else {
         return;
     };
     let port = crate::shown::value(&port.text);
@@ -88,9 +87,9 @@ pub fn check(ctx: &Ctx, r: &mut Report) {
     let low_ok =
         uid == 0 || (uid == ctx.euid && crate::caps::has(crate::caps::CAP_NET_BIND_SERVICE));
     if u32::from(number) < start && !low_ok {
-        let who = match ctx.r.settings.str(Name::Setuidgid) {
-            "" => format!("courier-run runs as uid {uid}"),
-            a => format!("tcpserver would run as uid {uid} (setuidgid={a})"),
+        let who = match &ctx.r.given.setuidgid {
+            None => format!("courier-run runs as uid {uid}"),
+            Some(a) => format!("tcpserver would run as uid {uid} (setuidgid={a})"),
         };
         r.fail(
             format!("port {port}"),

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use super::programs::Probed;
 use super::{Ctx, Report};
-use crate::settings::Name;
 
 /// Who other than root could change a file or directory.
 enum Writer {
@@ -133,10 +132,7 @@ pub fn check(ctx: &Ctx, chain: &[Probed], r: &mut Report) {
     let mut guarded: Vec<PathBuf> = Vec::new();
     guarded.extend(s.runfile.clone());
     guarded.extend(ctx.r.configs.iter().cloned());
-    match s.str(Name::Envdir) {
-        "" => {}
-        d => guarded.push(d.into()),
-    }
+    guarded.extend(ctx.r.given.envdir.clone());
     guarded.extend(ctx.r.rules.as_ref().map(PathBuf::from));
     for p in guarded {
         if std::fs::symlink_metadata(&p).is_err() && !p.parent().is_some_and(|d| d.exists()) {

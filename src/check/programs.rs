@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::server::Flags;
 use super::{Ctx, Identity, Report, errstr};
+use crate::error::Subject;
 
 /// `account` (envuidgid) and `setuidgid`: resolve looked them up (and
 /// reported an unknown one, or a switch without the privilege); say which
@@ -46,7 +47,7 @@ pub fn programs(ctx: &Ctx, flags: &Flags, r: &mut Report) -> Vec<Probed> {
         .r
         .problems
         .iter()
-        .any(|p| p.subject.starts_with("program ") || p.subject == "server");
+        .any(|p| matches!(p.subject, Subject::ServerProgram(_) | Subject::Server));
     let mut out = Vec::new();
     for prog in ctx.r.chain() {
         let server = prog.role == "server";

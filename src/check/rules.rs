@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 
 use super::server::Flags;
 use super::{Ctx, Report, errstr};
+use crate::error::Subject;
 
+/// Which rules the front end reads decides what is checked: Courier's
+/// access list (as couriertcpd's .dat or compiled for tcpserver/tcpsvd),
+/// couriertcpd's own -access, an ipsvd directory, or a tcprules cdb.
 pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
     let front = &ctx.r.front;
     // Courier's access list: converted on start (resolve parsed it, so a
@@ -19,53 +23,16 @@ pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
         return;
     }
     if front.spec.kind == crate::frontend::Kind::Couriertcpd {
-        // No list to build: a .dat given as rules=, or the rc's -access
-        // to a list that does not exist, or none (pop3d).
-        match &front.rules {
-            Some((p, _)) if Path::new(p).exists() => r.ok(format!(
-                "rules {} (couriertcpd -access, as it is)",
-                crate::shown::path(p)
-            )),
-            Some((p, _)) => r.warn(
-                format!("rules {}", crate::shown::path(p)),
-                "does not exist: couriertcpd logs that and accepts every client",
-                "create the access list (IMAPACCESSFILE) and run courier-run ./run --rebuild-access",
-            ),
-            None => r.info("rules", "none: couriertcpd accepts every client"),
-        }
+        couriertcpd_access(&front.rules, r);
         return;
     }
     if let Some(a) = &front.access {
-        // Rebuilt on start; a running front end reads the cdb on every
-        // connection, so rules that differ from what the list compiles to
-        // (by content) are what is in force now.
-        if !a.fresh && a.output.exists() {
-            r.warn(
-                format!("access {}", crate::shown::path(&a.source)),
-                format!(
-                    "{} differs from what the list compiles to (compiled on start): the rules in force now are not the list's",
-                    crate::shown::path(&a.output)
-                ),
-                "courier-run ./run --rebuild-access (in effect at once, no restart)",
-            );
-            return;
-        }
-        r.ok(format!(
-            "access {} -> {} ({}, {})",
-            crate::shown::path(&a.source),
-            crate::shown::path(&a.output),
-            a.format.describe(),
-            if a.fresh {
-                "up to date"
-            } else {
-                "compiled on start: the rules there differ from the list"
-            }
-        ));
+        compiled_access(a, r);
         return;
     }
     // An access list that failed (its FAIL is above) replaces the rules:
     // nothing more to say about them.
-    if ctx.r.problems.iter().any(|p| p.subject == "access") {
+    if ctx.reported(&Subject::Access) {
         return;
     }
     // The front end's format (resolve FAILs a mismatch); an instructions
@@ -79,7 +46,7 @@ pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
             Some(x) => x.to_string(),
             None => {
                 r.info(
-                    "rules",
+                    Subject::Rules,
                     format!("none: {} accepts every client", ctx.r.front.spec.name),
                 );
                 return;
@@ -87,15 +54,69 @@ pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
         },
         Some(x) => x.to_string(),
     };
+    cdb(&rules, f.has('X'), r);
+}
+
+/// couriertcpd with no list to build: a .dat given as rules=, or the rc's
+/// -access to a list that does not exist, or none (pop3d). couriertcpd
+/// accepts every client when its file is missing, so that is a WARN.
+fn couriertcpd_access(rules: &Option<(String, crate::frontend::RulesFormat)>, r: &mut Report) {
+    match rules {
+        Some((p, _)) if Path::new(p).exists() => r.ok(format!(
+            "rules {} (couriertcpd -access, as it is)",
+            crate::shown::path(p)
+        )),
+        Some((p, _)) => r.warn(
+            format!("rules {}", crate::shown::path(p)),
+            "does not exist: couriertcpd logs that and accepts every client",
+            "create the access list (IMAPACCESSFILE) and run courier-run ./run --rebuild-access",
+        ),
+        None => r.info(Subject::Rules, "none: couriertcpd accepts every client"),
+    }
+}
+
+/// Courier's access list compiled for tcpserver/tcpsvd: rebuilt on start;
+/// a running front end reads the cdb on every connection, so rules that
+/// differ from what the list compiles to (by content) are what is in
+/// force now.
+fn compiled_access(a: &crate::access::Step, r: &mut Report) {
+    if !a.fresh && a.output.exists() {
+        r.warn(
+            format!("access {}", crate::shown::path(&a.source)),
+            format!(
+                "{} differs from what the list compiles to (compiled on start): the rules in force now are not the list's",
+                crate::shown::path(&a.output)
+            ),
+            "courier-run ./run --rebuild-access (in effect at once, no restart)",
+        );
+        return;
+    }
+    r.ok(format!(
+        "access {} -> {} ({}, {})",
+        crate::shown::path(&a.source),
+        crate::shown::path(&a.output),
+        a.format.describe(),
+        if a.fresh {
+            "up to date"
+        } else {
+            "compiled on start: the rules there differ from the list"
+        }
+    ));
+}
+
+/// A tcprules cdb as tcpserver reads it: missing (a FAIL: every
+/// connection dropped, unless `-X` makes it a WARN), unreadable, not a
+/// well-formed cdb, or older than its source (changes not in effect).
+fn cdb(rules: &str, missing_ok: bool, r: &mut Report) {
     let what = format!("rules {rules}");
-    let path = Path::new(&rules);
+    let path = Path::new(rules);
     let rebuild = match source(path) {
         Some(src) => format!("rebuild it: {}", tcprules(path, &src)),
         None => "build it with tcprules".to_string(),
     };
     let data = match std::fs::read(path) {
         Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && f.has('X') => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && missing_ok => {
             r.warn(
                 what,
                 "does not exist: with -X, tcpserver accepts every client",
@@ -130,27 +151,33 @@ pub fn check(ctx: &Ctx, f: &Flags, r: &mut Report) {
             return;
         }
     };
-    if let Some(src) = source(path) {
-        let mtime = |p: &Path| {
-            std::fs::metadata(p)
-                .map(|m| (m.mtime(), m.mtime_nsec()))
-                .ok()
-        };
-        if let (Some(s), Some(c)) = (mtime(&src), mtime(path))
-            && s > c
-        {
-            r.warn(
-                what,
-                format!(
-                    "older than its source {}: changes there are not in effect",
-                    crate::shown::path(&src)
-                ),
-                format!("rebuild it: {}", tcprules(path, &src)),
-            );
-            return;
-        }
+    if let Some(src) = older_than_source(path) {
+        r.warn(
+            what,
+            format!(
+                "older than its source {}: changes there are not in effect",
+                crate::shown::path(&src)
+            ),
+            format!("rebuild it: {}", tcprules(path, &src)),
+        );
+        return;
     }
     r.ok(format!("{what} ({records} rules)"));
+}
+
+/// The source of `cdb` when it was changed after the cdb was built (by
+/// mtime to the nanosecond; an unreadable time says nothing).
+fn older_than_source(cdb: &Path) -> Option<PathBuf> {
+    let src = source(cdb)?;
+    let mtime = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| (m.mtime(), m.mtime_nsec()))
+            .ok()
+    };
+    match (mtime(&src), mtime(cdb)) {
+        (Some(s), Some(c)) if s > c => Some(src),
+        _ => None,
+    }
 }
 
 /// The rules file the cdb is built from: `imap.rules` for `imap.cdb`, or
@@ -228,6 +255,7 @@ fn dat(ctx: &Ctx, a: &crate::access::Step, r: &mut Report) {
 #[cfg(test)]
 mod tests {
     use crate::cdb::hash;
+    use crate::check::Status;
 
     /// A cdb as cdbmake writes it.
     fn make(records: &[(&[u8], &[u8])]) -> Vec<u8> {
@@ -291,6 +319,66 @@ mod tests {
                 .unwrap_err()
                 .contains("wrong hash table")
         );
+    }
+
+    /// What `--check` says of a tcprules cdb: one line, its status and
+    /// its text.
+    fn said(rules: &std::path::Path, missing_ok: bool) -> (Status, String) {
+        let mut r = super::Report::default();
+        super::cdb(rules.to_str().unwrap(), missing_ok, &mut r);
+        let items = r.items();
+        assert_eq!(items.len(), 1);
+        (items[0].status, items[0].line())
+    }
+
+    /// Missing (FAIL; WARN under -X), not a cdb (FAIL), older than its
+    /// source (WARN naming tcprules), good (ok with its record count).
+    #[test]
+    fn cdb_refusals_and_staleness() {
+        let dir = std::env::temp_dir().join(format!("cr-rules-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cdb = dir.join("imap.cdb");
+        let (status, line) = said(&cdb, false);
+        assert_eq!(status, Status::Fail, "{line}");
+        assert!(
+            line.contains("tcpserver would drop every connection"),
+            "{line}"
+        );
+        let (status, line) = said(&cdb, true);
+        assert_eq!(status, Status::Warn, "{line}");
+        assert!(
+            line.contains("with -X, tcpserver accepts every client"),
+            "{line}"
+        );
+
+        std::fs::write(&cdb, b"x").unwrap();
+        let (status, line) = said(&cdb, false);
+        assert_eq!(status, Status::Fail, "{line}");
+        assert!(line.contains("is not a well-formed cdb"), "{line}");
+
+        std::fs::write(&cdb, make(&[(b"127.0.0.1", b"+"), (b"", b"-")])).unwrap();
+        let src = dir.join("imap.rules");
+        std::fs::write(&src, "127.0.0.1:allow\n:deny\n").unwrap();
+        let at = |p: &std::path::Path, secs: u64| {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            std::fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        };
+        at(&cdb, 1_000_000);
+        at(&src, 2_000_000);
+        let (status, line) = said(&cdb, false);
+        assert_eq!(status, Status::Warn, "{line}");
+        assert!(line.contains("older than its source"), "{line}");
+        assert!(line.contains("tcprules "), "{line}");
+        at(&cdb, 3_000_000);
+        let (status, line) = said(&cdb, false);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(status, Status::Ok, "{line}");
+        assert!(line.ends_with("(2 rules)"), "{line}");
     }
 
     /// The cdb is untrusted bytes: random mutations of a good one must give

@@ -2,6 +2,7 @@
 //! (Courier variables that mean nothing to tcpserver).
 
 use super::{Ctx, Report};
+use crate::error::Subject;
 use crate::settings::Name;
 
 /// The `server` setting taken apart.
@@ -68,7 +69,7 @@ pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
     // for tcpsvd.
     use crate::frontend::{TCPSERVER, identity_traps};
     match &ctx.r.front.options {
-        Some(Err(t)) => r.fail("server", t.problem.clone(), t.fix.clone()),
+        Some(Err(t)) => r.fail(Subject::Server, t.problem.clone(), t.fix.clone()),
         Some(Ok(opts)) => f.opts = opts.clone(),
         None => {}
     }
@@ -79,14 +80,14 @@ pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
             _ => {}
         }
     }
-    let has_uid_gid = !ctx.r.settings.str(Name::Account).is_empty()
-        || (ctx.env("UID").is_some() && ctx.env("GID").is_some());
+    let has_uid_gid =
+        ctx.r.given.account.is_some() || (ctx.env("UID").is_some() && ctx.env("GID").is_some());
     for t in identity_traps(&TCPSERVER, &f.opts, has_uid_gid, &uid_of, &gid_of) {
-        r.fail("server", t.problem, t.fix);
+        r.fail(Subject::Server, t.problem, t.fix);
     }
     if let Some(v) = f.value('c') {
         r.warn(
-            "server",
+            Subject::Server,
             format!(
                 "-c {v} is overridden by conlimit (courier-run adds -c after the server's options)"
             ),
@@ -95,21 +96,21 @@ pub fn traps(ctx: &Ctx, r: &mut Report) -> Flags {
     }
     if f.value('x').is_some() && ctx.r.rules.is_some() {
         r.warn(
-            "server",
+            Subject::Server,
             "-x is overridden by rules (courier-run adds -x after the server's options)",
             "remove -x from server and set rules=",
         );
     }
     if !f.has('R') {
         r.warn(
-            "server",
+            Subject::Server,
             "without -R, tcpserver asks every client for an ident answer, and waits for it",
             "add -R",
         );
     }
     if !f.has('H') {
         r.warn(
-            "server",
+            Subject::Server,
             "without -H, tcpserver looks up every client's name in DNS, and waits for it",
             "add -H",
         );
@@ -126,11 +127,11 @@ fn tcpsvd(ctx: &Ctx, r: &mut Report) {
     use crate::frontend::{TCPSVD, identity_traps};
     match &ctx.r.front.options {
         None => {}
-        Some(Err(t)) => r.fail("server", t.problem.clone(), t.fix.clone()),
+        Some(Err(t)) => r.fail(Subject::Server, t.problem.clone(), t.fix.clone()),
         Some(Ok(opts)) => {
             let traps = identity_traps(&TCPSVD, opts, ctx.r.account.is_some(), &uid_of, &gid_of);
             for t in traps {
-                r.fail("server", t.problem, t.fix);
+                r.fail(Subject::Server, t.problem, t.fix);
             }
             for (c, setting) in [
                 ('c', "conlimit"),
@@ -140,7 +141,7 @@ fn tcpsvd(ctx: &Ctx, r: &mut Report) {
             ] {
                 if opts.iter().any(|(o, _)| *o == c) {
                     r.warn(
-                        "server",
+                        Subject::Server,
                         format!("-{c} in server is overridden by {setting} (courier-run adds its own after the server's options)"),
                         format!("remove -{c} from server and set {setting}"),
                     );
@@ -198,15 +199,37 @@ pub fn courier(ctx: &Ctx, f: &Flags, r: &mut Report) {
     }
     // The variables this service's rc reads (SSLADDRESS, SSLPORT for -ssl).
     let service = ctx.r.service;
-    for (setting, var) in [
-        (Name::Address, service.address_var()),
-        (Name::Port, service.port_var()),
-        (Name::Conlimit, "MAXDAEMONS"),
-        (Name::Maildir, "MAILDIRPATH"),
+    let got = &ctx.r;
+    for (setting, var, text, origin) in [
+        (
+            Name::Address,
+            service.address_var(),
+            &got.address.text,
+            &got.address.origin,
+        ),
+        (
+            Name::Port,
+            service.port_var(),
+            &got.port.text,
+            &got.port.origin,
+        ),
+        (
+            Name::Conlimit,
+            "MAXDAEMONS",
+            &got.conlimit.text,
+            &got.conlimit.origin,
+        ),
+        (
+            Name::Maildir,
+            "MAILDIRPATH",
+            &got.maildir.text,
+            &got.maildir.origin,
+        ),
     ] {
-        let s = ctx.r.settings.get(setting);
-        if let (Some(v), Some(a)) = (&s.value, ctx.var(var))
-            && v.as_bytes() != a.value
+        // Only a value that is not the variable's own (a setting, or a
+        // stand-in for a refused one) overrides it.
+        if let Some(a) = ctx.var(var)
+            && text.as_bytes() != a.value
         {
             r.info(
                 var,
@@ -215,8 +238,8 @@ pub fn courier(ctx: &Ctx, f: &Flags, r: &mut Report) {
                     var,
                     crate::shown::value(&a.value),
                     a.pos,
-                    crate::shown::value(v),
-                    s.origin,
+                    crate::shown::value(text),
+                    origin,
                     service.server_name(),
                     var,
                     crate::shown::value(&a.value)
@@ -284,7 +307,7 @@ fn lost_protections(ctx: &Ctx, f: &Flags, r: &mut Report) {
     {
         for at in crate::couriertcpd::maxcperip_lines(&a.source) {
             r.fail(
-                "access",
+                Subject::Access,
                 format!("{at}: MAXCPERIP is not enforced: tcpserver has no per-IP limit"),
                 format!("{fix} (tcpsvd enforces it too)"),
             );

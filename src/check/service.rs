@@ -8,6 +8,7 @@
 use super::programs::Probed;
 use super::{Ctx, Identity, Report};
 use crate::authdaemon;
+use crate::error::Subject;
 use crate::finding::{Finding, Level};
 use crate::tls;
 
@@ -30,8 +31,11 @@ pub fn check(ctx: &Ctx, chain: &mut Vec<Probed>, r: &mut Report) {
         let prefix = ctx.r.settings.prefix.as_str();
         let rc = authdaemon::default_rc(layout, prefix);
         match authdaemon::socket_path(&rc, layout, prefix) {
-            Ok((sock, from)) => push(r, "authdaemond", authdaemon::probe(&sock, &from)),
-            Err(e) => r.fail_error(format!("authdaemond {}", crate::shown::path(&rc)), &e),
+            Ok((sock, from)) => push(r, Subject::Authdaemond, authdaemon::probe(&sock, &from)),
+            Err(e) => r.fail_error(
+                Subject::Line(format!("authdaemond {}", crate::shown::path(&rc))),
+                &e,
+            ),
         }
         match &ctx.r.wait_authdaemond {
             Some(w) => r.info(
@@ -79,7 +83,7 @@ pub fn check(ctx: &Ctx, chain: &mut Vec<Probed>, r: &mut Report) {
         format!("tls (STARTTLS, {}=YES)", service.starttls_var())
     };
     for f in tls::check_env(|n| ctx.env(n), &who, tls::now()) {
-        push(r, &what, f);
+        push(r, Subject::Line(what.clone()), f);
     }
     // couriertls must exist, and load under the limits (the memory probe
     // runs every program of `chain`). For -ssl it is in argv already.
@@ -132,7 +136,9 @@ fn start_var(ctx: &Ctx, r: &mut Report) {
     }
 }
 
-fn push(r: &mut Report, what: &str, f: Finding) {
+/// A probe's finding as a line about `what` (an ok line says the finding
+/// in its first column).
+fn push(r: &mut Report, what: Subject, f: Finding) {
     match f.level {
         Level::Ok => r.ok(format!("{what}: {}", f.message)),
         Level::Warn => r.warn(what, f.message, f.fix),

@@ -203,7 +203,7 @@ impl<'a> Parser<'a, '_> {
     /// the fatal line and --check (and its JSON) render the same fields.
     fn err<T>(&self, pos: &Pos, msg: impl fmt::Display) -> R<T> {
         Err(crate::error::Problem::bad(
-            "config",
+            crate::error::Subject::Config,
             crate::error::Position::At(pos.to_string()),
             msg.to_string(),
             "",
@@ -216,7 +216,7 @@ impl<'a> Parser<'a, '_> {
     fn low_stack<T>(&self, pos: &Pos, what: &str, depth: u32) -> R<T> {
         Err(crate::error::Problem::new(
             crate::error::Exit::System,
-            "config",
+            crate::error::Subject::Config,
             crate::error::Position::At(pos.to_string()),
             format!(
                 "{what} {depth} deep, and the stack limit ({}) leaves too little stack to go deeper",

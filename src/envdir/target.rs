@@ -119,12 +119,6 @@ pub(super) fn inspect(
     protected: &[&Path],
 ) -> anyhow::Result<(Target, Names, Option<nix::dir::Dir>)> {
     check_component(dir)?;
-    let refuse = |what: &str, fix: &str| {
-        bad_input(format!(
-            "envdir {} {what}: courier-run replaces only a directory it wrote or one holding nothing but variable files ({fix})",
-            shown(dir)
-        ))
-    };
     // Without a trailing slash, which would follow a symlink.
     let (parent, base) = super::split(dir);
     let entry = parent.join(&base);
@@ -147,27 +141,64 @@ pub(super) fn inspect(
             );
         }
     };
+    refuse_kind(dir, &meta, &parent, &entry)?;
+    let listing = list(dir, &entry)?;
+    let target = judge(dir, &listing)?;
+    Ok((target, listing.names, Some(listing.dir)))
+}
+
+/// The refusal of what stands at `dir`, with its fix.
+fn refuse(dir: &Path, what: &str, fix: &str) -> anyhow::Error {
+    bad_input(format!(
+        "envdir {} {what}: courier-run replaces only a directory it wrote or one holding nothing but variable files ({fix})",
+        shown(dir)
+    ))
+}
+
+/// Only a plain directory on the parent's filesystem is replaced: the
+/// atomic replacement would replace a symlink, not the directory it
+/// points to, and a mount point cannot be renamed away.
+fn refuse_kind(dir: &Path, meta: &fs::Metadata, parent: &Path, entry: &Path) -> anyhow::Result<()> {
     if meta.file_type().is_symlink() {
         return Err(refuse(
+            dir,
             "is a symbolic link",
             "set envdir to the directory itself",
         ));
     }
     if !meta.is_dir() {
         return Err(refuse(
+            dir,
             "exists and is not a directory",
             "remove it, or set envdir elsewhere",
         ));
     }
-    let pdev = fs::metadata(&parent)
+    let pdev = fs::metadata(parent)
         .map(|m| m.dev())
-        .map_err(|e| anyhow::Error::new(e).context(format!("unable to stat {}", shown(&parent))))?;
-    if meta.dev() != pdev || mount_root(&entry) {
+        .map_err(|e| anyhow::Error::new(e).context(format!("unable to stat {}", shown(parent))))?;
+    if meta.dev() != pdev || mount_root(entry) {
         return Err(refuse(
+            dir,
             "is a mount point",
             "set envdir to a directory of its own",
         ));
     }
+    Ok(())
+}
+
+/// What a directory at the envdir's path holds, and the directory, open.
+struct Listing {
+    dir: nix::dir::Dir,
+    /// The variable files, in directory order.
+    names: Names,
+    /// It holds courier-run's marker (a regular file).
+    marker: bool,
+}
+
+/// List the directory: refused at the first entry courier-run does not
+/// write (anything but a regular file, or a file whose name is neither
+/// the marker nor a variable name).
+fn list(dir: &Path, entry: &Path) -> anyhow::Result<Listing> {
     let mut marker = false;
     let mut names = Names::default();
     // Listed with readdir(3) through nix (the names borrowed from the
@@ -180,7 +211,7 @@ pub(super) fn inspect(
             .context(format!("unable to read envdir {}", shown(dir)))
     };
     let mut d = Dir::open(
-        &entry,
+        entry,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
@@ -209,6 +240,7 @@ pub(super) fn inspect(
             "whose name is not a variable name"
         };
         return Err(refuse(
+            dir,
             &format!(
                 "holds {} {what}",
                 shown(Path::new(std::ffi::OsStr::from_bytes(n)))
@@ -216,26 +248,35 @@ pub(super) fn inspect(
             "move it away, or set envdir to a directory of its own",
         ));
     }
-    let target = if marker {
-        Target::Ours
-    } else if names.len() == 0 {
-        Target::Empty
-    } else {
-        // Not emptied, not moved: refused with the fix. Files courier-run
-        // did not write may be anything (a classic run script's envdir, or
-        // an /etc-like directory named by mistake); the admin moves them,
-        // once, and nothing is lost.
-        let first = names.iter().next().unwrap_or_default();
-        return Err(bad_input(format!(
-            "envdir {} holds {} and {} other file(s) but no {MARKER} marker: courier-run did not write it, and never deletes files it did not write (move it aside once, e.g. mv {} {}.orig, and start again: courier-run then writes it anew; or set envdir to a new path)",
-            shown(dir),
-            shown(Path::new(std::ffi::OsStr::from_bytes(first))),
-            names.len() - 1,
-            shown(dir),
-            shown(dir),
-        )));
-    };
-    Ok((target, names, Some(d)))
+    Ok(Listing {
+        dir: d,
+        names,
+        marker,
+    })
+}
+
+/// Ours (the marker), empty, or a directory of files courier-run did not
+/// write: refused.
+fn judge(dir: &Path, l: &Listing) -> anyhow::Result<Target> {
+    if l.marker {
+        return Ok(Target::Ours);
+    }
+    if l.names.len() == 0 {
+        return Ok(Target::Empty);
+    }
+    // Not emptied, not moved: refused with the fix. Files courier-run
+    // did not write may be anything (a classic run script's envdir, or
+    // an /etc-like directory named by mistake); the admin moves them,
+    // once, and nothing is lost.
+    let first = l.names.iter().next().unwrap_or_default();
+    Err(bad_input(format!(
+        "envdir {} holds {} and {} other file(s) but no {MARKER} marker: courier-run did not write it, and never deletes files it did not write (move it aside once, e.g. mv {} {}.orig, and start again: courier-run then writes it anew; or set envdir to a new path)",
+        shown(dir),
+        shown(Path::new(std::ffi::OsStr::from_bytes(first))),
+        l.names.len() - 1,
+        shown(dir),
+        shown(dir),
+    )))
 }
 
 /// `p` made absolute with every symlink resolved, as far as it exists: the
@@ -333,6 +374,53 @@ mod tests {
         assert_eq!(meets("env", "run"), None);
         assert!(super::super::siblings::is_sibling(b"env", b".env.new.1-2"));
         assert!(!super::super::siblings::is_sibling(b"env", b".envx.old.1"));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Each verdict of [`inspect`] on a scratch directory: absent, ours,
+    /// empty, and every refusal of what courier-run did not write.
+    #[test]
+    fn inspect_verdicts() {
+        let root = std::env::temp_dir().join(format!("courier-run-inspect-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root).unwrap();
+        let env = root.join("env");
+        let verdict = || inspect(&env, &[]).map(|(t, n, _)| (t, n.len()));
+        let refused = || format!("{:#}", verdict().unwrap_err());
+        assert_eq!(verdict().unwrap(), (Target::Absent, 0));
+        fs::create_dir(&env).unwrap();
+        assert_eq!(verdict().unwrap(), (Target::Empty, 0));
+        fs::write(env.join("PORT"), "143\n").unwrap();
+        assert!(
+            refused().contains("but no .courier-run marker"),
+            "{}",
+            refused()
+        );
+        fs::write(env.join(MARKER), "").unwrap();
+        assert_eq!(verdict().unwrap(), (Target::Ours, 1));
+        fs::create_dir(env.join("SUB")).unwrap();
+        assert!(
+            refused().contains("holds SUB which is not a regular file"),
+            "{}",
+            refused()
+        );
+        fs::remove_dir(env.join("SUB")).unwrap();
+        fs::write(env.join(".hidden"), "").unwrap();
+        assert!(
+            refused().contains("whose name is not a variable name"),
+            "{}",
+            refused()
+        );
+        fs::remove_dir_all(&env).unwrap();
+        std::os::unix::fs::symlink(&root, &env).unwrap();
+        assert!(refused().contains("is a symbolic link"), "{}", refused());
+        fs::remove_file(&env).unwrap();
+        fs::write(&env, "").unwrap();
+        assert!(
+            refused().contains("exists and is not a directory"),
+            "{}",
+            refused()
+        );
         fs::remove_dir_all(&root).unwrap();
     }
 

@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Exit, Position, Problem};
+use crate::error::{Exit, Position, Problem, Subject};
 use crate::settings::{Name, Settings};
 
 use super::Inherit;
@@ -62,7 +62,7 @@ pub(super) fn chain(settings: &Settings, problems: &mut Vec<Problem>) -> Chain {
     let auth_origin = settings.get(Name::Auth).origin.position();
     if login.is_empty() && !auth.trim().is_empty() {
         problems.push(Problem::bad(
-            "settings",
+            Subject::Settings,
             auth_origin.clone(),
             "auth modules need a login program, and login is empty",
             "set login=, or auth= for none",
@@ -75,7 +75,7 @@ pub(super) fn chain(settings: &Settings, problems: &mut Vec<Problem>) -> Chain {
             modules.push(PathBuf::from(m));
         } else if authdir.is_empty() && settings.str(Name::Authdir).is_empty() {
             problems.push(Problem::bad(
-                format!("auth {}", crate::shown::value(m)),
+                Subject::Auth(crate::shown::value(m)),
                 auth_origin.clone(),
                 format!(
                     "auth module {} is a bare name but authdir is empty",
@@ -90,7 +90,7 @@ pub(super) fn chain(settings: &Settings, problems: &mut Vec<Problem>) -> Chain {
     let imapd = settings.str(Name::Imapd);
     if imapd.is_empty() {
         problems.push(Problem::bad(
-            "settings",
+            Subject::Settings,
             settings.get(Name::Imapd).origin.position(),
             "imapd is empty",
             "set it to the imapd program",
@@ -132,11 +132,11 @@ pub fn find_program(arg0: &[u8], path: Option<&[u8]>) -> Result<PathBuf, Problem
         }
     }
     let shown = crate::shown::path(name);
-    let subject = format!("program {shown} (server)");
+    let subject = Subject::ServerProgram(shown.clone());
     Err(match denied {
         Some(c) => Problem::new(
             Exit::NoExec,
-            subject,
+            subject.clone(),
             Position::Nowhere,
             format!(
                 "unable to run {shown}: {} is not an executable file",
@@ -146,7 +146,7 @@ pub fn find_program(arg0: &[u8], path: Option<&[u8]>) -> Result<PathBuf, Problem
         ),
         None if arg0.contains(&b'/') => Problem::new(
             Exit::NotFound,
-            subject,
+            subject.clone(),
             Position::Nowhere,
             format!("unable to run {shown}: file does not exist"),
             "",
@@ -190,7 +190,7 @@ pub(super) fn server_program(
     match server.first() {
         None => {
             problems.push(Problem::bad(
-                "server",
+                Subject::Server,
                 settings.get(Name::Server).origin.position(),
                 "server is empty",
                 "set it to e.g. \"tcpserver -v -RH -l0\"",

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::config::{Assignment, Scope};
 use crate::envdir;
 use crate::environ::{self, Environ};
-use crate::error::Problem;
+use crate::error::{Problem, Subject};
 use crate::settings::{Name, Settings};
 
 use super::Inherit;
@@ -183,8 +183,8 @@ pub(super) fn rc_assignments(
 }
 
 /// The `--check` subject of a config file's problems.
-pub fn config_subject(file: &str) -> String {
-    format!("config {}", crate::shown::path(file))
+pub fn config_subject(file: &str) -> Subject {
+    Subject::config_file(file)
 }
 
 #[cfg(test)]
@@ -202,7 +202,7 @@ mod tests {
         let (mut p, mut w) = (Vec::new(), Vec::new());
         let c = read_configs(&s, &Vec::new(), &Inherit::All, &mut p, &mut w);
         let p = one(&p);
-        assert_eq!(p.subject, "config /nonexistent/imapd");
+        assert_eq!(p.subject, Subject::ConfigFile("/nonexistent/imapd".into()));
         assert!(p.fix.starts_with("install Courier's config"), "{}", p.fix);
         assert_eq!(c.files.len(), 2);
         assert_eq!(c.read.len(), 1);

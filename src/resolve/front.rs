@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use crate::access;
 use crate::config::{Assignment, Scope};
-use crate::error::{Exit, Position, Problem, exit_code};
+use crate::error::{Exit, Position, Problem, Subject, exit_code};
 use crate::frontend::{self, RulesFormat};
 use crate::settings::{Name, Origin, Settings};
 
-use super::values::{SettingSources, SettingText};
+use super::values::{Checked, Family, SettingSources};
 
 /// The front end and the values that become its own arguments.
 #[derive(Clone, Debug)]
@@ -49,7 +49,7 @@ fn maxperip(vars: &[Assignment], problems: &mut Vec<Problem>) -> Option<u32> {
                 Err(_) if v.is_empty() => None,
                 Err(_) => {
                     problems.push(Problem::bad(
-                        "config",
+                        Subject::Config,
                         Position::At(a.value_pos.to_string()),
                         format!(
                             "MAXPERIP \"{}\" is not a number",
@@ -137,7 +137,7 @@ fn compile_access(
             };
             problems.push(Problem::new(
                 code,
-                "access",
+                Subject::Access,
                 at,
                 crate::error::describe(&e),
                 fix,
@@ -159,7 +159,7 @@ fn compile_access(
                 Err(e) => {
                     problems.push(Problem::new(
                         exit_code(&e),
-                        "access",
+                        Subject::Access,
                         Position::Nowhere,
                         crate::error::describe(&e),
                         "",
@@ -189,7 +189,7 @@ fn given_rules(
             (false, Err(_)) => (r, spec.reads[0]),
             (true, Err(m)) => {
                 problems.push(Problem::bad(
-                    "rules",
+                    Subject::Rules,
                     settings.get(Name::Rules).origin.position(),
                     m,
                     "",
@@ -210,7 +210,7 @@ pub(super) fn front(
     outer: &Scope,
     server: &[String],
     program: &Path,
-    address: &SettingText,
+    address: &Checked<Family>,
     problems: &mut Vec<Problem>,
     warnings: &mut Vec<String>,
 ) -> Front {
@@ -247,12 +247,12 @@ pub(super) fn front(
     }
     // tcpserver is run once to learn whether it binds IPv6: the answer
     // serves both the address check and the access list's IPv6 lines.
-    let v6_capable = frontend::is_ipv6(&address.text)
-        && kind.is_some()
-        && frontend::probe_ipv6(spec.kind, program).unwrap_or(false);
-    if frontend::is_ipv6(&address.text) && !v6_capable {
+    let v6 = address.value == Family::Ipv6;
+    let v6_capable =
+        v6 && kind.is_some() && frontend::probe_ipv6(spec.kind, program).unwrap_or(false);
+    if v6 && !v6_capable {
         problems.push(Problem::bad(
-            "settings",
+            Subject::Settings,
             address.origin.position(),
             format!(
                 "address {} is IPv6, and {} binds IPv4 only",
@@ -276,7 +276,7 @@ pub(super) fn front(
     if let Some(list) = source {
         if rules_given && !matches!(rules_setting.origin, Origin::Default) {
             problems.push(Problem::bad(
-                "settings",
+                Subject::Settings,
                 rules_setting.origin.position(),
                 format!(
                     "rules and an access list ({}) are both given: the front end reads one",
@@ -347,10 +347,15 @@ pub(super) mod tests {
             .split_ascii_whitespace()
             .map(str::to_string)
             .collect();
-        let address = SettingText {
+        let address = Checked {
             text: address.into(),
             origin: Origin::CommandLine,
             stand_in: false,
+            value: if frontend::is_ipv6(address) {
+                Family::Ipv6
+            } else {
+                Family::Ipv4
+            },
         };
         let (mut problems, mut warnings) = (Vec::new(), Vec::new());
         let front = front(
@@ -382,7 +387,7 @@ pub(super) mod tests {
     fn maxperip_must_be_a_number() {
         let g = front_of("server=tcpsvd\n", "MAXPERIP=lots\n", "0");
         let p = one(&g.problems);
-        assert_eq!(p.subject, "config");
+        assert_eq!(p.subject, Subject::Config);
         assert!(p.message.contains("MAXPERIP \"lots\" is not a number"));
         assert!(matches!(p.position, Position::At(_)));
         let g = front_of("server=tcpsvd\n", "MAXPERIP=4\n", "0");
@@ -438,7 +443,7 @@ pub(super) mod tests {
             "0",
         );
         let p = one(&g.problems);
-        assert_eq!(p.subject, "access");
+        assert_eq!(p.subject, Subject::Access);
         assert!(p.fix.starts_with("access names it"), "{}", p.fix);
         assert!(matches!(p.position, Position::At(_)));
         // The config's IMAPACCESSFILE, the same.
@@ -487,7 +492,7 @@ pub(super) mod tests {
         let dir = tempdir("front-rules").expect("a temp dir");
         let run = format!("server=tcpserver\nrules={}\naccess=\n", dir.display());
         let g = front_of(&run, "", "0");
-        assert_eq!(one(&g.problems).subject, "rules");
+        assert_eq!(one(&g.problems).subject, Subject::Rules);
         let run = format!("server=tcpsvd\nrules={}\naccess=\n", dir.display());
         let g = front_of(&run, "", "0");
         assert!(g.problems.is_empty(), "{:?}", g.problems);

@@ -14,8 +14,7 @@ use crate::access;
 use crate::account::Account;
 use crate::config::Assignment;
 use crate::environ::{self, Environ};
-use crate::error::{Position, Problem, exit_code};
-use crate::limits;
+use crate::error::{Position, Problem, Subject, exit_code};
 use crate::service::{CacheReset, Service};
 use crate::settings::{Name, Origin, Settings};
 
@@ -28,7 +27,7 @@ mod values;
 pub use chain::find_program;
 pub(crate) use configs::config_subject;
 pub use front::{Front, tcpd_protections};
-pub use values::{SettingText, port_number, service_port};
+pub use values::{Checked, Family, SettingText, Softlimit, port_number, service_port};
 pub(crate) use values::{can_switch, choice, envdir_path, inherit, lookup, umask};
 
 /// What the command line gives a resolution.
@@ -67,6 +66,30 @@ pub struct Program {
     pub path: PathBuf,
 }
 
+/// Settings as the admin gave them, typed once here, whether or not they
+/// passed: `--check` names a refused one as written (their checked values
+/// are [`Resolved`]'s own fields).
+#[derive(Clone, Debug, Default)]
+pub struct Given {
+    /// `envdir` (None: empty): a file `--check` guards as root.
+    pub envdir: Option<PathBuf>,
+    /// `account`'s name (None: empty): envuidgid sets UID and GID for it.
+    pub account: Option<String>,
+    /// `setuidgid`'s name (None: empty).
+    pub setuidgid: Option<String>,
+}
+
+impl Given {
+    fn of(settings: &Settings) -> Given {
+        let text = |n| Some(settings.str(n)).filter(|t| !t.is_empty());
+        Given {
+            envdir: text(Name::Envdir).map(PathBuf::from),
+            account: text(Name::Account).map(str::to_string),
+            setuidgid: text(Name::Setuidgid).map(str::to_string),
+        }
+    }
+}
+
 /// Every setting, typed and validated.
 #[derive(Clone, Debug)]
 pub struct Resolved {
@@ -97,18 +120,22 @@ pub struct Resolved {
     /// Every file read: the run file, the config files and the files they
     /// source. The envdir may be none of them, nor hold one.
     pub sources: Vec<PathBuf>,
-    pub address: SettingText,
-    pub port: SettingText,
-    pub conlimit: SettingText,
+    pub address: Checked<Family>,
+    /// The one port the front end binds (None: couriertcpd's list, which
+    /// it binds itself).
+    pub port: Checked<Option<u16>>,
+    pub conlimit: Checked<u32>,
     pub maildir: SettingText,
     pub umask: Option<(u32, Origin)>,
     /// ulimit_v in bytes (None inside: unlimited).
     pub ulimit_v: Option<(Option<u64>, Origin)>,
-    pub softlimit: Vec<limits::SoftLimit>,
+    pub softlimit: Softlimit,
     /// envuidgid's account.
     pub account: Option<Account>,
     /// setuidgid's account (switching to it is possible).
     pub setuidgid: Option<Account>,
+    /// The settings as given that the fields above may have refused.
+    pub given: Given,
     /// The `server` words.
     pub server: Vec<String>,
     /// `rules` as given (None: empty). With an access list the front end
@@ -200,162 +227,262 @@ pub fn load(input: &Input) -> (Settings, Vec<Problem>) {
     Settings::load(input.runfile, input.sets, &visible)
 }
 
-/// [`resolve`] from settings [`load`] read.
+/// [`resolve`] from settings [`load`] read: the config files first (the
+/// derived settings default to their variables), then each setting, then
+/// the front end (which needs the program and the address).
 pub fn resolve_loaded(input: &Input, loaded: (Settings, Vec<Problem>)) -> Resolved {
     let (mut settings, mut problems) = loaded;
     let mut warnings = settings.warnings.clone();
-
     let inherit = inherit(&settings, &mut problems);
-    let configs::Configs {
-        files: configs,
-        vars: config_vars,
-        private,
-        sources,
-        read,
-    } = configs::read_configs(
-        &settings,
-        input.environ,
-        &inherit,
-        &mut problems,
-        &mut warnings,
-    );
-    let service = settings.service;
-    let configs::RcScope {
-        vars: config_vars,
-        outer,
-        names: rc_names,
-    } = configs::rc_assignments(
-        &settings,
-        &configs,
-        &read,
-        input.environ,
-        config_vars,
-        &mut warnings,
-    );
-    // The service directory: where the run file is (where supervise
-    // runs it), else the current directory. Compiled rules are written
-    // there, never into whatever directory a hand launch started in.
-    let service_dir = match input.runfile.and_then(Path::parent) {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let read = read(&settings, input, &inherit, &mut problems, &mut warnings);
+    let service_dir = service_dir(input.runfile);
     let cfg = values::SettingSources {
         settings: &settings,
-        vars: &config_vars,
+        vars: &read.vars,
         service_dir: &service_dir,
     };
-
-    let values::Derived {
-        umask,
-        ulimit_v,
-        address,
-        port,
-        conlimit,
-        maildir,
-    } = values::derived(&cfg, &mut problems);
-
-    let account = lookup(&settings, Name::Account, &mut problems);
-    let setuidgid = lookup(&settings, Name::Setuidgid, &mut problems)
-        .filter(|a| can_switch(a).map_err(|p| problems.push(p)).is_ok());
-    let softlimit = values::softlimit(&settings, &mut problems);
-    let envdir = envdir_path(&settings, &mut problems);
-
-    let server: Vec<String> = settings
-        .str(Name::Server)
-        .split_ascii_whitespace()
-        .map(str::to_string)
-        .collect();
-    let chain::Chain { login, auth, imapd } = chain::chain(&settings, &mut problems);
-    // -ssl: `$COURIERTLS -server -tcpd -user=ACCOUNT` before the login
-    // program, COURIERTLS as the rc's outer shell expands it.
-    let couriertls = outer
-        .get("COURIERTLS")
-        .filter(|v| !v.is_empty())
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-        .unwrap_or_else(|| Service::default_couriertls(settings.layout, settings.prefix.as_str()));
-    let account_name = settings.str(Name::Account).to_string();
-    let tls_wrapper = service.tls_wrapper(&couriertls, &account_name);
-    // The group is kept as a number here: its name is only for people
-    // (report looks it up), and a launch need not read /etc/group for it.
-    let cache_reset = account.as_ref().and_then(|a| {
-        Service::cache_reset(outer.get("TLS_CACHEFILE"), &a.name, &a.gid.to_string())
-    });
-    let program = chain::server_program(
-        &settings,
-        &server,
-        cfg.vars,
-        &inherit,
-        input.environ,
-        &mut problems,
-    );
-    let front = front::front(
+    let d = values::derived(&cfg, &mut problems);
+    let v = settle(
         &cfg,
-        &outer,
-        &server,
-        &program,
-        &address,
+        &read,
+        input,
+        &inherit,
+        &d.address,
         &mut problems,
         &mut warnings,
     );
-    if let (Some(c), Some(a)) = (&cache_reset, &account) {
-        let protected = protected_files(input.runfile, &sources, &front, cfg.vars);
-        if let Err(p) = check_cache_reset(c, a, &protected) {
-            problems.push(p);
-        }
-    }
-    let merge_stderr = choice(&settings, Name::Stderr, ["merge", "keep"], &mut problems);
-    let banner = choice(&settings, Name::Banner, ["yes", "no"], &mut problems);
-    let wait_authdaemond =
-        chain::wait_authdaemond(&settings, &login, &auth, &mut problems, &mut warnings);
-
-    explain(
-        &mut settings,
-        [&address, &port, &conlimit, &maildir],
-        &umask,
-        &ulimit_v,
-    );
-
+    explain(&mut settings, &d);
+    let given = Given::of(&settings);
     let rules = Some(settings.str(Name::Rules).to_string()).filter(|r| !r.is_empty());
     Resolved {
-        service,
-        couriertls: PathBuf::from(couriertls),
-        tls_wrapper,
-        cache_reset,
+        service: settings.service,
+        couriertls: v.tls.couriertls,
+        tls_wrapper: v.tls.wrapper,
+        cache_reset: v.tls.cache_reset,
         settings,
         environ: input.environ.clone(),
         inherit,
-        configs,
-        config_vars,
-        rc_names,
-        private,
+        configs: read.configs,
+        config_vars: read.vars,
+        rc_names: read.rc_names,
+        private: read.private,
         sources: input
             .runfile
             .map(Path::to_path_buf)
             .into_iter()
-            .chain(sources)
+            .chain(read.sources)
             .collect(),
+        address: d.address,
+        port: d.port,
+        conlimit: d.conlimit,
+        maildir: d.maildir,
+        umask: d.umask,
+        ulimit_v: d.ulimit_v,
+        softlimit: v.softlimit,
+        account: v.account,
+        setuidgid: v.setuidgid,
+        given,
+        rules,
+        server: v.server,
+        program: v.program,
+        login: v.login,
+        auth: v.auth,
+        imapd: v.imapd,
+        envdir: v.envdir,
+        merge_stderr: v.merge_stderr,
+        banner: v.banner,
+        front: v.front,
+        wait_authdaemond: v.wait_authdaemond,
+        warnings,
+        problems,
+    }
+}
+
+/// The settings after the config files: each checked, in the order the
+/// launch meets their problems (it stops at the first).
+struct Settled {
+    account: Option<Account>,
+    setuidgid: Option<Account>,
+    softlimit: Softlimit,
+    envdir: Option<PathBuf>,
+    login: Option<PathBuf>,
+    auth: Vec<PathBuf>,
+    imapd: PathBuf,
+    tls: Tls,
+    server: Vec<String>,
+    program: PathBuf,
+    front: Front,
+    merge_stderr: bool,
+    banner: bool,
+    wait_authdaemond: Option<crate::authdaemon::Wait>,
+}
+
+/// Accounts, limits, envdir, the chain, the front end, the choices; a
+/// refused value is reported and stood in for.
+fn settle(
+    cfg: &values::SettingSources,
+    read: &Read,
+    input: &Input,
+    inherit: &Inherit,
+    address: &Checked<Family>,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<String>,
+) -> Settled {
+    let settings = cfg.settings;
+    let account = lookup(settings, Name::Account, problems);
+    let setuidgid = lookup(settings, Name::Setuidgid, problems)
+        .filter(|a| can_switch(a).map_err(|p| problems.push(p)).is_ok());
+    let softlimit = values::softlimit(settings, problems);
+    let envdir = envdir_path(settings, problems);
+    let chain::Chain { login, auth, imapd } = chain::chain(settings, problems);
+    let tls = Tls::of(settings, &read.outer, account.as_ref());
+    let (server, program, front) = front_end(
+        cfg,
+        &read.outer,
+        input,
+        inherit,
         address,
-        port,
-        conlimit,
-        maildir,
-        umask,
-        ulimit_v,
-        softlimit,
+        problems,
+        warnings,
+    );
+    // The reset runs as root before exec: refused when it could touch a
+    // file courier-run reads (the launch would refuse it too).
+    if let (Some(c), Some(a)) = (&tls.cache_reset, &account) {
+        let protected = protected_files(input.runfile, &read.sources, &front, cfg.vars);
+        problems.extend(check_cache_reset(c, a, &protected).err());
+    }
+    let merge_stderr = choice(settings, Name::Stderr, ["merge", "keep"], problems);
+    let banner = choice(settings, Name::Banner, ["yes", "no"], problems);
+    let wait_authdaemond = chain::wait_authdaemond(settings, &login, &auth, problems, warnings);
+    Settled {
         account,
         setuidgid,
-        rules,
-        server,
-        program,
+        softlimit,
+        envdir,
         login,
         auth,
         imapd,
-        envdir,
+        tls,
+        server,
+        program,
+        front,
         merge_stderr,
         banner,
-        front,
         wait_authdaemond,
-        warnings,
+    }
+}
+
+/// `server`'s words, its first as pathexec_run finds it in the final
+/// PATH, and the front end they make.
+fn front_end(
+    cfg: &values::SettingSources,
+    outer: &crate::config::Scope,
+    input: &Input,
+    inherit: &Inherit,
+    address: &Checked<Family>,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<String>,
+) -> (Vec<String>, PathBuf, Front) {
+    let server: Vec<String> = cfg
+        .settings
+        .str(Name::Server)
+        .split_ascii_whitespace()
+        .map(str::to_string)
+        .collect();
+    let program = chain::server_program(
+        cfg.settings,
+        &server,
+        cfg.vars,
+        inherit,
+        input.environ,
         problems,
+    );
+    let front = front::front(cfg, outer, &server, &program, address, problems, warnings);
+    (server, program, front)
+}
+
+/// The config files and the rc's own assignments after them, read as the
+/// rc's two shells read them.
+struct Read {
+    configs: Vec<PathBuf>,
+    /// The config's variables, the rc's assignments last.
+    vars: Vec<Assignment>,
+    rc_names: Vec<&'static str>,
+    /// The rc's outer scope (what its `$NAME`s and TLS_CACHEFILE read).
+    outer: crate::config::Scope,
+    private: bool,
+    sources: Vec<PathBuf>,
+}
+
+/// The config files in the rc's inner scope, then its assignments with
+/// the outer scope's values (a file is read once for both).
+fn read(
+    settings: &Settings,
+    input: &Input,
+    inherit: &Inherit,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<String>,
+) -> Read {
+    let configs::Configs {
+        files,
+        vars,
+        private,
+        sources,
+        read,
+    } = configs::read_configs(settings, input.environ, inherit, problems, warnings);
+    let rc = configs::rc_assignments(settings, &files, &read, input.environ, vars, warnings);
+    Read {
+        configs: files,
+        vars: rc.vars,
+        rc_names: rc.names,
+        outer: rc.outer,
+        private,
+        sources,
+    }
+}
+
+/// The service directory: where the run file is (where supervise runs
+/// it), else the current directory. Compiled rules are written there,
+/// never into whatever directory a hand launch started in.
+fn service_dir(runfile: Option<&Path>) -> PathBuf {
+    match runfile.and_then(Path::parent) {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// What the -ssl services put before the login program, and the rc's
+/// TLS_CACHEFILE reset (every service's rc does it).
+struct Tls {
+    couriertls: PathBuf,
+    wrapper: Vec<String>,
+    cache_reset: Option<CacheReset>,
+}
+
+impl Tls {
+    fn of(settings: &Settings, outer: &crate::config::Scope, account: Option<&Account>) -> Tls {
+        // `$COURIERTLS -server -tcpd -user=ACCOUNT` before the login
+        // program, COURIERTLS as the rc's outer shell expands it.
+        let couriertls = outer
+            .get("COURIERTLS")
+            .filter(|v| !v.is_empty())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_else(|| {
+                Service::default_couriertls(settings.layout, settings.prefix.as_str())
+            });
+        let wrapper = settings
+            .service
+            .tls_wrapper(&couriertls, settings.str(Name::Account));
+        // The group is kept as a number here: its name is only for people
+        // (report looks it up), and a launch need not read /etc/group for it.
+        let cache_reset = account.and_then(|a| {
+            Service::cache_reset(outer.get("TLS_CACHEFILE"), &a.name, &a.gid.to_string())
+        });
+        Tls {
+            couriertls: PathBuf::from(couriertls),
+            wrapper,
+            cache_reset,
+        }
     }
 }
 
@@ -393,7 +520,7 @@ fn check_cache_reset(c: &CacheReset, a: &Account, protected: &[PathBuf]) -> Resu
     crate::tlscache::check(&c.path, &a.name, a.uid, a.gid, protected).map_err(|e| {
         Problem::new(
             exit_code(&e),
-            "TLS_CACHEFILE",
+            Subject::TlsCachefile,
             Position::Nowhere,
             crate::error::describe(&e),
             "",
@@ -403,24 +530,19 @@ fn check_cache_reset(c: &CacheReset, a: &Account, protected: &[PathBuf]) -> Resu
 
 /// What the config-derived settings resolved to, for --explain
 /// (`port="143" [./imapd:7:1]`).
-fn explain(
-    settings: &mut Settings,
-    [address, port, conlimit, maildir]: [&SettingText; 4],
-    umask: &Option<(u32, Origin)>,
-    ulimit_v: &Option<(Option<u64>, Origin)>,
-) {
-    for (name, v) in [
-        (Name::Address, address),
-        (Name::Port, port),
-        (Name::Conlimit, conlimit),
-        (Name::Maildir, maildir),
+fn explain(settings: &mut Settings, d: &values::Derived) {
+    for (name, text, origin) in [
+        (Name::Address, &d.address.text, &d.address.origin),
+        (Name::Port, &d.port.text, &d.port.origin),
+        (Name::Conlimit, &d.conlimit.text, &d.conlimit.origin),
+        (Name::Maildir, &d.maildir.text, &d.maildir.origin),
     ] {
-        settings.resolve(name, v.text.clone(), v.origin.clone());
+        settings.resolve(name, text.clone(), origin.clone());
     }
-    if let Some((m, o)) = umask {
+    if let Some((m, o)) = &d.umask {
         settings.resolve(Name::Umask, format!("{m:03o}"), o.clone());
     }
-    if let Some((v, o)) = ulimit_v {
+    if let Some((v, o)) = &d.ulimit_v {
         let t = v.map_or("unlimited".to_string(), |b| (b / 1024).to_string());
         settings.resolve(Name::UlimitV, t, o.clone());
     }
@@ -456,5 +578,20 @@ pub(crate) mod tests_support {
     pub fn one(problems: &[Problem]) -> &Problem {
         assert_eq!(problems.len(), 1, "expected one problem: {problems:?}");
         &problems[0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_names_a_refused_setting_as_written() {
+        let s =
+            tests_support::settings("account=no-such-account-courier-run\nsetuidgid=\nenvdir=.\n");
+        let g = Given::of(&s);
+        assert_eq!(g.account.as_deref(), Some("no-such-account-courier-run"));
+        assert_eq!(g.setuidgid, None);
+        assert_eq!(g.envdir, Some(PathBuf::from(".")));
     }
 }

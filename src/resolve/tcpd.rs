@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::access;
 use crate::config::Scope;
-use crate::error::{Exit, Position, Problem, exit_code};
+use crate::error::{Exit, Position, Problem, Subject, exit_code};
 use crate::frontend::{self, RulesFormat};
 use crate::service::Service;
 use crate::settings::{Name, Origin, Settings};
@@ -38,7 +38,7 @@ pub(super) fn tcpd_front(
     if rules_given {
         if source.as_ref().is_some_and(|l| l.explicit) {
             problems.push(Problem::bad(
-                "settings",
+                Subject::Settings,
                 rules.origin.position(),
                 "rules and access are both given: couriertcpd reads one -access",
                 "set rules= (empty) to build the access list, or access= (empty) to use rules",
@@ -49,7 +49,7 @@ pub(super) fn tcpd_front(
         let r = settings.str(Name::Rules);
         if let Ok(frontend::Detected::Format(f)) = frontend::detect(Path::new(r)) {
             problems.push(Problem::bad(
-                "rules",
+                Subject::Rules,
                 rules.origin.position(),
                 frontend::mismatch(&frontend::COURIERTCPD, r, f),
                 "",
@@ -102,7 +102,7 @@ fn tcpdopts(outer: &Scope, problems: &mut Vec<Problem>) -> Vec<String> {
         None => Vec::new(),
         Some(t) => crate::couriertcpd::words(&t).unwrap_or_else(|why| {
             problems.push(Problem::bad(
-                "config",
+                Subject::Config,
                 outer_pos(outer, "TCPDOPTS"),
                 format!(
                     "TCPDOPTS holds {why}: Courier's rc pastes it into a shell command, which would not pass it as written"
@@ -183,7 +183,7 @@ fn tcpd_access(
             let code = exit_code(&e);
             problems.push(Problem::new(
                 code,
-                "access",
+                Subject::Access,
                 if code == Exit::Usage {
                     Position::Nowhere
                 } else {
@@ -252,7 +252,7 @@ mod tests {
         let dir = tempdir("front-tcpd-rules").expect("a temp dir");
         let run = format!("server=couriertcpd\nrules={}\naccess=\n", dir.display());
         let g = front_of(&run, "", "0");
-        assert_eq!(one(&g.problems).subject, "rules");
+        assert_eq!(one(&g.problems).subject, Subject::Rules);
     }
 
     #[test]
@@ -260,7 +260,7 @@ mod tests {
         let run = "server=couriertcpd\nprefix=/nonexistent/courier\n";
         let g = front_of(run, "IMAPACCESSFILE=/nonexistent/imapaccess\n", "0");
         let p = one(&g.problems);
-        assert_eq!(p.subject, "access");
+        assert_eq!(p.subject, Subject::Access);
         assert!(p.fix.starts_with("IMAPACCESSFILE names it"), "{}", p.fix);
         // The rc's own default, absent: a warning, and couriertcpd runs.
         let g = front_of(run, "", "0");

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::account::{self, Account};
 use crate::config::Assignment;
 use crate::envdir;
-use crate::error::{Exit, Position, Problem, exit_code};
+use crate::error::{Exit, Position, Problem, Subject, exit_code};
 use crate::frontend;
 use crate::limits;
 use crate::settings::{Name, Origin, Settings};
@@ -23,13 +23,56 @@ pub struct SettingText {
     pub stand_in: bool,
 }
 
+/// A checked setting: its text as the front end gets it, its origin, and
+/// what it means (`T`), found once by its check, so that nothing
+/// downstream reads the text again to learn it.
+#[derive(Clone, Debug)]
+pub struct Checked<T> {
+    pub text: String,
+    pub origin: Origin,
+    /// The value had a problem (reported); `text` and `value` are a
+    /// harmless stand-in's.
+    pub stand_in: bool,
+    pub value: T,
+}
+
+/// The address family of the front end's `address`: an IPv6 address
+/// needs a front end that binds one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// An IPv4 address, a host name, or 0 (every IPv4 address).
+    Ipv4,
+    Ipv6,
+}
+
+/// `softlimit`, parsed once: the text (messages quote it as given), its
+/// words (softlimit(8)'s arguments in the classic chain) and the limits
+/// they set (none when refused: reported).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Softlimit {
+    pub text: String,
+    pub words: Vec<String>,
+    pub limits: Vec<limits::SoftLimit>,
+}
+
+impl Softlimit {
+    /// The setting's text and the limits parsed from it.
+    pub fn new(text: &str, limits: Vec<limits::SoftLimit>) -> Softlimit {
+        Softlimit {
+            text: text.to_string(),
+            words: text.split_ascii_whitespace().map(str::to_string).collect(),
+            limits,
+        }
+    }
+}
+
 /// The settings that default to a config variable, checked.
 pub(super) struct Derived {
     pub(super) umask: Option<(u32, Origin)>,
     pub(super) ulimit_v: Option<(Option<u64>, Origin)>,
-    pub(super) address: SettingText,
-    pub(super) port: SettingText,
-    pub(super) conlimit: SettingText,
+    pub(super) address: Checked<Family>,
+    pub(super) port: Checked<Option<u16>>,
+    pub(super) conlimit: Checked<u32>,
     pub(super) maildir: SettingText,
 }
 
@@ -47,7 +90,7 @@ pub(super) fn derived(cfg: &SettingSources, problems: &mut Vec<Problem>) -> Deri
     let address = checked(
         cfg.derived(Name::Address, service.address_var(), Some("0")),
         address,
-        "0",
+        ("0", Family::Ipv4),
         problems,
     );
     let default_port = service.default_port().to_string();
@@ -62,13 +105,13 @@ pub(super) fn derived(cfg: &SettingSources, problems: &mut Vec<Problem>) -> Deri
     let port = checked(
         cfg.derived(Name::Port, service.port_var(), Some(&default_port)),
         if tcpd { tcpd_port } else { port },
-        &default_port,
+        (&default_port, Some(service.default_port())),
         problems,
     );
     let conlimit = checked(
         cfg.derived(Name::Conlimit, "MAXDAEMONS", Some("40")),
         conlimit,
-        "40",
+        ("40", 40),
         problems,
     );
     let maildir = cfg
@@ -125,22 +168,34 @@ impl SettingSources<'_> {
     }
 }
 
-/// A derived value passed through its check; on a problem, the stand-in.
-pub(super) fn checked(
+/// A derived value passed through its check, which says what it means;
+/// on a problem, the stand-in's text and meaning.
+pub(super) fn checked<T>(
     v: Option<SettingText>,
-    check: fn(&SettingText) -> Result<(), (String, String)>,
-    stand_in: &str,
+    check: fn(&SettingText) -> Result<T, (String, String)>,
+    (stand_in, stand_in_value): (&str, T),
     problems: &mut Vec<Problem>,
-) -> SettingText {
+) -> Checked<T> {
     let v = v.expect("has a fallback");
     match check(&v) {
-        Ok(()) => v,
+        Ok(value) => Checked {
+            text: v.text,
+            origin: v.origin,
+            stand_in: false,
+            value,
+        },
         Err((message, fix)) => {
-            problems.push(Problem::bad("settings", v.origin.position(), message, fix));
-            SettingText {
+            problems.push(Problem::bad(
+                Subject::Settings,
+                v.origin.position(),
+                message,
+                fix,
+            ));
+            Checked {
                 text: stand_in.to_string(),
                 origin: v.origin,
                 stand_in: true,
+                value: stand_in_value,
             }
         }
     }
@@ -157,7 +212,7 @@ pub(crate) fn inherit(settings: &Settings, problems: &mut Vec<Problem>) -> Inher
                 .collect();
             if let Some(bad) = names.iter().find(|n| !crate::config::is_name(n)) {
                 problems.push(Problem::bad(
-                    "settings",
+                    Subject::Settings,
                     settings.get(Name::InheritEnv).origin.position(),
                     format!(
                         "inherit_env: {} is not a variable name",
@@ -191,7 +246,7 @@ pub(super) fn ulimit_v(
         Ok(b) => Some((b, v.origin)),
         Err(e) => {
             problems.push(Problem::bad(
-                "settings",
+                Subject::Settings,
                 v.origin.position(),
                 format!("{e:#}"),
                 "",
@@ -201,20 +256,19 @@ pub(super) fn ulimit_v(
     }
 }
 
-/// softlimit's limits; none when refused (reported).
-pub(super) fn softlimit(
-    settings: &Settings,
-    problems: &mut Vec<Problem>,
-) -> Vec<limits::SoftLimit> {
-    limits::parse_softlimit(settings.str(Name::Softlimit)).unwrap_or_else(|e| {
+/// softlimit, parsed; no limits when refused (reported).
+pub(super) fn softlimit(settings: &Settings, problems: &mut Vec<Problem>) -> Softlimit {
+    let text = settings.str(Name::Softlimit);
+    let limits = limits::parse_softlimit(text).unwrap_or_else(|e| {
         problems.push(Problem::bad(
-            "settings",
+            Subject::Settings,
             settings.get(Name::Softlimit).origin.position(),
             format!("{e:#}"),
             "",
         ));
         Vec::new()
-    })
+    });
+    Softlimit::new(text, limits)
 }
 
 pub(crate) fn umask(v: &SettingText, problems: &mut Vec<Problem>) -> Option<u32> {
@@ -222,7 +276,7 @@ pub(crate) fn umask(v: &SettingText, problems: &mut Vec<Problem>) -> Option<u32>
         Ok(m) if m <= 0o777 && !v.text.starts_with('+') => Some(m),
         _ => {
             problems.push(Problem::bad(
-                "settings",
+                Subject::Settings,
                 v.origin.position(),
                 format!(
                     "umask \"{}\" is not an octal mode",
@@ -235,7 +289,7 @@ pub(crate) fn umask(v: &SettingText, problems: &mut Vec<Problem>) -> Option<u32>
     }
 }
 
-pub(super) fn address(v: &SettingText) -> Result<(), (String, String)> {
+pub(super) fn address(v: &SettingText) -> Result<Family, (String, String)> {
     if v.text.is_empty() || v.text.contains([',', ' ', '\t']) {
         return Err((
             format!(
@@ -245,13 +299,17 @@ pub(super) fn address(v: &SettingText) -> Result<(), (String, String)> {
             "tcpserver binds one; 0 means all".into(),
         ));
     }
-    Ok(())
+    Ok(if frontend::is_ipv6(&v.text) {
+        Family::Ipv6
+    } else {
+        Family::Ipv4
+    })
 }
 
 /// One TCP port: a number 1-65535 or a service name from /etc/services, as
 /// tcpserver accepts. Courier's PORT may be a list or `address.port`, which
-/// one tcpserver cannot bind.
-pub(super) fn port(v: &SettingText) -> Result<(), (String, String)> {
+/// one tcpserver cannot bind. Its number when it is one.
+pub(super) fn port(v: &SettingText) -> Result<Option<u16>, (String, String)> {
     let t = crate::shown::value(&v.text);
     if t.contains(',') {
         return Err((
@@ -267,8 +325,8 @@ pub(super) fn port(v: &SettingText) -> Result<(), (String, String)> {
             format!("set address={addr} and port={p}"),
         ));
     }
-    if port_number(&v.text).is_some() {
-        return Ok(());
+    if let Some(n) = port_number(&v.text) {
+        return Ok(Some(n));
     }
     if !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit()) {
         return Err((format!("port \"{t}\" is out of range"), "1-65535".into()));
@@ -304,19 +362,21 @@ pub fn service_port(name: &str) -> Option<u16> {
     })
 }
 
-/// couriertcpd's port list (`143`, `127.0.0.1.143,993`).
-pub(super) fn tcpd_port(v: &SettingText) -> Result<(), (String, String)> {
+/// couriertcpd's port list (`143`, `127.0.0.1.143,993`); the number when
+/// it is one port (a list couriertcpd binds itself has none).
+pub(super) fn tcpd_port(v: &SettingText) -> Result<Option<u16>, (String, String)> {
     crate::couriertcpd::port_list(&v.text).map_err(|m| {
         (
             m,
             "write e.g. 143, or ADDRESS.PORT items separated by commas".into(),
         )
-    })
+    })?;
+    Ok(port_number(&v.text))
 }
 
-pub(super) fn conlimit(v: &SettingText) -> Result<(), (String, String)> {
+pub(super) fn conlimit(v: &SettingText) -> Result<u32, (String, String)> {
     match v.text.parse::<u32>() {
-        Ok(n) if n > 0 && v.text.bytes().all(|c| c.is_ascii_digit()) => Ok(()),
+        Ok(n) if n > 0 && v.text.bytes().all(|c| c.is_ascii_digit()) => Ok(n),
         _ => Err((
             format!(
                 "conlimit \"{}\" is not a positive number",
@@ -349,7 +409,7 @@ pub(crate) fn lookup(
             let shown = crate::shown::value(acct);
             let p = if code == Exit::Usage {
                 Problem::bad(
-                    format!("{name} {shown}"),
+                    Subject::account(name, shown.clone()),
                     position,
                     format!("{name}: unknown account {shown}"),
                     format!("create it, or set {name} to an existing account; {name}= for none"),
@@ -357,7 +417,7 @@ pub(crate) fn lookup(
             } else {
                 Problem::new(
                     code,
-                    format!("{name} {shown}"),
+                    Subject::account(name, shown.clone()),
                     position,
                     crate::error::describe(&e),
                     "",
@@ -382,7 +442,7 @@ pub(crate) fn can_switch(a: &Account) -> Result<(), Problem> {
     }
     Err(Problem::new(
         Exit::System,
-        format!("setuidgid {}", a.name),
+        Subject::Setuidgid(a.name.clone()),
         Position::Nowhere,
         format!(
             "setuidgid {}: unable to switch to uid {} gid {}: courier-run runs as uid {euid} without the privilege to",
@@ -399,10 +459,10 @@ pub(crate) fn envdir_path(settings: &Settings, problems: &mut Vec<Problem>) -> O
         return None;
     }
     let path = PathBuf::from(dir);
-    let subject = format!("envdir {}", crate::shown::path(dir));
+    let subject = Subject::Envdir(crate::shown::path(dir));
     // On a problem the stand-in is no envdir: --check goes on without it.
     if let Err(e) = envdir::check_component(&path) {
-        let mut p = Problem::from_error(subject, &e);
+        let mut p = Problem::from_error(subject.clone(), &e);
         p.position = settings.get(Name::Envdir).origin.position();
         problems.push(p);
         return None;
@@ -431,7 +491,7 @@ pub(crate) fn choice(
         v if v == no => false,
         other => {
             problems.push(Problem::bad(
-                "settings",
+                Subject::Settings,
                 settings.get(name).origin.position(),
                 format!(
                     "{name} \"{}\" is neither {yes} nor {no}",
@@ -459,8 +519,20 @@ mod tests {
     }
 
     /// The message of a check's refusal.
-    fn refused(r: Result<(), (String, String)>) -> String {
+    fn refused<T: std::fmt::Debug>(r: Result<T, (String, String)>) -> String {
         r.expect_err("refused").0
+    }
+
+    #[test]
+    fn softlimit_keeps_its_text_and_its_words() {
+        let mut p = Vec::new();
+        let soft = softlimit(&settings("softlimit='-m  5000000 -o 20'\n"), &mut p);
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(soft.text, "-m  5000000 -o 20");
+        assert_eq!(soft.words, ["-m", "5000000", "-o", "20"]);
+        assert!(!soft.limits.is_empty());
+        let soft = softlimit(&settings("softlimit=\n"), &mut p);
+        assert_eq!(soft, Softlimit::default());
     }
 
     #[test]
@@ -482,9 +554,10 @@ mod tests {
         for t in ["", "127.0.0.1,::1", "127.0.0.1 ::1", "a\tb"] {
             assert!(refused(address(&val(t))).contains("is not one host or IP address"));
         }
-        for t in ["0", "127.0.0.1", "::", "mail.example.org"] {
-            assert_eq!(address(&val(t)), Ok(()), "{t}");
+        for t in ["0", "127.0.0.1", "mail.example.org"] {
+            assert_eq!(address(&val(t)), Ok(Family::Ipv4), "{t}");
         }
+        assert_eq!(address(&val("::")), Ok(Family::Ipv6));
     }
 
     #[test]
@@ -502,14 +575,14 @@ mod tests {
                 "{t}"
             );
         }
-        assert_eq!(port(&val("143")), Ok(()));
+        assert_eq!(port(&val("143")), Ok(Some(143)));
         assert_eq!(port_number("65535"), Some(65535));
     }
 
     #[test]
     fn tcpd_port_takes_couriertcpd_lists_only() {
-        assert_eq!(tcpd_port(&val("143")), Ok(()));
-        assert_eq!(tcpd_port(&val("127.0.0.1.143,993")), Ok(()));
+        assert_eq!(tcpd_port(&val("143")), Ok(Some(143)));
+        assert_eq!(tcpd_port(&val("127.0.0.1.143,993")), Ok(None));
         assert!(refused(tcpd_port(&val(""))).contains("port is empty"));
         assert!(refused(tcpd_port(&val("143,0"))).contains("\"0\" in port"));
     }
@@ -522,19 +595,19 @@ mod tests {
                 "{t}"
             );
         }
-        assert_eq!(conlimit(&val("40")), Ok(()));
+        assert_eq!(conlimit(&val("40")), Ok(40));
     }
 
     #[test]
     fn checked_gives_the_stand_in_and_reports() {
         let mut p = Vec::new();
-        let v = checked(Some(val("0")), conlimit, "40", &mut p);
-        assert_eq!((v.text.as_str(), v.stand_in), ("40", true));
+        let v = checked(Some(val("0")), conlimit, ("40", 40), &mut p);
+        assert_eq!((v.text.as_str(), v.stand_in, v.value), ("40", true, 40));
         assert_eq!(v.origin, Origin::CommandLine);
-        assert_eq!(one(&p).subject, "settings");
+        assert_eq!(one(&p).subject, Subject::Settings);
         let mut p = Vec::new();
-        let v = checked(Some(val("7")), conlimit, "40", &mut p);
-        assert_eq!((v.text.as_str(), v.stand_in), ("7", false));
+        let v = checked(Some(val("7")), conlimit, ("40", 40), &mut p);
+        assert_eq!((v.text.as_str(), v.stand_in, v.value), ("7", false, 7));
         assert!(p.is_empty());
     }
 
@@ -657,7 +730,9 @@ mod tests {
         );
         assert!(p.is_empty());
         let s = settings("softlimit='-m lots'\n");
-        assert!(softlimit(&s, &mut p).is_empty());
+        let soft = softlimit(&s, &mut p);
+        assert!(soft.limits.is_empty());
+        assert_eq!(soft.words, ["-m", "lots"]);
         assert!(one(&p).message.starts_with("softlimit \""), "{:?}", p);
         assert!(matches!(one(&p).position, Position::At(_)));
         let mut p = Vec::new();
