@@ -13,6 +13,37 @@ use std::os::unix::ffi::OsStrExt;
 /// (name, value) pairs, one per name, in the order names first appear.
 pub type Environ = Vec<(Vec<u8>, Vec<u8>)>;
 
+thread_local! {
+    /// The inherited names a computation looked up, while recording.
+    static READS: std::cell::RefCell<Option<Vec<Vec<u8>>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// From now on, note each inherited name a computation looks up: the kept
+/// plan (src/keep.rs) holds only while those are unchanged; a variable
+/// nobody read (systemd's INVOCATION_ID) only passes through.
+pub fn record_reads() {
+    READS.with(|r| *r.borrow_mut() = Some(Vec::new()));
+}
+
+/// The names looked up since [`record_reads`] (None: not recording).
+pub fn reads() -> Option<Vec<Vec<u8>>> {
+    READS.with(|r| r.borrow().clone())
+}
+
+/// Note that `name` was looked up in the inherited environment (or would
+/// have been, had it been there): every lookup of a computation goes
+/// through here ($NAME in a config or the run file, the front end's PATH,
+/// a value of the program's environment the plan checks).
+pub fn note_read(name: &[u8]) {
+    READS.with(|r| {
+        if let Some(v) = r.borrow_mut().as_mut()
+            && !v.iter().any(|n| n == name)
+        {
+            v.push(name.to_vec());
+        }
+    });
+}
+
 /// The process's environment under dash's rule.
 pub fn inherited() -> Environ {
     dedup(
