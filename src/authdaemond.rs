@@ -466,7 +466,7 @@ pub fn compose(d: &Daemon) -> anyhow::Result<Plan> {
     )?;
     let envdir = envdir_step(d)?;
     let argv: Vec<Vec<u8>> = d.server.iter().map(|w| w.as_bytes().to_vec()).collect();
-    crate::plan::exec_space(&d.program, &argv, &env, &planned)?;
+    let exec_room = crate::plan::exec_space(&d.program, &argv, &env, &planned)?;
     let banner = if d.banner {
         let modules = d.modules();
         vec![
@@ -486,6 +486,7 @@ pub fn compose(d: &Daemon) -> anyhow::Result<Plan> {
     let (uid, gid, groups) = crate::plan::exec_identity(d.setuidgid.as_ref());
     Ok(Plan {
         inputs: Vec::new(),
+        exec_room,
         settings: d.settings.clone(),
         configs: d.configs.clone(),
         inherited: d.environ.clone(),

@@ -444,6 +444,8 @@ fn run_command(cli: Cli) -> anyhow::Result<Exit> {
     // Before anything is read: a file changed after this instant is not
     // trusted by the kept plan (src/keep.rs).
     let started = crate::keep::start_clock();
+    // Every inherited name the computation looks up, for the kept plan.
+    environ::record_reads();
     let environ = environ::inherited();
     let input = Input {
         runfile: cli.runfile.as_deref(),

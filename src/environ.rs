@@ -13,6 +13,40 @@ use std::os::unix::ffi::OsStrExt;
 /// (name, value) pairs, one per name, in the order names first appear.
 pub type Environ = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// The inherited names a computation looked up, while recording. A static
+/// and not a thread-local: a thread-local with a destructor makes glibc
+/// allocate at first use, which under a low `ulimit -v` is a fatal error
+/// instead of a message (tests/low_limits.rs).
+static READS: std::sync::Mutex<Option<Vec<Vec<u8>>>> = std::sync::Mutex::new(None);
+
+fn reads_lock() -> std::sync::MutexGuard<'static, Option<Vec<Vec<u8>>>> {
+    READS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// From now on, note each inherited name a computation looks up: the kept
+/// plan (src/keep.rs) holds only while those are unchanged; a variable
+/// nobody read (systemd's INVOCATION_ID) only passes through.
+pub fn record_reads() {
+    *reads_lock() = Some(Vec::new());
+}
+
+/// The names looked up since [`record_reads`] (None: not recording).
+pub fn reads() -> Option<Vec<Vec<u8>>> {
+    reads_lock().clone()
+}
+
+/// Note that `name` was looked up in the inherited environment (or would
+/// have been, had it been there): every lookup of a computation goes
+/// through here ($NAME in a config or the run file, the front end's PATH,
+/// a value of the program's environment the plan checks).
+pub fn note_read(name: &[u8]) {
+    if let Some(v) = reads_lock().as_mut()
+        && !v.iter().any(|n| n == name)
+    {
+        v.push(name.to_vec());
+    }
+}
+
 /// The process's environment under dash's rule.
 pub fn inherited() -> Environ {
     dedup(

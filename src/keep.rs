@@ -21,8 +21,12 @@
 //!   `/etc/nsswitch.conf` and `/etc/services`;
 //! - courier-run's own binary (`/proc/self/exe`) and the current
 //!   directory;
-//! - the whole environment courier-run started with, its effective uid,
-//!   gid and groups, and its resource limits;
+//! - each inherited variable the computation looked up (set or not:
+//!   `environ::note_read` is the one door of every lookup), courier-run's
+//!   effective uid, gid and groups, and its resource limits; the program's
+//!   environment is made again at each start from the one it was given
+//!   (`plan::compose_environment`), so a variable nobody read (systemd's
+//!   INVOCATION_ID) passes through with its value of now;
 //! - the clock, for a TLS service: past the certificate's notAfter, a
 //!   start computes afresh (and refuses, as it must).
 //!
@@ -58,6 +62,7 @@ use crate::environ::Environ;
 use crate::launch::Exec;
 use crate::limits::{Limit, Resource};
 use crate::plan::{CacheFile, Plan};
+use crate::resolve::Inherit;
 
 /// The first bytes of a kept plan: the format and the version that wrote
 /// it (a plan of another version is not read).
@@ -149,7 +154,9 @@ struct Key {
     euid: u32,
     egid: u32,
     groups: Vec<u32>,
-    environ: Environ,
+    /// Each inherited name the computation looked up, with the value it
+    /// found (None: unset).
+    reads: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     limits: Vec<(u64, u64)>,
     /// Unix time from which the plan no longer holds (a certificate's
     /// notAfter); i64::MAX: none.
@@ -441,6 +448,32 @@ impl<'a> In<'a> {
     }
 }
 
+fn put_opt(o: &mut Out, v: Option<&[u8]>) {
+    match v {
+        None => o.u64(0),
+        Some(v) => {
+            o.u64(1);
+            o.bytes(v);
+        }
+    }
+}
+
+fn get_opt(i: &mut In) -> Option<Option<Vec<u8>>> {
+    match i.u64()? {
+        0 => Some(None),
+        1 => Some(Some(i.vec()?)),
+        _ => None,
+    }
+}
+
+/// The value of `name` in `environ` (one entry per name).
+fn lookup<'a>(environ: &'a Environ, name: &[u8]) -> Option<&'a [u8]> {
+    environ
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_slice())
+}
+
 fn put_key(o: &mut Out, k: &Key) {
     o.u64(k.euid as u64);
     o.u64(k.egid as u64);
@@ -448,10 +481,10 @@ fn put_key(o: &mut Out, k: &Key) {
     for g in &k.groups {
         o.u64(*g as u64);
     }
-    o.u64(k.environ.len() as u64);
-    for (n, v) in &k.environ {
+    o.u64(k.reads.len() as u64);
+    for (n, v) in &k.reads {
         o.bytes(n);
-        o.bytes(v);
+        put_opt(o, v.as_deref());
     }
     o.u64(k.limits.len() as u64);
     for (s, h) in &k.limits {
@@ -471,8 +504,8 @@ fn get_key(i: &mut In) -> Option<Key> {
     let euid = i.u32()?;
     let egid = i.u32()?;
     let groups = (0..i.count()?).map(|_| i.u32()).collect::<Option<_>>()?;
-    let environ = (0..i.count()?)
-        .map(|_| Some((i.vec()?, i.vec()?)))
+    let reads = (0..i.count()?)
+        .map(|_| Some((i.vec()?, get_opt(i)?)))
         .collect::<Option<_>>()?;
     let limits = (0..i.count()?)
         .map(|_| Some((i.u64()?, i.u64()?)))
@@ -485,7 +518,7 @@ fn get_key(i: &mut In) -> Option<Key> {
         euid,
         egid,
         groups,
-        environ,
+        reads,
         limits,
         until,
         inputs,
@@ -497,7 +530,7 @@ pub type KeptEnvdir = (PathBuf, Vec<(String, Vec<u8>)>, Modes);
 
 /// What a start does with a kept plan: the launch's steps, already
 /// computed.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Steps {
     pub merge_stderr: bool,
     /// authdaemond's socket and the service's name for the message.
@@ -508,7 +541,55 @@ pub struct Steps {
     pub tls_cache: Option<CacheFile>,
     /// The banner's lines, printed on every start as the plan does.
     pub banner: String,
+    /// The environment's recipe: applied to the environment each start
+    /// is given (its `envp` is empty here).
+    pub chain: Chain,
     pub exec: Exec,
+}
+
+/// How the program's environment is made from the inherited one
+/// ([`crate::plan::compose_environment`]), and how much it may grow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chain {
+    pub inherit: Inherit,
+    /// envuidgid's (uid, gid).
+    pub account: Option<(u32, u32)>,
+    /// The config's variables, in order.
+    pub vars: Vec<(String, Vec<u8>)>,
+    /// The environment's bytes as execve counts them (strings and
+    /// pointers) when the plan was computed, and the room left then.
+    pub size: u64,
+    pub room: u64,
+}
+
+impl Chain {
+    /// The program's environment from `environ`, or None when it would not
+    /// fit where the computed one did (then the start computes, and says
+    /// why).
+    fn envp(&self, environ: &Environ) -> Option<Vec<Vec<u8>>> {
+        let vars = self
+            .vars
+            .iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_slice(), crate::settings::Origin::Default));
+        let env = crate::plan::compose_environment(environ, &self.inherit, self.account, vars);
+        let envp: Vec<Vec<u8>> = env.into_iter().map(|v| envp_entry(&v)).collect();
+        let size = env_size(&envp);
+        let fits = envp.iter().all(|e| e.len() < crate::plan::MAX_ARG_STRLEN)
+            && size <= self.size.saturating_add(self.room);
+        fits.then_some(envp)
+    }
+}
+
+/// `NAME=VALUE` as envp carries it.
+fn envp_entry(v: &crate::plan::Var) -> Vec<u8> {
+    [&v.name[..], b"=", &v.value[..]].concat()
+}
+
+/// The bytes execve counts for `envp`: each string, its NUL and pointer.
+fn env_size(envp: &[Vec<u8>]) -> u64 {
+    envp.iter()
+        .map(|e| e.len() as u64 + 1 + std::mem::size_of::<usize>() as u64)
+        .sum()
 }
 
 fn put_steps(o: &mut Out, s: &Steps) {
@@ -555,10 +636,33 @@ fn put_steps(o: &mut Out, s: &Steps) {
     for a in &e.argv {
         o.bytes(a);
     }
-    o.u64(e.envp.len() as u64);
-    for v in &e.envp {
+    let c = &s.chain;
+    match &c.inherit {
+        Inherit::All => o.u64(0),
+        Inherit::Nothing => o.u64(1),
+        Inherit::Names(names) => {
+            o.u64(2);
+            o.u64(names.len() as u64);
+            for n in names {
+                o.bytes(n);
+            }
+        }
+    }
+    match c.account {
+        None => o.u64(0),
+        Some((u, g)) => {
+            o.u64(1);
+            o.u64(u as u64);
+            o.u64(g as u64);
+        }
+    }
+    o.u64(c.vars.len() as u64);
+    for (n, v) in &c.vars {
+        o.bytes(n.as_bytes());
         o.bytes(v);
     }
+    o.u64(c.size);
+    o.u64(c.room);
     match e.umask {
         None => o.u64(u64::MAX),
         Some(m) => o.u64(m as u64),
@@ -615,7 +719,26 @@ fn get_steps(i: &mut In) -> Option<Steps> {
     let banner = i.string()?;
     let program = path(i.vec()?);
     let argv = (0..i.count()?).map(|_| i.vec()).collect::<Option<_>>()?;
-    let envp = (0..i.count()?).map(|_| i.vec()).collect::<Option<_>>()?;
+    let inherit = match i.u64()? {
+        0 => Inherit::All,
+        1 => Inherit::Nothing,
+        2 => Inherit::Names((0..i.count()?).map(|_| i.vec()).collect::<Option<_>>()?),
+        _ => return None,
+    };
+    let account = match i.u64()? {
+        0 => None,
+        _ => Some((i.u32()?, i.u32()?)),
+    };
+    let vars = (0..i.count()?)
+        .map(|_| Some((i.string()?, i.vec()?)))
+        .collect::<Option<_>>()?;
+    let chain = Chain {
+        inherit,
+        account,
+        vars,
+        size: i.u64()?,
+        room: i.u64()?,
+    };
     let umask = match i.u64()? {
         u64::MAX => None,
         m => Some(u32::try_from(m).ok()?),
@@ -647,10 +770,11 @@ fn get_steps(i: &mut In) -> Option<Steps> {
         envdir,
         tls_cache,
         banner,
+        chain,
         exec: Exec {
             program,
             argv,
-            envp,
+            envp: Vec::new(),
             umask,
             limits,
             setuidgid,
@@ -681,7 +805,22 @@ pub fn steps_of(plan: &Plan) -> Steps {
         } else {
             plan.banner.iter().map(|l| format!("{l}\n")).collect()
         },
-        exec: Exec::of(plan),
+        chain: Chain {
+            inherit: plan.inherit.clone(),
+            account: plan.account.as_ref().map(|a| (a.uid, a.gid)),
+            vars: plan
+                .config_vars
+                .iter()
+                .map(|a| (a.name.clone(), a.value.clone()))
+                .collect(),
+            size: env_size(&plan.env.iter().map(envp_entry).collect::<Vec<_>>()),
+            room: plan.exec_room,
+        },
+        // The environment is made at each start (Chain::envp).
+        exec: Exec {
+            envp: Vec::new(),
+            ..Exec::of(plan)
+        },
     }
 }
 
@@ -725,11 +864,20 @@ fn key_now(plan: &Plan, runfile: &Path, started_ns: i128) -> Result<Key, Why> {
         }
         inputs.push((p, full, s));
     }
+    // Taken last: the lookups above (the TLS files' names) count too.
+    let names = crate::environ::reads().ok_or("the environment's reads were not recorded")?;
+    let reads = names
+        .into_iter()
+        .map(|n| {
+            let v = lookup(&plan.inherited, &n).map(<[u8]>::to_vec);
+            (n, v)
+        })
+        .collect();
     Ok(Key {
         euid: nix::unistd::geteuid().as_raw(),
         egid: nix::unistd::getegid().as_raw(),
         groups: groups(),
-        environ: plan.inherited.clone(),
+        reads,
         limits: limits_of(&plan.limits_before),
         until,
         inputs,
@@ -826,8 +974,13 @@ fn holds(key: &Key, environ: &Environ) -> Result<(), Why> {
     if key.groups != groups() {
         return Err("courier-run runs with other groups".into());
     }
-    if &key.environ != environ {
-        return Err("the environment courier-run started with differs".into());
+    for (n, v) in &key.reads {
+        if lookup(environ, n) != v.as_deref() {
+            return Err(format!(
+                "the inherited variable {} differs",
+                crate::shown::value(n)
+            ));
+        }
     }
     if limits_now().as_ref() != Some(&key.limits) {
         return Err("the resource limits courier-run started with differ".into());
@@ -876,6 +1029,8 @@ pub fn launch(runfile: &Path) -> Option<anyhow::Result<Infallible>> {
             )
         })
         .collect();
+    let mut steps = steps;
+    steps.exec.envp = steps.chain.envp(&environ)?;
     Some(apply(&steps, &before))
 }
 
@@ -926,7 +1081,16 @@ pub fn verdict(plan: &Plan) -> String {
     if let Err(why) = holds(&key, &plan.inherited) {
         return format!("stale ({why}): the next start computes afresh");
     }
-    if steps != steps_of(plan) {
+    // The same steps, the environment's bounds aside (they are the
+    // sizes of the computation that kept it): and this environment fits.
+    let unbounded = |s: &Steps| {
+        let mut s = s.clone();
+        (s.chain.size, s.chain.room) = (0, 0);
+        s
+    };
+    if unbounded(&steps) != unbounded(&steps_of(plan))
+        || steps.chain.envp(&plan.inherited).is_none()
+    {
         return "stale (it differs from this computation): the next start computes afresh".into();
     }
     format!("{shown} matches this computation: the next start uses it")
@@ -955,7 +1119,7 @@ mod tests {
             euid: 0,
             egid: 0,
             groups: vec![1, 2],
-            environ: vec![(b"A".to_vec(), b"1".to_vec())],
+            reads: vec![(b"A".to_vec(), Some(b"1".to_vec())), (b"B".to_vec(), None)],
             limits: vec![(1, 2)],
             until: i64::MAX,
             inputs: vec![(b"/x".to_vec(), true, State::Absent)],

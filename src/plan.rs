@@ -102,6 +102,11 @@ pub struct Plan {
     /// Every file the plan was computed from or names ([`read_files`]):
     /// the kept plan's inputs (src/keep.rs).
     pub inputs: Vec<PathBuf>,
+    /// The bytes execve's argument space has left over this plan's
+    /// environment, arguments and program ([`exec_space`]): a start with a
+    /// kept plan whose inherited environment grew past it computes afresh
+    /// (and refuses as this would).
+    pub exec_room: u64,
 }
 
 impl Plan {
@@ -146,12 +151,13 @@ impl Plan {
         let envdir = envdir_step(&r)?;
         let tls_cache = tls_cache(&r, &mut warnings)?;
         let argv = argv(&r);
-        exec_space(&r.program, &argv, &env, &planned)?;
+        let exec_room = exec_space(&r.program, &argv, &env, &planned)?;
         let banner = banner(&r);
         let (uid, gid, groups) = identity(&r);
         let inputs = read_files(&r);
         Ok(Plan {
             inputs,
+            exec_room,
             configs: r.configs,
             inherited: r.environ,
             inherit: r.inherit,
@@ -183,10 +189,12 @@ impl Plan {
 
     /// The value of `name` in the program's environment.
     pub fn env_get(&self, name: &str) -> Option<&[u8]> {
-        self.env
-            .iter()
-            .find(|v| v.name == name.as_bytes())
-            .map(|v| v.value.as_slice())
+        let v = self.env.iter().find(|v| v.name == name.as_bytes());
+        // A value the environment gave (or could give): read from it.
+        if v.is_none_or(|v| v.origin == Origin::Inherited) {
+            crate::environ::note_read(name.as_bytes());
+        }
+        v.map(|v| v.value.as_slice())
     }
 }
 
@@ -218,6 +226,29 @@ pub(crate) fn chain_environment(
     account: Option<&Account>,
     config_vars: &[Assignment],
 ) -> Vec<Var> {
+    compose_environment(
+        environ,
+        inherit,
+        account.map(|a| (a.uid, a.gid)),
+        config_vars.iter().map(|a| {
+            (
+                a.name.as_bytes(),
+                a.value.as_slice(),
+                Origin::File(a.pos.clone()),
+            )
+        }),
+    )
+}
+
+/// [`chain_environment`] from its parts: also what a start with a kept
+/// plan (src/keep.rs) applies to the environment it was started with, so
+/// that a variable no config reads passes through with its value of now.
+pub(crate) fn compose_environment<'a>(
+    environ: &Environ,
+    inherit: &Inherit,
+    account: Option<(u32, u32)>,
+    config_vars: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8], Origin)>,
+) -> Vec<Var> {
     let mut env: Vec<Var> = environ
         .iter()
         .filter(|(n, _)| inherit.keeps(n))
@@ -245,15 +276,15 @@ pub(crate) fn chain_environment(
             });
         }
     };
-    if let Some(a) = account {
-        set(b"GID", a.gid.to_string().into_bytes(), Origin::Envuidgid);
-        set(b"UID", a.uid.to_string().into_bytes(), Origin::Envuidgid);
+    if let Some((uid, gid)) = account {
+        set(b"GID", gid.to_string().into_bytes(), Origin::Envuidgid);
+        set(b"UID", uid.to_string().into_bytes(), Origin::Envuidgid);
     }
-    for a in config_vars {
+    for (name, value, origin) in config_vars {
         // What envdir reads back from what we write (identical for every
         // carriable value; computed, not assumed).
-        let value = envdir::decode(&envdir::encode(&a.value)).unwrap_or_default();
-        set(a.name.as_bytes(), value, Origin::File(a.pos.clone()));
+        let value = envdir::decode(&envdir::encode(value)).unwrap_or_default();
+        set(name, value, origin);
     }
     env
 }
@@ -577,7 +608,7 @@ pub(crate) fn exec_space(
     argv: &[Vec<u8>],
     env: &[Var],
     limits: &BTreeMap<Resource, Limit>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<u64> {
     const FLOOR: u64 = 32 * 4096;
     const CAP: u64 = 6 << 20;
     let stack = limits
@@ -664,7 +695,7 @@ pub(crate) fn exec_space(
             largest(3)
         )));
     }
-    Ok(())
+    Ok(limit - total)
 }
 
 /// The interpreter line of the script at `path`, as Linux's binfmt_script

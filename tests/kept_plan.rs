@@ -187,6 +187,44 @@ fn an_inherited_variable_the_config_reads_is_seen() {
 }
 
 #[test]
+fn a_variable_no_config_reads_passes_through_with_the_kept_plan() {
+    // systemd gives each start its own INVOCATION_ID: the kept plan holds
+    // (nothing read it), and the program gets this start's value.
+    let s = Svc::new("kept-pass", "PORT=143\nGREETING=$WHO\n", "");
+    let start = |id: &str| {
+        let mut c = s.cmd(&[]);
+        c.env("WHO", "alice").env("INVOCATION_ID", id);
+        s.start_with(c)
+    };
+    start("one");
+    let out = start("two");
+    assert!(line(&out, "INVOCATION_ID=").ends_with("two"), "{out}");
+    if !have("strace", which("strace").is_some()) {
+        return;
+    }
+    let strace = which("strace").unwrap();
+    let log = s.dir.join("strace.log");
+    let mut c = Command::new(strace);
+    c.current_dir(s.dir.path())
+        .args(["-f", "-e", "trace=openat,open", "-o"])
+        .arg(&log)
+        .arg(BIN)
+        .arg("./run")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("WHO", "alice")
+        .env("INVOCATION_ID", "three");
+    let out = s.start_with(c);
+    assert!(line(&out, "INVOCATION_ID=").ends_with("three"), "{out}");
+    assert!(line(&out, "GREETING=").ends_with("alice"), "{out}");
+    let trace = fs::read_to_string(&log).unwrap();
+    assert!(
+        !trace.contains("\"./conf\""),
+        "a variable nobody reads made the start compute"
+    );
+}
+
+#[test]
 fn a_changed_uid_of_the_account_is_seen() {
     if !have("root (useradd, usermod)", is_root()) || !have("useradd", which("useradd").is_some()) {
         return;

@@ -146,6 +146,7 @@ impl Scope {
 
     /// The inherited value of `name`, if any.
     fn inherited(&self, name: &str) -> Option<&[u8]> {
+        crate::environ::note_read(name.as_bytes());
         let env = &self.inherited;
         // A supervised service's environment is a handful of names: reading
         // them all costs less than an index. A large one gets an index, so

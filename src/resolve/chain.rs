@@ -181,10 +181,13 @@ pub(super) fn server_program(
     // config PATH wins over the inherited one, as envdir applies it.
     let path = match vars.iter().rev().find(|a| a.name == "PATH") {
         Some(a) => Some(a.value.clone()),
-        None if inherit.keeps(b"PATH") => environ
-            .iter()
-            .find(|(n, _)| n == b"PATH")
-            .map(|(_, v)| v.clone()),
+        None if inherit.keeps(b"PATH") => {
+            crate::environ::note_read(b"PATH");
+            environ
+                .iter()
+                .find(|(n, _)| n == b"PATH")
+                .map(|(_, v)| v.clone())
+        }
         None => None,
     };
     match server.first() {

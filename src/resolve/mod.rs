@@ -208,6 +208,7 @@ impl Resolved {
         if !self.inherit.keeps(name.as_bytes()) {
             return None;
         }
+        crate::environ::note_read(name.as_bytes());
         self.environ
             .iter()
             .find(|(n, _)| n == name.as_bytes())
