@@ -592,8 +592,40 @@ fn env_size(envp: &[Vec<u8>]) -> u64 {
         .sum()
 }
 
+// Each part of the steps in its own pair of functions; the order of the
+// parts is the order of the fields in the file.
+
 fn put_steps(o: &mut Out, s: &Steps) {
     o.u64(s.merge_stderr as u64);
+    put_side_effects(o, s);
+    o.bytes(s.banner.as_bytes());
+    put_chain(o, &s.chain);
+    put_exec(o, &s.exec);
+}
+
+fn get_steps(i: &mut In) -> Option<Steps> {
+    let merge_stderr = i.u64()? != 0;
+    let (wait, envdir, tls_cache) = get_side_effects(i)?;
+    let banner = i.string()?;
+    let chain = get_chain(i)?;
+    let exec = get_exec(i)?;
+    Some(Steps {
+        merge_stderr,
+        wait,
+        envdir,
+        tls_cache,
+        banner,
+        chain,
+        exec,
+    })
+}
+
+fn path_of(b: Vec<u8>) -> PathBuf {
+    PathBuf::from(OsString::from_vec(b))
+}
+
+/// The wait for authdaemond, the envdir to check, the TLS cache to reset.
+fn put_side_effects(o: &mut Out, s: &Steps) {
     match &s.wait {
         None => o.u64(0),
         Some((sock, from, service)) => {
@@ -608,11 +640,7 @@ fn put_steps(o: &mut Out, s: &Steps) {
         Some((p, vars, m)) => {
             o.u64(1);
             o.bytes(p.as_os_str().as_bytes());
-            o.u64(vars.len() as u64);
-            for (n, v) in vars {
-                o.bytes(n.as_bytes());
-                o.bytes(v);
-            }
+            put_vars(o, vars);
             o.u64(m.file as u64);
             o.u64(m.dir as u64);
         }
@@ -629,14 +657,60 @@ fn put_steps(o: &mut Out, s: &Steps) {
             o.u64(c.mode as u64);
         }
     }
-    o.bytes(s.banner.as_bytes());
-    let e = &s.exec;
-    o.bytes(e.program.as_os_str().as_bytes());
-    o.u64(e.argv.len() as u64);
-    for a in &e.argv {
-        o.bytes(a);
+}
+
+type SideEffects = (
+    Option<(PathBuf, String, String)>,
+    Option<KeptEnvdir>,
+    Option<CacheFile>,
+);
+
+fn get_side_effects(i: &mut In) -> Option<SideEffects> {
+    let wait = match i.u64()? {
+        0 => None,
+        _ => Some((path_of(i.vec()?), i.string()?, i.string()?)),
+    };
+    let envdir = match i.u64()? {
+        0 => None,
+        _ => {
+            let p = path_of(i.vec()?);
+            let vars = get_vars(i)?;
+            let m = Modes {
+                file: i.u32()?,
+                dir: i.u32()?,
+            };
+            Some((p, vars, m))
+        }
+    };
+    let tls_cache = match i.u64()? {
+        0 => None,
+        _ => Some(CacheFile {
+            path: path_of(i.vec()?),
+            owner: i.string()?,
+            group: i.string()?,
+            uid: i.u32()?,
+            gid: i.u32()?,
+            mode: i.u32()?,
+        }),
+    };
+    Some((wait, envdir, tls_cache))
+}
+
+fn put_vars(o: &mut Out, vars: &[(String, Vec<u8>)]) {
+    o.u64(vars.len() as u64);
+    for (n, v) in vars {
+        o.bytes(n.as_bytes());
+        o.bytes(v);
     }
-    let c = &s.chain;
+}
+
+fn get_vars(i: &mut In) -> Option<Vec<(String, Vec<u8>)>> {
+    (0..i.count()?)
+        .map(|_| Some((i.string()?, i.vec()?)))
+        .collect()
+}
+
+fn put_chain(o: &mut Out, c: &Chain) {
     match &c.inherit {
         Inherit::All => o.u64(0),
         Inherit::Nothing => o.u64(1),
@@ -656,17 +730,39 @@ fn put_steps(o: &mut Out, s: &Steps) {
             o.u64(g as u64);
         }
     }
-    o.u64(c.vars.len() as u64);
-    for (n, v) in &c.vars {
-        o.bytes(n.as_bytes());
-        o.bytes(v);
-    }
+    put_vars(o, &c.vars);
     o.u64(c.size);
     o.u64(c.room);
-    match e.umask {
-        None => o.u64(u64::MAX),
-        Some(m) => o.u64(m as u64),
+}
+
+fn get_chain(i: &mut In) -> Option<Chain> {
+    let inherit = match i.u64()? {
+        0 => Inherit::All,
+        1 => Inherit::Nothing,
+        2 => Inherit::Names((0..i.count()?).map(|_| i.vec()).collect::<Option<_>>()?),
+        _ => return None,
+    };
+    let account = match i.u64()? {
+        0 => None,
+        _ => Some((i.u32()?, i.u32()?)),
+    };
+    Some(Chain {
+        inherit,
+        account,
+        vars: get_vars(i)?,
+        size: i.u64()?,
+        room: i.u64()?,
+    })
+}
+
+/// The exec but its environment (made at each start: [`Chain::envp`]).
+fn put_exec(o: &mut Out, e: &Exec) {
+    o.bytes(e.program.as_os_str().as_bytes());
+    o.u64(e.argv.len() as u64);
+    for a in &e.argv {
+        o.bytes(a);
     }
+    o.u64(e.umask.map_or(u64::MAX, u64::from));
     o.u64(e.limits.len() as u64);
     for (r, l) in &e.limits {
         o.u64(Resource::ALL.iter().position(|x| x == r).unwrap_or(0) as u64);
@@ -684,61 +780,9 @@ fn put_steps(o: &mut Out, s: &Steps) {
     }
 }
 
-fn get_steps(i: &mut In) -> Option<Steps> {
-    let path = |b: Vec<u8>| PathBuf::from(OsString::from_vec(b));
-    let merge_stderr = i.u64()? != 0;
-    let wait = match i.u64()? {
-        0 => None,
-        _ => Some((path(i.vec()?), i.string()?, i.string()?)),
-    };
-    let envdir = match i.u64()? {
-        0 => None,
-        _ => {
-            let p = path(i.vec()?);
-            let vars = (0..i.count()?)
-                .map(|_| Some((i.string()?, i.vec()?)))
-                .collect::<Option<_>>()?;
-            let m = Modes {
-                file: i.u32()?,
-                dir: i.u32()?,
-            };
-            Some((p, vars, m))
-        }
-    };
-    let tls_cache = match i.u64()? {
-        0 => None,
-        _ => Some(CacheFile {
-            path: path(i.vec()?),
-            owner: i.string()?,
-            group: i.string()?,
-            uid: i.u32()?,
-            gid: i.u32()?,
-            mode: i.u32()?,
-        }),
-    };
-    let banner = i.string()?;
-    let program = path(i.vec()?);
+fn get_exec(i: &mut In) -> Option<Exec> {
+    let program = path_of(i.vec()?);
     let argv = (0..i.count()?).map(|_| i.vec()).collect::<Option<_>>()?;
-    let inherit = match i.u64()? {
-        0 => Inherit::All,
-        1 => Inherit::Nothing,
-        2 => Inherit::Names((0..i.count()?).map(|_| i.vec()).collect::<Option<_>>()?),
-        _ => return None,
-    };
-    let account = match i.u64()? {
-        0 => None,
-        _ => Some((i.u32()?, i.u32()?)),
-    };
-    let vars = (0..i.count()?)
-        .map(|_| Some((i.string()?, i.vec()?)))
-        .collect::<Option<_>>()?;
-    let chain = Chain {
-        inherit,
-        account,
-        vars,
-        size: i.u64()?,
-        room: i.u64()?,
-    };
     let umask = match i.u64()? {
         u64::MAX => None,
         m => Some(u32::try_from(m).ok()?),
@@ -747,13 +791,11 @@ fn get_steps(i: &mut In) -> Option<Steps> {
     let limits = (0..i.count()?)
         .map(|_| {
             let r = *Resource::ALL.get(usize::try_from(i.u64()?).ok()?)?;
-            Some((
-                r,
-                Limit {
-                    soft: limit(i.u64()?),
-                    hard: limit(i.u64()?),
-                },
-            ))
+            let l = Limit {
+                soft: limit(i.u64()?),
+                hard: limit(i.u64()?),
+            };
+            Some((r, l))
         })
         .collect::<Option<_>>()?;
     let setuidgid = match i.u64()? {
@@ -764,21 +806,13 @@ fn get_steps(i: &mut In) -> Option<Steps> {
             gid: i.u32()?,
         }),
     };
-    Some(Steps {
-        merge_stderr,
-        wait,
-        envdir,
-        tls_cache,
-        banner,
-        chain,
-        exec: Exec {
-            program,
-            argv,
-            envp: Vec::new(),
-            umask,
-            limits,
-            setuidgid,
-        },
+    Some(Exec {
+        program,
+        argv,
+        envp: Vec::new(),
+        umask,
+        limits,
+        setuidgid,
     })
 }
 
@@ -1137,6 +1171,63 @@ mod tests {
         huge.u64(0);
         huge.u64(u64::MAX);
         assert_eq!(get_key(&mut In(&huge.0)), None);
+    }
+
+    #[test]
+    fn steps_round_trip_and_refuse_cuts() {
+        let steps = Steps {
+            merge_stderr: true,
+            wait: Some((PathBuf::from("/run/s"), "cfg:1".into(), "imapd".into())),
+            envdir: Some((
+                PathBuf::from("./env"),
+                vec![("A".into(), b"1\n2".to_vec())],
+                Modes::PRIVATE,
+            )),
+            tls_cache: Some(CacheFile {
+                path: PathBuf::from("/var/lib/c"),
+                owner: "courier".into(),
+                group: "courier".into(),
+                uid: 7,
+                gid: 8,
+                mode: 0o600,
+            }),
+            banner: "*** hi\n".into(),
+            chain: Chain {
+                inherit: Inherit::Names(vec![b"PATH".to_vec()]),
+                account: Some((7, 8)),
+                vars: vec![("PORT".into(), b"143".to_vec())],
+                size: 900,
+                room: 100_000,
+            },
+            exec: Exec {
+                program: PathBuf::from("/usr/bin/tcpserver"),
+                argv: vec![b"tcpserver".to_vec(), b"0".to_vec()],
+                envp: Vec::new(),
+                umask: Some(0o22),
+                limits: [(
+                    Resource::As,
+                    Limit {
+                        soft: Some(5),
+                        hard: None,
+                    },
+                )]
+                .into(),
+                setuidgid: Some(Account {
+                    name: "courier".into(),
+                    uid: 7,
+                    gid: 8,
+                }),
+            },
+        };
+        let mut o = Out::default();
+        put_steps(&mut o, &steps);
+        let b = o.0;
+        let mut i = In(&b);
+        assert_eq!(get_steps(&mut i), Some(steps));
+        assert!(i.0.is_empty());
+        for n in 0..b.len() {
+            assert_eq!(get_steps(&mut In(&b[..n])), None, "cut at {n}");
+        }
     }
 
     #[test]
