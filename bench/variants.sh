@@ -116,24 +116,24 @@ for v in "${variants[@]}"; do
     cd "$work/src-$src"
     export CARGO_TARGET_DIR="$work/target-$i"
     [ -n "$flags" ] && export RUSTFLAGS="$flags"
-    # --target only where it is needed (a crt-static host build cannot
-    # compile proc-macros): it changes the hashes in the symbol names, so
+    # --target only where it is needed (a crt-static or non-PIE host build
+    # cannot compile proc-macros): it changes the hashes in the symbol names, so
     # link/launch.order (names of a plain `cargo build`) would mostly not
     # apply, and the variants would not be the build that ships.
     tgt=()
-    [[ $flags == *crt-static* ]] && tgt=(--target $target)
+    [[ $flags == *crt-static* || $flags == *relocation-model* ]] && tgt=(--target $target)
     cargo build --release -q "${tgt[@]}" --bin courier-run 2> "$work/build-$i.log" ||
       { cat "$work/build-$i.log" >&2; exit 1; }
   )
   b=$work/target-$i/release/courier-run
-  [[ $flags == *crt-static* ]] && b=$work/target-$i/$target/release/courier-run
+  [[ $flags == *crt-static* || $flags == *relocation-model* ]] && b=$work/target-$i/$target/release/courier-run
   cp "$b" "$work/courier-run-$i"
   printf '%s\t%s\t%s\n' "$i" "$name" "$(stat -c %s "$b")" >> "$work/sizes.tsv"
   if [[ $flags == *crt-static* ]]; then
     say "  file: $(file -b "$b" | cut -d, -f1-5)"
     say "  NSS check (nsswitch.conf passwd: $(sed -n 's/^passwd:[[:space:]]*//p' /etc/nsswitch.conf)): --dry-run with a known and an unknown account"
-    rc=0; (cd "$work" && "$b" ./run --set account=courier --dry-run >"$work/nss.out" 2>&1) || rc=$?
-    say "    account=courier: exit $rc: $(grep -m 1 '^envuidgid' "$work/nss.out" || head -n 1 "$work/nss.out")"
+    rc=0; (cd "$work" && "$b" ./run --set account=$acct --dry-run >"$work/nss.out" 2>&1) || rc=$?
+    say "    account=$acct: exit $rc: $(grep -m 1 '^envuidgid' "$work/nss.out" || head -n 1 "$work/nss.out")"
     rc=0; (cd "$work" && "$b" ./run --set account=no-such-account-xyz --dry-run >"$work/nss.out" 2>&1) || rc=$?
     say "    account=no-such-account-xyz: exit $rc$([ $rc -gt 128 ] && echo " (killed by signal $((rc - 128)))"): $(head -n 1 "$work/nss.out")"
   fi

@@ -11,14 +11,17 @@
 //! What "provably unchanged" means (the key, checked in full on every
 //! start, any difference meaning "compute afresh"):
 //!
-//! - each file the computation read or looked for, and each directory
-//!   above it: device, inode, mode, owner, group, size, mtime and ctime
-//!   to the nanosecond, or "absent" (a file that appears is a change). The
-//!   files: the run file, the configs and what they source, the access
-//!   list and every file in it, the rules, the TLS files, the program and
-//!   every absolute path in its arguments, each `PATH` directory the
-//!   program was looked for in, `/etc/passwd`, `/etc/group`,
-//!   `/etc/nsswitch.conf` and `/etc/services`;
+//! - each file the computation read or looked for: device, inode, mode,
+//!   owner, group, size, mtime and ctime to the nanosecond, or "absent" (a
+//!   file that appears is a change). The files: the run file, the configs
+//!   and what they source, the access list and every file in it, the
+//!   rules, the TLS files, the program and every absolute path in its
+//!   arguments, each `PATH` candidate the program was looked for at before
+//!   it was found, `/etc/passwd`, `/etc/group`, `/etc/nsswitch.conf` and
+//!   `/etc/services`. A file's stat follows its whole path, so a directory
+//!   swapped above it shows as another inode; the directories above a TLS
+//!   file are also compared by identity and permissions (the account must
+//!   still get through them);
 //! - courier-run's own binary (`/proc/self/exe`) and the current
 //!   directory;
 //! - each inherited variable the computation looked up (set or not:
