@@ -363,21 +363,12 @@ fn umask(settings: &Settings, problems: &mut Vec<Problem>) -> Option<(u32, Origi
 /// `ulimit_v` in KiB as sh's `ulimit -v` takes it; empty means unchanged.
 fn ulimit_v(settings: &Settings, problems: &mut Vec<Problem>) -> Option<(Option<u64>, Origin)> {
     let s = settings.get(Name::UlimitV);
-    match s.value.as_deref().unwrap_or("") {
-        "" => None,
-        t => match limits::parse_ulimit_v(t) {
-            Ok(b) => Some((b, s.origin.clone())),
-            Err(e) => {
-                problems.push(Problem::bad(
-                    Subject::Settings,
-                    s.origin.position(),
-                    format!("{e:#}"),
-                    "",
-                ));
-                None
-            }
-        },
-    }
+    let v = resolve::SettingText {
+        text: s.value.clone().unwrap_or_default(),
+        origin: s.origin.clone(),
+        stand_in: false,
+    };
+    resolve::ulimit_v(v, problems)
 }
 
 /// What is exec'd: `server`'s words and its program.

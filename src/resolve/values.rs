@@ -235,7 +235,7 @@ pub(super) fn umask_of(v: SettingText, problems: &mut Vec<Problem>) -> Option<(u
 
 /// ulimit_v in bytes (None inside: unlimited) with its origin; None when
 /// empty (no limit set) or refused (reported).
-pub(super) fn ulimit_v(
+pub(crate) fn ulimit_v(
     v: SettingText,
     problems: &mut Vec<Problem>,
 ) -> Option<(Option<u64>, Origin)> {
