@@ -43,24 +43,8 @@ acct=${BENCH_ACCOUNT:-courierd}
 id "$acct" >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$acct"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cp "$root/bench/fixtures/imapd" "$root/bench/fixtures/imapd-ssl" "$work/"
-# As bench/run.sh: the TLS cache in the work dir (Debian's /var/lib/courier
-# belongs to courier), and a certificate the account can read.
-printf 'TLS_CACHEFILE=%s/tlscache\n' "$work" >> "$work/imapd-ssl"
-chmod 711 "$work"
-cp "$root/tests/fixtures/tls/server.pem" "$work/server.pem"
-chgrp "$acct" "$work/server.pem" && chmod 640 "$work/server.pem"
-printf '\nTLS_CERTFILE=%s/server.pem\n' "$work" >> "$work/imapd-ssl"
-cat > "$work/run" <<EOR
-layout=debian
-config="./imapd ./imapd-ssl"
-envdir=./env
-account=$acct
-softlimit="-m 50000000"
-server=/bin/true
-banner=no
-wait_authdaemond=no
-EOR
+. "$root/bench/fixture.sh"
+debian_fixture "$work" "$acct"
 printf 'layout=debian\nconfig=""\naccount=\nsoftlimit=""\naccess=\nenvdir=\nrules=\nserver=/bin/true\nbanner=no\nwait_authdaemond=no\n' > "$work/bare"
 cd "$work"
 # ./run three times, a second apart: the first computes and writes the

@@ -87,24 +87,8 @@ variants=(
 [ $quick = 1 ] && variants=("${variants[0]}" "${variants[1]}")
 
 cc -O2 -o "$work/floor" "$root/bench/floor.c"
-cp "$root/bench/fixtures/imapd" "$root/bench/fixtures/imapd-ssl" "$work/"
-# As bench/run.sh: the TLS cache in the work dir (Debian's /var/lib/courier
-# belongs to courier), and a certificate the account can read.
-printf 'TLS_CACHEFILE=%s/tlscache\n' "$work" >> "$work/imapd-ssl"
-chmod 711 "$work"
-cp "$root/tests/fixtures/tls/server.pem" "$work/server.pem"
-chgrp "$acct" "$work/server.pem" && chmod 640 "$work/server.pem"
-printf '\nTLS_CERTFILE=%s/server.pem\n' "$work" >> "$work/imapd-ssl"
-cat > "$work/run" <<EOR
-layout=debian
-config="./imapd ./imapd-ssl"
-envdir=./env
-account=$acct
-softlimit="-m 50000000"
-server=/bin/true
-banner=no
-wait_authdaemond=no
-EOR
+. "$root/bench/fixture.sh"
+debian_fixture "$work" "$acct"
 args=(--command-name '/bin/true' '/bin/true' --command-name 'C launcher floor' "$work/floor /bin/true"
       --command-name "chpst -U $acct -e ./env -m 50000000" "chpst -U $acct -e $work/env -m 50000000 /bin/true")
 i=0

@@ -194,15 +194,7 @@ pub fn resolve(input: &Input, loaded: (Settings, Vec<Problem>)) -> Daemon {
     let account = resolve::lookup(&settings, Name::Account, &mut problems);
     let setuidgid = resolve::lookup(&settings, Name::Setuidgid, &mut problems)
         .filter(|a| resolve::can_switch(a).map_err(|p| problems.push(p)).is_ok());
-    let softlimit = limits::parse_softlimit(settings.str(Name::Softlimit)).unwrap_or_else(|e| {
-        problems.push(Problem::bad(
-            Subject::Settings,
-            settings.get(Name::Softlimit).origin.position(),
-            format!("{e:#}"),
-            "",
-        ));
-        Vec::new()
-    });
+    let softlimit = resolve::softlimit(&settings, &mut problems).limits;
     let umask = umask(&settings, &mut problems);
     let ulimit_v = ulimit_v(&settings, &mut problems);
     let envdir = resolve::envdir_path(&settings, &mut problems);

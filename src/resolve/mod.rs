@@ -28,7 +28,9 @@ pub use chain::find_program;
 pub(crate) use configs::config_subject;
 pub use front::{Front, tcpd_protections};
 pub use values::{Checked, Family, SettingText, Softlimit, port_number, service_port};
-pub(crate) use values::{can_switch, choice, envdir_path, inherit, lookup, ulimit_v, umask};
+pub(crate) use values::{
+    can_switch, choice, envdir_path, inherit, lookup, softlimit, ulimit_v, umask,
+};
 
 /// What the command line gives a resolution.
 pub struct Input<'a> {

@@ -257,7 +257,7 @@ pub(crate) fn ulimit_v(
 }
 
 /// softlimit, parsed; no limits when refused (reported).
-pub(super) fn softlimit(settings: &Settings, problems: &mut Vec<Problem>) -> Softlimit {
+pub(crate) fn softlimit(settings: &Settings, problems: &mut Vec<Problem>) -> Softlimit {
     let text = settings.str(Name::Softlimit);
     let limits = limits::parse_softlimit(text).unwrap_or_else(|e| {
         problems.push(Problem::bad(
