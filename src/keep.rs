@@ -81,6 +81,21 @@ const MAX: usize = 4 << 20;
 /// before its start.
 const RACY_NS: i128 = 100_000_000;
 
+/// The same for a file whose ctime has no nanoseconds: most likely a
+/// filesystem that keeps whole seconds (ext4 with 128-byte inodes, NFS
+/// servers, FAT's two seconds), where a second edit within the same second
+/// and of the same size would leave the stat unchanged.
+const RACY_COARSE_NS: i128 = 2_100_000_000;
+
+/// How long before the start a change must be for `ctime` to be trusted.
+fn racy_window(ctime: (i64, i64)) -> i128 {
+    if ctime.1 == 0 {
+        RACY_COARSE_NS
+    } else {
+        RACY_NS
+    }
+}
+
 /// What a file was: everything `stat` says that a change touches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Id {
@@ -892,7 +907,7 @@ fn key_now(plan: &Plan, runfile: &Path, started_ns: i128) -> Result<Key, Why> {
             && full
         {
             let ctime = id.ctime.0 as i128 * 1_000_000_000 + id.ctime.1 as i128;
-            if ctime + RACY_NS >= started_ns {
+            if ctime + racy_window(id.ctime) >= started_ns {
                 return Err(format!(
                     "{} changed during this start: the next start keeps the plan",
                     crate::shown::path(OsStr::from_bytes(&p))
@@ -1174,6 +1189,12 @@ mod tests {
         huge.u64(0);
         huge.u64(u64::MAX);
         assert_eq!(get_key(&mut In(&huge.0)), None);
+    }
+
+    #[test]
+    fn whole_second_timestamps_get_the_long_window() {
+        assert_eq!(racy_window((1_700_000_000, 0)), RACY_COARSE_NS);
+        assert_eq!(racy_window((1_700_000_000, 1)), RACY_NS);
     }
 
     #[test]
