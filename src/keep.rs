@@ -53,7 +53,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
@@ -122,18 +122,11 @@ enum State {
 /// for ENOENT/ENOTDIR; None when the state cannot be told (EACCES, ELOOP…):
 /// such an input cannot be proved unchanged.
 fn state(path: &[u8], full: bool) -> Option<State> {
-    let c = CString::new(path).ok()?;
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: a NUL-terminated path and a buffer for one stat.
-    if unsafe { libc::stat(c.as_ptr(), st.as_mut_ptr()) } != 0 {
-        let e = std::io::Error::last_os_error().raw_os_error();
-        return match e {
-            Some(libc::ENOENT) | Some(libc::ENOTDIR) => Some(State::Absent),
-            _ => None,
-        };
-    }
-    // SAFETY: stat succeeded and filled the buffer.
-    let st = unsafe { st.assume_init() };
+    let st = match nix::sys::stat::stat(OsStr::from_bytes(path)) {
+        Ok(st) => st,
+        Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => return Some(State::Absent),
+        Err(_) => return None,
+    };
     let mut id = Id {
         dev: st.st_dev,
         ino: st.st_ino,
@@ -181,29 +174,6 @@ struct Key {
     until: i64,
     /// (path, whether its content counts, its state).
     inputs: Vec<(Vec<u8>, bool, State)>,
-}
-
-fn groups() -> Vec<u32> {
-    // SAFETY: getgroups with size 0 only counts.
-    let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
-    if n <= 0 {
-        return Vec::new();
-    }
-    let mut g = vec![0 as libc::gid_t; n as usize];
-    // SAFETY: a buffer of n gids.
-    let m = unsafe { libc::getgroups(n, g.as_mut_ptr()) };
-    g.truncate(m.max(0) as usize);
-    g
-}
-
-fn limits_now() -> Option<Vec<(u64, u64)>> {
-    Resource::ALL
-        .iter()
-        .map(|r| {
-            let (s, h) = nix::sys::resource::getrlimit(r.nix()).ok()?;
-            Some((s, h))
-        })
-        .collect()
 }
 
 fn limits_of(m: &BTreeMap<Resource, Limit>) -> Vec<(u64, u64)> {
@@ -928,7 +898,7 @@ fn key_now(plan: &Plan, runfile: &Path, started_ns: i128) -> Result<Key, Why> {
     Ok(Key {
         euid: nix::unistd::geteuid().as_raw(),
         egid: nix::unistd::getegid().as_raw(),
-        groups: groups(),
+        groups: crate::plan::own_groups(),
         reads,
         limits: limits_of(&plan.limits_before),
         until,
@@ -1023,7 +993,7 @@ fn holds(key: &Key, environ: &Environ) -> Result<(), Why> {
     if key.euid != nix::unistd::geteuid().as_raw() || key.egid != nix::unistd::getegid().as_raw() {
         return Err("courier-run runs as another user".into());
     }
-    if key.groups != groups() {
+    if key.groups != crate::plan::own_groups() {
         return Err("courier-run runs with other groups".into());
     }
     for (n, v) in &key.reads {
@@ -1034,7 +1004,12 @@ fn holds(key: &Key, environ: &Environ) -> Result<(), Why> {
             ));
         }
     }
-    if limits_now().as_ref() != Some(&key.limits) {
+    if crate::limits::current()
+        .ok()
+        .map(|l| limits_of(&l))
+        .as_ref()
+        != Some(&key.limits)
+    {
         return Err("the resource limits courier-run started with differ".into());
     }
     if key.until != i64::MAX && now_ns() >= key.until as i128 * 1_000_000_000 {

@@ -57,7 +57,7 @@ impl Resource {
         self.info().1
     }
 
-    pub(crate) fn nix(self) -> NixRes {
+    fn nix(self) -> NixRes {
         self.info().2
     }
 
