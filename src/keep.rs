@@ -1063,6 +1063,7 @@ pub fn launch(runfile: &Path) -> Option<anyhow::Result<Infallible>> {
 
 /// The kept steps, in the launch's order (src/launch.rs).
 fn apply(s: &Steps, before: &BTreeMap<Resource, Limit>) -> anyhow::Result<Infallible> {
+    let ready = crate::launch::prepare(&s.exec)?;
     if s.merge_stderr {
         nix::unistd::dup2(1, 2)
             .map_err(|e| anyhow::anyhow!("unable to merge stderr into stdout: {}", e.desc()))?;
@@ -1084,7 +1085,7 @@ fn apply(s: &Steps, before: &BTreeMap<Resource, Limit>) -> anyhow::Result<Infall
         use std::io::Write;
         let _ = std::io::stderr().write_all(s.banner.as_bytes());
     }
-    crate::launch::finish(&s.exec, before)
+    crate::launch::finish(&s.exec, ready, before)
 }
 
 /// What `--dry-run` and `--check` say of the kept plan of `runfile`,

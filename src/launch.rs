@@ -102,7 +102,7 @@ pub fn launch(plan: &Plan, keep: Option<(&std::path::Path, i128)>) -> anyhow::Re
     let exec = Exec::of(plan);
     // Everything execve needs, checked before changing the process: a
     // NUL inside an argument is refused while nothing has happened yet.
-    prepare(&exec)?;
+    let ready = prepare(&exec)?;
 
     // authdaemond not accepting: nothing done, exit 111, the supervisor
     // starts us again (a service that sat up would fail every login).
@@ -143,11 +143,15 @@ pub fn launch(plan: &Plan, keep: Option<(&std::path::Path, i128)>) -> anyhow::Re
     if let Some((runfile, started)) = keep {
         crate::keep::store(plan, runfile, started);
     }
-    finish(&exec, &plan.limits_before)
+    finish(&exec, ready, &plan.limits_before)
 }
 
-/// The C strings of the exec, or the usage error of a NUL in one.
-fn prepare(e: &Exec) -> anyhow::Result<(CString, Vec<CString>, Vec<CString>)> {
+/// The exec's path, argv and envp as C strings.
+pub struct Ready(CString, Vec<CString>, Vec<CString>);
+
+/// The C strings of the exec, or the usage error of a NUL in one: made
+/// before any of the start's side effects.
+pub fn prepare(e: &Exec) -> anyhow::Result<Ready> {
     let cstr = |b: &[u8]| cstring(b.to_vec());
     let path = cstr(e.program.as_os_str().as_bytes())?;
     let argv = e
@@ -160,13 +164,17 @@ fn prepare(e: &Exec) -> anyhow::Result<(CString, Vec<CString>, Vec<CString>)> {
         .iter()
         .map(|a| cstr(a))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok((path, argv, envp))
+    Ok(Ready(path, argv, envp))
 }
 
 /// The end of every launch, computed or kept: umask, limits (from
 /// `before`, the limits the process has), setuidgid, SIGPIPE, execve.
-pub fn finish(e: &Exec, before: &BTreeMap<Resource, Limit>) -> anyhow::Result<Infallible> {
-    let (path, argv, envp) = prepare(e)?;
+pub fn finish(
+    e: &Exec,
+    ready: Ready,
+    before: &BTreeMap<Resource, Limit>,
+) -> anyhow::Result<Infallible> {
+    let Ready(path, argv, envp) = ready;
     if let Some(m) = e.umask {
         umask(Mode::from_bits_truncate(m));
     }
