@@ -68,9 +68,108 @@ fn main() {
     let _ = std::fs::create_dir_all(&dir);
     let link = dir.join("libgcc_s.a");
     let _ = std::fs::remove_file(&link);
-    if std::os::unix::fs::symlink(&eh, &link).is_ok() {
-        println!("cargo:rustc-link-search=native={}", dir.display());
+    if std::os::unix::fs::symlink(&eh, &link).is_err() {
+        return;
     }
+    println!("cargo:rustc-link-search=native={}", dir.display());
+    println!("cargo:rerun-if-env-changed=COURIER_RUN_DYNAMIC_LAUNCHER");
+    if std::env::var_os("COURIER_RUN_DYNAMIC_LAUNCHER").is_some_and(|v| !v.is_empty()) {
+        return;
+    }
+    if let Some(stubs) = static_libc(&cc, &out_dir, &dir) {
+        println!("cargo:rustc-link-arg-bin=courier-run=-static-pie");
+        println!("cargo:rustc-link-arg-bin=courier-run=-L{}", stubs.display());
+    }
+}
+
+/// The launcher (`courier-run`, src/launcher.rs) linked as a static PIE:
+/// no loader, no libc.so to map, no symbol to bind, at every supervised
+/// start (bench/README.md, "Two programs"). glibc's static NSS is what
+/// crashed when the whole program was linked so; the launcher never looks
+/// an account up (a kept plan holds numeric ids; anything else is the main
+/// program's, which stays dynamic), and tests/programs.rs checks that it
+/// has no NSS function in it.
+///
+/// rustc links with `-Wl,-Bdynamic ... -lc` whatever `-static-pie` says,
+/// so a directory searched first holds a `libc.so` (and `libm.so`, ...)
+/// that is a linker script naming the static archive. The launcher stays
+/// dynamic (and works, slower) when libc.a or rcrt1.o is missing, or when
+/// a test program linked the same way does not come out static or does
+/// not run. `COURIER_RUN_DYNAMIC_LAUNCHER=1` asks for it dynamic
+/// (bench/variants.sh measures both).
+fn static_libc(cc: &str, out_dir: &Path, libgcc: &Path) -> Option<PathBuf> {
+    if std::env::var("HOST").ok() != std::env::var("TARGET").ok() {
+        return None;
+    }
+    let file = |name: &str| {
+        let out = std::process::Command::new(cc)
+            .arg(format!("-print-file-name={name}"))
+            .output()
+            .ok()?;
+        let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        (out.status.success() && p.is_absolute() && p.is_file()).then_some(p)
+    };
+    file("rcrt1.o")?;
+    let stubs = out_dir.join("static-libc");
+    let _ = std::fs::remove_dir_all(&stubs);
+    std::fs::create_dir_all(&stubs).ok()?;
+    let libs = ["c", "m", "rt", "pthread", "dl", "util"];
+    for lib in libs {
+        match file(&format!("lib{lib}.a")) {
+            Some(a) => {
+                let script = format!("GROUP ( {} )\n", a.display());
+                std::fs::write(stubs.join(format!("lib{lib}.so")), script).ok()?;
+            }
+            None if lib == "c" => return None,
+            None => {}
+        }
+    }
+    let src = out_dir.join("probe-static.c");
+    let exe = out_dir.join("probe-static");
+    std::fs::write(&src, "int main(void) { return 0; }\n").ok()?;
+    let linked = std::process::Command::new(cc)
+        .args(["-static-pie", "-fPIE", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .arg(format!("-L{}", stubs.display()))
+        .arg(format!("-L{}", libgcc.display()))
+        .arg("-Wl,-Bdynamic")
+        .args([
+            "-lgcc_s",
+            "-lutil",
+            "-lrt",
+            "-lpthread",
+            "-lm",
+            "-ldl",
+            "-lc",
+        ])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let runs = || {
+        std::process::Command::new(&exe)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    (linked && std::fs::read(&exe).is_ok_and(|b| !has_interpreter(&b)) && runs()).then_some(stubs)
+}
+
+/// Does this 64-bit little-endian ELF file name a program interpreter
+/// (PT_INTERP), i.e. is it dynamically linked? Unreadable: yes.
+fn has_interpreter(elf: &[u8]) -> bool {
+    let word = |at: usize, n: usize| -> Option<u64> {
+        let b = elf.get(at..at + n)?;
+        Some(b.iter().rev().fold(0u64, |v, &x| (v << 8) | u64::from(x)))
+    };
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (word(0x20, 8), word(0x36, 2), word(0x38, 2))
+    else {
+        return true;
+    };
+    // p_type is the first word of each program header; PT_INTERP is 3.
+    (0..phnum).any(|i| {
+        let at = usize::try_from(phoff + i * phentsize).ok();
+        at.and_then(|a| word(a, 4)) == Some(3)
+    })
 }
 
 /// Does this system's glibc load a PIE with packed relative relocations?

@@ -30,10 +30,13 @@ if [ -z "$bin" ]; then
   cargo build --release -q --manifest-path "$root/Cargo.toml"
   bin=$root/target/release/courier-run
 fi
+# The main program beside the launcher (src/programs.rs): it computes; the
+# launcher starts from a kept plan. One order file serves both.
+main=$(dirname "$bin")/courier-run-main
 if [ $check = 1 ]; then
   order=$root/link/launch.order
   total=$(wc -l < "$order")
-  found=$(nm --defined-only "$bin" | awk '{print $3}' | sort -u | grep -cFxf - "$order" || true)
+  found=$( { nm --defined-only "$bin"; nm --defined-only "$main"; } | awk '{print $3}' | sort -u | grep -cFxf - "$order" || true)
   echo "link/launch.order: $found of $total functions are in $bin"
   [ $((found * 10)) -ge $((total * 9)) ] || { echo "bench/order.sh: stale: run bash bench/order.sh" >&2; exit 1; }
   exit 0
@@ -49,15 +52,17 @@ printf 'layout=debian\nconfig=""\naccount=\nsoftlimit=""\naccess=\nenvdir=\nrule
 cd "$work"
 # ./run three times, a second apart: the first computes and writes the
 # envdir and the kept plan, the second computes again (a plan is trusted
-# only once its inputs are a second old), the third takes the kept plan.
-# All under valgrind: the plan's key names the running binary, which is
-# valgrind's here, so an exec outside valgrind would not match it.
-for f in ./run ./run ./run ./bare; do
+# only once its inputs are a second old), both by the main program; the
+# third is the launcher's, from the kept plan. All under valgrind: the
+# plan's key names the main program as it ran, which is valgrind's here,
+# so the launcher outside valgrind would not match it.
+cg() {
   valgrind --tool=callgrind --demangle=no --dump-before=execve \
-    --callgrind-out-file="$work/cg.%p" "$bin" "$f" >/dev/null 2>&1
+    --callgrind-out-file="$work/cg.%p" "$@" >/dev/null 2>&1
   sleep 1.1
-done
-nm --defined-only "$bin" | awk '$2 ~ /^[tTwW]$/ {print $3}' | sort -u > "$work/text"
+}
+cg "$main" ./run; cg "$main" ./run; cg "$bin" ./run; cg "$main" ./bare
+{ nm --defined-only "$bin"; nm --defined-only "$main"; } | awk '$2 ~ /^[tTwW]$/ {print $3}' | sort -u > "$work/text"
 # fn=(id) name lines name each function once per file; later mentions
 # give only the id. Keep the first-met order across the runs.
 cat "$work"/cg.*.1 | /usr/bin/python3 -c '

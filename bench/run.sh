@@ -71,6 +71,9 @@ if [ -z "$bin" ]; then
   cargo build --release -q --manifest-path "$root/Cargo.toml"
   bin=$root/target/release/courier-run
 fi
+# The main program the launcher execs for all but a kept plan's start
+# (src/programs.rs): beside it, as cargo builds them.
+main=$(dirname "$bin")/courier-run-main
 base=${BENCH_DIR:-$( [ -d /dev/shm ] && [ -w /dev/shm ] && echo /dev/shm || echo /tmp )}
 work=$(mktemp -d "$base/courier-run-bench.XXXXXX")
 if [ $keep = 0 ]; then trap 'rm -rf "$work"' EXIT; else say "work dir kept: $work"; fi
@@ -197,7 +200,8 @@ hyperfine -N --style basic --warmup $a_warm --runs $a_runs --export-json stages.
   --command-name '/bin/true' '/bin/true' --prepare $keep_none \
   --command-name 'C launcher floor (execv /bin/true)' './floor /bin/true' --prepare $keep_none \
   --command-name "chpst -U $acct -e ./env -m $mem" "chpst -U $acct -e ./env -m $mem /bin/true" --prepare $keep_none \
-  --command-name 'courier-run --version (start-up, no launch)' "$bin --version" --prepare $keep_none \
+  --command-name 'courier-run-main --version (the main program'"'"'s start-up, no launch)' "$main --version" --prepare $keep_none \
+  --command-name 'courier-run --version (the launcher, which execs the main program)' "$bin --version" --prepare $keep_none \
   --command-name 'launch: no config, account, softlimit, access list or envdir' "$bin ./stage0" --prepare 'rm -f ./.stage0.plan' \
   --command-name '+ the config files (read, parsed, the rc variables)' "$bin ./stage1" --prepare 'rm -f ./.stage1.plan' \
   --command-name "+ account=$acct (getpwnam; and the rc's TLS cache reset, which needs the account)" "$bin ./stage2" --prepare 'rm -f ./.stage2.plan' \

@@ -19,13 +19,17 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The largest block (and alignment) taken from the arena.
+/// The largest block taken from the arena by default (the main program's).
 pub const SMALL: usize = 256;
 const MAX_ALIGN: usize = 16;
 
-/// `N` bytes to bump through, then [`System`].
+/// `N` bytes to bump through for blocks of up to `LARGEST` bytes, then
+/// [`System`]. The launcher takes every block from its arena (a kept
+/// plan's start allocates ~30 KB and never needs a block back): it then
+/// never starts malloc, whose first call costs two `brk` and the pages of
+/// its heap.
 #[repr(C, align(64))]
-pub struct Arena<const N: usize> {
+pub struct Arena<const N: usize, const LARGEST: usize = SMALL> {
     space: UnsafeCell<[u8; N]>,
     /// Offset of the first free byte in `space`.
     next: AtomicUsize,
@@ -43,9 +47,9 @@ pub struct Arena<const N: usize> {
 // every load that a compare-exchange depends on is Acquire. Relaxed was
 // enough on x86 (every locked instruction is a full barrier: the same
 // machine code either way) but not on weak-memory CPUs (ARM, POWER).
-unsafe impl<const N: usize> Sync for Arena<N> {}
+unsafe impl<const N: usize, const LARGEST: usize> Sync for Arena<N, LARGEST> {}
 
-impl<const N: usize> Arena<N> {
+impl<const N: usize, const LARGEST: usize> Arena<N, LARGEST> {
     pub const fn new() -> Self {
         Arena {
             space: UnsafeCell::new([0; N]),
@@ -61,10 +65,10 @@ impl<const N: usize> Arena<N> {
         (ptr as usize).wrapping_sub(self.base()) < N
     }
 
-    /// A block of `layout` from the arena, or None when it is not small
-    /// or does not fit.
+    /// A block of `layout` from the arena, or None when it is larger
+    /// than `LARGEST` or does not fit.
     fn bump(&self, layout: Layout) -> Option<*mut u8> {
-        if layout.size() > SMALL || layout.align() > MAX_ALIGN {
+        if layout.size() > LARGEST || layout.align() > MAX_ALIGN {
             return None;
         }
         let base = self.base();
@@ -93,7 +97,7 @@ impl<const N: usize> Arena<N> {
     }
 }
 
-impl<const N: usize> Default for Arena<N> {
+impl<const N: usize, const LARGEST: usize> Default for Arena<N, LARGEST> {
     fn default() -> Self {
         Self::new()
     }
@@ -136,7 +140,7 @@ fn or_exit(p: *mut u8, size: usize) -> *mut u8 {
 // SAFETY: blocks from the arena are distinct, inside `space`, aligned as
 // asked and never handed out twice while live (only the last block's end
 // moves back on free or forward on realloc); everything else is System's.
-unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
+unsafe impl<const N: usize, const LARGEST: usize> GlobalAlloc for Arena<N, LARGEST> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match self.bump(layout) {
             Some(p) => p,
@@ -178,7 +182,7 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
             );
             return ptr;
         }
-        if new_size <= SMALL && self.is_last(ptr, layout.size()) && start + new_size <= N {
+        if new_size <= LARGEST && self.is_last(ptr, layout.size()) && start + new_size <= N {
             let end = start + layout.size();
             if self
                 .next
@@ -260,6 +264,32 @@ mod tests {
             assert!(!a.holds(s));
             assert_eq!(std::slice::from_raw_parts(s, 10), b"abcdefghij");
             a.dealloc(s, layout(1000, 1));
+        }
+    }
+
+    /// The launcher's arena (every size, while it fits): a large block is
+    /// bumped, grows in place while last, and spills to System when full.
+    #[test]
+    fn an_arena_of_every_size_spills_only_when_full() {
+        let a: Box<Arena<8192, 8192>> = Box::default();
+        unsafe {
+            let p = a.alloc(layout(3000, 8));
+            assert!(a.holds(p), "past SMALL, still bumped");
+            p.write_bytes(5, 3000);
+            let g = a.realloc(p, layout(3000, 8), 6000);
+            assert_eq!(g, p, "the last block grows in place");
+            assert!(std::slice::from_raw_parts(g, 3000).iter().all(|&b| b == 5));
+            let s = a.alloc(layout(4000, 8));
+            assert!(!s.is_null() && !a.holds(s), "does not fit: from System");
+            a.dealloc(s, layout(4000, 8));
+            let moved = a.realloc(g, layout(6000, 8), 9000);
+            assert!(!a.holds(moved), "past the arena: to System, bytes kept");
+            assert!(
+                std::slice::from_raw_parts(moved, 3000)
+                    .iter()
+                    .all(|&b| b == 5)
+            );
+            a.dealloc(moved, layout(9000, 8));
         }
     }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::error::{Exit, exit_code};
+use crate::error::Exit;
 use crate::plan::Plan;
 use crate::report::{self, Format};
 use crate::resolve::Input;
@@ -58,6 +58,9 @@ Exit codes: 0 ok; 1 --check found a problem; 100 bad usage or bad input
 #[derive(Parser, Debug, Default)]
 #[command(
     name = "courier-run",
+    // Not argv[0]'s name: the main program is also courier-run-main (and
+    // /usr/lib/courier-run/courier-run), and every message says courier-run.
+    bin_name = "courier-run",
     version,
     about = "Start a Courier IMAP/POP3 service under daemontools, runit, s6 or systemd: config -> envdir -> envuidgid/softlimit -> couriertcpd, tcpserver or tcpsvd, in one exec chain",
     long_about = LONG_ABOUT,
@@ -260,22 +263,7 @@ pub fn main() -> i32 {
 
 /// The exit code of a command, its error printed as the fatal line.
 fn fatal(r: anyhow::Result<i32>) -> i32 {
-    match r {
-        Ok(code) => code,
-        Err(e) => {
-            // Not eprintln!: it panics when stderr cannot be written (a
-            // full disk, /dev/full), and a panic aborts (134). Unsaid, the
-            // error is still a failed system call: 111. One line whatever
-            // the error quotes (src/shown.rs).
-            use std::io::Write;
-            let msg = crate::shown::line(&crate::error::describe(&e));
-            let line = format!("courier-run: fatal: {msg}\n");
-            match std::io::stderr().lock().write_all(line.as_bytes()) {
-                Ok(()) => exit_code(&e) as i32,
-                Err(_) => Exit::System as i32,
-            }
-        }
-    }
+    crate::error::fatal(r)
 }
 
 /// clap's error, with the words of the command line it quotes escaped
@@ -314,15 +302,10 @@ fn print_clap_error(e: &clap::Error, args: &[OsString]) -> bool {
 /// the page faults of clap's code on each launch. Anything else (an option,
 /// a subcommand, a bare file name) goes to clap.
 fn shebang_launch(args: &[OsString]) -> Option<Cli> {
-    use std::os::unix::ffi::OsStrExt;
-    let (runfile, operands) = args.split_first()?;
-    let option = |a: &OsString| a.as_bytes().first() == Some(&b'-');
-    if !runfile.as_bytes().contains(&b'/') || args.iter().any(option) {
-        return None;
-    }
+    let runfile = crate::keep::shebang_runfile(args)?;
     Some(Cli {
-        runfile: Some(PathBuf::from(runfile)),
-        operands: operands.to_vec(),
+        runfile: Some(runfile.to_path_buf()),
+        operands: args[1..].to_vec(),
         // Every option off, as clap leaves an option not given (a test
         // compares the two).
         ..Cli::default()

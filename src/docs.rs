@@ -77,6 +77,10 @@ const FILES: &[(&str, &str)] = &[
         "the service's logger (multilog, svlogd or s6-log)",
     ),
     (
+        "/usr/lib/courier-run/courier-run",
+        "the main program: courier-run does a start with a kept plan itself and runs this for everything else (courier-run-main beside courier-run when built with cargo)",
+    ),
+    (
         "/etc/courier/imapd, /etc/courier/imapd-ssl",
         "Courier's config on Debian (layout=debian)",
     ),

@@ -68,7 +68,7 @@ mod target;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -288,32 +288,19 @@ pub fn probe(
 /// listing, one `fstatat` per file; a file's bytes are read only when its
 /// ctime is too recent to trust.
 pub fn holds(dir: &Path, vars: &[(&str, &[u8])], modes: Modes) -> anyhow::Result<bool> {
-    let mut names = target::Names::default();
-    match fs::read_dir(dir) {
-        Ok(entries) => {
-            for e in entries {
-                let e = e.with_context(|| format!("unable to read {}", dir.display()))?;
-                let n = e.file_name();
-                if n != MARKER {
-                    names.push(n.as_bytes());
-                }
-            }
-        }
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
-            ) =>
-        {
-            return Ok(false);
-        }
-        Err(e) => return Err(e).with_context(|| format!("unable to read {}", dir.display())),
-    }
     let d = match open_dir(None, dir) {
         Ok(fd) => fd,
         Err(Errno::ENOENT | Errno::ELOOP | Errno::ENOTDIR) => return Ok(false),
         Err(e) => return Err(sys(e)).with_context(|| format!("unable to open {}", dir.display())),
     };
+    // Listed through the descriptor the files are then examined through.
+    let mut names = target::Names::default();
+    crate::dirlist::each(d.as_fd(), |n| {
+        if n != manifest::MARKER.as_bytes() {
+            names.push(n);
+        }
+    })
+    .with_context(|| format!("unable to read {}", dir.display()))?;
     holds_listed(d.as_raw_fd(), vars, modes, &names)
 }
 
@@ -386,8 +373,7 @@ fn read_manifest(d: RawFd, dev: u64, mode: u32) -> Option<(Vec<u8>, (i64, i64))>
     if !is_reg(&st) || st.st_dev != dev || st.st_mode & 0o7777 != mode {
         return None;
     }
-    let mut data = Vec::with_capacity(st.st_size as usize + 1);
-    f.read_to_end(&mut data).ok()?;
+    let data = crate::safefile::read_sized(&mut f, usize::try_from(st.st_size).ok()?).ok()??;
     Some((data, (st.st_ctime, st.st_ctime_nsec)))
 }
 

@@ -52,6 +52,27 @@ pub fn coded(code: Exit, msg: impl Into<String>) -> anyhow::Error {
     })
 }
 
+/// The exit code of a command, its error printed as the fatal line
+/// (`courier-run: fatal: ...`): the main program's and the launcher's.
+pub fn fatal(r: anyhow::Result<i32>) -> i32 {
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            // Not eprintln!: it panics when stderr cannot be written (a
+            // full disk, /dev/full), and a panic aborts (134). Unsaid, the
+            // error is still a failed system call: 111. One line whatever
+            // the error quotes (src/shown.rs).
+            use std::io::Write;
+            let msg = crate::shown::line(&crate::error::describe(&e));
+            let line = format!("courier-run: fatal: {msg}\n");
+            match std::io::stderr().lock().write_all(line.as_bytes()) {
+                Ok(()) => exit_code(&e) as i32,
+                Err(_) => Exit::System as i32,
+            }
+        }
+    }
+}
+
 /// The exit code an error maps to: the first [`Coded`] or [`Problem`] in
 /// its chain, else 111.
 pub fn exit_code(err: &anyhow::Error) -> Exit {

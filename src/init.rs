@@ -1077,7 +1077,7 @@ pub fn init(o: &InitOptions) -> anyhow::Result<Exit> {
         lines += &format!("note: {n}\n");
     }
     if o.supervisor == Supervisor::Systemd
-        && let Some(n) = std::env::current_exe()
+        && let Some(n) = crate::programs::launcher()
             .ok()
             .and_then(|exe| crate::systemd::hidden_by_private_tmp(&abs, &exe))
     {
@@ -1098,7 +1098,8 @@ pub fn init(o: &InitOptions) -> anyhow::Result<Exit> {
 /// `migrate` calls this for each service directory. On a failure after
 /// something was created, the lines so far are printed before the error.
 pub fn create(o: &InitOptions) -> anyhow::Result<(String, PathBuf)> {
-    let exe = std::env::current_exe().context("unable to find courier-run's own path")?;
+    // The launcher: what run files and units name (src/programs.rs).
+    let exe = crate::programs::launcher().context("unable to find courier-run's own path")?;
     check_options(o, &exe)?;
     let items = items(o, &exe);
     // Everything is checked before anything is created.

@@ -22,8 +22,8 @@
 //!   swapped above it shows as another inode; the directories above a TLS
 //!   file are also compared by identity and permissions (the account must
 //!   still get through them);
-//! - courier-run's own binary (`/proc/self/exe`) and the current
-//!   directory;
+//! - courier-run's main program (the one that computed the plan) and
+//!   the current directory;
 //! - each inherited variable the computation looked up (set or not:
 //!   `environ::note_read` is the one door of every lookup), courier-run's
 //!   effective uid, gid and groups, and its resource limits; the program's
@@ -266,9 +266,12 @@ fn input_paths(plan: &Plan, runfile: &Path) -> Vec<(Vec<u8>, bool)> {
             p = parent;
         }
     }
-    // The running binary (another version computes otherwise); not the
-    // directories above: /proc/self is another link in every process.
-    push(Path::new("/proc/self/exe"), true);
+    // The main program, which computed this plan (another version
+    // computes otherwise), by its real path: the launcher that checks the
+    // key is another program (src/programs.rs).
+    if let Ok(exe) = std::env::current_exe() {
+        push(&exe, true);
+    }
     out
 }
 
@@ -865,6 +868,15 @@ fn key_now(plan: &Plan, runfile: &Path, started_ns: i128) -> Result<Key, Why> {
         return Err("the accounts are not all in /etc/passwd, or nsswitch.conf does not read files first: every start looks them up".into());
     }
     let until = tls_until(plan).ok_or("the TLS certificate could not be read here")?;
+    // A main program replaced while it runs (a package upgrade) reads as
+    // "PATH (deleted)": a plan of the old one is not kept.
+    let exe = std::env::current_exe().map_err(|_| "courier-run's own path cannot be read")?;
+    if !matches!(
+        state(exe.as_os_str().as_bytes(), true),
+        Some(State::There(_))
+    ) {
+        return Err("courier-run's main program was replaced during this start".into());
+    }
     let mut inputs = Vec::new();
     for (p, full) in input_paths(plan, runfile) {
         let s = state(&p, full).ok_or_else(|| {
@@ -960,23 +972,23 @@ pub fn start_clock() -> i128 {
 /// The kept plan's bytes, when it is a regular file of ours that nobody
 /// else may write, in this format.
 fn read(path: &Path) -> Option<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .ok()?;
-    let m = f.metadata().ok()?;
-    if !m.is_file() || m.uid() != nix::unistd::geteuid().as_raw() || m.mode() & 0o022 != 0 {
+    let st = nix::sys::stat::fstat(f.as_raw_fd()).ok()?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG
+        || st.st_uid != nix::unistd::geteuid().as_raw()
+        || st.st_mode & 0o022 != 0
+    {
         return None;
     }
-    if m.len() > MAX as u64 {
-        return None;
-    }
-    let mut buf = Vec::with_capacity(m.len() as usize);
-    f.by_ref().take(MAX as u64 + 1).read_to_end(&mut buf).ok()?;
-    (buf.starts_with(MAGIC) && buf.len() <= MAX).then_some(buf)
+    let size = usize::try_from(st.st_size).ok().filter(|&n| n <= MAX)?;
+    let buf = crate::safefile::read_sized(&mut f, size).ok()??;
+    buf.starts_with(MAGIC).then_some(buf)
 }
 
 /// The kept plan of `runfile` split into its key and steps.
@@ -1024,6 +1036,20 @@ fn holds(key: &Key, environ: &Environ) -> Result<(), Why> {
         }
     }
     Ok(())
+}
+
+/// The run file of a supervised start's command line (without argv[0]):
+/// `courier-run ./run [OPERAND...]` as the kernel makes it of a run
+/// file's `#!` line, a path with a `/` first and no option anywhere.
+/// The one rule of the launcher and of the main program (which gives
+/// anything else to clap).
+pub fn shebang_runfile(args: &[OsString]) -> Option<&Path> {
+    let runfile = args.first()?;
+    let option = |a: &OsString| a.as_bytes().first() == Some(&b'-');
+    if !runfile.as_bytes().contains(&b'/') || args.iter().any(option) {
+        return None;
+    }
+    Some(Path::new(runfile))
 }
 
 /// The start of a supervised `./run` with a kept plan that holds: the

@@ -17,8 +17,12 @@
 //!   settings · config (sh subset) · environ · envdir · limits · account · caps · error
 //! ```
 //!
-//! `main` is C's main (no std runtime start-up) and installs `arena`, the
-//! allocator (small blocks bumped, the rest from malloc): both for the
+//! Two programs are built from it (`programs` says why): the launcher
+//! (src/launcher.rs, `courier-run`), which starts from a kept plan
+//! (`keep` -> `launch`) and otherwise execs the main program (src/main.rs,
+//! `courier-run-main`), the diagram's `main`. Both are C's main (no std
+//! runtime start-up, `start`) and install `arena`, the allocator (blocks
+//! bumped; the main program's large ones from malloc): all for the
 //! launch's fixed cost (bench/README.md).
 //!
 //! Nothing below `cli` imports `cli`; `check` never parses a setting (it
@@ -38,6 +42,7 @@ pub mod cli;
 pub mod conf2env;
 pub mod config;
 pub mod couriertcpd;
+pub mod dirlist;
 pub mod docs;
 pub mod envdir;
 pub mod environ;
@@ -53,6 +58,7 @@ pub mod makedat;
 pub mod migrate;
 pub mod plan;
 pub mod probe;
+pub mod programs;
 pub mod rebuild;
 pub mod report;
 pub mod resolve;
@@ -66,6 +72,7 @@ pub mod shown;
 #[path = "../tests/common/skip.rs"]
 pub(crate) mod skip;
 pub mod stack;
+pub mod start;
 pub mod status;
 pub mod supervise;
 pub mod syslog;

@@ -506,7 +506,7 @@ fn sh_env_i(inherit: &Inherit) -> Vec<u8> {
 /// The envdir written as the launch writes it: courier-run's own conf2env,
 /// given the rc's predefined names and its assignments after the files.
 fn sh_conf2env(plan: &Plan, e: &crate::plan::EnvdirPlan, env_i: &[u8]) -> Vec<u8> {
-    let exe = std::env::current_exe()
+    let exe = crate::programs::launcher()
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|_| "courier-run".to_string());
     let mut s = env_i.to_vec();

@@ -72,6 +72,34 @@ impl FileKind {
     }
 }
 
+/// The whole of a regular file open as `f`, whose fstat said `size`
+/// bytes: one read of one byte more than that (std's `read_to_end` adds a
+/// statx, an lseek and a read). None when it has grown since (it is being
+/// written: no whole content to trust). A short read is its end: the
+/// files read so (a kept plan, an envdir's manifest) are replaced by
+/// rename, never written in place.
+pub fn read_sized(f: &mut std::fs::File, size: usize) -> io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut buf = vec![0; size + 1];
+    let mut n = 0;
+    loop {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) if n + k == buf.len() => return Ok(None),
+            Ok(k) => {
+                n += k;
+                if n == size {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(n);
+    Ok(Some(buf))
+}
+
 fn cname(name: &str) -> io::Result<CString> {
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
         return Err(io::Error::new(

@@ -137,7 +137,8 @@ fn quick_run_writes_both_tables_and_the_chart() {
     assert!(md.contains("![time against variables](scaling.png)"));
     // (c): the launch built up one step at a time, each step with its cost.
     for row in [
-        "| courier-run --version (start-up, no launch) |",
+        "| courier-run-main --version (the main program's start-up, no launch) |",
+        "| courier-run --version (the launcher, which execs the main program) |",
         "| launch: no config, account, softlimit, access list or envdir |",
         "| + the config files (read, parsed, the rc variables) |",
         "| + envdir, unchanged (the full launch computed, as (a)'s \"plan computed\") |",

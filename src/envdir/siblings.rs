@@ -8,7 +8,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -134,18 +134,34 @@ fn grace_over(st: &nix::sys::stat::FileStat) -> bool {
 /// was replaced at least [`GRACE`] ago or is not among the [`KEPT`] newest.
 fn removable(dir: &Path, kinds: &[Sibling]) -> Vec<(PathBuf, OwnedFd, Sibling)> {
     let (parent, base) = super::split(dir);
-    let Ok(entries) = fs::read_dir(&parent) else {
+    // The parent followed, as the writer opens it (O_DIRECTORY: never
+    // blocked on a FIFO).
+    let opened = std::os::unix::fs::OpenOptionsExt::custom_flags(
+        fs::OpenOptions::new().read(true),
+        nix::libc::O_DIRECTORY,
+    )
+    .open(&parent);
+    let Ok(pfd) = opened else {
         return Vec::new();
     };
-    // The parent followed, as the writer opens it.
-    let Ok(pdev) = fs::metadata(&parent).map(|m| std::os::unix::fs::MetadataExt::dev(&m)) else {
+    let Ok(pdev) = fstat(pfd.as_raw_fd()).map(|s| s.st_dev) else {
         return Vec::new();
     };
+    let mut names: Vec<OsString> = Vec::new();
+    let base = base.as_bytes();
+    // Only the names that are siblings of this envdir are kept.
+    let listed = crate::dirlist::each(pfd.as_fd(), |n| {
+        if parse(base, n).is_some() {
+            names.push(OsString::from_vec(n.to_vec()));
+        }
+    });
+    if listed.is_err() {
+        return Vec::new();
+    }
     let mut out = Vec::new();
     let mut young = Vec::new();
-    for e in entries.flatten() {
-        let n = e.file_name();
-        let Some((kind, pid)) = parse(base.as_bytes(), n.as_bytes()) else {
+    for n in names {
+        let Some((kind, pid)) = parse(base, n.as_bytes()) else {
             continue;
         };
         if !kinds.contains(&kind) || (kind == Sibling::New && alive(pid)) {

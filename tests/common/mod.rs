@@ -55,8 +55,24 @@ pub type Vars = BTreeMap<Vec<u8>, Vec<u8>>;
 /// order (a name may be there twice).
 pub type Env = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// The program under test.
+/// The program under test: the launcher, which execs [`MAIN`] beside it
+/// for all but a kept plan's start (src/programs.rs).
 pub const BIN: &str = env!("CARGO_BIN_EXE_courier-run");
+
+/// The main program the launcher execs.
+pub const MAIN: &str = env!("CARGO_BIN_EXE_courier-run-main");
+
+/// Copy both programs into `dir` (a place a test's other user or unit can
+/// reach); the launcher's path, which finds the main program beside it.
+pub fn copy_programs(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    for (from, name) in [(BIN, "courier-run"), (MAIN, "courier-run-main")] {
+        let to = dir.join(name);
+        std::fs::copy(from, &to).unwrap_or_else(|e| panic!("copy {from} to {}: {e}", to.display()));
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir.join("courier-run")
+}
 
 /// daemontools' envdir, by its absolute path (the Debian package's).
 pub const ENVDIR: &str = "/usr/bin/envdir";

@@ -89,15 +89,11 @@ pub fn scratch_root() -> PathBuf {
     }
 }
 
-/// A copy of the binary in `dir` (under [`scratch_root`]): `init` writes
+/// A copy of the programs in `dir` (under [`scratch_root`]): `init` writes
 /// the path of the courier-run that ran it into a unit's ExecStart=, and a
 /// unit must be able to see it.
 pub fn bin_in(dir: &Path) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let bin = dir.join("courier-run");
-    std::fs::copy(super::BIN, &bin).expect("copy the binary");
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    bin
+    super::copy_programs(dir)
 }
 
 /// A counter for the hold directories of one test binary.

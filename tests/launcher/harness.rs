@@ -153,15 +153,8 @@ pub fn shared_bin() -> &'static Path {
             "building the recorder failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let cp = Command::new("cp")
-            .arg(BIN)
-            .arg(dir.join("courier-run"))
-            .status()
-            .unwrap();
-        assert!(cp.success(), "cp {BIN}");
-        for f in ["recorder", "courier-run"] {
-            fs::set_permissions(dir.join(f), fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        crate::common::copy_programs(&dir);
+        fs::set_permissions(dir.join("recorder"), fs::Permissions::from_mode(0o755)).unwrap();
         dir
     })
 }
