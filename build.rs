@@ -101,6 +101,12 @@ fn static_libc(cc: &str, out_dir: &Path, libgcc: &Path) -> Option<PathBuf> {
     if std::env::var("HOST").ok() != std::env::var("TARGET").ok() {
         return None;
     }
+    // A static PIE needs position-independent code: not for a build that
+    // asks for another relocation model (bench/variants.sh's non-PIE row).
+    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    if flags.contains("relocation-model") && !flags.contains("relocation-model=pic") {
+        return None;
+    }
     let file = |name: &str| {
         let out = std::process::Command::new(cc)
             .arg(format!("-print-file-name={name}"))

@@ -7,6 +7,9 @@
 #
 #   bash bench/serve.sh [--runs N] [--out FILE] [--bin COURIER-RUN] [--timeout S]
 #
+# Writes the table to FILE (bench/serve.md) and the chart beside it
+# (bench/serve.png).
+#
 # Needs root (the account `courier`, Debian's rc), courier-imap, daemontools,
 # ucspi-tcp, ipsvd, python3. authdaemond is not needed: imaplogin greets
 # before anyone logs in, so every row runs with wait_authdaemond=no.
@@ -163,3 +166,35 @@ print(f"| {sys.argv[1]} | {t[0]:.1f} | {statistics.median(t):.1f} | {t[-1]:.1f} 
   echo
   echo "$runs runs each, loopback, greeting \`* OK\`; $(nproc) CPUs, $(uname -srm); $(date -u +%Y-%m-%d); commit $(git -C "$root" describe --always 2>/dev/null || echo unknown)."
 } | tee "$out"
+
+# The chart beside the table (FILE.png for --out FILE.md): every run of
+# every row as a dot, the median as a bar, on a log scale (the rows span
+# 3 ms to 80 ms). Needs Debian's python3-matplotlib, by /usr/bin/python3
+# (bench/run.sh installs it).
+chart=${out%.md}.png
+for i in "${!names[@]}"; do printf '%s\t%s\n' "${names[$i]}" "${results[$i]}"; done > "$work/times.tsv"
+if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+  /usr/bin/python3 - "$work/times.tsv" "$chart" "$runs" <<'EOPY'
+import statistics, sys
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+names = [r[0] for r in rows]
+times = [[float(x) for x in r[1].split()] for r in rows]
+fig, ax = plt.subplots(figsize=(9, 0.55 * len(rows) + 1.4))
+for y, t in enumerate(times):
+    ax.barh(y, statistics.median(t), color="#cfd8e3", height=0.6)
+    ax.plot(t, [y] * len(t), "|", color="#1f4e79", markersize=10)
+ax.set_yticks(range(len(names)), names, fontsize=8)
+ax.invert_yaxis()
+ax.set_xscale("log")
+ax.set_xlabel("ms from the start's exec to the IMAP greeting (bar: median; ticks: each of %s runs)" % sys.argv[3])
+ax.set_title("Time to serve, loopback")
+fig.tight_layout()
+fig.savefig(sys.argv[2], dpi=110)
+EOPY
+  say "wrote $chart"
+else
+  say "no chart: python3-matplotlib is missing (apt-get install python3-matplotlib)"
+fi

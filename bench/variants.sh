@@ -57,7 +57,7 @@ EOF2
 sed -i 's/-print-file-name=libgcc_eh.a/-print-file-name=no-such-libgcc_eh.a/' "$work/src-libgcc_s/build.rs"
 grep -q no-such-libgcc_eh "$work/src-libgcc_s/build.rs" || { echo "variants.sh: the libgcc_s edit no longer applies to build.rs" >&2; exit 1; }
 # glibc malloc for every block: no global allocator in the launcher.
-sed -i '/#\[global_allocator\]/,+1d' "$work/src-malloc/src/launcher.rs"
+sed -i '/#\[global_allocator\]/,/;$/d' "$work/src-malloc/src/launcher.rs"
 # glibc malloc for blocks over 256 bytes (the main program's arena).
 sed -i 's/Arena<{ 1 << 20 }, { 1 << 20 }>/Arena<{ 1 << 20 }>/' "$work/src-small/src/launcher.rs"
 # Every start computes its plan: no kept plan used or written.
