@@ -201,7 +201,7 @@ fn now_ns() -> i128 {
 /// any input shows as another inode; a directory's listing and times are
 /// not compared (they change with every file written beside the inputs:
 /// the TLS cache reset, the kept plan itself).
-fn input_paths(plan: &Plan, runfile: &Path) -> Vec<(Vec<u8>, bool)> {
+fn input_paths(plan: &Plan, runfile: &Path, exe: &Path) -> Vec<(Vec<u8>, bool)> {
     let mut files: Vec<PathBuf> = vec![runfile.to_path_buf()];
     // An access list that is a directory: each file in it, and the
     // directory (a file added to it changes its mtime) among the inputs.
@@ -269,9 +269,7 @@ fn input_paths(plan: &Plan, runfile: &Path) -> Vec<(Vec<u8>, bool)> {
     // The main program, which computed this plan (another version
     // computes otherwise), by its real path: the launcher that checks the
     // key is another program (src/programs.rs).
-    if let Ok(exe) = std::env::current_exe() {
-        push(&exe, true);
-    }
+    push(exe, true);
     out
 }
 
@@ -878,7 +876,7 @@ fn key_now(plan: &Plan, runfile: &Path, started_ns: i128) -> Result<Key, Why> {
         return Err("courier-run's main program was replaced during this start".into());
     }
     let mut inputs = Vec::new();
-    for (p, full) in input_paths(plan, runfile) {
+    for (p, full) in input_paths(plan, runfile, &exe) {
         let s = state(&p, full).ok_or_else(|| {
             format!(
                 "{} cannot be examined: every start reads it",

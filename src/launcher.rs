@@ -5,8 +5,12 @@
 //! says why there are two).
 //!
 //! It is C's `main` as the main program's is (src/main.rs says why), and
-//! only the kept plan's code is linked in: the loader maps, relocates and
-//! binds a fifth of what it would for the main program.
+//! only the kept plan's code is linked in. Where the build can, it is a
+//! static PIE (build.rs): no loader and nothing bound at start. Static
+//! glibc cannot load NSS modules, so this program must never look an
+//! account up: a kept plan holds only while every account is in
+//! /etc/passwd and /etc/group read as files (src/keep.rs), and anything
+//! else is the main program's, which is dynamic.
 #![no_main]
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]

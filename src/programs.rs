@@ -7,9 +7,10 @@
 //!
 //! Why two: a start's fixed cost is the binary's. The main program is
 //! 4 MB (the TLS probe's rustls and ring, the X.509 checks, clap,
-//! serde_json); the launcher is the kept plan's code alone, ~0.6 MB, with
-//! a fifth of the relocations and imported symbols, and a supervised
-//! restart starts only it (bench/README.md, "Two programs").
+//! serde_json); the launcher is the kept plan's code alone, linked as a
+//! static PIE (build.rs): no loader, no symbol bound at start, and a
+//! supervised restart starts only it. That took the kept launch from
+//! 1.29 to 1.07 ms, 0.90× chpst (bench/README.md, "Two programs").
 //!
 //! Where each is: beside each other (`courier-run` and `courier-run-main`
 //! in one directory, as cargo builds and installs them), unless the build
@@ -32,7 +33,15 @@ fn path_of(built: Option<&'static str>, name: &str) -> std::io::Result<PathBuf> 
     if let Some(p) = built.filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
     }
-    let exe = std::env::current_exe()?;
+    // Without /proc (a chroot, an early boot) current_exe fails: argv[0]
+    // is the path when it names one (a run file's shebang always does).
+    let exe = std::env::current_exe().or_else(|e| {
+        std::env::args_os()
+            .next()
+            .filter(|a| a.as_bytes().contains(&b'/'))
+            .map(PathBuf::from)
+            .ok_or(e)
+    })?;
     Ok(exe.with_file_name(name))
 }
 
